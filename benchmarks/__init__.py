@@ -1,0 +1,1 @@
+"""Training, evaluation, execution and speed measurement of the suite's runs."""

@@ -1,0 +1,177 @@
+"""Profiles: YAML files with four sections, loaded into frozen dataclasses.
+
+    seeds:  [1, 2, 3]
+    train:  {steps: 2000, batch_size: 16, optimizer: adam, lr: 1.0e-3, ...}   (TrainConfig)
+    models: {ntm: {controller_size: 100, ..., train: {lr: 1.0e-4},
+                   per_task: {copy: {memory_size: 64, train: {...}}}}}
+    tasks:  {copy: {max_length: 20, eval: {length: [10, 20, 30]}}}
+
+Model and task parameters are checked against the constructor of the registered class, train
+keys against TrainConfig, so a typo is an error naming the key and the file. `--set a.b.c=value`
+overrides any key before that check (the value is parsed as YAML: `--set train.lr=1e-4`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+SECTIONS = ("seeds", "train", "models", "tasks")
+
+
+class ConfigError(ValueError):
+    """A problem with a profile or an override; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one run trains. Every knob is recorded in the run's config and so in its run_id."""
+
+    steps: int = 1000                 # optimizer steps
+    batch_size: int = 16              # sequences per step
+    optimizer: str = "adam"           # "adam" (Collier & Beel) or "rmsprop" (the paper)
+    lr: float = 1e-3
+    momentum: float = 0.9             # rmsprop only (Graves 2013 form: centered, decay 0.95)
+    clip: float = 50.0                # adam: gradient-norm clip; rmsprop: element-wise value clip
+    eval_interval: int = 100          # steps between validation points
+    eval_size: int = 256              # sequences in the fixed validation set
+    log_interval: int = 10            # steps averaged into one training-curve point
+    checkpoint_interval: int = 200    # steps between checkpoints (resume after a crash)
+    stop_on_converge: bool = False    # end the run at its first converged validation point
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_interval", "eval_size", "log_interval", "checkpoint_interval"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ConfigError(f"train.optimizer must be adam or rmsprop, got {self.optimizer!r}")
+        if not self.lr > 0 or not self.clip > 0:
+            raise ConfigError(f"train.lr and train.clip must be positive, got {self.lr!r}, {self.clip!r}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A loaded, validated profile. `models` and `tasks` keep their raw (validated) dicts."""
+
+    name: str
+    path: str
+    seeds: tuple[int, ...]
+    train: TrainConfig
+    models: dict = field(default_factory=dict)
+    tasks: dict = field(default_factory=dict)
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """A profile name in benchmarks/profiles/ or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        if not candidate.is_file():
+            raise ConfigError(f"profile file {name_or_path} does not exist")
+        return candidate
+    path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
+        raise ConfigError(f"unknown profile {name_or_path!r} (known: {known}; or give a path to a .yaml file)")
+    return path
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Apply one `a.b.c=value` override to the raw profile dict, in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. train.steps=100")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {assignment!r}: empty key component")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {assignment!r}: value is not valid YAML ({error.__class__.__name__})") from None
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {assignment!r}: {part} is not a section")
+    node[parts[-1]] = value
+
+
+def check_keys(params: dict, cls, where: str, extra: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError if `params` has a key that `cls.__init__` does not accept."""
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(params).__name__}")
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "input_size", "output_size", "params"}
+    if cls.__init__ is not object.__init__:
+        # Subclasses that forward **params accept their parent's keywords too.
+        for parent in cls.__mro__[1:]:
+            if "__init__" in vars(parent):
+                accepted |= set(inspect.signature(parent.__init__).parameters) - {"self", "input_size", "output_size", "params"}
+    unknown = sorted(set(params) - accepted - set(extra))
+    if unknown:
+        known = ", ".join(sorted(accepted | set(extra)))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {known})")
+
+
+def make_train(raw: dict, where: str) -> TrainConfig:
+    """TrainConfig from a dict, with unknown keys reported against `where`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
+    try:
+        return TrainConfig(**raw)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
+    """Read, override and validate a profile; raises ConfigError naming the file and key."""
+    from models import MODELS
+    from tasks import TASKS
+
+    path = resolve_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
+
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ConfigError(f"{path}: seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    train = make_train(raw.get("train") or {}, f"{path}: train")
+
+    models = raw.get("models") or {}
+    for name, params in models.items():
+        if name not in MODELS:
+            raise ConfigError(f"{path}: models: unknown model {name!r} (known: {', '.join(MODELS)})")
+        check_keys(params or {}, MODELS[name], f"{path}: models.{name}", extra=("train", "per_task"))
+        make_train((params or {}).get("train") or {}, f"{path}: models.{name}.train")
+        for task, task_params in ((params or {}).get("per_task") or {}).items():
+            if task not in TASKS:
+                raise ConfigError(f"{path}: models.{name}.per_task: unknown task {task!r} (known: {', '.join(TASKS)})")
+            check_keys(task_params or {}, MODELS[name], f"{path}: models.{name}.per_task.{task}", extra=("train",))
+    tasks = raw.get("tasks") or {}
+    for name, params in tasks.items():
+        if name not in TASKS:
+            raise ConfigError(f"{path}: tasks: unknown task {name!r} (known: {', '.join(TASKS)})")
+        check_keys(params or {}, TASKS[name], f"{path}: tasks.{name}", extra=("eval",))
+        for axis in ((params or {}).get("eval") or {}):
+            if axis not in TASKS[name].axes:
+                raise ConfigError(f"{path}: tasks.{name}.eval: unknown axis {axis!r} (known: {', '.join(TASKS[name].axes)})")
+    return Profile(path.stem, str(path), tuple(seeds), train, models, tasks)

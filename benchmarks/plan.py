@@ -1,0 +1,138 @@
+"""The plan: one RunSpec per (model, task, seed), each with a run_id from its resolved config.
+
+Resolution order for a (model, task) pair, later wins:
+    constructor defaults < models.<m> < models.<m>.per_task.<t>        (model params)
+    profile train        < models.<m>.train < models.<m>.per_task.<t>.train   (training)
+The run_id hashes everything that can change a number: model and task with all their resolved
+parameters (defaults included, so changing a default is a new run), the evaluation sweeps, the
+training config, the seed and FORMAT_VERSION. The profile's name is not part of it: the same run
+reached from two profiles is the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass
+
+from benchmarks.config import ConfigError, Profile, TrainConfig, make_train
+
+# Bump when a change to the code changes results for an unchanged config.
+FORMAT_VERSION = 1
+
+
+def signature_defaults(cls) -> dict:
+    """Keyword defaults of `cls.__init__` and of the parents it forwards **params to."""
+    defaults = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass) and klass is not object:
+            for name, p in inspect.signature(klass.__init__).parameters.items():
+                if p.default is not inspect.Parameter.empty:
+                    defaults[name] = p.default
+    return defaults
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything needed to train and evaluate one run, independent of the process running it."""
+
+    model: str
+    model_params: dict
+    task: str
+    task_params: dict
+    eval: dict
+    train: TrainConfig
+    seed: int
+    profile: str
+
+    def config(self) -> dict:
+        """The fully resolved config: what run_id hashes and the store keeps as config_json."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": self.model,
+            "model_params": self.model_params,
+            "task": self.task,
+            "task_params": self.task_params,
+            "eval": self.eval,
+            "train": dataclasses.asdict(self.train),
+            "seed": self.seed,
+        }
+
+    @property
+    def run_id(self) -> str:
+        text = json.dumps(self.config(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
+    """The RunSpec of one (model, task, seed) under `profile`."""
+    from models import MODELS
+    from tasks import TASKS
+
+    model_raw = dict(profile.models.get(model) or {})
+    per_task = dict((model_raw.pop("per_task", None) or {}).get(task) or {})
+    train = dict(model_raw.pop("train", None) or {})
+    train.update(per_task.pop("train", None) or {})
+    model_params = signature_defaults(MODELS[model])
+    model_params.update(model_raw)
+    model_params.update(per_task)
+
+    task_raw = dict(profile.tasks.get(task) or {})
+    evaluation = {axis: list(values) for axis, values in (task_raw.pop("eval", None) or {}).items()}
+    task_params = signature_defaults(TASKS[task])
+    task_params.update(task_raw)
+
+    merged = dataclasses.asdict(profile.train)
+    merged.update(train)
+    return RunSpec(model, model_params, task, task_params, evaluation,
+                   make_train(merged, f"{profile.path}: models.{model} train for {task}"), seed, profile.name)
+
+
+def parse_names(text: str, known, kind: str, default=None) -> list[str]:
+    """Split a comma list of names; 'all' means `default` (or every known name)."""
+    if text.strip() == "all":
+        return list(default if default is not None else known)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ConfigError(f"no {kind} given (known: {', '.join(known)})")
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"unknown {kind} {name!r} (known: {', '.join(known)})")
+    return names
+
+
+def plan_runs(profile: Profile, models: list[str], tasks: list[str], seeds: list[int] | None = None) -> list[RunSpec]:
+    """All (model, task, seed) runs, ordered by task, model, seed; constructing each model and
+    task once here so an impossible parameter is reported before anything trains."""
+    from models import build_model
+    from tasks import build_task
+
+    specs = []
+    for task in tasks:
+        for model in models:
+            for seed in seeds if seeds is not None else profile.seeds:
+                spec = resolve(profile, model, task, seed)
+                specs.append(spec)
+            check_buildable(spec, build_task, build_model)
+    return specs
+
+
+def check_buildable(spec: RunSpec, build_task, build_model) -> None:
+    """Construct the task and the model once, turning a ValueError into a ConfigError."""
+    where = f"{spec.profile}: {spec.model} on {spec.task}"
+    try:
+        task = build_task(spec.task, **spec.task_params)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: task parameters: {error}") from None
+    try:
+        build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: model parameters: {error}") from None
+    for axis, values in spec.eval.items():
+        try:
+            for value in values:
+                task.check_size({axis: value})
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{where}: eval: {error}") from None

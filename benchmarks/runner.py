@@ -1,0 +1,115 @@
+"""One run, start to finish, in whatever process the executor chose: seed, build, resume from the
+checkpoint if there is one, train, evaluate, and return a plain dict of results for the driver to
+write. Workers never touch the store.
+
+Seeds: the run seed is split into two independent generators, one for the model's initial
+parameters and one for the training data. Model construction uses torch's global RNG, so it runs
+inside `torch.random.fork_rng` seeded from the init stream: the global state outside is left as
+it was and nothing the caller did to it changes the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from benchmarks.evaluate import generalization, validation_set
+from benchmarks.plan import RunSpec
+from benchmarks.train import Diverged, train
+from models import build_model
+from tasks import build_task
+
+CHECKPOINT_SUFFIX = ".pt"
+
+
+def derived_seed(seed: int, purpose: str) -> int:
+    """A 62-bit seed for one purpose ("init", "data") derived from the run seed."""
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 62) - 1)
+
+
+def build_seeded(spec: RunSpec, device: str = "cpu"):
+    """(task, model) of `spec`, the model initialized from the run's init seed."""
+    task = build_task(spec.task, **spec.task_params)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derived_seed(spec.seed, "init"))
+        model = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
+    return task, model.to(device)
+
+
+def checkpoint_path(directory: Path, run_id: str) -> Path:
+    return Path(directory) / f"{run_id}{CHECKPOINT_SUFFIX}"
+
+
+def save_checkpoint(path: Path, snapshot: dict) -> None:
+    """Write to a temporary file and rename, so a crash never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(snapshot, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """The snapshot at `path`, or None if there is none; a corrupt file is set aside with a warning."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any unreadable file: keep it for inspection, start over
+        aside = path.with_suffix(".corrupt")
+        os.replace(path, aside)
+        warnings.warn(f"checkpoint {path} is unreadable ({error.__class__.__name__}); moved to {aside}, "
+                      "the run restarts from scratch")
+        return None
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(device: str) -> dict:
+    """Where and with what a run executed, recorded beside its numbers."""
+    name = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        name = f"{device} ({torch.cuda.get_device_name(device)})"
+    elif device == "cpu":
+        name = f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
+    return {"device": name, "threads": torch.get_num_threads(), "torch_version": torch.__version__, "git_sha": git_sha()}
+
+
+def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu") -> dict:
+    """Train and evaluate one run; returns the fields and rows for `Store.finish_run`."""
+    started = time.time()
+    task, model = build_seeded(spec, device)
+    data = torch.Generator().manual_seed(derived_seed(spec.seed, "data"))
+    validation = validation_set(spec.task, spec.task_params, task, spec.train.eval_size)
+    path = checkpoint_path(checkpoint_dir, spec.run_id)
+    resume = load_checkpoint(path)
+    result = {"run_id": spec.run_id, "n_params": model.n_params(), "started_at": started, **provenance(device)}
+    try:
+        trained = train(model, task, spec.train, data, validation, resume=resume,
+                        on_checkpoint=lambda snap: save_checkpoint(path, snap),
+                        description=f"{spec.model}/{spec.task}/s{spec.seed}")
+    except Diverged as error:
+        return {**result, "status": "diverged", "error": str(error), "curves": error.curves, "evals": [],
+                "wall_s": time.time() - started}
+    evals = generalization(model, spec.task, spec.task_params, task, spec.eval, spec.train.eval_size)
+    last = [c for c in trained.curves if c["split"] == "val"][-1]
+    converged = trained.converged_step
+    path.unlink(missing_ok=True)  # the store now holds everything the checkpoint held
+    return {**result, "status": "done", "curves": trained.curves, "evals": evals, "wall_s": trained.wall_s,
+            "converged_step": converged,
+            "converged_sequences": None if converged is None else converged * spec.train.batch_size,
+            "final_cost_bits": last["cost_bits"], "final_bit_errors": last["bit_errors"], "error": None}

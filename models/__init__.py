@@ -1,0 +1,23 @@
+"""The model registry: MODELS maps a name (also the YAML key) to its class."""
+
+from __future__ import annotations
+
+from models.base import SequenceModel
+from models.lstm import LSTM
+from models.ntm import NTM, NTMFeedForward
+
+MODELS: dict[str, type[SequenceModel]] = {
+    "ntm": NTM,
+    "ntm_ff": NTMFeedForward,
+    "lstm": LSTM,
+}
+
+
+def build_model(name: str, input_size: int, output_size: int, **params) -> SequenceModel:
+    """Instantiate the model registered as `name`; sizes come from the task, `params` from the profile."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    return MODELS[name](input_size, output_size, **params)
+
+
+__all__ = ["MODELS", "SequenceModel", "build_model"]

@@ -1,0 +1,43 @@
+"""The SequenceModel contract shared by every model in the registry.
+
+    forward(inputs [T, B, I]) -> logits [T, B, O]
+
+Fresh state on every call (the initial state is a learned parameter, never carried over), and a
+time loop written so that `torch.func.vmap` over stacked parameters works: no in-place updates
+of tensors that need grad, no `.item()`, no Python branching on data. Memory models also accept
+`trace=True` and then return `(logits, trace)` with the per-step read and write weightings,
+each [T, B, heads, N], for the memory-access figures.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SequenceModel(nn.Module):
+    """Base class: `input_size` and `output_size` come from the task, the rest from the profile."""
+
+    has_memory = False
+
+    def __init__(self, input_size: int, output_size: int):
+        super().__init__()
+        if input_size < 1 or output_size < 1:
+            raise ValueError(f"input and output sizes must be positive, got {input_size}, {output_size}")
+        self.input_size, self.output_size = input_size, output_size
+
+    def n_params(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def positive(name: str, value: int, minimum: int = 1) -> int:
+    """Return `value` if it is an integer >= minimum, else raise ValueError naming `name`."""
+    if int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def expand_initial(param: torch.Tensor, batch: int) -> torch.Tensor:
+    """A learned initial-state parameter [...] broadcast to [batch, ...] without copying."""
+    return param.unsqueeze(0).expand(batch, *param.shape)

@@ -1,0 +1,188 @@
+"""The Neural Turing Machine (Graves et al. 2014) with any number of read and write heads.
+
+One time step, all heads at once (shapes: R read heads, W write heads, N x M memory):
+
+    controller input   [x_t, r_{t-1} (R*M)]
+    controller         LSTM cell (`ntm`) or one tanh layer (`ntm_ff`) -> h_t
+    head parameters    one linear map of h_t, clipped to +-20 (Collier & Beel 2018):
+                       per head key k (M), strength beta (1), gate g (1), shift s (S), gamma (1);
+                       per write head also erase e (M) and add a (M)
+    addressing         all R + W heads against M_{t-1} (models.memory.address)
+    read               r_t = w^r_t M_{t-1}
+    write              M_t = M_{t-1} prod(1 - w^w e) + sum w^w a
+    output             y_t = linear([h_t, r_t])
+
+Activations: beta = softplus, g = sigmoid, s = softmax, gamma = 1 + softplus, e = sigmoid,
+a = tanh; keys have none (the faithful public port found that this trains best).
+
+Initial state: learned controller state, learned read vectors, learned weightings (softmax of
+learned logits). The memory starts as `memory_init`:
+- "constant": every cell 1e-6, not learned (Collier & Beel: converges ~2x faster);
+- "learned": a parameter, initialized uniform in +-1/sqrt(N + M);
+- "random": a fixed random matrix drawn at construction, not learned.
+With a constant memory every location looks alike to content addressing, so the learned initial
+weightings must break the symmetry: `weighting_init` "first" starts every head peaked on location
+0 (the start of a tape), "random" starts them at softmax of N(0, 1) logits.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import memory as mem
+from models.base import SequenceModel, expand_initial, positive
+
+MEMORY_INITS = ("constant", "learned", "random")
+WEIGHTING_INITS = ("first", "random")
+CONTROLLERS = ("lstm", "feedforward")
+
+
+class NTMState(NamedTuple):
+    """Recurrent state between steps."""
+
+    h: torch.Tensor          # controller output [B, C]
+    c: torch.Tensor          # controller cell [B, C] (unused by the feed-forward controller)
+    memory: torch.Tensor     # [B, N, M]
+    weights: torch.Tensor    # previous weightings of all heads, reads first [B, R + W, N]
+    reads: torch.Tensor      # previous read vectors [B, R, M]
+
+
+class NTM(SequenceModel):
+    """NTM with an LSTM (default) or feed-forward controller."""
+
+    has_memory = True
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        controller: str = "lstm",
+        controller_size: int = 100,
+        memory_size: int = 128,
+        memory_width: int = 20,
+        read_heads: int = 1,
+        write_heads: int = 1,
+        shift_range: int = 1,
+        memory_init: str = "constant",
+        weighting_init: str = "first",
+        clip: float = 20.0,
+    ):
+        super().__init__(input_size, output_size)
+        for name, value, known in (("controller", controller, CONTROLLERS), ("memory_init", memory_init, MEMORY_INITS),
+                                   ("weighting_init", weighting_init, WEIGHTING_INITS)):
+            if value not in known:
+                raise ValueError(f"{name} must be one of {', '.join(known)}, got {value!r}")
+        self.controller = controller
+        C = self.controller_size = positive("controller_size", controller_size)
+        N = self.memory_size = positive("memory_size", memory_size)
+        M = self.memory_width = positive("memory_width", memory_width)
+        R = self.read_heads = positive("read_heads", read_heads)
+        W = self.write_heads = positive("write_heads", write_heads)
+        self.shift_range = positive("shift_range", shift_range, minimum=0)
+        if 2 * self.shift_range + 1 > N:
+            raise ValueError(f"shift_range {shift_range} needs at least {2 * shift_range + 1} memory locations, got {N}")
+        self.clip = clip
+        S = 2 * self.shift_range + 1
+        self.address_size = M + S + 3                       # key, beta, g, shift, gamma
+        self.register_buffer("shift_index", mem.shift_index(N, torch.arange(-self.shift_range, self.shift_range + 1)))
+
+        gates = 4 * C if controller == "lstm" else C
+        self.controller_layer = nn.Linear(input_size + R * M + (C if controller == "lstm" else 0), gates)
+        self.heads = nn.Linear(C, R * self.address_size + W * (self.address_size + 2 * M))
+        self.out = nn.Linear(C + R * M, output_size)
+
+        if controller == "lstm":
+            self.h0 = nn.Parameter(torch.zeros(C))
+            self.c0 = nn.Parameter(torch.zeros(C))
+        else:  # a feed-forward controller has no recurrent state: nothing to learn there
+            self.register_buffer("h0", torch.zeros(C))
+            self.register_buffer("c0", torch.zeros(C))
+        self.read0 = nn.Parameter(torch.randn(R, M) * 0.01)
+        logits = torch.zeros(R + W, N) if weighting_init == "first" else torch.randn(R + W, N)
+        if weighting_init == "first":
+            logits[:, 0] = 10.0                             # softmax puts ~0.99 on location 0
+        self.weight_logits0 = nn.Parameter(logits)
+        if memory_init == "learned":
+            bound = 1 / math.sqrt(N + M)
+            self.memory0 = nn.Parameter(torch.empty(N, M).uniform_(-bound, bound))
+        elif memory_init == "random":
+            bound = 1 / math.sqrt(N + M)
+            self.register_buffer("memory0", torch.empty(N, M).uniform_(-bound, bound))
+        else:
+            self.register_buffer("memory0", torch.full((N, M), 1e-6))
+
+    def initial_state(self, batch: int) -> NTMState:
+        """The learned state every sequence starts from."""
+        return NTMState(
+            h=expand_initial(self.h0, batch),
+            c=expand_initial(self.c0, batch),
+            memory=expand_initial(self.memory0, batch),
+            weights=expand_initial(torch.softmax(self.weight_logits0, dim=-1), batch),
+            reads=expand_initial(self.read0, batch),
+        )
+
+    def control(self, x: torch.Tensor, state: NTMState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Controller step: returns (h_t, c_t)."""
+        reads = state.reads.flatten(1)
+        if self.controller == "feedforward":
+            return torch.tanh(self.controller_layer(torch.cat([x, reads], dim=-1))), state.c
+        gates = self.controller_layer(torch.cat([x, reads, state.h], dim=-1))
+        C = self.controller_size
+        i, f, o = torch.sigmoid(gates[:, : 3 * C]).chunk(3, dim=-1)
+        c = f * state.c + i * torch.tanh(gates[:, 3 * C:])
+        return o * torch.tanh(c), c
+
+    def head_parameters(self, h: torch.Tensor):
+        """Split and activate the head outputs of h [B, C] (see the module docstring)."""
+        B, R, W, M = h.shape[0], self.read_heads, self.write_heads, self.memory_width
+        raw = self.heads(h).clamp(-self.clip, self.clip)
+        read_raw = raw[:, : R * self.address_size].reshape(B, R, self.address_size)
+        write_raw = raw[:, R * self.address_size:].reshape(B, W, self.address_size + 2 * M)
+        addr = torch.cat([read_raw, write_raw[..., : self.address_size]], dim=1)   # [B, R + W, A]
+        key = addr[..., :M]
+        strength = F.softplus(addr[..., M])
+        gate = torch.sigmoid(addr[..., M + 1])
+        shift = torch.softmax(addr[..., M + 2: -1], dim=-1)
+        gamma = 1 + F.softplus(addr[..., -1])
+        erase = torch.sigmoid(write_raw[..., self.address_size: self.address_size + M])
+        add = torch.tanh(write_raw[..., self.address_size + M:])
+        return key, strength, gate, shift, gamma, erase, add
+
+    def step(self, x: torch.Tensor, state: NTMState) -> tuple[torch.Tensor, NTMState]:
+        """One time step: x [B, I] -> (logits [B, O], next state)."""
+        h, c = self.control(x, state)
+        key, strength, gate, shift, gamma, erase, add = self.head_parameters(h)
+        weights = mem.address(state.memory, state.weights, key, strength, gate, shift, gamma, self.shift_index)
+        R = self.read_heads
+        reads = mem.read(state.memory, weights[:, :R])
+        memory = mem.write(state.memory, weights[:, R:], erase, add)
+        logits = self.out(torch.cat([h, reads.flatten(1)], dim=-1))
+        return logits, NTMState(h, c, memory, weights, reads)
+
+    def forward(self, inputs: torch.Tensor, trace: bool = False):
+        state = self.initial_state(inputs.shape[1])
+        outputs, weights = [], []
+        for x in inputs:
+            y, state = self.step(x, state)
+            outputs.append(y)
+            if trace:
+                weights.append(state.weights)
+        logits = torch.stack(outputs)
+        if not trace:
+            return logits
+        weights = torch.stack(weights)                      # [T, B, R + W, N]
+        return logits, {"read_weights": weights[:, :, : self.read_heads], "write_weights": weights[:, :, self.read_heads:]}
+
+
+class NTMFeedForward(NTM):
+    """The NTM with a feed-forward controller (the paper's first column): `ntm_ff`."""
+
+    def __init__(self, input_size: int, output_size: int, **params):
+        params.setdefault("controller", "feedforward")
+        super().__init__(input_size, output_size, **params)

@@ -1,0 +1,178 @@
+"""The results store: SQLite (stdlib sqlite3), WAL mode, one writer, loaders returning DataFrames.
+
+Tables:
+    runs    one row per run_id: identity, status (pending|running|done|diverged|failed),
+            provenance (device, threads, torch version, git sha), timing, convergence
+    curves  training and validation points: (run_id, split, step) is unique
+    evals   generalization sweeps: (run_id, axis, value) is unique
+    speed   benchmark rows (see benchmarks/ and the speed issue)
+
+Every write is one transaction and every row write is an upsert keyed by its natural key, so a
+process killed at any moment leaves the store consistent and a repeated write adds no duplicate.
+The schema version is kept in `PRAGMA user_version`; a newer or foreign file is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "diverged", "failed")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL, task TEXT NOT NULL, seed INTEGER NOT NULL, profile TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'diverged', 'failed')),
+    n_params INTEGER, device TEXT, threads INTEGER, torch_version TEXT, git_sha TEXT,
+    started_at REAL, finished_at REAL, wall_s REAL,
+    converged_step INTEGER, converged_sequences INTEGER,
+    final_cost_bits REAL, final_bit_errors REAL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), split TEXT NOT NULL, step INTEGER NOT NULL,
+    sequences INTEGER NOT NULL, cost_bits REAL, bit_errors REAL, wall_s REAL,
+    PRIMARY KEY (run_id, split, step)
+);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), axis TEXT NOT NULL, value INTEGER NOT NULL,
+    cost_bits REAL, bit_errors REAL, n INTEGER,
+    PRIMARY KEY (run_id, axis, value)
+);
+CREATE TABLE IF NOT EXISTS speed (
+    bench_id TEXT NOT NULL, name TEXT NOT NULL, model TEXT NOT NULL, mode TEXT NOT NULL,
+    device TEXT NOT NULL, threads INTEGER, torch_version TEXT, batch INTEGER, memory_size INTEGER,
+    seq_len INTEGER, seeds INTEGER, n_params INTEGER, seqs_per_s REAL, peak_mem_mb REAL,
+    ratio_to_lstm REAL, measured_at REAL, extra_json TEXT,
+    PRIMARY KEY (bench_id, name)
+);
+"""
+
+RUN_COLUMNS = ("model", "task", "seed", "profile", "config_json", "status", "n_params", "device", "threads",
+               "torch_version", "git_sha", "started_at", "finished_at", "wall_s", "converged_step",
+               "converged_sequences", "final_cost_bits", "final_bit_errors", "error")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or is not one of ours; the message says which file and why."""
+
+
+class Store:
+    """A results store at `path` (created with its folder if missing)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except (sqlite3.DatabaseError, OSError) as error:
+            raise StoreError(f"cannot open results store {self.path}: {error}") from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"results store {self.path} has schema version {version}, newer than this "
+                             f"code's {SCHEMA_VERSION}: upgrade ntm-bench or use another --store")
+        if version == 0 and tables:
+            raise StoreError(f"{self.path} is an SQLite file but not an ntm-bench results store")
+        if version < SCHEMA_VERSION:
+            try:
+                self.db.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            except sqlite3.OperationalError as error:
+                raise StoreError(f"cannot write results store {self.path}: {error}") from None
+        self.db.execute("PRAGMA journal_mode=WAL")
+
+    @contextmanager
+    def transaction(self):
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        if self.db.in_transaction:
+            yield self.db
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def status(self, run_id: str) -> str | None:
+        row = self.db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    def register(self, run_id: str, model: str, task: str, seed: int, profile: str, config: dict) -> None:
+        """Insert the run as pending if the store does not know it yet."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO runs (run_id, model, task, seed, profile, config_json, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                (run_id, model, task, seed, profile, json.dumps(config, sort_keys=True)),
+            )
+
+    def update_run(self, run_id: str, **fields) -> None:
+        """Set columns of a run's row (names from RUN_COLUMNS)."""
+        unknown = set(fields) - set(RUN_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown runs columns: {sorted(unknown)}")
+        if fields.get("status", "done") not in STATUSES:
+            raise ValueError(f"unknown status {fields['status']!r}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id))
+
+    def finish_run(self, run_id: str, curves: list[dict], evals: list[dict], **fields) -> None:
+        """Write a finished (or diverged/failed) run's curves, evals and fields in one transaction."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO curves (run_id, split, step, sequences, cost_bits, bit_errors, wall_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, c["split"], c["step"], c["sequences"], c["cost_bits"], c["bit_errors"], c["wall_s"])
+                 for c in curves],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO evals (run_id, axis, value, cost_bits, bit_errors, n) VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, e["axis"], e["value"], e["cost_bits"], e["bit_errors"], e["n"]) for e in evals],
+            )
+            self.update_run(run_id, finished_at=time.time(), **fields)
+
+    def add_speed(self, rows: list[dict]) -> None:
+        """Upsert benchmark rows (keys: the speed table's columns)."""
+        if not rows:
+            return
+        columns = [r[1] for r in self.db.execute("PRAGMA table_info(speed)")]
+        with self.transaction() as db:
+            for row in rows:
+                names = [c for c in columns if c in row]
+                db.execute(f"INSERT OR REPLACE INTO speed ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                           [row[n] for n in names])
+
+    # -- loaders -------------------------------------------------------------------------------
+
+    def runs(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY task, model, seed", self.db)
+
+    def curves(self) -> pd.DataFrame:
+        """Curve points joined with their run's model, task, seed and profile."""
+        return pd.read_sql_query(
+            "SELECT r.model, r.task, r.seed, r.profile, c.* FROM curves c JOIN runs r USING (run_id) "
+            "ORDER BY r.task, r.model, r.seed, c.split, c.step", self.db)
+
+    def evals(self) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT r.model, r.task, r.seed, r.profile, e.* FROM evals e JOIN runs r USING (run_id) "
+            "ORDER BY r.task, r.model, r.seed, e.axis, e.value", self.db)
+
+    def speed(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM speed ORDER BY measured_at, name", self.db)

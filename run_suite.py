@@ -1,0 +1,138 @@
+"""ntm-bench command line: plan (model x task x seed) runs from a profile, train what the store
+does not already hold, evaluate, and print a summary. Only flag parsing and orchestration live
+here; the work is in benchmarks/, results/ and reports/.
+
+Exit codes: 0 success, 1 a run failed or `--check` found a regression, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  python run_suite.py --models ntm,lstm --tasks all --profile quick
+  python run_suite.py --profile ci --check              # convergence regression check (CI)
+  python run_suite.py --profile ci --update-baseline    # refresh results/baselines/ci.json on purpose
+  python run_suite.py --models ntm --tasks copy --seeds 1,2,3 --set train.steps=500
+"""
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="run_suite.py", description=__doc__.split("\n\n")[0],
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=None,
+                        help="comma list of models, or 'all' (default: the models the profile configures)")
+    parser.add_argument("--tasks", default="all", help="comma list of tasks, or 'all' (default: all the profile configures)")
+    parser.add_argument("--seeds", default=None, help="comma list of integer seeds (default: the profile's)")
+    parser.add_argument("--profile", default="quick",
+                        help="profile name in benchmarks/profiles/ (quick, ci, paper) or a path to a YAML file")
+    parser.add_argument("--store", default="results/results.sqlite", help="SQLite results store (created if missing)")
+    parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: checkpoints/ beside the store)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained in parallel worker processes (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per run (default 1; see README)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a profile key, e.g. --set train.steps=100 (repeatable)")
+    parser.add_argument("--check", action="store_true",
+                        help="compare convergence with results/baselines/<profile>.json; exit 1 on a regression")
+    parser.add_argument("--update-baseline", action="store_true",
+                        help="write this suite's convergence numbers to results/baselines/<profile>.json")
+    return parser.parse_args(argv)
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit code 2, no traceback."""
+    print(f"run_suite.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def build_plan(args):
+    """Load the profile and plan the runs; any problem becomes a one-line error."""
+    from benchmarks.config import ConfigError, load_profile
+    from benchmarks.plan import parse_names, plan_runs
+    from models import MODELS
+    from tasks import TASKS
+
+    try:
+        if args.jobs < 1 or args.threads < 1:
+            raise ConfigError(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
+        profile = load_profile(args.profile, args.overrides)
+        models = parse_names(args.models or "all", list(MODELS), "model", default=list(profile.models) or None)
+        tasks = parse_names(args.tasks, list(TASKS), "task", default=list(profile.tasks) or None)
+        seeds = None
+        if args.seeds is not None:
+            try:
+                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+            except ValueError:
+                raise ConfigError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
+            if not seeds or min(seeds) < 0:
+                raise ConfigError(f"--seeds must be non-negative integers, got {args.seeds!r}")
+        check_device(args.device)
+        return profile, plan_runs(profile, models, tasks, seeds)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def check_device(device: str) -> None:
+    import torch
+    from benchmarks.config import ConfigError
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r} is not a torch device (try cpu or cuda)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r}: only cpu and cuda are supported")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    profile, specs = build_plan(args)
+
+    from benchmarks.executors import run_local
+    from benchmarks.baseline import check_baseline, write_baseline
+    from benchmarks.summary import print_summary
+    from results.store import Store, StoreError
+
+    try:
+        store = Store(args.store)
+    except StoreError as error:
+        fail(str(error))
+    checkpoints = args.checkpoints or str(Path(args.store).parent / "checkpoints")
+    for spec in specs:
+        store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
+    todo = [s for s in specs if store.status(s.run_id) not in ("done", "diverged")]
+    print(f"{profile.name}: {len(specs)} runs planned, {len(specs) - len(todo)} already in {args.store}, "
+          f"{len(todo)} to train", flush=True)
+
+    def on_result(spec, result):
+        fields = {k: v for k, v in result.items() if k not in ("run_id", "curves", "evals")}
+        store.finish_run(spec.run_id, result["curves"], result["evals"], **fields)
+        state = result["status"] + (f" ({result['error']})" if result.get("error") else "")
+        print(f"  {spec.model:>8} {spec.task:<20} seed {spec.seed:<4} {state}", flush=True)
+
+    try:
+        run_local(todo, checkpoints, args.device, on_result, jobs=args.jobs, threads=args.threads)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are in the store, unfinished ones resume from their checkpoints",
+              file=sys.stderr)
+        return 130
+    ids = [s.run_id for s in specs]
+    runs = store.runs()
+    runs = runs[runs.run_id.isin(ids)]
+    print_summary(runs)
+    code = 1 if (runs.status == "failed").any() else 0
+    if args.update_baseline:
+        print(f"baseline written to {write_baseline(profile.name, runs)}")
+    if args.check:
+        code = max(code, check_baseline(profile.name, runs, specs))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The task registry: TASKS maps a name (also the module name and the YAML key) to its class."""
+
+from __future__ import annotations
+
+from tasks.base import Batch, Task
+from tasks.copy import Copy
+from tasks.repeat_copy import RepeatCopy
+
+TASKS: dict[str, type[Task]] = {
+    "copy": Copy,
+    "repeat_copy": RepeatCopy,
+}
+
+
+def build_task(name: str, **params) -> Task:
+    """Instantiate the task registered as `name` with `params`; unknown names list the known ones."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
+    return TASKS[name](**params)
+
+
+__all__ = ["TASKS", "Batch", "Task", "build_task"]

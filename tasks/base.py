@@ -1,0 +1,91 @@
+"""The task contract and the metrics every report uses.
+
+A task turns a `torch.Generator` into a `Batch` of time-major tensors. Sequences inside one batch
+may have different lengths: each is padded at the end with zero inputs and a zero mask, so the
+padding never changes a scored output (the models are causal) and a sequence scores the same
+alone as inside a batch.
+
+The metrics are defined once, here, and used by training, evaluation and the reports:
+
+    cost_bits(b)  = sum_{t,o} mask[t,b] * BCE(sigmoid(logits[t,b,o]), targets[t,b,o]) / ln 2
+    bit_errors(b) = sum_{t,o} mask[t,b] * [ (logits[t,b,o] > 0) != (targets[t,b,o] > 0.5) ]
+
+both averaged over the sequences of the batch. `logits > 0` is `sigmoid(logits) > 0.5`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+# A run has "converged" when its validation bit errors per sequence fall below this (Collier &
+# Beel 2018; the paper's figures reach ~0 bits, so the threshold is strict but reachable).
+CONVERGED_BIT_ERRORS = 0.1
+
+
+class Batch(NamedTuple):
+    """inputs [T, B, I], targets [T, B, O], mask [T, B] (1 where the output is scored)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+
+
+class Task:
+    """Base class: subclasses set `input_size`, `output_size`, `axes` and implement `sample`.
+
+    `axes` names the generalization axes that `sample(**size)` accepts (e.g. ("length",)); a
+    size left out is drawn from the training distribution, a size given is used for every
+    sequence of the batch.
+    """
+
+    input_size: int
+    output_size: int
+    axes: tuple[str, ...] = ()
+
+    def sample(self, batch_size: int, generator: torch.Generator, **size: int) -> Batch:
+        raise NotImplementedError
+
+    def check_size(self, size: dict) -> None:
+        """Raise ValueError naming the axis when `size` has an unknown axis or a value < 1."""
+        for axis, value in size.items():
+            if axis not in self.axes:
+                known = ", ".join(self.axes) or "none"
+                raise ValueError(f"{type(self).__name__} has no axis {axis!r} (known: {known})")
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{axis} must be at least 1, got {value}")
+
+
+def randint(low: int, high: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n integers uniform in [low, high] inclusive, drawn from `generator` (a long tensor [n])."""
+    return torch.randint(low, high + 1, (n,), generator=generator)
+
+
+def random_bits(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Bernoulli(1/2) bits as float32, drawn from `generator`."""
+    return torch.randint(0, 2, shape, generator=generator).float()
+
+
+def per_sequence_bce_bits(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Scored binary cross-entropy of each sequence in bits: a tensor [B]."""
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return (bce.sum(-1) * mask).sum(0) / math.log(2.0)
+
+
+def cost_bits(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cost in bits per sequence (the paper's y-axis): a differentiable scalar."""
+    return per_sequence_bce_bits(logits, targets, mask).mean()
+
+
+def per_sequence_bit_errors(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Wrong scored output bits of each sequence after thresholding at 0.5: a tensor [B]."""
+    wrong = ((logits > 0) != (targets > 0.5)).float()
+    return (wrong.sum(-1) * mask).sum(0)
+
+
+def bit_errors(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Bit errors per sequence, averaged over the batch (a scalar without gradient)."""
+    return per_sequence_bit_errors(logits.detach(), targets, mask).mean()

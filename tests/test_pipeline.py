@@ -1,0 +1,140 @@
+"""The whole pipeline into a temporary store: plan, train, skip on rerun, determinism, loaders."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import run_suite
+from benchmarks.config import load_profile
+from benchmarks.plan import plan_runs
+from results.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY_PROFILE = """
+seeds: [1, 2]
+train: {steps: 12, batch_size: 4, eval_interval: 6, eval_size: 8, log_interval: 3, checkpoint_interval: 5, lr: 0.01}
+models:
+  ntm: {controller_size: 8, memory_size: 6, memory_width: 4}
+  lstm: {hidden_size: 8, num_layers: 1}
+tasks:
+  copy: {width: 3, max_length: 3, eval: {length: [2, 5]}}
+  repeat_copy: {width: 3, max_length: 2, max_repeats: 2, eval: {repeats: [3]}}
+"""
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_PROFILE)
+    return str(path)
+
+
+def run(profile, store, *extra):
+    return run_suite.main(["--profile", profile, "--store", str(store), "--jobs", "1", *extra])
+
+
+def test_pipeline_trains_stores_and_skips_on_rerun(profile, tmp_path, capsys):
+    store_path = tmp_path / "a.sqlite"
+    assert run(profile, store_path) == 0
+    store = Store(store_path)
+    runs = store.runs()
+    assert len(runs) == 8 and set(runs.status) == {"done"}
+    assert set(runs.model) == {"ntm", "lstm"} and set(runs.task) == {"copy", "repeat_copy"}
+    assert (runs.n_params > 0).all() and runs.threads.eq(1).all()
+    curves = store.curves()
+    val = curves[curves.split == "val"]
+    assert sorted(val.step.unique()) == [6, 12]
+    assert len(curves[curves.split == "train"]) == 8 * 4
+    evals = store.evals()
+    assert len(evals) == 4 * 2 + 4 * 1
+    assert not list((tmp_path / "checkpoints").glob("*.pt")), "finished runs leave no checkpoint"
+    capsys.readouterr()
+    assert run(profile, store_path) == 0
+    assert "0 to train" in capsys.readouterr().out
+    assert len(Store(store_path).curves()) == len(curves), "a rerun adds no rows"
+
+
+def test_two_runs_of_the_same_config_give_identical_curves(profile, tmp_path):
+    torch.manual_seed(0)
+    assert run(profile, tmp_path / "a.sqlite", "--models", "ntm", "--tasks", "copy") == 0
+    torch.manual_seed(999)  # the global seed must not matter
+    assert run(profile, tmp_path / "b.sqlite", "--models", "ntm", "--tasks", "copy") == 0
+    columns = ["run_id", "split", "step", "cost_bits", "bit_errors"]
+    a, b = Store(tmp_path / "a.sqlite").curves()[columns], Store(tmp_path / "b.sqlite").curves()[columns]
+    assert len(a) > 0 and a.equals(b)
+    # different seeds do give different curves
+    assert a[a.run_id == a.run_id.iloc[0]].cost_bits.tolist() != a[a.run_id != a.run_id.iloc[0]].cost_bits.tolist()
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(profile, tmp_path):
+    from benchmarks import runner
+
+    spec = plan_runs(load_profile(profile), ["ntm"], ["copy"], [1])[0]
+    whole = runner.execute(spec, tmp_path / "c1")
+    # interrupt after the checkpoint at step 5 by making step 6's checkpoint write raise
+    saved = []
+    original = runner.save_checkpoint
+
+    def crash_after_first(path, snap):
+        original(path, snap)
+        saved.append(snap["step"])
+        raise KeyboardInterrupt
+
+    runner.save_checkpoint = crash_after_first
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.execute(spec, tmp_path / "c2")
+    finally:
+        runner.save_checkpoint = original
+    assert saved == [5]
+    resumed = runner.execute(spec, tmp_path / "c2")
+    strip = lambda curves: [{k: v for k, v in c.items() if k != "wall_s"} for c in curves]
+    assert strip(resumed["curves"]) == strip(whole["curves"])
+    assert resumed["evals"] == whole["evals"]
+
+
+def test_run_id_depends_on_config_not_profile_name(profile, tmp_path):
+    base = plan_runs(load_profile(profile), ["ntm"], ["copy"], [1])[0]
+    other = plan_runs(load_profile(profile, ["train.lr=0.02"]), ["ntm"], ["copy"], [1])[0]
+    assert base.run_id != other.run_id
+    copy = tmp_path / "renamed.yaml"
+    copy.write_text(TINY_PROFILE)
+    assert plan_runs(load_profile(str(copy)), ["ntm"], ["copy"], [1])[0].run_id == base.run_id
+
+
+BAD_INPUTS = [
+    (["--models", "gru"], "unknown model 'gru'"),
+    (["--tasks", "sorting"], "unknown task 'sorting'"),
+    (["--profile", "nope"], "unknown profile 'nope'"),
+    (["--set", "train.stepz=3"], "unknown key 'stepz'"),
+    (["--set", "models.ntm.heads=2"], "unknown key 'heads'"),
+    (["--set", "train.steps=-1"], "train.steps must be a positive integer"),
+    (["--set", "models.ntm.read_heads=0"], "read_heads must be an integer >= 1"),
+    (["--seeds", "a,b"], "--seeds must be a comma list of integers"),
+    (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "--device"),
+    (["--set", "train.optimizer=sgd"], "train.optimizer must be adam or rmsprop"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD_INPUTS)
+def test_bad_cli_input_exits_2_with_one_line(argv, message, tmp_path):
+    store = tmp_path / "s.sqlite"
+    out = subprocess.run([sys.executable, str(ROOT / "run_suite.py"), "--store", str(store), *argv],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+    assert not store.exists(), "bad input must not create or touch the store"
+
+
+def test_malformed_yaml_names_the_file(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("train: {steps: 3\nseeds: [1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(["--profile", str(bad), "--store", str(tmp_path / "s.sqlite")])
+    assert exit_info.value.code == 2
