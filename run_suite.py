@@ -111,8 +111,8 @@ def main(argv=None) -> int:
           f"{len(todo)} to train", flush=True)
 
     def on_result(spec, result):
-        fields = {k: v for k, v in result.items() if k not in ("run_id", "curves", "evals")}
-        store.finish_run(spec.run_id, result["curves"], result["evals"], **fields)
+        fields = {k: v for k, v in result.items() if k not in ("run_id", "curves", "evals", "trace")}
+        store.finish_run(spec.run_id, result["curves"], result["evals"], result.get("trace"), **fields)
         state = result["status"] + (f" ({result['error']})" if result.get("error") else "")
         print(f"  {spec.model:>8} {spec.task:<20} seed {spec.seed:<4} {state}", flush=True)
 

@@ -59,3 +59,25 @@ def generalization(model, task_name: str, task_params: dict, task: Task, sweeps:
             cost, errors = score(model, sweep_set(task_name, task_params, task, axis, value, size))
             rows.append({"axis": axis, "value": int(value), "cost_bits": cost, "bit_errors": errors, "n": size})
     return rows
+
+
+@torch.no_grad()
+def trace(model, task_name: str, task_params: dict, task: Task) -> dict:
+    """One fixed sequence at the top of the training range (each axis at `task.max_<axis>` when
+    the task has it), with the model's output and, for memory models, its weightings over time:
+    nested lists for `Store.finish_run(trace=...)`."""
+    size = {axis: getattr(task, f"max_{axis}") for axis in task.axes if hasattr(task, f"max_{axis}")}
+    batch = task.sample(1, fixed_generator(task_name, task_params, "trace"), **size)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = batch.inputs.to(device)
+    result = {"read_weights": None, "write_weights": None}
+    if getattr(model, "has_memory", False):
+        logits, weights = model(inputs, trace=True)
+        result = {name: weights[name][:, 0].cpu().tolist() for name in ("read_weights", "write_weights")}
+    else:
+        logits = model(inputs)
+    model.train(was_training)
+    return {"input": batch.inputs[:, 0].tolist(), "target": batch.targets[:, 0].tolist(),
+            "mask": batch.mask[:, 0].tolist(), "output": torch.sigmoid(logits[:, 0]).cpu().tolist(), **result}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.evaluate import generalization, validation_set
+from benchmarks.evaluate import generalization, trace, validation_set
 from benchmarks.plan import RunSpec
 from benchmarks.train import Diverged, train
 from models import build_model
@@ -110,6 +110,7 @@ def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu") -> d
     converged = trained.converged_step
     path.unlink(missing_ok=True)  # the store now holds everything the checkpoint held
     return {**result, "status": "done", "curves": trained.curves, "evals": evals, "wall_s": trained.wall_s,
+            "trace": trace(model, spec.task, spec.task_params, task),
             "converged_step": converged,
             "converged_sequences": None if converged is None else converged * spec.train.batch_size,
             "final_cost_bits": last["cost_bits"], "final_bit_errors": last["bit_errors"], "error": None}

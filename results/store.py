@@ -6,6 +6,8 @@ Tables:
     curves  training and validation points: (run_id, split, step) is unique
     evals   generalization sweeps: (run_id, axis, value) is unique
     speed   benchmark rows (see benchmarks/ and the speed issue)
+    traces  one fixed evaluation sequence per run: input, target, output and (memory models)
+            the read/write weightings over time, as JSON arrays, for the memory pictures
 
 Every write is one transaction and every row write is an upsert keyed by its natural key, so a
 process killed at any moment leaves the store consistent and a repeated write adds no duplicate.
@@ -20,9 +22,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION = 1
+TRACE_ARRAYS = ("input", "target", "mask", "output", "read_weights", "write_weights")
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 
 SCHEMA = """
@@ -46,6 +50,9 @@ CREATE TABLE IF NOT EXISTS evals (
     run_id TEXT NOT NULL REFERENCES runs(run_id), axis TEXT NOT NULL, value INTEGER NOT NULL,
     cost_bits REAL, bit_errors REAL, n INTEGER,
     PRIMARY KEY (run_id, axis, value)
+);
+CREATE TABLE IF NOT EXISTS traces (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id), arrays_json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS speed (
     bench_id TEXT NOT NULL, name TEXT NOT NULL, model TEXT NOT NULL, mode TEXT NOT NULL,
@@ -132,9 +139,14 @@ class Store:
         with self.transaction() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id))
 
-    def finish_run(self, run_id: str, curves: list[dict], evals: list[dict], **fields) -> None:
-        """Write a finished (or diverged/failed) run's curves, evals and fields in one transaction."""
+    def finish_run(self, run_id: str, curves: list[dict], evals: list[dict], trace: dict | None = None,
+                   **fields) -> None:
+        """Write a finished (or diverged/failed) run's curves, evals, trace ({name: nested lists})
+        and fields in one transaction."""
         with self.transaction() as db:
+            if trace:
+                db.execute("INSERT OR REPLACE INTO traces (run_id, arrays_json) VALUES (?, ?)",
+                           (run_id, json.dumps(trace)))
             db.executemany(
                 "INSERT OR REPLACE INTO curves (run_id, split, step, sequences, cost_bits, bit_errors, wall_s) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -173,6 +185,18 @@ class Store:
         return pd.read_sql_query(
             "SELECT r.model, r.task, r.seed, r.profile, e.* FROM evals e JOIN runs r USING (run_id) "
             "ORDER BY r.task, r.model, r.seed, e.axis, e.value", self.db)
+
+    def traces(self) -> pd.DataFrame:
+        """One row per traced run: model, task, seed, profile, run_id and one column per array
+        (numpy arrays: input [T, I], target [T, O], mask [T], output [T, O] probabilities,
+        read_weights [T, R, N] and write_weights [T, W, N] for memory models, else None)."""
+        frame = pd.read_sql_query(
+            "SELECT r.model, r.task, r.seed, r.profile, t.run_id, t.arrays_json FROM traces t "
+            "JOIN runs r USING (run_id) ORDER BY r.task, r.model, r.seed", self.db)
+        arrays = [json.loads(text) for text in frame.pop("arrays_json")]
+        for name in TRACE_ARRAYS:
+            frame[name] = [np.asarray(a[name]) if a.get(name) is not None else None for a in arrays]
+        return frame
 
     def speed(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM speed ORDER BY measured_at, name", self.db)

@@ -138,3 +138,16 @@ def test_malformed_yaml_names_the_file(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         run_suite.main(["--profile", str(bad), "--store", str(tmp_path / "s.sqlite")])
     assert exit_info.value.code == 2
+
+
+def test_traces_are_stored_for_every_finished_run(profile, tmp_path):
+    assert run(profile, tmp_path / "t.sqlite", "--seeds", "1") == 0
+    traces = Store(tmp_path / "t.sqlite").traces()
+    assert len(traces) == 4
+    for row in traces.itertuples():
+        T = row.input.shape[0]
+        assert row.target.shape[0] == T and row.output.shape == row.target.shape and row.mask.shape == (T,)
+        if row.model == "ntm":
+            assert row.read_weights.shape == (T, 1, 6) and row.write_weights.shape == (T, 1, 6)
+        else:
+            assert row.read_weights is None
