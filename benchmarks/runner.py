@@ -98,6 +98,8 @@ def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu") -> d
     path = checkpoint_path(checkpoint_dir, spec.run_id)
     resume = load_checkpoint(path)
     result = {"run_id": spec.run_id, "n_params": model.n_params(), "started_at": started, **provenance(device)}
+    if hasattr(task, "optimal_cost"):  # e.g. n-grams: the Bayes-optimal predictor on the same sequences
+        result["reference_cost_bits"] = float(task.optimal_cost(validation).mean())
     try:
         trained = train(model, task, spec.train, data, validation, resume=resume,
                         on_checkpoint=lambda snap: save_checkpoint(path, snap),

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL, finished_at REAL, wall_s REAL,
     converged_step INTEGER, converged_sequences INTEGER,
     final_cost_bits REAL, final_bit_errors REAL,
+    reference_cost_bits REAL,  -- the task's Bayes-optimal cost on the validation set, if it has one
     error TEXT
 );
 CREATE TABLE IF NOT EXISTS curves (
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS speed (
 
 RUN_COLUMNS = ("model", "task", "seed", "profile", "config_json", "status", "n_params", "device", "threads",
                "torch_version", "git_sha", "started_at", "finished_at", "wall_s", "converged_step",
-               "converged_sequences", "final_cost_bits", "final_bit_errors", "error")
+               "converged_sequences", "final_cost_bits", "final_bit_errors", "reference_cost_bits", "error")
 
 
 class StoreError(RuntimeError):
