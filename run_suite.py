@@ -94,13 +94,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     profile, specs = build_plan(args)
 
-    from benchmarks.executors import run_local
     from benchmarks.baseline import check_baseline, write_baseline
+    from benchmarks.faults import maybe_kill
+    from benchmarks.suite import run_specs
     from benchmarks.summary import print_summary
     from results.store import Store, StoreError
 
     try:
-        store = Store(args.store)
+        store = Store(args.store, before_commit=lambda: maybe_kill("store"))
     except StoreError as error:
         fail(str(error))
     checkpoints = args.checkpoints or str(Path(args.store).parent / "checkpoints")
@@ -110,14 +111,8 @@ def main(argv=None) -> int:
     print(f"{profile.name}: {len(specs)} runs planned, {len(specs) - len(todo)} already in {args.store}, "
           f"{len(todo)} to train", flush=True)
 
-    def on_result(spec, result):
-        fields = {k: v for k, v in result.items() if k not in ("run_id", "curves", "evals", "trace")}
-        store.finish_run(spec.run_id, result["curves"], result["evals"], result.get("trace"), **fields)
-        state = result["status"] + (f" ({result['error']})" if result.get("error") else "")
-        print(f"  {spec.model:>8} {spec.task:<20} seed {spec.seed:<4} {state}", flush=True)
-
     try:
-        run_local(todo, checkpoints, args.device, on_result, jobs=args.jobs, threads=args.threads)
+        run_specs(store, todo, checkpoints, args.device, args.jobs, args.threads, log=lambda line: print(line, flush=True))
     except KeyboardInterrupt:
         print("interrupted: finished runs are in the store, unfinished ones resume from their checkpoints",
               file=sys.stderr)

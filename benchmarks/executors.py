@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable
 
 import torch
@@ -38,25 +38,38 @@ def run_local(
     checkpoint_dir: str,
     device: str,
     on_result: Callable[[RunSpec, dict], None],
+    claim: Callable[[RunSpec], bool] = lambda spec: True,
     jobs: int = 1,
     threads: int = 1,
 ) -> None:
-    """Execute `specs`, calling `on_result(spec, result)` in this process as each finishes."""
-    if jobs <= 1 or len(specs) <= 1:
+    """Execute the `specs` that `claim` grants, calling `on_result(spec, result)` in this process
+    as each finishes. Claims are made one at a time, just before a run starts, so several
+    suite processes on one store share the work instead of one of them taking all of it."""
+    if jobs <= 1:
         previous = torch.get_num_threads()
         try:
             for spec in specs:
-                on_result(spec, safe_execute(spec, checkpoint_dir, device, threads))
+                if claim(spec):
+                    on_result(spec, safe_execute(spec, checkpoint_dir, device, threads))
         finally:
             set_threads(previous)
         return
     # spawn, not fork: a forked child inherits the parent's intra-op thread pool state.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(safe_execute, spec, checkpoint_dir, device, threads): spec for spec in specs}
-        try:
-            for future in as_completed(futures):
-                on_result(futures[future], future.result())
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    queue, running = list(specs), {}
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                spec = queue.pop(0)
+                if claim(spec):
+                    running[pool.submit(safe_execute, spec, checkpoint_dir, device, threads)] = spec
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                on_result(running.pop(future), future.result())
+    except KeyboardInterrupt:
+        # Workers got the same SIGINT and checkpoint at their next step; wait for them to finish that.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -127,9 +127,13 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: task parameters: {error}") from None
     try:
-        build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
+        model = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: model parameters: {error}") from None
+    needed, available = task.memory_needed(), getattr(model, "memory_size", None)
+    if needed is not None and available is not None and available < needed:
+        raise ConfigError(f"{where}: memory_size {available} is smaller than the {needed} vectors the task "
+                          f"must store at its largest training size")
     for axis, values in spec.eval.items():
         try:
             for value in values:

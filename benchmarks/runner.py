@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.faults import maybe_kill
 from benchmarks.evaluate import generalization, trace, validation_set
 from benchmarks.plan import RunSpec
 from benchmarks.train import Diverged, train
@@ -53,6 +54,7 @@ def save_checkpoint(path: Path, snapshot: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(snapshot, temporary)
+    maybe_kill("checkpoint")
     os.replace(temporary, path)
 
 

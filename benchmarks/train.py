@@ -12,7 +12,9 @@ Optimizers, chosen by `train.optimizer`:
 from __future__ import annotations
 
 import math
+import signal
 import time
+from contextlib import contextmanager
 from typing import Callable, NamedTuple
 
 import torch
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.config import TrainConfig
 from benchmarks.evaluate import score
+from benchmarks.faults import maybe_kill
 from tasks.base import CONVERGED_BIT_ERRORS, Batch, Task, bit_errors, cost_bits
 
 
@@ -56,6 +59,37 @@ def clip_and_check(params: list, cfg: TrainConfig, step: int) -> None:
         raise Diverged(step, "gradient")
 
 
+def train_step(model, optimizer, params: list, batch: Batch, cfg: TrainConfig, step: int) -> tuple[float, float]:
+    """One optimizer step on `batch`; returns (cost in bits, bit errors) per sequence.
+    Raises Diverged before the parameters change if the loss or a gradient is not finite."""
+    logits = model(batch.inputs)
+    loss = cost_bits(logits, batch.targets, batch.mask)
+    if not torch.isfinite(loss):
+        raise Diverged(step, "loss")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    clip_and_check(params, cfg, step)
+    optimizer.step()
+    return float(loss.detach()), float(bit_errors(logits, batch.targets, batch.mask))
+
+
+@contextmanager
+def deferred_interrupt():
+    """Turn Ctrl-C (SIGINT) into a flag checked between steps, so the checkpoint written on
+    interrupt is a consistent step boundary. Outside the main thread signals cannot be caught
+    here and Ctrl-C behaves as usual."""
+    flag = {"stop": False}
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: flag.update(stop=True))
+    except ValueError:  # not the main thread
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train(
     model: torch.nn.Module,
     task: Task,
@@ -71,61 +105,67 @@ def train(
     `resume` is a snapshot previously given to `on_checkpoint` (model, optimizer, generator
     state, step, curves, elapsed time); training continues from it exactly as if never stopped.
     Validation on the fixed `validation` batch happens every `eval_interval` steps and at the end.
+    On Ctrl-C a checkpoint is written at the next step boundary, then KeyboardInterrupt is raised.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
     optimizer = make_optimizer(params, cfg)
-    step, curves, converged, elapsed = 0, [], None, 0.0
-    window_cost, window_errors, window_n = 0.0, 0.0, 0      # the training point being averaged
+    state = {"step": 0, "curves": [], "converged_step": None, "elapsed": 0.0, "window": (0.0, 0.0, 0)}
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         data.set_state(resume["generator"])
-        step, curves, converged, elapsed = resume["step"], list(resume["curves"]), resume["converged_step"], resume["elapsed"]
-        window_cost, window_errors, window_n = resume["window"]
+        state = {key: resume[key] for key in state}
+        state["curves"] = list(state["curves"])
+    started = time.perf_counter() - state["elapsed"]
+    step, curves = state["step"], state["curves"]
+    window_cost, window_errors, window_n = state["window"]
 
-    started = time.perf_counter() - elapsed
+    def save():
+        if on_checkpoint is not None:
+            on_checkpoint(snapshot(model, optimizer, data, step, curves, state["converged_step"],
+                                   time.perf_counter() - started, (window_cost, window_errors, window_n)))
+
     bar = tqdm(total=cfg.steps, initial=step, desc=description, disable=None, leave=False, dynamic_ncols=True)
-    while step < cfg.steps and not (cfg.stop_on_converge and converged is not None):
-        model.train()
-        batch = Batch(*(t.to(device) for t in task.sample(cfg.batch_size, data)))
-        logits = model(batch.inputs)
-        loss = cost_bits(logits, batch.targets, batch.mask)
-        optimizer.zero_grad(set_to_none=True)
-        try:
-            if not torch.isfinite(loss):
-                raise Diverged(step + 1, "loss")
-            loss.backward()
-            clip_and_check(params, cfg, step + 1)
-        except Diverged as error:
-            bar.close()
-            error.curves = curves
-            raise
-        optimizer.step()
-        step += 1
-        window_cost += float(loss.detach())
-        window_errors += float(bit_errors(logits, batch.targets, batch.mask))
-        window_n += 1
-
-        if step % cfg.log_interval == 0 or step == cfg.steps:
-            curves.append(point("train", step, cfg, window_cost / window_n, window_errors / window_n, started))
-            bar.set_postfix(cost=f"{window_cost / window_n:.2f}", refresh=False)
-            window_cost, window_errors, window_n = 0.0, 0.0, 0
-        if step % cfg.eval_interval == 0 or step == cfg.steps:
-            val_cost, val_errors = score(model, validation)
-            curves.append(point("val", step, cfg, val_cost, val_errors, started))
-            if converged is None and val_errors < CONVERGED_BIT_ERRORS:
-                converged = step
-        if on_checkpoint is not None and step % cfg.checkpoint_interval == 0 and step < cfg.steps:
-            on_checkpoint(snapshot(model, optimizer, data, step, curves, converged, time.perf_counter() - started,
-                                   (window_cost, window_errors, window_n)))
-        bar.update(1)
+    with deferred_interrupt() as interrupt:
+        while step < cfg.steps and not (cfg.stop_on_converge and state["converged_step"] is not None):
+            model.train()
+            batch = Batch(*(t.to(device) for t in task.sample(cfg.batch_size, data)))
+            try:
+                cost, errors = train_step(model, optimizer, params, batch, cfg, step + 1)
+            except Diverged as error:
+                bar.close()
+                error.curves = curves
+                raise
+            step += 1
+            maybe_kill("step")
+            window_cost, window_errors, window_n = window_cost + cost, window_errors + errors, window_n + 1
+            if step % cfg.log_interval == 0 or step == cfg.steps:
+                curves.append(point("train", step, cfg, window_cost / window_n, window_errors / window_n, started))
+                bar.set_postfix(cost=f"{window_cost / window_n:.2f}", refresh=False)
+                window_cost, window_errors, window_n = 0.0, 0.0, 0
+            if step % cfg.eval_interval == 0 or step == cfg.steps:
+                validate(model, validation, step, cfg, curves, state, started)
+            if step % cfg.checkpoint_interval == 0 and step < cfg.steps:
+                save()
+            bar.update(1)
+            if interrupt["stop"]:
+                bar.close()
+                save()
+                raise KeyboardInterrupt
     bar.close()
     if not curves or curves[-1]["split"] != "val":
         # Stopped on convergence or resumed at the end: make sure the last point is a validation one.
-        val_cost, val_errors = score(model, validation)
-        curves.append(point("val", step, cfg, val_cost, val_errors, started))
-    return TrainResult(curves, converged, time.perf_counter() - started)
+        validate(model, validation, step, cfg, curves, state, started)
+    return TrainResult(curves, state["converged_step"], time.perf_counter() - started)
+
+
+def validate(model, validation: Batch, step: int, cfg: TrainConfig, curves: list, state: dict, started: float):
+    """Append a validation point and record the first converged step in `state`."""
+    val_cost, val_errors = score(model, validation)
+    curves.append(point("val", step, cfg, val_cost, val_errors, started))
+    if state["converged_step"] is None and val_errors < CONVERGED_BIT_ERRORS:
+        state["converged_step"] = step
 
 
 def point(split: str, step: int, cfg: TrainConfig, cost: float, errors: float, started: float) -> dict:
@@ -139,4 +179,4 @@ def snapshot(model, optimizer, data, step, curves, converged, elapsed, window) -
     averaged training point (`window`: summed cost, summed errors, steps)."""
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": data.get_state(),
             "step": step, "curves": list(curves), "converged_step": converged, "elapsed": elapsed,
-            "window": window}
+            "window": tuple(window)}

@@ -17,8 +17,11 @@ The schema version is kept in `PRAGMA user_version`; a newer or foreign file is 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +43,8 @@ CREATE TABLE IF NOT EXISTS runs (
     converged_step INTEGER, converged_sequences INTEGER,
     final_cost_bits REAL, final_bit_errors REAL,
     reference_cost_bits REAL,  -- the task's Bayes-optimal cost on the validation set, if it has one
-    error TEXT
+    error TEXT,
+    owner TEXT, lease_until REAL  -- who trains a 'running' run, and until when the claim holds
 );
 CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT NOT NULL REFERENCES runs(run_id), split TEXT NOT NULL, step INTEGER NOT NULL,
@@ -66,7 +70,27 @@ CREATE TABLE IF NOT EXISTS speed (
 
 RUN_COLUMNS = ("model", "task", "seed", "profile", "config_json", "status", "n_params", "device", "threads",
                "torch_version", "git_sha", "started_at", "finished_at", "wall_s", "converged_step",
-               "converged_sequences", "final_cost_bits", "final_bit_errors", "reference_cost_bits", "error")
+               "converged_sequences", "final_cost_bits", "final_bit_errors", "reference_cost_bits", "error",
+               "owner", "lease_until")
+
+
+def make_owner() -> str:
+    """An owner id for claims: host, process id and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """False only when `owner` is a process on this host that no longer exists."""
+    try:
+        host, pid, _ = (owner or "").split(":")
+        if host != socket.gethostname():
+            return True
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return True
 
 
 class StoreError(RuntimeError):
@@ -76,8 +100,9 @@ class StoreError(RuntimeError):
 class Store:
     """A results store at `path` (created with its folder if missing)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, before_commit=None):
         self.path = Path(path)
+        self.before_commit = before_commit  # called inside finish_run's transaction (fault-injection tests)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -140,6 +165,34 @@ class Store:
         with self.transaction() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id))
 
+    def claim(self, run_id: str, owner: str, lease_s: float) -> bool:
+        """Atomically mark a run as ours to train; False if it is done, diverged, or running under
+        a live claim of another process. A claim is live until its lease expires, or, on this
+        host, until its owner process exits (so a rerun right after a kill resumes at once)."""
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute("SELECT status, owner, lease_until FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None or row[0] in ("done", "diverged"):
+                return False
+            status, holder, until = row
+            if status == "running" and holder != owner and until is not None and until > now and owner_alive(holder):
+                return False
+            db.execute("UPDATE runs SET status = 'running', owner = ?, lease_until = ?, error = NULL WHERE run_id = ?",
+                       (owner, now + lease_s, run_id))
+            return True
+
+    def renew(self, run_ids: list[str], owner: str, lease_s: float) -> None:
+        """Extend our claims on `run_ids` (the driver's heartbeat)."""
+        with self.transaction() as db:
+            db.executemany("UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ? AND status = 'running'",
+                           [(time.time() + lease_s, run_id, owner) for run_id in run_ids])
+
+    def release(self, run_ids: list[str], owner: str) -> None:
+        """Give back claims without a result (e.g. on Ctrl-C): the runs become pending again."""
+        with self.transaction() as db:
+            db.executemany("UPDATE runs SET status = 'pending', owner = NULL, lease_until = NULL "
+                           "WHERE run_id = ? AND owner = ? AND status = 'running'", [(r, owner) for r in run_ids])
+
     def finish_run(self, run_id: str, curves: list[dict], evals: list[dict], trace: dict | None = None,
                    **fields) -> None:
         """Write a finished (or diverged/failed) run's curves, evals, trace ({name: nested lists})
@@ -158,7 +211,9 @@ class Store:
                 "INSERT OR REPLACE INTO evals (run_id, axis, value, cost_bits, bit_errors, n) VALUES (?, ?, ?, ?, ?, ?)",
                 [(run_id, e["axis"], e["value"], e["cost_bits"], e["bit_errors"], e["n"]) for e in evals],
             )
-            self.update_run(run_id, finished_at=time.time(), **fields)
+            self.update_run(run_id, finished_at=time.time(), owner=None, lease_until=None, **fields)
+            if self.before_commit is not None:
+                self.before_commit()
 
     def add_speed(self, rows: list[dict]) -> None:
         """Upsert benchmark rows (keys: the speed table's columns)."""

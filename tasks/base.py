@@ -49,6 +49,11 @@ class Task:
     def sample(self, batch_size: int, generator: torch.Generator, **size: int) -> Batch:
         raise NotImplementedError
 
+    def memory_needed(self) -> int | None:
+        """How many vectors a memory model must hold at once at the largest training size
+        (None where the task sets no such bound); the planner rejects smaller memories."""
+        return None
+
     def check_size(self, size: dict) -> None:
         """Raise ValueError naming the axis when `size` has an unknown axis or a value < 1."""
         for axis, value in size.items():

@@ -59,6 +59,9 @@ class RepeatCopy(Task):
         self.input_size = width + 2
         self.output_size = width + 1
 
+    def memory_needed(self) -> int:
+        return self.max_length  # the sequence is stored once and replayed from memory
+
     def sample(
         self, batch_size: int, generator: torch.Generator, length: int | None = None, repeats: int | None = None
     ) -> Batch:

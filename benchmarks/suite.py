@@ -1,0 +1,61 @@
+"""Orchestration of a suite: register the planned runs in the store, claim and execute the ones
+not yet finished, write each result as it arrives. The driver process is the only writer; a
+heartbeat thread keeps its claims alive so a second suite process on the same store skips runs
+this one is training, and takes them over if this one dies.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from benchmarks.executors import run_local
+from benchmarks.plan import RunSpec
+from results.store import Store, make_owner
+
+LEASE_S = 120.0  # a claim not renewed for this long is considered abandoned
+
+
+class Heartbeat(threading.Thread):
+    """Renews the claims in `active` every LEASE_S / 4 seconds, on its own connection."""
+
+    def __init__(self, store_path: str, owner: str, active: set):
+        super().__init__(daemon=True)
+        self.store_path, self.owner, self.active = store_path, owner, active
+        self.stopped = threading.Event()
+
+    def run(self):
+        store = Store(self.store_path)
+        try:
+            while not self.stopped.wait(LEASE_S / 4):
+                store.renew(sorted(self.active), self.owner, LEASE_S)
+        finally:
+            store.close()
+
+
+def run_specs(store: Store, specs: list[RunSpec], checkpoints: str, device: str, jobs: int, threads: int,
+              log: Callable[[str], None] = print) -> None:
+    """Train and evaluate every spec the store does not already hold, writing results as they come."""
+    owner = make_owner()
+    active: set[str] = set()
+
+    def claim(spec: RunSpec) -> bool:
+        if not store.claim(spec.run_id, owner, LEASE_S):
+            return False
+        active.add(spec.run_id)
+        return True
+
+    def on_result(spec: RunSpec, result: dict) -> None:
+        fields = {k: v for k, v in result.items() if k not in ("run_id", "curves", "evals", "trace")}
+        store.finish_run(spec.run_id, result["curves"], result["evals"], result.get("trace"), **fields)
+        active.discard(spec.run_id)
+        state = result["status"] + (f" ({result['error']})" if result.get("error") else "")
+        log(f"  {spec.model:>8} {spec.task:<20} seed {spec.seed:<4} {state}")
+
+    heartbeat = Heartbeat(str(store.path), owner, active)
+    heartbeat.start()
+    try:
+        run_local(specs, checkpoints, device, on_result, claim=claim, jobs=jobs, threads=threads)
+    finally:
+        heartbeat.stopped.set()
+        store.release(sorted(active), owner)  # interrupted runs go back to pending; checkpoints stay

@@ -1,0 +1,147 @@
+"""Table-driven bad input: exit code 2, one line naming the problem, no traceback, and the
+store's bytes unchanged."""
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROFILE = """
+seeds: [1]
+train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2, checkpoint_interval: 2}
+models:
+  ntm: {controller_size: 6, memory_size: 6, memory_width: 4}
+  lstm: {hidden_size: 6, num_layers: 1}
+tasks:
+  copy: {width: 3, max_length: 3, eval: {length: [4]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A profile and a store that already holds its finished runs."""
+    folder = tmp_path_factory.mktemp("bad")
+    profile = folder / "tiny.yaml"
+    profile.write_text(PROFILE)
+    store = folder / "store.sqlite"
+    assert run_suite.main(["--profile", str(profile), "--store", str(store), "--jobs", "1"]) == 0
+    sqlite3.connect(store).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    return folder, profile, store
+
+
+def write(folder, name, text):
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+# (case, argv builder(folder, profile) -> extra argv, expected fragment of the one-line message)
+CASES = [
+    ("unknown model", lambda f, p: ["--models", "gru"], "unknown model 'gru' (known: "),
+    ("unknown task", lambda f, p: ["--tasks", "sorting"], "unknown task 'sorting' (known: "),
+    ("empty model list", lambda f, p: ["--models", ","], "no model given"),
+    ("unknown profile", lambda f, p: ["--profile", "nope"], "unknown profile 'nope' (known: "),
+    ("missing profile file", lambda f, p: ["--profile", str(f / "missing.yaml")], "does not exist"),
+    ("malformed YAML", lambda f, p: ["--profile", write(f, "broken.yaml", "train: {steps: 3\n")], "malformed YAML at line"),
+    ("profile not a mapping", lambda f, p: ["--profile", write(f, "list.yaml", "- 1\n- 2\n")], "expected a mapping"),
+    ("unknown section", lambda f, p: ["--profile", write(f, "sect.yaml", "trian: {steps: 3}\n")], "unknown section 'trian'"),
+    ("unknown train key", lambda f, p: ["--set", "train.stepz=3"], "train: unknown key 'stepz'"),
+    ("unknown model key", lambda f, p: ["--set", "models.ntm.heads=2"], "models.ntm: unknown key 'heads'"),
+    ("unknown task key", lambda f, p: ["--set", "tasks.copy.size=2"], "tasks.copy: unknown key 'size'"),
+    ("unknown eval axis", lambda f, p: ["--set", "tasks.copy.eval.items=[3]"], "unknown axis 'items'"),
+    ("unknown per_task task", lambda f, p: ["--set", "models.ntm.per_task.sort={}"], "unknown task 'sort'"),
+    ("negative steps", lambda f, p: ["--set", "train.steps=-1"], "train.steps must be a positive integer"),
+    ("zero batch", lambda f, p: ["--set", "train.batch_size=0"], "train.batch_size must be a positive integer"),
+    ("negative lr", lambda f, p: ["--set", "train.lr=-0.1"], "must be positive"),
+    ("bad optimizer", lambda f, p: ["--set", "train.optimizer=sgd"], "train.optimizer must be adam or rmsprop"),
+    ("zero read heads", lambda f, p: ["--set", "models.ntm.read_heads=0"], "read_heads must be an integer >= 1"),
+    ("zero write heads", lambda f, p: ["--set", "models.ntm.write_heads=0"], "write_heads must be an integer >= 1"),
+    ("memory smaller than the sequence", lambda f, p: ["--set", "tasks.copy.max_length=10"],
+     "memory_size 6 is smaller than the 10 vectors"),
+    ("negative length", lambda f, p: ["--set", "tasks.copy.min_length=-1"], "copy needs width >= 1"),
+    ("zero eval length", lambda f, p: ["--set", "tasks.copy.eval.length=[0]"], "length must be at least 1"),
+    ("bad memory init", lambda f, p: ["--set", "models.ntm.memory_init=zeros"], "memory_init must be one of"),
+    ("seeds not integers", lambda f, p: ["--seeds", "a,b"], "--seeds must be a comma list of integers"),
+    ("negative seed", lambda f, p: ["--seeds", "-3"], "--seeds must be non-negative"),
+    ("no seeds in profile", lambda f, p: ["--set", "seeds=[]"], "seeds must be a non-empty list"),
+    ("override without =", lambda f, p: ["--set", "train.steps"], "expected key=value"),
+    ("override into a value", lambda f, p: ["--set", "train.steps.x=1"], "steps is not a section"),
+    ("bad device", lambda f, p: ["--device", "tpu"], "--device 'tpu'"),
+    ("zero jobs", lambda f, p: ["--jobs", "0"], "--jobs and --threads must be at least 1"),
+]
+
+
+@pytest.mark.parametrize("case,argv,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, argv, message, setup, capsys):
+    folder, profile, store = setup
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(["--profile", str(profile), "--store", str(store), "--jobs", "1", *argv(folder, profile)])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before, "the store must not change"
+
+
+def store_case(folder, name):
+    path = folder / name
+    if name == "newer.sqlite":
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA user_version = 99")
+        db.commit()
+        db.close()
+    elif name == "corrupt.sqlite":
+        path.write_bytes(b"\x00garbage" * 500)
+    elif name == "foreign.sqlite":
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE people (name TEXT)")
+        db.commit()
+        db.close()
+    return path
+
+
+@pytest.mark.parametrize("name,message", [
+    ("newer.sqlite", "has schema version 99, newer than this code's"),
+    ("corrupt.sqlite", "cannot open results store"),
+    ("foreign.sqlite", "not an ntm-bench results store"),
+])
+def test_bad_store_files(name, message, setup, capsys):
+    folder, profile, _ = setup
+    path = store_case(folder, name)
+    before = path.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(["--profile", str(profile), "--store", str(path), "--jobs", "1"])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert path.read_bytes() == before
+
+
+def test_unwritable_store_path(setup, capsys, tmp_path):
+    folder, profile, _ = setup
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(["--profile", str(profile), "--store", str(blocker / "results.sqlite"), "--jobs", "1"])
+    assert exit_info.value.code == 2
+    assert "cannot open results store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--models", "gru"], "unknown model 'gru'"),
+    (["--set", "train.stepz=3"], "unknown key 'stepz'"),
+])
+def test_no_traceback_in_a_real_process(argv, message, tmp_path):
+    store = tmp_path / "s.sqlite"
+    out = subprocess.run([sys.executable, str(ROOT / "run_suite.py"), "--store", str(store), *argv],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and message in out.stderr and "Traceback" not in out.stderr
+    assert not store.exists(), "bad input must not create the store"

@@ -1,0 +1,127 @@
+"""Crash safety, divergence, concurrent suites: the store never loses or duplicates a result."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import run_suite
+from models import MODELS
+from models.lstm import LSTM
+from results.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROFILE = """
+seeds: [1, 2]
+train: {steps: 16, batch_size: 4, eval_interval: 8, eval_size: 8, log_interval: 4, checkpoint_interval: 3, lr: 0.01}
+models:
+  ntm: {controller_size: 8, memory_size: 6, memory_width: 4}
+  lstm: {hidden_size: 8, num_layers: 1}
+tasks:
+  copy: {width: 3, max_length: 3, eval: {length: [2, 5]}}
+"""
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(PROFILE)
+    return str(path)
+
+
+def suite(profile, store, *extra, env=None, check=True):
+    """run_suite.py in a subprocess, one job (so the fault counters are this process's)."""
+    command = [sys.executable, str(ROOT / "run_suite.py"), "--profile", profile, "--store", str(store),
+               "--jobs", "1", *extra]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **(env or {})})
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def snapshot(store_path):
+    """Everything but timings: runs' results, curves and evals, sorted."""
+    store = Store(store_path)
+    runs = store.runs()[["run_id", "status", "converged_step", "final_cost_bits", "final_bit_errors", "n_params"]]
+    curves = store.curves().drop(columns=["wall_s"])
+    evals = store.evals()
+    store.close()
+    return runs.to_dict("records"), curves.to_dict("records"), evals.to_dict("records")
+
+
+@pytest.fixture
+def reference(profile, tmp_path):
+    suite(profile, tmp_path / "reference.sqlite")
+    return snapshot(tmp_path / "reference.sqlite")
+
+
+@pytest.mark.parametrize("kill_at", ["step:5", "step:40", "checkpoint:1", "checkpoint:6", "store:1", "store:3"])
+def test_sigkill_then_rerun_equals_uninterrupted(kill_at, profile, tmp_path, reference):
+    store = tmp_path / "killed.sqlite"
+    killed = suite(profile, store, env={"NTM_BENCH_KILL_AT": kill_at}, check=False)
+    assert killed.returncode == -9, killed.stderr
+    suite(profile, store)
+    assert snapshot(store) == reference
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))
+
+
+def test_corrupt_checkpoint_is_set_aside_and_the_run_restarts(profile, tmp_path, reference):
+    store = tmp_path / "s.sqlite"
+    suite(profile, store, env={"NTM_BENCH_KILL_AT": "step:10"}, check=False)
+    checkpoints = list((tmp_path / "checkpoints").glob("*.pt"))
+    assert len(checkpoints) == 1
+    checkpoints[0].write_bytes(b"not a checkpoint")
+    out = suite(profile, store)
+    assert "unreadable" in out.stderr
+    assert snapshot(store) == reference
+    assert list((tmp_path / "checkpoints").glob("*.corrupt"))
+
+
+def test_two_concurrent_suites_train_every_run_exactly_once(profile, tmp_path, reference):
+    store = tmp_path / "shared.sqlite"
+    Store(store).close()
+    command = [sys.executable, str(ROOT / "run_suite.py"), "--profile", profile, "--store", str(store), "--jobs", "1"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = [p.communicate(timeout=300) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    trained = [line.split() for out, _ in outputs for line in out.splitlines() if line.strip().endswith(" done")]
+    assert len(trained) == 4, outputs                       # 2 models x 2 seeds, each exactly once
+    assert len({tuple(t[:4]) for t in trained}) == 4
+    assert snapshot(store) == reference
+
+
+class NaNModel(LSTM):
+    """An LSTM whose outputs turn NaN from its 10th training forward pass on: divergence mid-run."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def forward(self, inputs):
+        out = super().forward(inputs)
+        self.calls += self.training
+        return out * float("nan") if self.calls >= 10 else out
+
+
+def test_injected_nan_marks_the_run_diverged_and_the_suite_goes_on(profile, tmp_path, monkeypatch):
+    monkeypatch.setitem(MODELS, "nan", NaNModel)
+    path = tmp_path / "nan.yaml"
+    path.write_text(PROFILE.replace("models:\n", "models:\n  nan: {hidden_size: 8, num_layers: 1}\n"))
+    store_path = tmp_path / "nan.sqlite"
+    code = run_suite.main(["--profile", str(path), "--store", str(store_path), "--jobs", "1", "--seeds", "1"])
+    runs = Store(store_path).runs().set_index("model")
+    assert runs.loc["nan", "status"] == "diverged"
+    assert runs.loc["nan", "error"] == "non-finite loss at step 10"
+    assert runs.loc["ntm", "status"] == "done" and runs.loc["lstm", "status"] == "done"
+    curves = Store(store_path).curves()
+    assert len(curves[curves.model == "nan"]) > 0, "the curve before the divergence is kept"
+    assert code == 0
+    # a diverged run is a result: a rerun does not train it again
+    assert run_suite.main(["--profile", str(path), "--store", str(store_path), "--jobs", "1", "--seeds", "1"]) == 0
