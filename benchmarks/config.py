@@ -4,7 +4,7 @@
     train:  {steps: 2000, batch_size: 16, optimizer: adam, lr: 1.0e-3, ...}   (TrainConfig)
     models: {ntm: {controller_size: 100, ..., train: {lr: 1.0e-4},
                    per_task: {copy: {memory_size: 64, train: {...}}}}}
-    tasks:  {copy: {max_length: 20, eval: {length: [10, 20, 30]}}}
+    tasks:  {copy: {max_length: 20, eval: {length: [10, 20, 30]}, train: {eval_size: 1000}}}
 
 Model and task parameters are checked against the constructor of the registered class, train
 keys against TrainConfig, so a typo is an error naming the key and the file. `--set a.b.c=value`
@@ -44,6 +44,9 @@ class TrainConfig:
     log_interval: int = 10            # steps averaged into one training-curve point
     checkpoint_interval: int = 200    # steps between checkpoints (resume after a crash)
     stop_on_converge: bool = False    # end the run at its first converged validation point
+    compile: bool = False             # torch.compile the model's per-step function (~1 min warm-up
+                                      # on a 2-core CPU, then 2-8x faster NTM steps; results equal
+                                      # eager ones to float rounding, not bit for bit)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_interval", "eval_size", "log_interval", "checkpoint_interval"):
@@ -170,7 +173,8 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     for name, params in tasks.items():
         if name not in TASKS:
             raise ConfigError(f"{path}: tasks: unknown task {name!r} (known: {', '.join(TASKS)})")
-        check_keys(params or {}, TASKS[name], f"{path}: tasks.{name}", extra=("eval",))
+        check_keys(params or {}, TASKS[name], f"{path}: tasks.{name}", extra=("eval", "train"))
+        make_train((params or {}).get("train") or {}, f"{path}: tasks.{name}.train")
         for axis in ((params or {}).get("eval") or {}):
             if axis not in TASKS[name].axes:
                 raise ConfigError(f"{path}: tasks.{name}.eval: unknown axis {axis!r} (known: {', '.join(TASKS[name].axes)})")

@@ -2,7 +2,7 @@
 
 Resolution order for a (model, task) pair, later wins:
     constructor defaults < models.<m> < models.<m>.per_task.<t>        (model params)
-    profile train        < models.<m>.train < models.<m>.per_task.<t>.train   (training)
+    profile train < tasks.<t>.train < models.<m>.train < models.<m>.per_task.<t>.train   (training)
 The run_id hashes everything that can change a number: model and task with all their resolved
 parameters (defaults included, so changing a default is a new run), the evaluation sweeps, the
 training config, the seed and FORMAT_VERSION. The profile's name is not part of it: the same run
@@ -80,11 +80,13 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
     model_params.update(per_task)
 
     task_raw = dict(profile.tasks.get(task) or {})
+    task_train = task_raw.pop("train", None) or {}
     evaluation = {axis: list(values) for axis, values in (task_raw.pop("eval", None) or {}).items()}
     task_params = signature_defaults(TASKS[task])
     task_params.update(task_raw)
 
     merged = dataclasses.asdict(profile.train)
+    merged.update(task_train)
     merged.update(train)
     return RunSpec(model, model_params, task, task_params, evaluation,
                    make_train(merged, f"{profile.path}: models.{model} train for {task}"), seed, profile.name)

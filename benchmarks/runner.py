@@ -95,6 +95,8 @@ def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu") -> d
     """Train and evaluate one run; returns the fields and rows for `Store.finish_run`."""
     started = time.time()
     task, model = build_seeded(spec, device)
+    if spec.train.compile:
+        model.compile_step()
     data = torch.Generator().manual_seed(derived_seed(spec.seed, "data"))
     validation = validation_set(spec.task, spec.task_params, task, spec.train.eval_size)
     path = checkpoint_path(checkpoint_dir, spec.run_id)

@@ -19,12 +19,23 @@ class SequenceModel(nn.Module):
     """Base class: `input_size` and `output_size` come from the task, the rest from the profile."""
 
     has_memory = False
+    compiled_step = None  # set by compile_step() on models with a per-step function
 
     def __init__(self, input_size: int, output_size: int):
         super().__init__()
         if input_size < 1 or output_size < 1:
             raise ValueError(f"input and output sizes must be positive, got {input_size}, {output_size}")
         self.input_size, self.output_size = input_size, output_size
+
+    def compile_step(self) -> bool:
+        """Compile the per-step function with torch.compile, for models whose time loop calls
+        `self.step` (op overhead dominates small recurrent models; compiling the step, not the
+        unrolled sequence, keeps compile time to seconds). Returns False where there is nothing
+        to compile (e.g. the LSTM, which runs as one fused torch.nn.LSTM call)."""
+        if not hasattr(self, "step"):
+            return False
+        self.compiled_step = torch.compile(self.step, dynamic=False)
+        return True
 
     def n_params(self) -> int:
         """Number of trainable scalars."""

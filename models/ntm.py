@@ -168,8 +168,11 @@ class NTM(SequenceModel):
     def forward(self, inputs: torch.Tensor, trace: bool = False):
         state = self.initial_state(inputs.shape[1])
         outputs, weights = [], []
+        # The compiled step serves training (forward + backward); evaluation runs eager, so the
+        # many evaluation batch sizes cost no recompilation.
+        step = self.compiled_step if self.compiled_step is not None and torch.is_grad_enabled() else self.step
         for x in inputs:
-            y, state = self.step(x, state)
+            y, state = step(x, state)
             outputs.append(y)
             if trace:
                 weights.append(state.weights)
@@ -183,6 +186,5 @@ class NTM(SequenceModel):
 class NTMFeedForward(NTM):
     """The NTM with a feed-forward controller (the paper's first column): `ntm_ff`."""
 
-    def __init__(self, input_size: int, output_size: int, **params):
-        params.setdefault("controller", "feedforward")
-        super().__init__(input_size, output_size, **params)
+    def __init__(self, input_size: int, output_size: int, controller: str = "feedforward", **params):
+        super().__init__(input_size, output_size, controller=controller, **params)

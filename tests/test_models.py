@@ -79,3 +79,11 @@ def test_ntm_forward_gradcheck_two_read_two_write_heads(memory_init):
 def test_ntm_rejects_impossible_parameters(bad):
     with pytest.raises(ValueError):
         tiny("ntm", **bad)
+
+
+def test_registry_names_select_the_controller():
+    from benchmarks.plan import signature_defaults
+
+    assert signature_defaults(MODELS["ntm_ff"])["controller"] == "feedforward"
+    assert signature_defaults(MODELS["ntm"])["controller"] == "lstm"
+    assert tiny("ntm_ff").controller == "feedforward" and tiny("ntm").controller == "lstm"
