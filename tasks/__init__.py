@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from tasks.associative_recall import AssociativeRecall
 from tasks.base import Batch, Task
 from tasks.copy import Copy
+from tasks.ngrams import NGrams
+from tasks.priority_sort import PrioritySort
 from tasks.repeat_copy import RepeatCopy
 
 TASKS: dict[str, type[Task]] = {
     "copy": Copy,
     "repeat_copy": RepeatCopy,
+    "associative_recall": AssociativeRecall,
+    "ngrams": NGrams,
+    "priority_sort": PrioritySort,
 }
 
 

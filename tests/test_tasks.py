@@ -9,7 +9,13 @@ import torch
 from tasks import TASKS, build_task
 from tasks.base import bit_errors, cost_bits
 
-SMALL = {"copy": {"width": 3, "max_length": 4}, "repeat_copy": {"width": 3, "max_length": 3, "max_repeats": 3}}
+SMALL = {
+    "copy": {"width": 3, "max_length": 4},
+    "repeat_copy": {"width": 3, "max_length": 3, "max_repeats": 3},
+    "associative_recall": {"width": 3, "item_length": 2, "max_items": 4},
+    "ngrams": {"order": 2, "min_length": 3, "max_length": 9},
+    "priority_sort": {"width": 3, "min_length": 2, "max_length": 6},
+}
 
 
 def small(name):
@@ -55,6 +61,27 @@ def test_axes_fix_the_size_and_bad_sizes_are_rejected(name):
             task.sample(3, torch.Generator().manual_seed(0), **{axis: 0})
     with pytest.raises(ValueError, match="no axis"):
         task.check_size({"nonsense": 3})
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_padding_is_at_the_end_and_zero(name):
+    """After a sequence's last scored step there is only padding: zero inputs, zero mask."""
+    task = small(name)
+    batch = task.sample(16, torch.Generator().manual_seed(1))
+    steps = batch.mask.shape[0]
+    for b in range(16):
+        last = max(t for t in range(steps) if batch.mask[t, b] == 1)
+        assert (batch.inputs[last + 1:, b] == 0).all()
+        assert (batch.mask[last + 1:, b] == 0).all()
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_training_range_attributes(name):
+    """Each axis with a training range exposes min_<axis> <= max_<axis> (reports and traces use them)."""
+    task = small(name)
+    for axis in task.axes:
+        if hasattr(task, f"max_{axis}"):
+            assert getattr(task, f"min_{axis}") <= getattr(task, f"max_{axis}")
 
 
 def copy_oracle(inputs, width):
