@@ -44,6 +44,8 @@ class TrainConfig:
     log_interval: int = 10            # steps averaged into one training-curve point
     checkpoint_interval: int = 200    # steps between checkpoints (resume after a crash)
     stop_on_converge: bool = False    # end the run at its first converged validation point
+    batch_seeds: bool = True          # train the seeds of one config as one batched model
+                                      # (benchmarks/batched.py; models with supports_vmap)
     compile: bool = False             # torch.compile the model's per-step function (~1 min warm-up
                                       # on a 2-core CPU, then 2-8x faster NTM steps; results equal
                                       # eager ones to float rounding, not bit for bit)

@@ -142,3 +142,22 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
                 task.check_size({axis: value})
         except (ValueError, TypeError) as error:
             raise ConfigError(f"{where}: eval: {error}") from None
+
+
+def group_units(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """Units of work: the seeds of one config are one unit (trained as one batched model) when
+    `train.batch_seeds` is on and the model supports it; every other run is a unit of its own."""
+    from models import MODELS
+
+    groups: dict[str, list[RunSpec]] = {}
+    units = []
+    for spec in specs:
+        if spec.train.batch_seeds and getattr(MODELS[spec.model], "supports_vmap", False):
+            key = json.dumps({**spec.config(), "seed": None}, sort_keys=True)
+            if key not in groups:
+                groups[key] = []
+                units.append(groups[key])
+            groups[key].append(spec)
+        else:
+            units.append([spec])
+    return units

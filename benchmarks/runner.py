@@ -91,32 +91,67 @@ def provenance(device: str) -> dict:
     return {"device": name, "threads": torch.get_num_threads(), "torch_version": torch.__version__, "git_sha": git_sha()}
 
 
-def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu") -> dict:
-    """Train and evaluate one run; returns the fields and rows for `Store.finish_run`."""
-    started = time.time()
+def prepare(spec: RunSpec, device: str):
+    """(task, model, data generator, validation batch, result fields) of a run about to train."""
     task, model = build_seeded(spec, device)
-    if spec.train.compile:
-        model.compile_step()
     data = torch.Generator().manual_seed(derived_seed(spec.seed, "data"))
     validation = validation_set(spec.task, spec.task_params, task, spec.train.eval_size)
-    path = checkpoint_path(checkpoint_dir, spec.run_id)
-    resume = load_checkpoint(path)
-    result = {"run_id": spec.run_id, "n_params": model.n_params(), "started_at": started, **provenance(device)}
+    result = {"run_id": spec.run_id, "n_params": model.n_params(), "started_at": time.time(), **provenance(device)}
     if hasattr(task, "optimal_cost"):  # e.g. n-grams: the Bayes-optimal predictor on the same sequences
         result["reference_cost_bits"] = float(task.optimal_cost(validation).mean())
-    try:
-        trained = train(model, task, spec.train, data, validation, resume=resume,
-                        on_checkpoint=lambda snap: save_checkpoint(path, snap),
-                        description=f"{spec.model}/{spec.task}/s{spec.seed}")
-    except Diverged as error:
-        return {**result, "status": "diverged", "error": str(error), "curves": error.curves, "evals": [],
-                "wall_s": time.time() - started}
+    return task, model, data, validation, result
+
+
+def finish(spec: RunSpec, task, model, curves: list, converged: int | None, wall_s: float, result: dict) -> dict:
+    """A trained run's result: generalization sweeps, trace and the final validation point."""
     evals = generalization(model, spec.task, spec.task_params, task, spec.eval, spec.train.eval_size)
-    last = [c for c in trained.curves if c["split"] == "val"][-1]
-    converged = trained.converged_step
-    path.unlink(missing_ok=True)  # the store now holds everything the checkpoint held
-    return {**result, "status": "done", "curves": trained.curves, "evals": evals, "wall_s": trained.wall_s,
+    last = [c for c in curves if c["split"] == "val"][-1]
+    return {**result, "status": "done", "curves": curves, "evals": evals, "wall_s": wall_s,
             "trace": trace(model, spec.task, spec.task_params, task),
             "converged_step": converged,
             "converged_sequences": None if converged is None else converged * spec.train.batch_size,
             "final_cost_bits": last["cost_bits"], "final_bit_errors": last["bit_errors"], "error": None}
+
+
+def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu") -> dict:
+    """Train and evaluate one run; returns the fields and rows for `Store.finish_run`.
+    The checkpoint stays until the driver has stored the result (`checkpoint_path`)."""
+    task, model, data, validation, result = prepare(spec, device)
+    if spec.train.compile:
+        model.compile_step()
+    path = checkpoint_path(checkpoint_dir, spec.run_id)
+    try:
+        trained = train(model, task, spec.train, data, validation, resume=load_checkpoint(path),
+                        on_checkpoint=lambda snap: save_checkpoint(path, snap),
+                        description=f"{spec.model}/{spec.task}/s{spec.seed}")
+    except Diverged as error:
+        return {**result, "status": "diverged", "error": str(error), "curves": error.curves, "evals": [],
+                "wall_s": time.time() - result["started_at"]}
+    return finish(spec, task, model, trained.curves, trained.converged_step, trained.wall_s, result)
+
+
+def group_checkpoint(checkpoint_dir: str | Path, specs: list[RunSpec]) -> Path:
+    """One checkpoint for a batched group, named by its members."""
+    digest = hashlib.sha256(",".join(s.run_id for s in specs).encode()).hexdigest()[:16]
+    return checkpoint_path(checkpoint_dir, f"group-{digest}")
+
+
+def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str = "cpu") -> list[dict]:
+    """Train several seeds of one config as one batched model (benchmarks/batched.py); one
+    result per spec, as `execute` would give for each alone (to float rounding)."""
+    from benchmarks.batched import train_seeds
+
+    prepared = [prepare(spec, device) for spec in specs]
+    task, validation = prepared[0][0], prepared[0][3]
+    path = group_checkpoint(checkpoint_dir, specs)
+    trained = train_seeds([p[1] for p in prepared], task, specs[0].train, [p[2] for p in prepared], validation,
+                          resume=load_checkpoint(path), on_checkpoint=lambda snap: save_checkpoint(path, snap))
+    results = []
+    for spec, (_, _, _, _, result), run in zip(specs, prepared, trained):
+        if run["diverged"] is not None:
+            step, what = run["diverged"]
+            results.append({**result, "status": "diverged", "error": f"non-finite {what} at step {step}",
+                            "curves": run["curves"], "evals": [], "wall_s": run["wall_s"]})
+        else:
+            results.append(finish(spec, task, run["model"], run["curves"], run["converged_step"], run["wall_s"], result))
+    return results

@@ -10,7 +10,8 @@ import threading
 from typing import Callable
 
 from benchmarks.executors import run_local
-from benchmarks.plan import RunSpec
+from benchmarks.plan import RunSpec, group_units
+from benchmarks.runner import checkpoint_path, group_checkpoint
 from results.store import Store, make_owner
 
 LEASE_S = 120.0  # a claim not renewed for this long is considered abandoned
@@ -38,24 +39,35 @@ def run_specs(store: Store, specs: list[RunSpec], checkpoints: str, device: str,
     """Train and evaluate every spec the store does not already hold, writing results as they come."""
     owner = make_owner()
     active: set[str] = set()
+    unit_of: dict[str, set] = {}
+    group_paths: dict = {}
 
-    def claim(spec: RunSpec) -> bool:
-        if not store.claim(spec.run_id, owner, LEASE_S):
-            return False
-        active.add(spec.run_id)
-        return True
+    def claim(unit: list[RunSpec]) -> list[RunSpec]:
+        claimed = [spec for spec in unit if store.claim(spec.run_id, owner, LEASE_S)]
+        active.update(spec.run_id for spec in claimed)
+        if len(claimed) > 1:  # a batched group: its one checkpoint goes when all its runs are stored
+            members = {spec.run_id for spec in claimed}
+            for spec in claimed:
+                unit_of[spec.run_id] = members
+                group_paths[spec.run_id] = group_checkpoint(checkpoints, claimed)
+        return claimed
 
     def on_result(spec: RunSpec, result: dict) -> None:
         fields = {k: v for k, v in result.items() if k not in ("run_id", "curves", "evals", "trace")}
         store.finish_run(spec.run_id, result["curves"], result["evals"], result.get("trace"), **fields)
         active.discard(spec.run_id)
+        if result["status"] != "failed":  # stored now: the checkpoint has served its purpose
+            checkpoint_path(checkpoints, spec.run_id).unlink(missing_ok=True)
+            if spec.run_id in group_paths and not active.intersection(unit_of[spec.run_id]):
+                group_paths[spec.run_id].unlink(missing_ok=True)
         state = result["status"] + (f" ({result['error']})" if result.get("error") else "")
         log(f"  {spec.model:>8} {spec.task:<20} seed {spec.seed:<4} {state}")
 
+    units = group_units(specs)
     heartbeat = Heartbeat(str(store.path), owner, active)
     heartbeat.start()
     try:
-        run_local(specs, checkpoints, device, on_result, claim=claim, jobs=jobs, threads=threads)
+        run_local(units, checkpoints, device, on_result, claim=claim, jobs=jobs, threads=threads)
     finally:
         heartbeat.stopped.set()
         store.release(sorted(active), owner)  # interrupted runs go back to pending; checkpoints stay

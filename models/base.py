@@ -19,6 +19,7 @@ class SequenceModel(nn.Module):
     """Base class: `input_size` and `output_size` come from the task, the rest from the profile."""
 
     has_memory = False
+    supports_vmap = False  # True where torch.func.vmap over stacked parameters works (seed batching)
     compiled_step = None  # set by compile_step() on models with a per-step function
 
     def __init__(self, input_size: int, output_size: int):

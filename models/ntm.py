@@ -57,6 +57,7 @@ class NTM(SequenceModel):
     """NTM with an LSTM (default) or feed-forward controller."""
 
     has_memory = True
+    supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
 
     def __init__(
         self,

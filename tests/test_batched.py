@@ -1,0 +1,72 @@
+"""Seeds as a batch dimension: each seed's results equal training it alone (to 1e-5)."""
+
+import pytest
+
+from benchmarks import runner
+from benchmarks.config import load_profile
+from benchmarks.plan import group_units, plan_runs
+
+PROFILE = """
+seeds: [1, 2, 3]
+train: {steps: 10, batch_size: 3, eval_interval: 5, eval_size: 6, log_interval: 2, checkpoint_interval: 4, lr: 0.01}
+models:
+  ntm: {controller_size: 8, memory_size: 6, memory_width: 4, read_heads: 2}
+  ntm_ff: {controller_size: 8, memory_size: 6, memory_width: 4}
+  lstm: {hidden_size: 8, num_layers: 1}
+tasks:
+  copy: {width: 3, max_length: 4, eval: {length: [2, 6]}}
+"""
+
+
+def specs_for(tmp_path, model, *overrides):
+    path = tmp_path / "p.yaml"
+    path.write_text(PROFILE)
+    return plan_runs(load_profile(str(path), list(overrides)), [model], ["copy"])
+
+
+def assert_close_results(solo, batched):
+    assert [c["step"] for c in solo["curves"]] == [c["step"] for c in batched["curves"]]
+    assert [c["split"] for c in solo["curves"]] == [c["split"] for c in batched["curves"]]
+    for a, b in zip(solo["curves"], batched["curves"]):
+        assert a["cost_bits"] == pytest.approx(b["cost_bits"], abs=1e-5, rel=1e-5)
+        assert a["bit_errors"] == pytest.approx(b["bit_errors"], abs=1e-5)
+    for a, b in zip(solo["evals"], batched["evals"]):
+        assert (a["axis"], a["value"]) == (b["axis"], b["value"])
+        assert a["cost_bits"] == pytest.approx(b["cost_bits"], abs=1e-5, rel=1e-5)
+    assert solo["converged_step"] == batched["converged_step"]
+    assert solo["status"] == batched["status"] == "done"
+
+
+@pytest.mark.parametrize("model,optimizer", [("ntm", "adam"), ("ntm", "rmsprop"), ("ntm_ff", "adam")])
+def test_batched_seeds_equal_each_seed_alone(model, optimizer, tmp_path):
+    specs = specs_for(tmp_path, model, f"train.optimizer={optimizer}")
+    units = group_units(specs)
+    assert len(units) == 1 and len(units[0]) == 3
+    batched = runner.execute_group(units[0], tmp_path / "g")
+    for spec, result in zip(specs, batched):
+        assert_close_results(runner.execute(spec, tmp_path / "s"), result)
+
+
+def test_models_without_vmap_and_batch_seeds_off_run_alone(tmp_path):
+    assert all(len(u) == 1 for u in group_units(specs_for(tmp_path, "lstm")))
+    assert all(len(u) == 1 for u in group_units(specs_for(tmp_path, "ntm", "train.batch_seeds=false")))
+
+
+def test_batched_group_resumes_from_its_checkpoint(tmp_path):
+    specs = specs_for(tmp_path, "ntm")
+    whole = runner.execute_group(specs, tmp_path / "a")
+    original = runner.save_checkpoint
+
+    def crash(path, snap):
+        original(path, snap)
+        raise KeyboardInterrupt
+
+    runner.save_checkpoint = crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.execute_group(specs, tmp_path / "b")
+    finally:
+        runner.save_checkpoint = original
+    resumed = runner.execute_group(specs, tmp_path / "b")
+    for a, b in zip(whole, resumed):
+        assert [(c["step"], c["cost_bits"]) for c in a["curves"]] == [(c["step"], c["cost_bits"]) for c in b["curves"]]
