@@ -11,9 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+DEFAULT_STORE = "results/results.sqlite"
+
 EXAMPLES = """examples:
   python run_suite.py --models ntm,lstm --tasks all --profile quick
   python run_suite.py --profile ci --check              # convergence regression check (CI)
+  python run_suite.py --report --profile quick          # rebuild reports/out/quick/ from the store
   python run_suite.py --profile ci --update-baseline    # refresh results/baselines/ci.json on purpose
   python run_suite.py --models ntm --tasks copy --seeds 1,2,3 --set train.steps=500
 """
@@ -29,13 +32,19 @@ def parse_args(argv):
     parser.add_argument("--seeds", default=None, help="comma list of integer seeds (default: the profile's)")
     parser.add_argument("--profile", default="quick",
                         help="profile name in benchmarks/profiles/ (quick, ci, paper) or a path to a YAML file")
-    parser.add_argument("--store", default="results/results.sqlite", help="SQLite results store (created if missing)")
+    parser.add_argument("--store", default=DEFAULT_STORE, help="SQLite results store (created if missing)")
     parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: checkpoints/ beside the store)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained in parallel worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per run (default 1; see README)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a profile key, e.g. --set train.steps=100 (repeatable)")
+    parser.add_argument("--report", action="store_true",
+                        help="only regenerate the report of --profile from the store; train nothing")
+    parser.add_argument("--no-report", action="store_true", help="skip writing the report after the suite")
+    parser.add_argument("--report-dir", default=None,
+                        help="report folder (default: reports/out/<profile>/ for the default store, "
+                             "else reports/<profile>/ beside the store)")
     parser.add_argument("--check", action="store_true",
                         help="compare convergence with results/baselines/<profile>.json; exit 1 on a regression")
     parser.add_argument("--update-baseline", action="store_true",
@@ -90,8 +99,33 @@ def check_device(device: str) -> None:
         raise ConfigError(f"--device {device!r}: only cpu and cuda are supported")
 
 
+def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
+    """Build the HTML report from the store; a problem is reported, not fatal to the suite."""
+    from reports.build import ReportError, build_report
+
+    if out_dir is None and Path(store_path) != Path(DEFAULT_STORE):
+        out_dir = str(Path(store_path).parent / "reports" / profile)  # keep a report beside its store
+    try:
+        index = build_report(store_path, profile, out_dir)
+    except ReportError as error:
+        print(f"report: {error}", file=sys.stderr)
+        return False
+    print(f"report: {index}")
+    return True
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report:
+        from benchmarks.config import ConfigError, resolve_path
+
+        try:
+            name = resolve_path(args.profile).stem
+        except ConfigError as error:
+            fail(str(error))
+        if not Path(args.store).exists():
+            fail(f"no results store at {args.store}: run a suite first")
+        return 0 if write_report(args.store, name, args.report_dir) else 2
     profile, specs = build_plan(args)
 
     from benchmarks.baseline import check_baseline, write_baseline
@@ -122,6 +156,8 @@ def main(argv=None) -> int:
     runs = runs[runs.run_id.isin(ids)]
     print_summary(runs)
     code = 1 if (runs.status == "failed").any() else 0
+    if not args.no_report:
+        write_report(args.store, profile.name, args.report_dir)
     if args.update_baseline:
         print(f"baseline written to {write_baseline(profile.name, runs)}")
     if args.check:

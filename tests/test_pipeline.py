@@ -32,7 +32,7 @@ def profile(tmp_path):
 
 
 def run(profile, store, *extra):
-    return run_suite.main(["--profile", profile, "--store", str(store), "--jobs", "1", *extra])
+    return run_suite.main(["--profile", profile, "--store", str(store), "--jobs", "1", "--no-report", *extra])
 
 
 def test_pipeline_trains_stores_and_skips_on_rerun(profile, tmp_path, capsys):
@@ -115,3 +115,18 @@ def test_traces_are_stored_for_every_finished_run(profile, tmp_path):
             assert row.read_weights.shape == (T, 1, 6) and row.write_weights.shape == (T, 1, 6)
         else:
             assert row.read_weights is None
+
+
+def test_suite_writes_its_report_beside_the_store_and_report_rebuilds_it(profile, tmp_path, capsys):
+    store_path = tmp_path / "r.sqlite"
+    assert run_suite.main(["--profile", profile, "--store", str(store_path), "--jobs", "1", "--seeds", "1",
+                           "--models", "ntm", "--tasks", "copy"]) == 0
+    index = tmp_path / "reports" / "tiny" / "index.html"
+    assert index.exists()
+    index.unlink()
+    assert run_suite.main(["--report", "--profile", profile, "--store", str(store_path)]) == 0
+    assert index.exists()
+    assert "report:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(["--report", "--profile", profile, "--store", str(tmp_path / "none.sqlite")])
+    assert exit_info.value.code == 2

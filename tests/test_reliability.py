@@ -37,7 +37,7 @@ def profile(tmp_path):
 def suite(profile, store, *extra, env=None, check=True):
     """run_suite.py in a subprocess, one job (so the fault counters are this process's)."""
     command = [sys.executable, str(ROOT / "run_suite.py"), "--profile", profile, "--store", str(store),
-               "--jobs", "1", *extra]
+               "--jobs", "1", "--no-report", *extra]
     out = subprocess.run(command, capture_output=True, text=True, timeout=300,
                          env={**os.environ, **(env or {})})
     if check:

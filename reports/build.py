@@ -1,0 +1,192 @@
+"""Build the report of one profile from a results store: figures, tables and index.html.
+
+    python -m reports.build --store results/results.sqlite [--profile quick] [--out DIR]
+
+or `build_report(store_path, profile, out_dir)` (what `run_suite.py --report` calls). Everything
+comes from `results.store` loaders; nothing here imports training code. The output folder
+(default reports/out/<profile>/) gets index.html, figures/ (PNG for the page, SVG for papers) and
+tables/ (CSV, Markdown, LaTeX); files from an earlier build there are replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from reports import figures, html, memory, speed, tables
+from reports.reference import cite, load_reference, reference_rows
+from reports.style import TASK_ORDER, model_colors, order, task_label
+from results.store import Store, StoreError
+
+OUT_ROOT = Path(__file__).with_name("out")
+GENERATED = {"figures": (".png", ".svg"), "tables": (".csv", ".md", ".tex")}
+
+
+class ReportError(RuntimeError):
+    """No report can be built (no store, no runs, unknown profile); the message is one line."""
+
+
+@dataclass(frozen=True)
+class Data:
+    """The store's frames restricted to one profile's runs (speed rows are store-wide)."""
+
+    profile: str
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    evals: pd.DataFrame
+    traces: pd.DataFrame
+    speed: pd.DataFrame
+
+
+def load(store_path: str | Path, profile: str | None) -> Data:
+    """Read the store; raise ReportError when it is missing, empty, or has no runs of `profile`
+    (or, with profile None, runs of several profiles)."""
+    if not Path(store_path).is_file():
+        raise ReportError(f"no results store at {store_path}: run `python run_suite.py` first")
+    try:
+        store = Store(store_path)
+    except StoreError as error:
+        raise ReportError(str(error)) from None
+    try:
+        runs = store.runs()
+        profiles = sorted(runs.profile.unique())
+        if runs.empty:
+            raise ReportError(f"results store {store_path} has no runs: run `python run_suite.py` first")
+        if profile is None and len(profiles) > 1:
+            raise ReportError(f"results store {store_path} has runs of several profiles ({', '.join(profiles)}): "
+                              "name the one to report")
+        profile = profiles[0] if profile is None else profile
+        runs = runs[runs.profile == profile].reset_index(drop=True)
+        if runs.empty:
+            raise ReportError(f"results store {store_path} has no runs of profile {profile!r} "
+                              f"(it has: {', '.join(profiles)})")
+        ids = set(runs.run_id)
+        pick = lambda frame: frame[frame.run_id.isin(ids)].reset_index(drop=True)
+        return Data(profile, runs, pick(store.curves()), pick(store.evals()), pick(store.traces()), store.speed())
+    finally:
+        store.close()
+
+
+def prepare(out_dir: Path) -> None:
+    """Create the folders and remove what an earlier build generated there (only our own kinds of file)."""
+    for folder, suffixes in GENERATED.items():
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+        for path in (out_dir / folder).iterdir():
+            if path.is_file() and path.suffix in suffixes:
+                path.unlink()
+
+
+def bits_section(data: Data, reference: dict, out_dir: Path) -> str:
+    raw = tables.bits_table(data.runs, reference)
+    caption = ("Final validation cost and bit errors, in bits per sequence, over the seeds with status done: median, "
+               "and mean ± half-width of the 95% t-interval (n/a with fewer than 2 seeds). Converged: seeds that reached "
+               "< 0.1 bit errors per sequence on the validation set, out of all seeds of the pair (diverged or "
+               "unfinished seeds count as not converged); sequences to converge: median over the converged seeds. "
+               f"Parameter counts: ours, and the paper's ({cite(reference, reference['params_source'])}). "
+               f"{reference.get('params_note', '')}")
+    paths = tables.write_table(raw, tables.format_bits_table(raw), out_dir, "bits_per_sequence", caption)
+    shown = tables.format_bits_table(raw)
+    numeric = tuple(c for c in shown.columns if c not in ("task", "model", "seeds"))
+    return html.note(caption) + html.table(shown, numeric) + html.downloads(paths)
+
+
+def comparison_section(data: Data, out_dir: Path) -> str:
+    raw = tables.comparison_table(data.runs)
+    if raw.empty:
+        return html.note("No task has runs of two or more models: nothing to compare.")
+    caption = ("Pairwise comparison of the final validation cost (bits per sequence) over the seeds with status done: "
+               "difference of the medians (A − B; negative: A is better), Hodges-Lehmann shift (median of all "
+               "pairwise differences) and the two-sided Mann-Whitney U p-value. With few seeds even a complete "
+               "separation cannot reach a small p (the note gives the smallest attainable p).")
+    shown = tables.format_comparison(raw)
+    paths = tables.write_table(raw, shown, out_dir, "model_comparison", caption)
+    numeric = tuple(c for c in shown.columns if c not in ("task", "A", "B", "note"))
+    return html.note(caption) + html.table(shown, numeric) + html.downloads(paths)
+
+
+def figure_section(saved: list, missing: list[str], what: str) -> str:
+    body = "".join(html.figure(s) for s in saved)
+    if missing:
+        body += html.note(f"No {what} in the store for: {', '.join(task_label(t) for t in missing)}.")
+    return body
+
+
+def speed_section(data: Data, colors: dict, out_dir: Path) -> str:
+    if data.speed.empty:
+        return html.note("No benchmark rows in the store yet: `python run_suite.py --bench` fills them.")
+    raw, shown = speed.speed_table(data.speed)
+    caption = ("Speed benchmark rows (all profiles; latest measurement per configuration): training throughput in "
+               "sequences per second, peak memory in MB, and throughput relative to the LSTM of the same benchmark.")
+    paths = tables.write_table(raw, shown, out_dir, "speed", caption)
+    saved = speed.speed_figure(data.speed, colors, out_dir)
+    numeric = tuple(c for c in shown.columns if c not in ("name", "model", "mode", "device"))
+    return (html.note(caption) + html.table(shown, numeric) + html.downloads(paths)
+            + (html.figure(saved) if saved else html.note("No benchmark varies a size with the rest fixed: no scaling plot.")))
+
+
+def reference_section(reference: dict, tasks: list[str]) -> str:
+    rows = pd.DataFrame(reference_rows(reference, tasks))
+    if rows.empty:
+        return html.note("The paper has no published values for these tasks.")
+    rows["value"] = ["≈" + v if a else v for v, a in zip(rows.value, rows.approx)]
+    rows = rows.drop(columns="approx").rename(columns={"value": "bits / sequence"})
+    return (html.note("Published values drawn in the figures (≈: read off a figure, approximate), from "
+                      "reports/paper_reference.yaml.") + html.table(rows))
+
+
+def build_report(store_path: str | Path, profile: str | None = None, out_dir: str | Path | None = None) -> Path:
+    """Build the report of `profile` (None: the store's only profile) into `out_dir` (default
+    reports/out/<profile>/) and return the path of its index.html. Raises ReportError when the
+    store is missing or empty or has no runs of the profile."""
+    data = load(store_path, profile)
+    out_dir = Path(out_dir) if out_dir is not None else OUT_ROOT / re.sub(r"[^\w.-]+", "_", data.profile)
+    prepare(out_dir)
+    reference = load_reference()
+    colors = model_colors(set(data.runs.model) | set(data.speed.model if not data.speed.empty else []))
+    tasks = order(data.runs.task.unique(), known=TASK_ORDER)
+    learning = {t: figures.learning_curves(t, data.runs, data.curves, reference, colors, out_dir) for t in tasks}
+    general = {t: figures.generalization(t, data.runs, data.evals, reference, colors, out_dir) for t in tasks}
+    pictures = memory.memory_pictures(data.traces, data.runs, out_dir)
+    warnings = "".join(html.note(w, bad=True) for w in html.mixed_configs(data.runs))
+    sections = [
+        ("runs", "Runs", html.provenance(data.runs, store_path, data.profile) + warnings),
+        ("problems", "Runs that did not finish", html.problems(data.runs)),
+        ("bits", "Final cost per model and task", bits_section(data, reference, out_dir)),
+        ("learning", "Learning curves", figure_section([s for s in learning.values() if s],
+                                                      [t for t, s in learning.items() if not s], "curve points")),
+        ("generalization", "Generalization", figure_section([s for s in general.values() if s],
+                                                             [t for t, s in general.items() if not s], "evaluations")),
+        ("comparison", "Model comparison", comparison_section(data, out_dir)),
+        ("memory", "Memory use", figure_section(pictures, [t for t in tasks if t not in set(data.traces.task)], "traces")),
+        ("speed", "Speed", speed_section(data, colors, out_dir)),
+        ("paper", "Paper reference values", reference_section(reference, tasks)),
+    ]
+    index = out_dir / "index.html"
+    subtitle = (f"Profile {data.profile}: {len(data.runs)} runs, {len(tasks)} tasks, "
+                f"{data.runs.model.nunique()} models. Costs are in bits per sequence throughout.")
+    index.write_text(html.page(f"ntm-bench report: {data.profile}", sections, subtitle), encoding="utf-8")
+    return index
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", default="results/results.sqlite", help="SQLite results store")
+    parser.add_argument("--profile", default=None, help="profile to report (default: the store's only one)")
+    parser.add_argument("--out", default=None, help="output folder (default: reports/out/<profile>/)")
+    args = parser.parse_args(argv)
+    try:
+        index = build_report(args.store, args.profile, args.out)
+    except ReportError as error:
+        print(f"reports.build: error: {error}", file=sys.stderr)
+        return 2
+    print(f"report written to {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
