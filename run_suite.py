@@ -37,6 +37,12 @@ def parse_args(argv):
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained in parallel worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per run (default 1; see README)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local worker processes (default) or Ray tasks (pip install -e '.[cluster]')")
+    parser.add_argument("--ray-address", default=None,
+                        help="Ray cluster address (e.g. ray://head:10001); default: start a local Ray with --jobs CPUs")
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="also write live training curves as TensorBoard event files under DIR (pip install tensorboard)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a profile key, e.g. --set train.steps=100 (repeatable)")
     parser.add_argument("--report", action="store_true",
@@ -130,6 +136,7 @@ def main(argv=None) -> int:
 
     from benchmarks.baseline import check_baseline, write_baseline
     from benchmarks.faults import maybe_kill
+    from benchmarks.executors import WorkerOptions
     from benchmarks.suite import run_specs
     from benchmarks.summary import print_summary
     from results.store import Store, StoreError
@@ -146,7 +153,9 @@ def main(argv=None) -> int:
           f"{len(todo)} to train", flush=True)
 
     try:
-        run_specs(store, todo, checkpoints, args.device, args.jobs, args.threads, log=lambda line: print(line, flush=True))
+        options = WorkerOptions(checkpoints, args.device, args.threads, args.tensorboard)
+        run_specs(store, todo, options, jobs=args.jobs, executor=args.executor, ray_address=args.ray_address,
+                  log=lambda line: print(line, flush=True))
     except KeyboardInterrupt:
         print("interrupted: finished runs are in the store, unfinished ones resume from their checkpoints",
               file=sys.stderr)

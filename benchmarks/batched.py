@@ -98,7 +98,8 @@ def clip_per_seed(params: list[torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
 
 
 def train_seeds(models: list[torch.nn.Module], task: Task, cfg: TrainConfig, generators: list[torch.Generator],
-                validation: Batch, resume: dict | None = None, on_checkpoint=None) -> list[dict]:
+                validation: Batch, resume: dict | None = None, on_checkpoint=None,
+                on_point=lambda k, point: None) -> list[dict]:
     """Train K models (one per seed) as one; returns per seed a dict with `curves`,
     `converged_step`, `diverged` (None or (step, what)), `wall_s` and the trained `model`."""
     stack = SeedStack(models)
@@ -147,9 +148,10 @@ def train_seeds(models: list[torch.nn.Module], task: Task, cfg: TrainConfig, gen
             window[0], window[1], window[2] = window[0] + values[k], window[1] + errors[k], window[2] + 1
             if step % cfg.log_interval == 0 or step == cfg.steps:
                 state["curves"][k].append(point("train", step, cfg, window[0] / window[2], window[1] / window[2], started))
+                on_point(k, state["curves"][k][-1])
                 state["windows"][k] = [0.0, 0.0, 0]
         if step % cfg.eval_interval == 0 or step == cfg.steps:
-            validate_seeds(stack, validation, step, cfg, state, started, active)
+            validate_seeds(stack, validation, step, cfg, state, started, active, on_point)
         if on_checkpoint is not None and step % cfg.checkpoint_interval == 0 and step < cfg.steps:
             on_checkpoint({"params": {n: p.detach().clone() for n, p in stack.params.items()},
                            "optimizer": optimizer.state_dict(), "generators": [g.get_state() for g in generators],
@@ -170,7 +172,7 @@ def train_seeds(models: list[torch.nn.Module], task: Task, cfg: TrainConfig, gen
 
 
 def validate_seeds(stack: SeedStack, validation: Batch, step: int, cfg: TrainConfig, state: dict, started: float,
-                   active) -> None:
+                   active, on_point) -> None:
     """A validation point for every active seed; a seed that converges under stop_on_converge
     is snapshotted and stops."""
     costs, errors = score_seeds(stack, Batch(*(t.to(next(iter(stack.params.values())).device) for t in validation)))
@@ -178,6 +180,7 @@ def validate_seeds(stack: SeedStack, validation: Batch, step: int, cfg: TrainCon
         if not active(k):
             continue
         state["curves"][k].append(point("val", step, cfg, float(costs[k]), float(errors[k]), started))
+        on_point(k, state["curves"][k][-1])
         if state["converged"][k] is None and float(errors[k]) < CONVERGED_BIT_ERRORS:
             state["converged"][k] = step
             if cfg.stop_on_converge:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
+from dataclasses import dataclass
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable
 
@@ -24,17 +25,27 @@ from benchmarks.runner import execute, execute_group
 Unit = list[RunSpec]
 
 
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker executes its units (picklable, so it travels to pool and Ray workers)."""
+
+    checkpoint_dir: str
+    device: str = "cpu"
+    threads: int = 1
+    tensorboard: str | None = None   # folder for live TensorBoard event files, or None
+
+
 def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def safe_execute(unit: Unit, checkpoint_dir: str, device: str, threads: int) -> list[dict]:
+def safe_execute(unit: Unit, options: WorkerOptions) -> list[dict]:
     """Execute a unit, with any exception turned into failed results instead of killing the pool."""
-    set_threads(threads)
+    set_threads(options.threads)
     try:
         if len(unit) == 1:
-            return [execute(unit[0], checkpoint_dir, device)]
-        return execute_group(unit, checkpoint_dir, device)
+            return [execute(unit[0], options.checkpoint_dir, options.device, options.tensorboard)]
+        return execute_group(unit, options.checkpoint_dir, options.device, options.tensorboard)
     except Exception as error:  # report, don't crash the suite: the other runs still matter
         message = "".join(traceback.format_exception_only(type(error), error)).strip()
         return [{"run_id": s.run_id, "status": "failed", "error": message, "curves": [], "evals": []} for s in unit]
@@ -42,12 +53,10 @@ def safe_execute(unit: Unit, checkpoint_dir: str, device: str, threads: int) -> 
 
 def run_local(
     units: list[Unit],
-    checkpoint_dir: str,
-    device: str,
+    options: WorkerOptions,
     on_result: Callable[[RunSpec, dict], None],
     claim: Callable[[Unit], Unit] = lambda unit: unit,
     jobs: int = 1,
-    threads: int = 1,
 ) -> None:
     """Execute the part of each unit that `claim` grants, calling `on_result(spec, result)` in
     this process as each finishes. Claims are made one unit at a time, just before it starts,
@@ -58,28 +67,74 @@ def run_local(
             for unit in units:
                 claimed = claim(unit)
                 if claimed:
-                    for spec, result in zip(claimed, safe_execute(claimed, checkpoint_dir, device, threads)):
+                    for spec, result in zip(claimed, safe_execute(claimed, options)):
                         on_result(spec, result)
         finally:
             set_threads(previous)
         return
     # spawn, not fork: a forked child inherits the parent's intra-op thread pool state.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-    queue, running = list(units), {}
+
+    def finished(running):
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        return [(future, future.result()) for future in done]
+
     try:
-        while queue or running:
-            while queue and len(running) < jobs:
-                claimed = claim(queue.pop(0))
-                if claimed:
-                    running[pool.submit(safe_execute, claimed, checkpoint_dir, device, threads)] = claimed
-            if not running:
-                break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                for spec, result in zip(running.pop(future), future.result()):
-                    on_result(spec, result)
+        drive(units, claim, lambda unit: pool.submit(safe_execute, unit, options), finished, jobs, on_result)
     except KeyboardInterrupt:
         # Workers got the same SIGINT and checkpoint at their next step; wait for them to finish that.
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def drive(units: list[Unit], claim, submit, finished, capacity: int, on_result) -> None:
+    """Keep `capacity` units in flight: claim the next unit, `submit(unit) -> handle`, and
+    hand each result of `finished(running) -> [(handle, results)]` to `on_result`."""
+    queue, running = list(units), {}
+    while queue or running:
+        while queue and len(running) < capacity:
+            claimed = claim(queue.pop(0))
+            if claimed:
+                running[submit(claimed)] = claimed
+        if not running:
+            break
+        for handle, results in finished(running):
+            for spec, result in zip(running.pop(handle), results):
+                on_result(spec, result)
+
+
+def run_ray(
+    units: list[Unit],
+    options: WorkerOptions,
+    on_result: Callable[[RunSpec, dict], None],
+    claim: Callable[[Unit], Unit] = lambda unit: unit,
+    address: str | None = None,
+    num_cpus: int | None = None,
+) -> None:
+    """Execute units as Ray tasks (one CPU each, one GPU each on CUDA) on the cluster at
+    `address`, or on a local Ray instance when None. Workers return results; this process
+    writes the store. `options.checkpoint_dir` must be a path every worker can reach."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--executor ray needs Ray: pip install -e '.[cluster]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    gpus = 1 if options.device.startswith("cuda") else 0
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(safe_execute)
+    capacity = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1)))
+
+    def finished(running):
+        ready, _ = ray.wait(list(running), num_returns=1)
+        return [(ref, ray.get(ref)) for ref in ready]
+
+    try:
+        drive(units, claim, lambda unit: remote.remote(unit, options), finished, capacity, on_result)
+    finally:
+        if started_here:
+            ray.shutdown()

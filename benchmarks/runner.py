@@ -113,20 +113,43 @@ def finish(spec: RunSpec, task, model, curves: list, converged: int | None, wall
             "final_cost_bits": last["cost_bits"], "final_bit_errors": last["bit_errors"], "error": None}
 
 
-def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu") -> dict:
+def curve_writer(tensorboard: str | None, spec: RunSpec):
+    """(writer, on_point) writing curve points as TensorBoard scalars against sequences seen,
+    one event folder per run; (None, no-op) without a folder."""
+    if not tensorboard:
+        return None, lambda point: None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RuntimeError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    writer = SummaryWriter(str(Path(tensorboard) / spec.task / spec.model / f"seed{spec.seed}-{spec.run_id[:8]}"),
+                           flush_secs=10)
+
+    def write(point: dict) -> None:
+        for metric in ("cost_bits", "bit_errors"):
+            writer.add_scalar(f"{point['split']}/{metric}", point[metric], point["sequences"])
+
+    return writer, write
+
+
+def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu", tensorboard: str | None = None) -> dict:
     """Train and evaluate one run; returns the fields and rows for `Store.finish_run`.
     The checkpoint stays until the driver has stored the result (`checkpoint_path`)."""
     task, model, data, validation, result = prepare(spec, device)
     if spec.train.compile:
         model.compile_step()
     path = checkpoint_path(checkpoint_dir, spec.run_id)
+    writer, on_point = curve_writer(tensorboard, spec)
     try:
         trained = train(model, task, spec.train, data, validation, resume=load_checkpoint(path),
                         on_checkpoint=lambda snap: save_checkpoint(path, snap),
-                        description=f"{spec.model}/{spec.task}/s{spec.seed}")
+                        description=f"{spec.model}/{spec.task}/s{spec.seed}", on_point=on_point)
     except Diverged as error:
         return {**result, "status": "diverged", "error": str(error), "curves": error.curves, "evals": [],
                 "wall_s": time.time() - result["started_at"]}
+    finally:
+        if writer is not None:
+            writer.close()
     return finish(spec, task, model, trained.curves, trained.converged_step, trained.wall_s, result)
 
 
@@ -136,7 +159,8 @@ def group_checkpoint(checkpoint_dir: str | Path, specs: list[RunSpec]) -> Path:
     return checkpoint_path(checkpoint_dir, f"group-{digest}")
 
 
-def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str = "cpu") -> list[dict]:
+def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str = "cpu",
+                  tensorboard: str | None = None) -> list[dict]:
     """Train several seeds of one config as one batched model (benchmarks/batched.py); one
     result per spec, as `execute` would give for each alone (to float rounding)."""
     from benchmarks.batched import train_seeds
@@ -144,8 +168,15 @@ def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str 
     prepared = [prepare(spec, device) for spec in specs]
     task, validation = prepared[0][0], prepared[0][3]
     path = group_checkpoint(checkpoint_dir, specs)
-    trained = train_seeds([p[1] for p in prepared], task, specs[0].train, [p[2] for p in prepared], validation,
-                          resume=load_checkpoint(path), on_checkpoint=lambda snap: save_checkpoint(path, snap))
+    writers = [curve_writer(tensorboard, spec) for spec in specs]
+    try:
+        trained = train_seeds([p[1] for p in prepared], task, specs[0].train, [p[2] for p in prepared], validation,
+                              resume=load_checkpoint(path), on_checkpoint=lambda snap: save_checkpoint(path, snap),
+                              on_point=lambda k, point: writers[k][1](point))
+    finally:
+        for writer, _ in writers:
+            if writer is not None:
+                writer.close()
     results = []
     for spec, (_, _, _, _, result), run in zip(specs, prepared, trained):
         if run["diverged"] is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from benchmarks.executors import run_local
+from benchmarks.executors import WorkerOptions, run_local, run_ray
 from benchmarks.plan import RunSpec, group_units
 from benchmarks.runner import checkpoint_path, group_checkpoint
 from results.store import Store, make_owner
@@ -34,9 +34,12 @@ class Heartbeat(threading.Thread):
             store.close()
 
 
-def run_specs(store: Store, specs: list[RunSpec], checkpoints: str, device: str, jobs: int, threads: int,
-              log: Callable[[str], None] = print) -> None:
-    """Train and evaluate every spec the store does not already hold, writing results as they come."""
+def run_specs(store: Store, specs: list[RunSpec], options: WorkerOptions, jobs: int = 1, executor: str = "local",
+              ray_address: str | None = None, log: Callable[[str], None] = print) -> None:
+    """Train and evaluate every spec the store does not already hold, writing results as they
+    come, with the `local` executor (`jobs` processes) or `ray` (a cluster at `ray_address`, or
+    a local Ray instance)."""
+    checkpoints = options.checkpoint_dir
     owner = make_owner()
     active: set[str] = set()
     unit_of: dict[str, set] = {}
@@ -67,7 +70,10 @@ def run_specs(store: Store, specs: list[RunSpec], checkpoints: str, device: str,
     heartbeat = Heartbeat(str(store.path), owner, active)
     heartbeat.start()
     try:
-        run_local(units, checkpoints, device, on_result, claim=claim, jobs=jobs, threads=threads)
+        if executor == "ray":
+            run_ray(units, options, on_result, claim=claim, address=ray_address, num_cpus=None if ray_address else jobs)
+        else:
+            run_local(units, options, on_result, claim=claim, jobs=jobs)
     finally:
         heartbeat.stopped.set()
         store.release(sorted(active), owner)  # interrupted runs go back to pending; checkpoints stay

@@ -99,6 +99,7 @@ def train(
     resume: dict | None = None,
     on_checkpoint: Callable[[dict], None] | None = None,
     description: str = "",
+    on_point: Callable[[dict], None] = lambda point: None,
 ) -> TrainResult:
     """Train `model` on batches drawn from `task` with the `data` generator.
 
@@ -106,6 +107,7 @@ def train(
     state, step, curves, elapsed time); training continues from it exactly as if never stopped.
     Validation on the fixed `validation` batch happens every `eval_interval` steps and at the end.
     On Ctrl-C a checkpoint is written at the next step boundary, then KeyboardInterrupt is raised.
+    `on_point` sees every curve point as it is made (live TensorBoard).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
@@ -142,10 +144,12 @@ def train(
             window_cost, window_errors, window_n = window_cost + cost, window_errors + errors, window_n + 1
             if step % cfg.log_interval == 0 or step == cfg.steps:
                 curves.append(point("train", step, cfg, window_cost / window_n, window_errors / window_n, started))
+                on_point(curves[-1])
                 bar.set_postfix(cost=f"{window_cost / window_n:.2f}", refresh=False)
                 window_cost, window_errors, window_n = 0.0, 0.0, 0
             if step % cfg.eval_interval == 0 or step == cfg.steps:
                 validate(model, validation, step, cfg, curves, state, started)
+                on_point(curves[-1])
             if step % cfg.checkpoint_interval == 0 and step < cfg.steps:
                 save()
             bar.update(1)

@@ -1,0 +1,55 @@
+"""The Ray executor gives the local executor's results; TensorBoard gets live curves."""
+
+from pathlib import Path
+
+import pytest
+
+import run_suite
+from results.store import Store
+
+PROFILE = """
+seeds: [1, 2]
+train: {steps: 8, batch_size: 3, eval_interval: 4, eval_size: 6, log_interval: 2, checkpoint_interval: 4, lr: 0.01}
+models:
+  ntm: {controller_size: 8, memory_size: 6, memory_width: 4}
+  lstm: {hidden_size: 8, num_layers: 1}
+tasks:
+  copy: {width: 3, max_length: 3, eval: {length: [2, 5]}}
+"""
+
+
+def results(store_path):
+    store = Store(store_path)
+    curves = store.curves().drop(columns=["wall_s"]).to_dict("records")
+    evals = store.evals().to_dict("records")
+    runs = store.runs()[["run_id", "status", "final_cost_bits", "converged_step"]].to_dict("records")
+    return runs, curves, evals
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(PROFILE)
+    return str(path)
+
+
+@pytest.mark.ray
+def test_ray_executor_equals_local(profile, tmp_path):
+    pytest.importorskip("ray", reason="the ray marker runs only with the cluster extra installed")
+    base = ["--profile", profile, "--no-report"]
+    assert run_suite.main([*base, "--store", str(tmp_path / "local.sqlite"), "--jobs", "1"]) == 0
+    assert run_suite.main([*base, "--store", str(tmp_path / "ray.sqlite"), "--executor", "ray", "--jobs", "2"]) == 0
+    assert results(tmp_path / "ray.sqlite") == results(tmp_path / "local.sqlite")
+
+
+def test_tensorboard_event_files_hold_the_curves(profile, tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    logdir = tmp_path / "tb"
+    assert run_suite.main(["--profile", profile, "--no-report", "--store", str(tmp_path / "s.sqlite"), "--jobs", "1",
+                           "--tensorboard", str(logdir), "--models", "ntm,lstm"]) == 0
+    folders = sorted({p.parent for p in Path(logdir).rglob("events.out.tfevents.*")})
+    assert len(folders) == 4            # 2 models x 2 seeds, the ntm seeds trained as one batch
+    acc = event_accumulator.EventAccumulator(str(folders[0]))
+    acc.Reload()
+    val = acc.Scalars("val/cost_bits")
+    assert [e.step for e in val] == [12, 24]      # sequences seen at steps 4 and 8 (batch 3)
