@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   python run_suite.py --report --profile quick          # rebuild reports/out/quick/ from the store
   python run_suite.py --profile ci --update-baseline    # refresh results/baselines/ci.json on purpose
   python run_suite.py --models ntm --tasks copy --seeds 1,2,3 --set train.steps=500
+  python run_suite.py --bench --bench-profile quick --json speed.json   # speed suite, rows into the store
 """
 
 
@@ -51,6 +52,13 @@ def parse_args(argv):
     parser.add_argument("--report-dir", default=None,
                         help="report folder (default: reports/out/<profile>/ for the default store, "
                              "else reports/<profile>/ beside the store)")
+    parser.add_argument("--bench", action="store_true",
+                        help="run the speed suite instead of training: --models (default all), --device, --threads, "
+                             "--bench-profile, --json; rows go into the store's speed table")
+    parser.add_argument("--bench-profile", default="full", choices=("quick", "full"),
+                        help="speed suite size: quick (batch 1 and 16, train step) or full (default: batch 1/16/256, "
+                             "forward and train, memory and length sweeps)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="with --bench: also write the rows to FILE")
     parser.add_argument("--check", action="store_true",
                         help="compare convergence with results/baselines/<profile>.json; exit 1 on a regression")
     parser.add_argument("--update-baseline", action="store_true",
@@ -120,8 +128,36 @@ def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
     return True
 
 
+def bench(args) -> int:
+    """The speed suite (benchmarks/speed.py): print the table, store the rows."""
+    from benchmarks.config import ConfigError
+    from benchmarks.plan import parse_names
+    from benchmarks.speed import format_table, run_bench
+    from models import MODELS
+
+    try:
+        models = parse_names(args.models or "all", list(MODELS), "model")
+        check_device(args.device)
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    except ConfigError as error:
+        fail(str(error))
+    from results.store import Store, StoreError
+
+    try:
+        Store(args.store).close()  # fail now, not after minutes of measuring
+    except StoreError as error:
+        fail(str(error))
+    rows = run_bench(models, args.device, args.store, args.json, profile=args.bench_profile, threads=args.threads)
+    print(format_table(rows))
+    print(f"{len(rows)} rows in {args.store}" + (f" and {args.json}" if args.json else ""))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.bench:
+        return bench(args)
     if args.report:
         from benchmarks.config import ConfigError, resolve_path
 

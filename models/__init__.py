@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from models.base import SequenceModel
+from models.dnc import DNC
 from models.lstm import LSTM
 from models.ntm import NTM, NTMFeedForward
 
@@ -10,6 +11,7 @@ MODELS: dict[str, type[SequenceModel]] = {
     "ntm": NTM,
     "ntm_ff": NTMFeedForward,
     "lstm": LSTM,
+    "dnc": DNC,
 }
 
 

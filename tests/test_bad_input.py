@@ -75,6 +75,8 @@ CASES = [
     ("override into a value", lambda f, p: ["--set", "train.steps.x=1"], "steps is not a section"),
     ("bad device", lambda f, p: ["--device", "tpu"], "--device 'tpu'"),
     ("zero jobs", lambda f, p: ["--jobs", "0"], "--jobs and --threads must be at least 1"),
+    ("bench with an unknown model", lambda f, p: ["--bench", "--models", "gru"], "unknown model 'gru'"),
+    ("bench on a missing device", lambda f, p: ["--bench", "--device", "tpu"], "--device 'tpu'"),
 ]
 
 

@@ -13,6 +13,7 @@ models:
   ntm: {controller_size: 8, memory_size: 6, memory_width: 4, read_heads: 2}
   ntm_ff: {controller_size: 8, memory_size: 6, memory_width: 4}
   lstm: {hidden_size: 8, num_layers: 1}
+  dnc: {controller_size: 8, memory_size: 6, memory_width: 4, read_heads: 2}
 tasks:
   copy: {width: 3, max_length: 4, eval: {length: [2, 6]}}
 """
@@ -37,7 +38,7 @@ def assert_close_results(solo, batched):
     assert solo["status"] == batched["status"] == "done"
 
 
-@pytest.mark.parametrize("model,optimizer", [("ntm", "adam"), ("ntm", "rmsprop"), ("ntm_ff", "adam")])
+@pytest.mark.parametrize("model,optimizer", [("ntm", "adam"), ("ntm", "rmsprop"), ("ntm_ff", "adam"), ("dnc", "adam")])
 def test_batched_seeds_equal_each_seed_alone(model, optimizer, tmp_path):
     specs = specs_for(tmp_path, model, f"train.optimizer={optimizer}")
     units = group_units(specs)
