@@ -69,6 +69,14 @@ def randint(low: int, high: int, n: int, generator: torch.Generator) -> torch.Te
     return torch.randint(low, high + 1, (n,), generator=generator)
 
 
+def sizes(fixed: int | None, low: int, high: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-sequence sizes [n]: all `fixed` when a generalization size is given, else uniform in
+    [low, high] from `generator` (the training distribution)."""
+    if fixed is None:
+        return randint(low, high, n, generator)
+    return torch.full((n,), int(fixed))
+
+
 def random_bits(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """Bernoulli(1/2) bits as float32, drawn from `generator`."""
     return torch.randint(0, 2, shape, generator=generator).float()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Batch, Task, randint, random_bits
+from tasks.base import Batch, Task, random_bits, sizes
 
 
 class Copy(Task):
@@ -39,10 +39,7 @@ class Copy(Task):
 
     def sample(self, batch_size: int, generator: torch.Generator, length: int | None = None) -> Batch:
         self.check_size({"length": length})
-        if length is None:
-            lengths = randint(self.min_length, self.max_length, batch_size, generator)
-        else:
-            lengths = torch.full((batch_size,), int(length))
+        lengths = sizes(length, self.min_length, self.max_length, batch_size, generator)
         longest = int(lengths.max())
         steps = 2 * longest + 1
         bits = random_bits((longest, batch_size, self.width), generator)

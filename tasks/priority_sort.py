@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Batch, Task, randint, random_bits
+from tasks.base import Batch, Task, random_bits, sizes
 
 
 class PrioritySort(Task):
@@ -61,10 +61,7 @@ class PrioritySort(Task):
 
     def sample(self, batch_size: int, generator: torch.Generator, length: int | None = None) -> Batch:
         self.check_size({"length": length})
-        if length is None:
-            lengths = randint(self.min_length, self.max_length, batch_size, generator)
-        else:
-            lengths = torch.full((batch_size,), int(length))
+        lengths = sizes(length, self.min_length, self.max_length, batch_size, generator)
         longest = int(lengths.max())
         keep = self.kept(lengths)
         steps = int((lengths + 1 + keep).max())

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from tasks.base import Batch, Task, randint, random_bits
+from tasks.base import Batch, Task, random_bits, sizes
 
 
 class RepeatCopy(Task):
@@ -66,14 +66,8 @@ class RepeatCopy(Task):
         self, batch_size: int, generator: torch.Generator, length: int | None = None, repeats: int | None = None
     ) -> Batch:
         self.check_size({"length": length, "repeats": repeats})
-        if length is None:
-            lengths = randint(self.min_length, self.max_length, batch_size, generator)
-        else:
-            lengths = torch.full((batch_size,), int(length))
-        if repeats is None:
-            counts = randint(self.min_repeats, self.max_repeats, batch_size, generator)
-        else:
-            counts = torch.full((batch_size,), int(repeats))
+        lengths = sizes(length, self.min_length, self.max_length, batch_size, generator)
+        counts = sizes(repeats, self.min_repeats, self.max_repeats, batch_size, generator)
         longest = int(lengths.max())
         ends = lengths + 2 + counts * lengths                   # step of each end marker
         steps = int(ends.max()) + 1

@@ -10,3 +10,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def interrupted_at_first_checkpoint(call) -> list:
+    """Run `call()` with checkpoint writes that succeed and then raise KeyboardInterrupt, as a
+    user's Ctrl-C right after a checkpoint would; returns the steps that were saved."""
+    from benchmarks import runner
+
+    saved = []
+    original = runner.save_checkpoint
+
+    def crash(path, snap):
+        original(path, snap)
+        saved.append(snap["step"])
+        raise KeyboardInterrupt
+
+    runner.save_checkpoint = crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        runner.save_checkpoint = original
+    return saved

@@ -3,6 +3,7 @@
 import pytest
 
 from benchmarks import runner
+from conftest import interrupted_at_first_checkpoint
 from benchmarks.config import load_profile
 from benchmarks.plan import group_units, plan_runs
 
@@ -56,18 +57,7 @@ def test_models_without_vmap_and_batch_seeds_off_run_alone(tmp_path):
 def test_batched_group_resumes_from_its_checkpoint(tmp_path):
     specs = specs_for(tmp_path, "ntm")
     whole = runner.execute_group(specs, tmp_path / "a")
-    original = runner.save_checkpoint
-
-    def crash(path, snap):
-        original(path, snap)
-        raise KeyboardInterrupt
-
-    runner.save_checkpoint = crash
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            runner.execute_group(specs, tmp_path / "b")
-    finally:
-        runner.save_checkpoint = original
+    assert interrupted_at_first_checkpoint(lambda: runner.execute_group(specs, tmp_path / "b")) == [4]
     resumed = runner.execute_group(specs, tmp_path / "b")
     for a, b in zip(whole, resumed):
         assert [(c["step"], c["cost_bits"]) for c in a["curves"]] == [(c["step"], c["cost_bits"]) for c in b["curves"]]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import run_suite
+from conftest import interrupted_at_first_checkpoint
 from benchmarks.config import load_profile
 from benchmarks.plan import plan_runs
 from results.store import Store
@@ -73,22 +74,7 @@ def test_resume_from_checkpoint_equals_uninterrupted(profile, tmp_path):
 
     spec = plan_runs(load_profile(profile), ["ntm"], ["copy"], [1])[0]
     whole = runner.execute(spec, tmp_path / "c1")
-    # interrupt after the checkpoint at step 5 by making step 6's checkpoint write raise
-    saved = []
-    original = runner.save_checkpoint
-
-    def crash_after_first(path, snap):
-        original(path, snap)
-        saved.append(snap["step"])
-        raise KeyboardInterrupt
-
-    runner.save_checkpoint = crash_after_first
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            runner.execute(spec, tmp_path / "c2")
-    finally:
-        runner.save_checkpoint = original
-    assert saved == [5]
+    assert interrupted_at_first_checkpoint(lambda: runner.execute(spec, tmp_path / "c2")) == [5]
     resumed = runner.execute(spec, tmp_path / "c2")
     strip = lambda curves: [{k: v for k, v in c.items() if k != "wall_s"} for c in curves]
     assert strip(resumed["curves"]) == strip(whole["curves"])
