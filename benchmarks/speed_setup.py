@@ -1,0 +1,153 @@
+"""What the speed benchmark (benchmarks/speed.py) runs: its profiles (batch sizes, modes, timing
+budget, sweeps, model sizes), the configurations a profile expands to, the models built for them
+(the registry's, and the torch.nn.LSTM reference) and the fixed copy batches they run on.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from models import MODELS
+from tasks.base import Batch
+from tasks.copy import Copy
+
+WIDTH = 8                     # copy's bit width: input 9 (with the delimiter), output 8
+REFERENCE = "lstm_ref"
+SWEEP_MODELS = ("ntm", "dnc")  # the memory models whose memory size and sequence length are swept
+PAPER_SIZES = {"controller_size": 100, "memory_size": 128, "memory_width": 20, "read_heads": 1, "write_heads": 1,
+               "hidden_size": 256, "num_layers": 3}  # each model takes the ones its constructor accepts
+SMOKE_SIZES = {"controller_size": 8, "memory_size": 8, "memory_width": 4, "read_heads": 1, "write_heads": 1,
+               "hidden_size": 8, "num_layers": 1}
+
+
+@dataclass(frozen=True)
+class Timing:
+    burn_in: int = 2          # untimed iterations after the first (which compiles, where it does)
+    min_iters: int = 3        # timed iterations, at least...
+    min_s: float = 2.0        # ...and at least this many seconds of them...
+    max_s: float = 30.0       # ...unless this many seconds have passed (at least one iteration)
+
+
+@dataclass(frozen=True)
+class BenchProfile:
+    name: str
+    batches: tuple[int, ...]                 # main-grid batch sizes
+    modes: tuple[str, ...]                   # "forward" and/or "train"
+    timing: Timing = Timing()
+    steps: int = 41                          # main-grid time steps: copy length 20, delimiter, 20 outputs
+    compile: bool = True                     # "+compile" variants where compile_step() returns True
+    memory_sizes: tuple[int, ...] = ()       # memory sweep, at `steps`
+    seq_lens: tuple[int, ...] = ()           # length sweep in time steps, at sizes["memory_size"]
+    sweep_batch: int = 16
+    sizes: dict = field(default_factory=lambda: dict(PAPER_SIZES))
+
+    def __post_init__(self):
+        if not set(self.modes) <= {"forward", "train"} or min(self.batches + (self.sweep_batch,)) < 1:
+            raise ValueError(f"speed profile {self.name!r}: modes must be forward/train and batches >= 1")
+        if min((self.steps, *self.seq_lens)) < 3:
+            raise ValueError(f"speed profile {self.name!r}: a copy sequence needs at least 3 steps")
+
+
+PROFILES = {
+    "full": BenchProfile("full", (1, 16, 256), ("forward", "train"), memory_sizes=(128, 512, 2048, 8192),
+                         seq_lens=(20, 100, 500, 1000)),
+    "quick": BenchProfile("quick", (1, 16), ("train",), Timing(burn_in=1, min_iters=3, min_s=0.5, max_s=3.0)),
+    # for tests: every code path (both modes, compile variants, both sweeps) at toy sizes
+    "smoke": BenchProfile("smoke", (1, 2), ("forward", "train"), Timing(burn_in=0, min_iters=1, min_s=0.0, max_s=0.05),
+                          steps=5, memory_sizes=(8, 16), seq_lens=(3, 7), sweep_batch=2, sizes=dict(SMOKE_SIZES)),
+}
+
+
+class Config(NamedTuple):
+    model: str
+    compiled: bool
+    mode: str
+    batch: int
+    memory_size: int | None   # None for models without a memory
+    steps: int
+
+    @property
+    def name(self) -> str:
+        model = self.model + ("+compile" if self.compiled else "")
+        memory = f"/n{self.memory_size}" if self.memory_size is not None else ""
+        return f"{model}/{self.mode}/b{self.batch}{memory}/t{self.steps}"
+
+
+class ReferenceLSTM(nn.Module):
+    """The yardstick: torch.nn.LSTM(9, hidden, 1 layer) from a zero state, then Linear(hidden, 8)."""
+
+    def __init__(self, hidden: int = 256):
+        super().__init__()
+        self.rnn = nn.LSTM(WIDTH + 1, hidden)
+        self.out = nn.Linear(hidden, WIDTH)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(inputs)[0])
+
+
+# -- models and data ---------------------------------------------------------------------------
+
+def accepted_params(cls) -> set[str]:
+    """Constructor keywords of a model class, following **params up its bases (ntm_ff -> NTM)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in klass.__dict__:
+            continue
+        params = inspect.signature(klass.__dict__["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names - {"self", "input_size", "output_size"}
+
+
+def model_params(name: str, sizes: dict, memory_size: int | None) -> dict:
+    """The sizes that model `name` accepts, with the memory size of the configuration."""
+    params = {k: v for k, v in sizes.items() if k in accepted_params(MODELS[name])}
+    if memory_size is not None:
+        params["memory_size"] = memory_size
+    return params
+
+
+def build(name: str, params: dict, device: torch.device, seed: int) -> nn.Module:
+    """A model (REFERENCE or a registry name) on `device`, initialized from `seed` without
+    touching the caller's global RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ReferenceLSTM() if name == REFERENCE else MODELS[name](WIDTH + 1, WIDTH, **params)
+    return model.to(device)
+
+
+def copy_batch(batch: int, steps: int, device: torch.device, seed: int) -> Batch:
+    """A fixed copy batch of exactly `steps` time steps: copy length (steps - 1) // 2, and one
+    unscored zero step at the end when `steps` is even."""
+    length = (steps - 1) // 2
+    data = Copy(WIDTH, length, length).sample(batch, torch.Generator().manual_seed(seed), length=length)
+    pad = steps - data.inputs.shape[0]
+    return Batch(*(torch.cat([t, t.new_zeros(pad, *t.shape[1:])]).to(device) for t in data))
+
+
+def plan(models: list[str], profile: BenchProfile) -> list[Config]:
+    """Every configuration to measure, main grid first, without duplicates."""
+    def memory(name, size=profile.sizes.get("memory_size")):
+        return size if "memory_size" in accepted_params(MODELS[name]) else None
+
+    # compile_step() only wraps the step here: compilation happens at the first call
+    compiles = {name: profile.compile and build(name, model_params(name, profile.sizes, None), torch.device("cpu"),
+                                                0).compile_step() for name in models}
+    configs = []
+    for mode in profile.modes:
+        for batch in profile.batches:
+            for name in models:
+                configs.append(Config(name, False, mode, batch, memory(name), profile.steps))
+                if mode == "train" and compiles[name]:
+                    configs.append(Config(name, True, mode, batch, memory(name), profile.steps))
+    for name in (m for m in models if m in SWEEP_MODELS):
+        configs += [Config(name, False, "train", profile.sweep_batch, memory(name, n), profile.steps)
+                    for n in profile.memory_sizes]
+        configs += [Config(name, False, "train", profile.sweep_batch, memory(name), t) for t in profile.seq_lens]
+    return list(dict.fromkeys(configs))

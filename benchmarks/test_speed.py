@@ -1,0 +1,61 @@
+"""pytest-benchmark speed suite: one training step (forward, cost_bits, backward, Adam step) of
+every registered model at batch 1 and 16, at the paper's copy configuration (41 steps; NTM and
+DNC controller 100, memory 128 x 20; LSTM 3 x 256), and of the torch.nn.LSTM(9, 256) reference,
+on the fixed copy batches of benchmarks/speed.py. Not part of the default tests (testpaths is
+tests/); run it explicitly, one intra-op thread:
+
+    python -m pytest benchmarks/test_speed.py --benchmark-only --benchmark-autosave
+    # ... change something, then against the last saved run:
+    python -m pytest benchmarks/test_speed.py --benchmark-only --benchmark-compare
+
+NTM_BENCH_DEVICE=cuda runs it on a GPU (synchronized after every step). The test ids
+(test_train_step[ntm-b16]) are stable, so runs compare across commits; extra_info carries the
+sequences per second and the sizes. run_suite.py --bench (benchmarks/speed.py) is the fuller
+suite: forward mode, compiled variants, sweeps and ratios to the reference.
+"""
+
+import os
+
+import pytest
+import torch
+
+from benchmarks import speed
+from models import MODELS
+
+DEVICE = torch.device(os.environ.get("NTM_BENCH_DEVICE", "cpu"))
+STEPS = 41          # copy length 20, delimiter, 20 outputs
+BURN_IN = 2         # untimed steps before pytest-benchmark's own rounds
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def train_step(name: str, batch: int):
+    """(a callable doing one synchronized training step, the model's parameter count)."""
+    params = {} if name == speed.REFERENCE else speed.model_params(name, speed.PAPER_SIZES, None)
+    model = speed.build(name, params, DEVICE, seed=0)
+    step, _ = speed.make_step(model, speed.copy_batch(batch, STEPS, DEVICE, seed=0), "train")
+
+    def run():
+        step()
+        speed.sync(DEVICE)
+    return run, sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("batch", [1, 16], ids=lambda b: f"b{b}")
+@pytest.mark.parametrize("name", [speed.REFERENCE, *MODELS])
+def test_train_step(benchmark, name, batch):
+    run, n_params = train_step(name, batch)
+    for _ in range(BURN_IN):
+        run()
+    benchmark.group = f"train step, batch {batch}, {STEPS} steps"
+    benchmark.extra_info.update(model=name, batch=batch, seq_len=STEPS, n_params=n_params, device=str(DEVICE),
+                                threads=torch.get_num_threads())
+    benchmark(run)
+    if benchmark.stats:  # None under --benchmark-disable
+        benchmark.extra_info["seqs_per_s"] = batch / benchmark.stats.stats.median
