@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   python run_suite.py --report --profile quick          # rebuild reports/out/quick/ from the store
   python run_suite.py --profile ci --update-baseline    # refresh results/baselines/ci.json on purpose
   python run_suite.py --models ntm --tasks copy --seeds 1,2,3 --set train.steps=500
+  python run_suite.py --profile paper --models all --params  # our parameter counts beside the paper's
   python run_suite.py --bench --bench-profile quick --json speed.json   # speed suite, rows into the store
 """
 
@@ -52,6 +53,8 @@ def parse_args(argv):
     parser.add_argument("--report-dir", default=None,
                         help="report folder (default: reports/out/<profile>/ for the default store, "
                              "else reports/<profile>/ beside the store)")
+    parser.add_argument("--params", action="store_true",
+                        help="print our parameter count per planned (task, model) beside the paper's; train nothing")
     parser.add_argument("--bench", action="store_true",
                         help="run the speed suite instead of training: --models (default all), --device, --threads, "
                              "--bench-profile, --json; rows go into the store's speed table")
@@ -169,6 +172,13 @@ def main(argv=None) -> int:
             fail(f"no results store at {args.store}: run a suite first")
         return 0 if write_report(args.store, name, args.report_dir) else 2
     profile, specs = build_plan(args)
+    if args.params:
+        from benchmarks.summary import parameter_table
+
+        table = parameter_table(specs)
+        print(table.to_string(index=False, na_rep="-", formatters={"ours / paper": lambda v: f"{v:.2f}"}))
+        print("paper: Graves et al. 2014, Tables 1-3 (its NTM counts cannot be reproduced exactly from its description)")
+        return 0
 
     from benchmarks.baseline import check_baseline, write_baseline
     from benchmarks.faults import maybe_kill

@@ -32,3 +32,27 @@ def print_summary(runs: pd.DataFrame) -> None:
     table = summarize(runs)
     print("\nfinal validation cost (bits/seq, median over seeds) and convergence (< 0.1 bit errors/seq):")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-"))
+
+
+def parameter_table(specs) -> pd.DataFrame:
+    """Our parameter count per (task, model) of the planned runs, beside the paper's Tables 1-3
+    (from reports/paper_reference.yaml) where it has one: nothing is trained."""
+    from pathlib import Path
+
+    import yaml
+
+    from benchmarks.runner import build_seeded
+
+    reference = yaml.safe_load((Path(__file__).resolve().parent.parent / "reports" / "paper_reference.yaml").read_text())
+    rows, seen = [], set()
+    for spec in specs:
+        if (spec.task, spec.model) in seen:
+            continue
+        seen.add((spec.task, spec.model))
+        ours = build_seeded(spec)[1].n_params()
+        paper = ((reference["tasks"].get(spec.task) or {}).get("params") or {}).get(spec.model)
+        rows.append({"task": spec.task, "model": spec.model, "ours": ours, "paper": paper,
+                     "ours / paper": None if not paper else ours / paper})
+    table = pd.DataFrame(rows)
+    table["paper"] = table["paper"].astype("Int64")  # integers with gaps, not floats
+    return table

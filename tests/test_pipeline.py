@@ -116,3 +116,10 @@ def test_suite_writes_its_report_beside_the_store_and_report_rebuilds_it(profile
     with pytest.raises(SystemExit) as exit_info:
         run_suite.main(["--report", "--profile", profile, "--store", str(tmp_path / "none.sqlite")])
     assert exit_info.value.code == 2
+
+
+def test_params_prints_our_counts_beside_the_papers(capsys):
+    assert run_suite.main(["--profile", "paper", "--models", "ntm,lstm", "--tasks", "copy", "--params"]) == 0
+    out = capsys.readouterr().out
+    assert "67561" in out and "1352969" in out           # the paper's Table 1 counts
+    assert "62736" in out                                 # our NTM at the paper's copy size
