@@ -38,6 +38,20 @@ class SequenceModel(nn.Module):
         self.compiled_step = torch.compile(self.step, dynamic=False)
         return True
 
+    def unroll(self, inputs: torch.Tensor, state, traced=None):
+        """Run `self.step` over the time steps of inputs [T, B, I] from `state`; returns
+        (logits [T, B, O], [traced(state) after each step] or None). The compiled step serves
+        training (forward + backward); evaluation runs eager, so its many batch sizes cost no
+        recompilation."""
+        step = self.compiled_step if self.compiled_step is not None and torch.is_grad_enabled() else self.step
+        outputs, trace = [], [] if traced is not None else None
+        for x in inputs:
+            y, state = step(x, state)
+            outputs.append(y)
+            if traced is not None:
+                trace.append(traced(state))
+        return torch.stack(outputs), trace
+
     def n_params(self) -> int:
         """Number of trainable scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

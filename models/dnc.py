@@ -143,17 +143,9 @@ class DNC(SequenceModel):
         return logits, DNCState(h, c, memory, usage, link, precedence, read_weights, write_weights, reads)
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
-        state = self.initial_state(inputs.shape[1], inputs)
-        outputs, reads, writes = [], [], []
-        # as in models.ntm: the compiled step (compile_step) serves training, evaluation runs eager
-        step = self.compiled_step if self.compiled_step is not None and torch.is_grad_enabled() else self.step
-        for x in inputs:
-            y, state = step(x, state)
-            outputs.append(y)
-            if trace:
-                reads.append(state.read_weights)
-                writes.append(state.write_weights.unsqueeze(1))
-        logits = torch.stack(outputs)
+        traced = (lambda state: (state.read_weights, state.write_weights.unsqueeze(1))) if trace else None
+        logits, weights = self.unroll(inputs, self.initial_state(inputs.shape[1], inputs), traced)
         if not trace:
             return logits
-        return logits, {"read_weights": torch.stack(reads), "write_weights": torch.stack(writes)}
+        return logits, {"read_weights": torch.stack([r for r, _ in weights]),
+                        "write_weights": torch.stack([w for _, w in weights])}

@@ -167,17 +167,8 @@ class NTM(SequenceModel):
         return logits, NTMState(h, c, memory, weights, reads)
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
-        state = self.initial_state(inputs.shape[1])
-        outputs, weights = [], []
-        # The compiled step serves training (forward + backward); evaluation runs eager, so the
-        # many evaluation batch sizes cost no recompilation.
-        step = self.compiled_step if self.compiled_step is not None and torch.is_grad_enabled() else self.step
-        for x in inputs:
-            y, state = step(x, state)
-            outputs.append(y)
-            if trace:
-                weights.append(state.weights)
-        logits = torch.stack(outputs)
+        logits, weights = self.unroll(inputs, self.initial_state(inputs.shape[1]),
+                                      (lambda state: state.weights) if trace else None)
         if not trace:
             return logits
         weights = torch.stack(weights)                      # [T, B, R + W, N]
