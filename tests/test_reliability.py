@@ -55,10 +55,14 @@ def snapshot(store_path):
     return runs.to_dict("records"), curves.to_dict("records"), evals.to_dict("records")
 
 
-@pytest.fixture
-def reference(profile, tmp_path):
-    suite(profile, tmp_path / "reference.sqlite")
-    return snapshot(tmp_path / "reference.sqlite")
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted suite's results, computed once for all the interruption tests (run_ids
+    depend on the config, not on where the profile file lives)."""
+    folder = tmp_path_factory.mktemp("reference")
+    (folder / "tiny.yaml").write_text(PROFILE)
+    suite(str(folder / "tiny.yaml"), folder / "reference.sqlite")
+    return snapshot(folder / "reference.sqlite")
 
 
 @pytest.mark.parametrize("kill_at", ["step:5", "step:40", "checkpoint:1", "checkpoint:6", "store:1", "store:3"])
