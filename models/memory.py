@@ -20,7 +20,7 @@ def cosine_similarity(memory: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
 
     memory [B, N, M], keys [B, H, M] -> [B, H, N].
     """
-    dots = torch.einsum("bhm,bnm->bhn", keys, memory)
+    dots = keys @ memory.transpose(1, 2)   # plain matmul: einsum adds permutes per call
     norms = keys.norm(dim=-1, keepdim=True) * memory.norm(dim=-1).unsqueeze(1)
     return dots / (norms + EPS)
 
@@ -54,7 +54,7 @@ def circular_shift(weights: torch.Tensor, shift: torch.Tensor, index: torch.Tens
     from `shift_index` -> [B, H, N]. One gather builds all S shifted copies at once.
     """
     shifted = weights[..., index]                        # [B, H, S, N]
-    return torch.einsum("bhsn,bhs->bhn", shifted, shift)
+    return (shift.unsqueeze(-2) @ shifted).squeeze(-2)
 
 
 def sharpen(weights: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
@@ -88,7 +88,7 @@ def read(memory: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
     memory [B, N, M], weights [B, H, N] -> read vectors [B, H, M].
     """
-    return torch.einsum("bhn,bnm->bhm", weights, memory)
+    return weights @ memory
 
 
 def write(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
@@ -100,4 +100,4 @@ def write(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add:
     """
     keep = 1 - weights.unsqueeze(-1) * erase.unsqueeze(-2)   # [B, H, N, M]
     keep = keep[:, 0] if keep.shape[1] == 1 else keep.prod(dim=1)
-    return memory * keep + torch.einsum("bhn,bhm->bnm", weights, add)
+    return memory * keep + weights.transpose(1, 2) @ add
