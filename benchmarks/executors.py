@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable
@@ -35,13 +36,21 @@ class WorkerOptions:
     tensorboard: str | None = None   # folder for live TensorBoard event files, or None
 
 
-def set_threads(threads: int) -> None:
+@contextmanager
+def intra_op_threads(threads: int):
+    """Use `threads` intra-op threads inside the block, then restore the previous count."""
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def safe_execute(unit: Unit, options: WorkerOptions) -> list[dict]:
     """Execute a unit, with any exception turned into failed results instead of killing the pool."""
-    set_threads(options.threads)
+    # Worker processes keep this count for good; in the driver, run_local restores it.
+    torch.set_num_threads(options.threads)
     try:
         if len(unit) == 1:
             return [execute(unit[0], options.checkpoint_dir, options.device, options.tensorboard)]
@@ -62,15 +71,12 @@ def run_local(
     this process as each finishes. Claims are made one unit at a time, just before it starts,
     so several suite processes on one store share the work instead of one taking all of it."""
     if jobs <= 1:
-        previous = torch.get_num_threads()
-        try:
+        with intra_op_threads(options.threads):
             for unit in units:
                 claimed = claim(unit)
                 if claimed:
                     for spec, result in zip(claimed, safe_execute(claimed, options)):
                         on_result(spec, result)
-        finally:
-            set_threads(previous)
         return
     # spawn, not fork: a forked child inherits the parent's intra-op thread pool state.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))

@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmarks.executors import intra_op_threads
 from benchmarks.speed_memory import estimate_mb, memory_budget_mb, peak_memory
 from benchmarks.speed_setup import (  # noqa: F401 - the setup stays importable from here
     PAPER_SIZES, PROFILES, REFERENCE, SMOKE_SIZES, SWEEP_MODELS, WIDTH, BenchProfile, Config, ReferenceLSTM, Timing,
@@ -215,9 +216,7 @@ def run_bench(models: list[str], device: str, store_path: str | None, json_path:
     if unknown:
         raise KeyError(f"unknown models {unknown} (known: {', '.join(MODELS)})")
     dev, described = resolve_device(device)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         configs = plan(list(dict.fromkeys(models)), prof)
         bench_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         common = {"bench_id": bench_id, "device": described, "threads": threads, "torch_version": torch.__version__,
@@ -238,8 +237,6 @@ def run_bench(models: list[str], device: str, store_path: str | None, json_path:
                                      config.memory_size, fields, ref["seqs_per_s"]))
                 log(progress, len(rows), total, rows[-1])
             write(rows, store_path, json_path)   # after every group: an interrupted run keeps what it measured
-    finally:
-        torch.set_num_threads(previous)
     return rows
 
 

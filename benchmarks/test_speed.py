@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from benchmarks import speed
+from benchmarks.executors import intra_op_threads
 from models import MODELS
 
 DEVICE = torch.device(os.environ.get("NTM_BENCH_DEVICE", "cpu"))
@@ -29,10 +30,8 @@ BURN_IN = 2         # untimed steps before pytest-benchmark's own rounds
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with intra_op_threads(1):
+        yield
 
 
 def train_step(name: str, batch: int):

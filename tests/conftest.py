@@ -3,13 +3,13 @@
 import pytest
 import torch
 
+from benchmarks.executors import intra_op_threads
+
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with intra_op_threads(1):
+        yield
 
 
 def interrupted_at_first_checkpoint(call) -> list:
