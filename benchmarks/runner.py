@@ -113,6 +113,11 @@ def finish(spec: RunSpec, task, model, curves: list, converged: int | None, wall
             "final_cost_bits": last["cost_bits"], "final_bit_errors": last["bit_errors"], "error": None}
 
 
+def diverged(result: dict, error: Diverged, curves: list, wall_s: float) -> dict:
+    """A diverged run's result: its curve up to the divergence, no evaluations."""
+    return {**result, "status": "diverged", "error": str(error), "curves": curves, "evals": [], "wall_s": wall_s}
+
+
 def curve_writer(tensorboard: str | None, spec: RunSpec):
     """(writer, on_point) writing curve points as TensorBoard scalars against sequences seen,
     one event folder per run; (None, no-op) without a folder."""
@@ -145,8 +150,7 @@ def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu", tens
                         on_checkpoint=lambda snap: save_checkpoint(path, snap),
                         description=f"{spec.model}/{spec.task}/s{spec.seed}", on_point=on_point)
     except Diverged as error:
-        return {**result, "status": "diverged", "error": str(error), "curves": error.curves, "evals": [],
-                "wall_s": time.time() - result["started_at"]}
+        return diverged(result, error, error.curves, time.time() - result["started_at"])
     finally:
         if writer is not None:
             writer.close()
@@ -180,9 +184,7 @@ def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str 
     results = []
     for spec, (_, _, _, _, result), run in zip(specs, prepared, trained):
         if run["diverged"] is not None:
-            step, what = run["diverged"]
-            results.append({**result, "status": "diverged", "error": f"non-finite {what} at step {step}",
-                            "curves": run["curves"], "evals": [], "wall_s": run["wall_s"]})
+            results.append(diverged(result, Diverged(*run["diverged"]), run["curves"], run["wall_s"]))
         else:
             results.append(finish(spec, task, run["model"], run["curves"], run["converged_step"], run["wall_s"], result))
     return results
