@@ -46,8 +46,9 @@ class TrainConfig:
     stop_on_converge: bool = False    # end the run at its first converged validation point
     batch_seeds: bool = True          # train the seeds of one config as one batched model
                                       # (benchmarks/batched.py; models with supports_vmap)
-    compile: bool = False             # torch.compile the model's per-step function (~1 min warm-up
-                                      # on a 2-core CPU, then 2-8x faster NTM steps; results equal
+    compile: bool = False             # torch.compile the model's time step, 8 steps per compiled
+                                      # call (SequenceModel.compile_step; ~1.5 min warm-up on a
+                                      # 2-core CPU, then 4-6x faster NTM steps; results equal
                                       # eager ones to float rounding, not bit for bit)
 
     def __post_init__(self):
