@@ -61,7 +61,8 @@ class SeedStack:
         """Seed k as an ordinary module (for evaluation and traces), from `params` if given."""
         module = copy.deepcopy(self.template)
         source = params if params is not None else {n: p[k] for n, p in self.params.items()}
-        module.load_state_dict({**{n: b[k] for n, b in self.buffers.items()}, **source})
+        saved = module.state_dict().keys()   # non-persistent buffers are stacked but not in a state dict
+        module.load_state_dict({**{n: b[k] for n, b in self.buffers.items() if n in saved}, **source})
         return module
 
     def seed_params(self, k: int) -> dict:

@@ -15,14 +15,22 @@ import torch
 EPS = 1e-8
 
 
+def cosine_parts(memory: torch.Tensor, keys: torch.Tensor):
+    """K[b,h,i] = k_h . M_i / (|k_h| |M_i| + eps), with the norms (for the fused backward).
+
+    memory [B, N, M], keys [B, H, M] -> (K [B, H, N], |k_h| [B, H, 1], |M_i| [B, 1, N]).
+    """
+    dots = keys @ memory.transpose(1, 2)   # plain matmul: einsum adds permutes per call
+    key_norm, row_norm = keys.norm(dim=-1, keepdim=True), memory.norm(dim=-1).unsqueeze(1)
+    return dots / (key_norm * row_norm + EPS), key_norm, row_norm
+
+
 def cosine_similarity(memory: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """K[b,h,i] = k_h . M_i / (|k_h| |M_i| + eps).
 
     memory [B, N, M], keys [B, H, M] -> [B, H, N].
     """
-    dots = keys @ memory.transpose(1, 2)   # plain matmul: einsum adds permutes per call
-    norms = keys.norm(dim=-1, keepdim=True) * memory.norm(dim=-1).unsqueeze(1)
-    return dots / (norms + EPS)
+    return cosine_parts(memory, keys)[0]
 
 
 def content_weights(memory: torch.Tensor, keys: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
@@ -98,6 +106,12 @@ def write(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add:
     With several write heads the erases multiply and the adds sum, so the order of the heads
     does not matter (paper §3.2).
     """
+    return write_keep(memory, weights, erase, add)[0]
+
+
+def write_keep(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add: torch.Tensor):
+    """`write`, also returning the kept fraction keep(i, m) = prod_h (1 - w_h(i) e_h(m)) [B, N, M]
+    (for the fused backward)."""
     keep = 1 - weights.unsqueeze(-1) * erase.unsqueeze(-2)   # [B, H, N, M]
     keep = keep[:, 0] if keep.shape[1] == 1 else keep.prod(dim=1)
-    return memory * keep + weights.transpose(1, 2) @ add
+    return torch.baddbmm(memory * keep, weights.transpose(1, 2), add), keep

@@ -1,0 +1,199 @@
+"""The NTM's whole sequence as one autograd Function with a hand-written backward pass.
+
+Why: at the paper's sizes an NTM step is ~60 tiny tensor ops, and autograd records each one and
+replays ~100 more in backward; on a 2-core CPU that bookkeeping, not arithmetic, is the step's
+cost. Here the forward pass runs the same math with autograd off and keeps what the backward
+needs; the backward walks the sequence in reverse with the derivatives of models.memory_grad,
+and the weight gradients are summed over all time steps in one matmul each at the end.
+`NTM.step` stays as the plain reference: tests/test_ntm_fused.py checks outputs and gradients
+against it and runs gradcheck on this Function.
+
+Layout: the heads' linear layer is used with its rows permuted (`head_order`) so that each kind
+of head output is one contiguous block and one activation call serves all heads:
+
+    [keys H*M | shift logits H*S | beta, gamma logits H*2 | gate H, erase W*M | add W*M]
+                 softmax per head   softplus (gamma + 1)    sigmoid            tanh
+
+The Function follows torch.func's rules (setup_context, every saved intermediate is an output,
+generate_vmap_rule), so `torch.func.vmap` over stacked seeds (benchmarks/batched.py) uses it too.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from models import memory as mem
+from models import memory_grad as grad
+
+
+class Layout(NamedTuple):
+    inputs: int          # I
+    controller: int      # C
+    read_heads: int      # R
+    write_heads: int     # W
+    width: int           # M
+    shifts: int          # S
+    lstm: bool
+    clip: float
+
+
+def head_order(read_heads: int, write_heads: int, width: int, shifts: int) -> torch.Tensor:
+    """Permutation of the heads layer's rows, from NTM.head_parameters' per-head layout
+    ([key M, beta, gate, shift S, gamma] per head, then [erase M, add M] per write head) to the
+    blocked layout of the module docstring."""
+    R, W, M, S = read_heads, write_heads, width, shifts
+    A = M + S + 3
+    base = [h * A for h in range(R)] + [R * A + w * (A + 2 * M) for w in range(W)]
+    order = [b + m for b in base for m in range(M)]
+    order += [b + M + 2 + j for b in base for j in range(S)]
+    order += [b + k for b in base for k in (M, A - 1)]                      # beta, gamma
+    order += [b + M + 1 for b in base]                                      # gate
+    order += [b + A + m for b in base[R:] for m in range(M)]               # erase
+    order += [b + A + M + m for b in base[R:] for m in range(M)]           # add
+    return torch.tensor(order)
+
+
+def step_forward(L: Layout, x_gates, h, c, reads, memory, weights, w_state, w_heads, b_heads, index):
+    """One time step with autograd off: the NTM step of models.ntm, in the blocked layout.
+    Returns (h, c, reads, memory, weights) and the tuple of what step_backward needs."""
+    B, R, W, M, S = h.shape[0], L.read_heads, L.write_heads, L.width, L.shifts
+    H = R + W
+    state_in = torch.cat([reads.flatten(1), h], 1) if L.lstm else reads.flatten(1)
+    gates = torch.addmm(x_gates, state_in, w_state)
+    if L.lstm:
+        C = L.controller
+        sig = torch.sigmoid(gates[:, : 3 * C])
+        cand = torch.tanh(gates[:, 3 * C:])
+        c = torch.addcmul(sig[:, C: 2 * C] * c, sig[:, :C], cand)
+        tanh_c = torch.tanh(c)
+        h = sig[:, 2 * C:] * tanh_c
+    else:
+        sig, cand, tanh_c, h = gates, gates, gates, torch.tanh(gates)      # only h is used
+    pre = torch.addmm(b_heads, h, w_heads)
+    raw = pre.clamp(-L.clip, L.clip)
+    o = H * (M + S)
+    keys = raw[:, : H * M].view(B, H, M)
+    shift = torch.softmax(raw[:, H * M: o].view(B, H, S), -1)
+    strength_gamma = F.softplus(raw[:, o: o + 2 * H]).view(B, H, 2)
+    sig_heads = torch.sigmoid(raw[:, o + 2 * H: o + 3 * H + W * M])
+    gate, erase = sig_heads[:, :H], sig_heads[:, H:].view(B, W, M)
+    add = torch.tanh(raw[:, o + 3 * H + W * M:]).view(B, W, M)
+    strength, gamma = strength_gamma[..., 0], strength_gamma[..., 1] + 1
+    similarity, key_norm, row_norm = mem.cosine_parts(memory, keys)
+    content = torch.softmax(strength.unsqueeze(-1) * similarity, -1)
+    gated = mem.interpolate(content, weights, gate)
+    shifted = mem.circular_shift(gated, shift, index)
+    new_weights = mem.sharpen(shifted, gamma)
+    new_reads = new_weights[:, :R] @ memory
+    new_memory, keep = mem.write_keep(memory, new_weights[:, R:], erase, add)
+    saved = (state_in, sig, cand, c, tanh_c, h, pre, raw, keys, shift, strength_gamma, sig_heads, add, similarity,
+             key_norm, row_norm, content, weights, gated, shifted, new_weights, memory, keep)
+    return (h, c, new_reads, new_memory, new_weights), saved
+
+
+def step_backward(L: Layout, carry, saved, c_prev, w_state, w_heads, index, inverse):
+    """The gradients of one step's inputs from those of its outputs.
+
+    carry: (dh, dc, dreads, dmemory, dweights) of the step's outputs (dh and dreads including
+    the output layer's). Returns the carry of the step's inputs, and (dgates, dheads), the
+    gradients of the two linear layers' outputs, whose weight gradients the caller sums."""
+    (state_in, sig, cand, c, tanh_c, h, pre, raw, keys, shift, strength_gamma, sig_heads, add, similarity,
+     key_norm, row_norm, content, weights, gated, shifted, new_weights, memory, keep) = saved
+    dh, dc, dreads, dmemory, dweights = carry
+    B, R, W, M, H = h.shape[0], L.read_heads, L.write_heads, L.width, L.read_heads + L.write_heads
+    gate, erase = sig_heads[:, :H], sig_heads[:, H:].view(B, W, M)
+    gamma = strength_gamma[..., 1] + 1
+    dmem, dwrite, derase, dadd = grad.write_grad(dmemory, memory, new_weights[:, R:], erase, add, keep)
+    dmem = torch.baddbmm(dmem, new_weights[:, :R].transpose(1, 2), dreads)
+    dnew = torch.cat([dreads @ memory.transpose(1, 2), dwrite], 1) + dweights
+    dshifted, dgamma = grad.sharpen_grad(dnew, shifted, gamma, new_weights)
+    dgated, dshift = grad.shift_grad(dshifted, gated, shift, index, inverse)
+    dcontent, dprevious, dgate = grad.interpolate_grad(dgated, content, weights, gate)
+    dmem_c, dkeys, dstrength = grad.content_grad(dcontent, memory, keys, strength_gamma[..., 0], similarity,
+                                                 key_norm, row_norm, content)
+    o = H * (M + L.shifts)
+    dsoftplus = torch.stack([dstrength, dgamma], -1).flatten(1) * torch.sigmoid(raw[:, o: o + 2 * H])
+    dsig = torch.cat([dgate, derase.flatten(1)], 1) * sig_heads * (1 - sig_heads)
+    dheads = torch.cat([dkeys.flatten(1), grad.softmax_grad(dshift, shift).flatten(1), dsoftplus, dsig,
+                        (dadd * (1 - add * add)).flatten(1)], 1)
+    dheads = dheads * ((pre >= -L.clip) & (pre <= L.clip))                 # clamp passes inside [-clip, clip]
+    dh = torch.addmm(dh, dheads, w_heads.t())
+    if L.lstm:
+        C = L.controller
+        dc = dc + dh * sig[:, 2 * C:] * (1 - tanh_c * tanh_c)
+        dsig_gates = torch.cat([dc * cand, dc * c_prev, dh * tanh_c], 1) * sig * (1 - sig)
+        dgates = torch.cat([dsig_gates, dc * sig[:, :C] * (1 - cand * cand)], 1)
+        dc = dc * sig[:, C: 2 * C]
+    else:
+        dgates = dh * (1 - h * h)
+    dstate = dgates @ w_state.t()
+    RM = R * M
+    dh_prev = dstate[:, RM:] if L.lstm else torch.zeros_like(dh)
+    return (dh_prev, dc, dstate[:, :RM].view(B, R, M), dmem + dmem_c, dprevious), (dgates, dheads)
+
+
+def run(L: Layout, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, save: bool):
+    """The forward pass over inputs [T, B, I]: (controller outputs [T, B, C], read vectors
+    [T, B, R*M], and, if `save`, each saved field of step_forward stacked over time)."""
+    T, B = inputs.shape[:2]
+    w_ctrl_t = w_ctrl.t()
+    x_gates = torch.addmm(b_ctrl, inputs.flatten(0, 1), w_ctrl_t[: L.inputs]).view(T, B, -1)
+    w_state, w_heads_t = w_ctrl_t[L.inputs:], w_heads.t()
+    state = (h0, c0, reads0, memory0, weights0)
+    hs, reads, saved = [], [], []
+    for x_t in x_gates.unbind(0):
+        state, step_saved = step_forward(L, x_t, *state, w_state, w_heads_t, b_heads, index)
+        hs.append(state[0])
+        reads.append(state[2].flatten(1))
+        if save:
+            saved.append(step_saved)
+    return (torch.stack(hs), torch.stack(reads), *(torch.stack(field) for field in zip(*saved)))
+
+
+class Sequence(torch.autograd.Function):
+    """(layout, inputs, h0, c0, reads0, memory0, weights0, controller weight and bias, heads
+    weight and bias in head_order, shift index, its inverse) -> (hs, reads, *saved)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(L, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, inverse):
+        return run(L, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, save=True)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        L, x, _, c0, _, _, _, w_ctrl, _, w_heads, _, index, inverse = inputs
+        ctx.layout = L
+        ctx.mark_non_differentiable(*output[2:])
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, c0, w_ctrl, w_heads, index, inverse, *output)
+
+    @staticmethod
+    def backward(ctx, dhs, dreads, *_):
+        L = ctx.layout
+        x, c0, w_ctrl, w_heads, index, inverse, hs, _, *stacked = ctx.saved_tensors
+        T, B = x.shape[:2]
+        steps = list(zip(*(field.unbind(0) for field in stacked)))
+        w_state, w_heads_t = w_ctrl.t()[L.inputs:], w_heads.t()
+        memory, weights = steps[0][21], steps[0][17]                        # shapes of the initial state
+        carry = (hs.new_zeros(B, L.controller), c0.new_zeros(c0.shape), x.new_zeros(B, L.read_heads, L.width),
+                 memory.new_zeros(memory.shape), weights.new_zeros(weights.shape))
+        dgates, dheads = [], []
+        for t in reversed(range(T)):
+            dh, dc, dr, dm, dw = carry
+            dh = dh if dhs is None else dh + dhs[t]
+            dr = dr if dreads is None else dr + dreads[t].view(dr.shape)
+            c_prev = steps[t - 1][3] if t else c0
+            carry, (dg, dhd) = step_backward(L, (dh, dc, dr, dm, dw), steps[t], c_prev, w_state, w_heads_t, index,
+                                             inverse)
+            dgates.append(dg)
+            dheads.append(dhd)
+        dgates, dheads = torch.cat(dgates[::-1]), torch.cat(dheads[::-1])   # [T * B, ...], in time order
+        state_in = stacked[0].flatten(0, 1)
+        dw_ctrl = torch.cat([dgates.t() @ x.flatten(0, 1), dgates.t() @ state_in], 1)
+        dw_heads = dheads.t() @ hs.flatten(0, 1)
+        dx = (dgates @ w_ctrl[:, : L.inputs]).view(x.shape) if ctx.needs_input_grad[1] else None
+        return (None, dx, *carry, dw_ctrl, dgates.sum(0), dw_heads, dheads.sum(0), None, None)

@@ -1,0 +1,134 @@
+"""The fused NTM sequence (models.ntm_fused) and its hand-derived gradients (models.memory_grad),
+against autograd through the plain step loop (`NTM.fused = False`), the reference, in float64."""
+
+import pytest
+import torch
+
+from models import build_model
+from models import memory as mem
+from models import memory_grad as grad
+from models import ntm_fused
+
+B, H, N, M = 2, 3, 6, 4
+
+
+def rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def distribution(*shape, seed=0):
+    return torch.softmax(rand(*shape, seed=seed), -1)
+
+
+def vjp(fn, inputs, dout):
+    """Autograd's vector-Jacobian product of fn at inputs."""
+    inputs = [x.clone().requires_grad_(True) for x in inputs]
+    return torch.autograd.grad(fn(*inputs), inputs, dout)
+
+
+def close(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+def test_write_grad(heads):
+    memory, weights = rand(B, N, M), distribution(B, heads, N, seed=1)
+    erase, add = torch.sigmoid(rand(B, heads, M, seed=2)), torch.tanh(rand(B, heads, M, seed=3))
+    if heads > 1:   # an exactly zero factor: keep is 0 there, and dividing keep by it would fail
+        weights[0, 1] = torch.nn.functional.one_hot(torch.tensor(2), N).double()
+        erase[0, 1] = 1.0
+    dnew = rand(B, N, M, seed=4)
+    keep = mem.write_keep(memory, weights, erase, add)[1]
+    close(grad.write_grad(dnew, memory, weights, erase, add, keep), vjp(mem.write, [memory, weights, erase, add], dnew))
+
+
+def test_sharpen_grad():
+    shifted, gamma, dout = distribution(B, H, N), 1 + torch.rand(B, H, dtype=torch.float64) * 3, rand(B, H, N, seed=5)
+    shifted[0, 0, 1] = 0.0   # an exact zero: the epsilon keeps power and log finite
+    close(grad.sharpen_grad(dout, shifted, gamma, mem.sharpen(shifted, gamma)), vjp(mem.sharpen, [shifted, gamma], dout))
+
+
+@pytest.mark.parametrize("shift_range", [1, 2])
+def test_shift_grad(shift_range):
+    offsets = torch.arange(-shift_range, shift_range + 1)
+    index, inverse = mem.shift_index(N, offsets), mem.shift_index(N, -offsets)
+    gated, shift, dout = distribution(B, H, N), distribution(B, H, len(offsets), seed=6), rand(B, H, N, seed=7)
+    expected = vjp(lambda w, s: mem.circular_shift(w, s, index), [gated, shift], dout)
+    close(grad.shift_grad(dout, gated, shift, index, inverse), expected)
+
+
+def test_interpolate_grad():
+    content, previous, gate, dout = distribution(B, H, N), distribution(B, H, N, seed=8), torch.rand(B, H).double(), \
+        rand(B, H, N, seed=9)
+    close(grad.interpolate_grad(dout, content, previous, gate), vjp(mem.interpolate, [content, previous, gate], dout))
+
+
+def test_content_grad_including_a_zero_key():
+    memory, keys, strength, dout = rand(B, N, M), rand(B, H, M, seed=10), torch.rand(B, H).double() * 5, \
+        rand(B, H, N, seed=11)
+    keys[1, 2] = 0.0   # a zero key: its norm's gradient is zero, as autograd's
+    similarity, key_norm, row_norm = mem.cosine_parts(memory, keys)
+    out = mem.content_weights(memory, keys, strength)
+    actual = grad.content_grad(dout, memory, keys, strength, similarity, key_norm, row_norm, out)
+    close(actual, vjp(mem.content_weights, [memory, keys, strength], dout))
+
+
+def test_softmax_grad():
+    x, dout = rand(B, H, N), rand(B, H, N, seed=12)
+    close([grad.softmax_grad(dout, torch.softmax(x, -1))], vjp(lambda v: torch.softmax(v, -1), [x], dout))
+
+
+def test_head_order_is_a_permutation_of_the_heads_layer():
+    order = ntm_fused.head_order(2, 3, 4, 5)
+    A = 4 + 5 + 3
+    assert sorted(order.tolist()) == list(range(2 * A + 3 * (A + 2 * 4)))
+
+
+CONFIGS = {
+    "lstm": ("ntm", {}),
+    "lstm-2r-3w-learned": ("ntm", {"read_heads": 2, "write_heads": 3, "memory_init": "learned"}),
+    "lstm-shift2-random": ("ntm", {"shift_range": 2, "memory_init": "random", "weighting_init": "random"}),
+    "feedforward-2r-2w": ("ntm_ff", {"read_heads": 2, "write_heads": 2}),
+    "clip-active": ("ntm", {"clip": 0.3}),   # most head outputs clamped: the clamp's gradient mask matters
+}
+
+
+def model_pair(config):
+    name, params = CONFIGS[config]
+    torch.manual_seed(0)
+    model = build_model(name, 3, 2, controller_size=5, memory_size=6, memory_width=4, **params).double()
+    return model, torch.randn(7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
+    model, x = model_pair(config)
+    x.requires_grad_(True)
+    results = []
+    for fused in (False, True):
+        model.fused = fused
+        model.zero_grad()
+        x.grad = None
+        logits = model(x)
+        logits.sin().sum().backward()
+        results.append((logits.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (ref_out, ref_dx, ref_grads), (out, dx, grads) = results
+    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(dx, ref_dx, atol=1e-12, rtol=1e-10)
+    for name in ref_grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-12, rtol=1e-10, msg=name)
+    with torch.no_grad():   # the forward-only path (evaluation) keeps nothing and gives the same logits
+        torch.testing.assert_close(model(x), out)
+
+
+def test_gradcheck_of_the_fused_function_in_every_input():
+    model, x = model_pair("lstm-2r-3w-learned")
+    state = model.initial_state(x.shape[1])
+    inputs = [x, state.h, state.c, state.reads, state.memory, state.weights, model.controller_layer.weight,
+              model.controller_layer.bias, model.heads.weight[model.head_order], model.heads.bias[model.head_order]]
+    inputs = [t.detach().clone().contiguous().requires_grad_(True) for t in inputs]
+
+    def fn(*args):
+        return ntm_fused.Sequence.apply(model.layout, *args, model.shift_index, model.shift_inverse)[:2]
+    assert torch.autograd.gradcheck(fn, inputs)
