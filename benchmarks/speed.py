@@ -13,6 +13,13 @@ One invocation (`run_bench`) measures, per model:
   over a timed iteration is recorded as compile_s in extra_json;
 - scaling sweeps of the memory models in SWEEP_MODELS, both at batch 16 in train mode: memory
   size at 41 steps, and sequence length (time steps of input) at memory 128;
+- batched seeds (name suffix "/s8", column seeds = 8) in train mode, eager, at every main-grid
+  batch size, of every model with supports_vmap: K models (seeds 0..K-1 by default) trained as
+  one (benchmarks/batched.py's SeedStack, vmap over stacked parameters), each seed on its own
+  copy of the same batch, the loss the sum of the seeds' costs, one Adam over the stacked
+  parameters. sequences/s counts every seed's sequences (K x batch per iteration), n_params is
+  one seed's, and extra_json's wall_vs_one_seed is the time per iteration over that of the
+  model's eager one-seed row at the same batch (the target: at most 2.5 for 8 seeds);
 - the reference row, model "lstm_ref": torch.nn.LSTM(9, 256, 1 layer) + Linear(256, 8), once per
   (mode, batch, steps); every row's ratio_to_lstm = its sequences/s / the reference's.
 
@@ -32,16 +39,16 @@ import gc
 import json
 import os
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from benchmarks.batched import SeedStack
 from benchmarks.executors import intra_op_threads
 from benchmarks.speed_memory import estimate_mb, memory_budget_mb, peak_memory
+from benchmarks.speed_output import format_table, log, write  # noqa: F401 - format_table stays importable here
 from benchmarks.speed_setup import (  # noqa: F401 - the setup stays importable from here
     PAPER_SIZES, PROFILES, REFERENCE, SMOKE_SIZES, SWEEP_MODELS, WIDTH, BenchProfile, Config, ReferenceLSTM, Timing,
     accepted_params, build, copy_batch, model_params, plan)
@@ -50,25 +57,42 @@ from tasks.base import Batch, cost_bits
 
 # -- measuring ---------------------------------------------------------------------------------
 
-def make_step(model: nn.Module, data: Batch, mode: str):
-    """(one iteration as a callable, the tensors it keeps alive between iterations)."""
+def step_parts(model: nn.Module | SeedStack, data: Batch):
+    """(forward: () -> logits, cost: logits -> loss, parameters, the other tensors it keeps alive)
+    of one model on `data`, or of a SeedStack of K seeds on K stacked copies of `data` ([K, T, B,
+    I]: a real copy, so the vmapped forward takes train_seeds' path, where every seed has its own
+    batch) with the sum of the seeds' cost_bits as the loss: its gradient for seed k's parameters
+    is seed k's own."""
+    def cost(logits):
+        return cost_bits(logits, data.targets, data.mask)
+
+    if not isinstance(model, SeedStack):
+        return lambda: model(data.inputs), cost, list(model.parameters()), [*model.buffers(), *data]
+    inputs = data.inputs.expand(model.k, *data.inputs.shape).contiguous()
+    return (lambda: model.forward(inputs), lambda logits: sum(cost(l) for l in logits), list(model.params.values()),
+            [*model.buffers.values(), *data, inputs])
+
+
+def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
+    """(one iteration as a callable, the tensors it keeps alive between iterations) of one model or
+    of a SeedStack (step_parts); a training iteration is forward, cost, backward and an Adam step."""
+    forward, cost, params, held = step_parts(model, data)
     if mode == "forward":
         def step():
             with torch.no_grad():
-                model(data.inputs)
-        return step, lambda: [*model.parameters(), *model.buffers(), *data]
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+                forward()
+        return step, lambda: [*params, *held]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
 
     def step():
-        loss = cost_bits(model(data.inputs), data.targets, data.mask)
+        loss = cost(forward())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
     def resident():
         state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        return [*model.parameters(), *model.buffers(), *grads, *state, *data]
+        return [*params, *held, *(p.grad for p in params if p.grad is not None), *state]
     return step, resident
 
 
@@ -99,11 +123,13 @@ def time_step(step, device: torch.device, timing: Timing) -> dict:
     return {"first_iter_s": first, "iters": len(times), "timed_s": spent, "median_iter_s": statistics.median(times)}
 
 
-def measure(model: nn.Module, data: Batch, mode: str, device: torch.device, timing: Timing) -> dict:
-    """Throughput, timing details and peak memory of `model` on `data`."""
+def measure(model: nn.Module | SeedStack, data: Batch, mode: str, device: torch.device, timing: Timing) -> dict:
+    """Throughput (the sequences of every seed of a SeedStack), timing details and peak memory of
+    `model` on `data`."""
     step, resident = make_step(model, data, mode)
     stats = time_step(step, device, timing)
-    stats["seqs_per_s"] = data.inputs.shape[1] * stats["iters"] / stats["timed_s"]
+    seeds = model.k if isinstance(model, SeedStack) else 1
+    stats["seqs_per_s"] = seeds * data.inputs.shape[1] * stats["iters"] / stats["timed_s"]
     stats["peak_mem_mb"], memory = peak_memory(step, device, resident)
     return {**stats, **memory}
 
@@ -138,8 +164,10 @@ def measure_config(config: Config, data: Batch, device: torch.device, profile: B
             extra["skipped"] = f"estimated {estimate:,.0f} MB exceeds the {budget_mb:,.0f} MB budget"
             return {"extra": extra}
     try:
-        model = build(config.model, params, device, seed)
-        fields = {"n_params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+        models = [build(config.model, params, device, seed + k) for k in range(config.seeds)]
+        # one seed's count, as in the seeds=1 row: the seeds column says how many were trained
+        fields = {"n_params": sum(p.numel() for p in models[0].parameters() if p.requires_grad)}
+        model = models[0] if config.seeds == 1 else SeedStack(models)
         with cold_compile() if config.compiled else contextlib.nullcontext():
             if config.compiled:
                 model.compile_step()
@@ -148,7 +176,7 @@ def measure_config(config: Config, data: Batch, device: torch.device, profile: B
         extra["error"] = f"{type(error).__name__}: {error}"[:500]
         return {"extra": extra}
     finally:
-        model = None
+        model = models = None
         if device.type == "cuda":   # give the next configuration the whole device
             gc.collect()
             torch.cuda.empty_cache()
@@ -193,15 +221,25 @@ def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:
     return found
 
 
-def make_row(common: dict, name: str, model: str, key: tuple, memory_size, fields: dict, ratio_to) -> dict:
+def make_row(common: dict, name: str, model: str, key: tuple, memory_size, fields: dict, ratio_to,
+             seeds: int = 1) -> dict:
     mode, batch, steps = key
     seqs = fields.get("seqs_per_s")
     ratio = seqs / ratio_to if seqs is not None and ratio_to else None
     extra = {**fields.get("extra", {}), "copy_length": (steps - 1) // 2}
     return {**common, "name": name, "model": model, "mode": mode, "batch": batch, "memory_size": memory_size,
-            "seq_len": steps, "n_params": fields.get("n_params"), "seqs_per_s": seqs,
+            "seq_len": steps, "seeds": seeds, "n_params": fields.get("n_params"), "seqs_per_s": seqs,
             "peak_mem_mb": fields.get("peak_mem_mb"), "ratio_to_lstm": ratio, "measured_at": time.time(),
             "extra_json": json.dumps(extra, sort_keys=True)}
+
+
+def add_wall_vs_one_seed(fields: dict, alone: dict) -> None:
+    """wall_vs_one_seed into a batched-seeds row's extra: its median time per iteration over that
+    of the same model trained alone (eager, same batch, measured just before in the same group);
+    left out where either failed or was skipped."""
+    batched, one = fields["extra"].get("median_iter_s"), alone.get("extra", {}).get("median_iter_s")
+    if batched and one:
+        fields["extra"]["wall_vs_one_seed"] = batched / one
 
 
 def run_bench(models: list[str], device: str, store_path: str | None, json_path: str | None, profile="full",
@@ -219,8 +257,7 @@ def run_bench(models: list[str], device: str, store_path: str | None, json_path:
     with intra_op_threads(threads):
         configs = plan(list(dict.fromkeys(models)), prof)
         bench_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        common = {"bench_id": bench_id, "device": described, "threads": threads, "torch_version": torch.__version__,
-                  "seeds": 1}
+        common = {"bench_id": bench_id, "device": described, "threads": threads, "torch_version": torch.__version__}
         budget = max_mem_mb if max_mem_mb is not None else memory_budget_mb(dev)
         rows, total, estimates = [], len(configs) + len(groups(configs)), {}
         for key, members in groups(configs).items():
@@ -231,69 +268,13 @@ def run_bench(models: list[str], device: str, store_path: str | None, json_path:
             ref["ratio_to_lstm"] = 1.0
             rows.append(ref)
             log(progress, len(rows), total, ref)
+            measured = {}
             for config in members:
-                fields = measure_config(config, data, dev, prof, budget, seed, estimates)
+                fields = measured[config] = measure_config(config, data, dev, prof, budget, seed, estimates)
+                if config.seeds > 1:   # plan() puts the one-seed configuration first
+                    add_wall_vs_one_seed(fields, measured.get(config._replace(seeds=1), {}))
                 rows.append(make_row(common, config.name, config.model + ("+compile" if config.compiled else ""), key,
-                                     config.memory_size, fields, ref["seqs_per_s"]))
+                                     config.memory_size, fields, ref["seqs_per_s"], config.seeds))
                 log(progress, len(rows), total, rows[-1])
             write(rows, store_path, json_path)   # after every group: an interrupted run keeps what it measured
     return rows
-
-
-def log(progress: bool, done: int, total: int, row: dict) -> None:
-    if progress:
-        print(f"[{done}/{total}] {row['name']}: {describe(row)}", file=sys.stderr, flush=True)
-
-
-def describe(row: dict) -> str:
-    extra = json.loads(row["extra_json"])
-    if row["seqs_per_s"] is None:
-        return f"skipped: {extra['skipped']}" if "skipped" in extra else f"failed: {extra.get('error')}"
-    text = f"{row['seqs_per_s']:,.1f} seq/s, {row['ratio_to_lstm']:.3f} x {REFERENCE}"
-    text += f", compile {extra['compile_s']:.1f} s" if "compile_s" in extra else ""
-    return text + (f" (warning: {extra['warning']})" if "warning" in extra else "")
-
-
-def write(rows: list[dict], store_path: str | None, json_path: str | None) -> None:
-    """Rows into the store's speed table (upserts) and into a JSON list (a temp file, renamed)."""
-    if store_path:
-        from results.store import Store
-
-        store = Store(store_path)
-        try:
-            store.add_speed(rows)
-        finally:
-            store.close()
-    if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(rows, indent=1))
-        tmp.replace(path)
-
-
-def format_table(rows: list[dict]) -> str:
-    """A plain-text table of benchmark rows, with the model configurations underneath."""
-    if not rows:
-        return "(no speed rows)"
-
-    def number(value, spec):
-        return "n/a" if value is None else format(value, spec)
-
-    lines, labels = [("name", "seq/s", f"x {REFERENCE}", "peak MB", "params", "iters", "compile s", "note")], {}
-    for row in rows:
-        extra = json.loads(row["extra_json"])
-        labels.setdefault(row["model"].removesuffix("+compile"), extra.get("label", ""))
-        note = extra.get("warning") or (f"skipped: {extra['skipped']}" if "skipped" in extra else "")
-        note = note or (f"failed: {extra['error']}" if "error" in extra else "")
-        lines.append((row["name"], number(row["seqs_per_s"], ",.1f"), number(row["ratio_to_lstm"], ".3f"),
-                      number(row["peak_mem_mb"], ",.1f"), number(row["n_params"], ","), str(extra.get("iters", "")),
-                      number(extra.get("compile_s"), ".1f") if "compile_s" in extra else "", note))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
-    first = rows[0]
-    out = [f"speed bench {first['bench_id']}: {first['device']}, {first['threads']} thread(s), "
-           f"torch {first['torch_version']}"]
-    for line in lines:
-        cells = [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:-1], widths[1:]))]
-        out.append(("  ".join(cells) + "  " + line[-1]).rstrip())
-    return "\n".join(out + [""] + [f"{model}: {label}" for model, label in labels.items()])

@@ -91,7 +91,8 @@ class AllocationCounter(TorchDispatchMode):
 def estimate_mb(name: str, params: dict, config: Config, cache: dict) -> float | None:
     """An upper bound on a configuration's memory: the parameters (x4 in training: gradients and
     Adam's two moments) plus everything a forward allocates, counted on the meta device for one
-    sequence of 2 and of 4 steps and extrapolated linearly in steps and batch. None where the model
+    sequence of 2 and of 4 steps and extrapolated linearly in steps and batch, times the number of
+    seeds trained together (stacked parameters, batched activations). None where the model
     cannot run on the meta device. `cache` keeps the counts per (model, params, mode)."""
     def allocated(steps):
         with torch.device("meta"):
@@ -112,7 +113,7 @@ def estimate_mb(name: str, params: dict, config: Config, cache: dict) -> float |
         return None
     params_bytes, two, per_step = cache[key]
     factor = 4 if config.mode == "train" else 1
-    return (factor * params_bytes + config.batch * (two + per_step * (config.steps - 2))) / MB
+    return config.seeds * (factor * params_bytes + config.batch * (two + per_step * (config.steps - 2))) / MB
 
 
 def memory_budget_mb(device: torch.device) -> float:

@@ -1,5 +1,5 @@
 """What the speed benchmark (benchmarks/speed.py) runs: its profiles (batch sizes, modes, timing
-budget, sweeps, model sizes), the configurations a profile expands to, the models built for them
+budget, sweeps, seed counts, model sizes), the configurations a profile expands to, the models built for them
 (the registry's, and the torch.nn.LSTM reference) and the fixed copy batches they run on.
 """
 
@@ -45,21 +45,27 @@ class BenchProfile:
     seq_lens: tuple[int, ...] = ()           # length sweep in time steps, at sizes["memory_size"]
     sweep_batch: int = 16
     sizes: dict = field(default_factory=lambda: dict(PAPER_SIZES))
+    seeds: tuple[int, ...] = ()              # seed counts trained as one batched model (main grid, train mode,
+                                             # models with supports_vmap); the issue's target is 8
 
     def __post_init__(self):
         if not set(self.modes) <= {"forward", "train"} or min(self.batches + (self.sweep_batch,)) < 1:
             raise ValueError(f"speed profile {self.name!r}: modes must be forward/train and batches >= 1")
+        if min(self.seeds, default=2) < 2:   # one seed is the main grid's own row
+            raise ValueError(f"speed profile {self.name!r}: batched seed counts must be >= 2")
         if min((self.steps, *self.seq_lens)) < 3:
             raise ValueError(f"speed profile {self.name!r}: a copy sequence needs at least 3 steps")
 
 
 PROFILES = {
     "full": BenchProfile("full", (1, 16, 256), ("forward", "train"), memory_sizes=(128, 512, 2048, 8192),
-                         seq_lens=(20, 100, 500, 1000)),
-    "quick": BenchProfile("quick", (1, 16), ("train",), Timing(burn_in=1, min_iters=3, min_s=0.5, max_s=3.0)),
-    # for tests: every code path (both modes, compile variants, both sweeps) at toy sizes
+                         seq_lens=(20, 100, 500, 1000), seeds=(8,)),
+    "quick": BenchProfile("quick", (1, 16), ("train",), Timing(burn_in=1, min_iters=3, min_s=0.5, max_s=3.0),
+                          seeds=(8,)),
+    # for tests: every code path (both modes, compile variants, both sweeps, batched seeds) at toy sizes
     "smoke": BenchProfile("smoke", (1, 2), ("forward", "train"), Timing(burn_in=0, min_iters=1, min_s=0.0, max_s=0.05),
-                          steps=5, memory_sizes=(8, 16), seq_lens=(3, 7), sweep_batch=2, sizes=dict(SMOKE_SIZES)),
+                          steps=5, memory_sizes=(8, 16), seq_lens=(3, 7), sweep_batch=2, sizes=dict(SMOKE_SIZES),
+                          seeds=(2,)),
 }
 
 
@@ -70,12 +76,14 @@ class Config(NamedTuple):
     batch: int
     memory_size: int | None   # None for models without a memory
     steps: int
+    seeds: int = 1            # > 1: that many models trained as one (benchmarks/batched.py's SeedStack)
 
     @property
     def name(self) -> str:
         model = self.model + ("+compile" if self.compiled else "")
         memory = f"/n{self.memory_size}" if self.memory_size is not None else ""
-        return f"{model}/{self.mode}/b{self.batch}{memory}/t{self.steps}"
+        seeds = f"/s{self.seeds}" if self.seeds > 1 else ""   # seeds == 1 keeps the names of earlier benches
+        return f"{model}/{self.mode}/b{self.batch}{memory}/t{self.steps}{seeds}"
 
 
 class ReferenceLSTM(nn.Module):
@@ -132,7 +140,9 @@ def copy_batch(batch: int, steps: int, device: torch.device, seed: int) -> Batch
 
 
 def plan(models: list[str], profile: BenchProfile) -> list[Config]:
-    """Every configuration to measure, main grid first, without duplicates."""
+    """Every configuration to measure, main grid first, without duplicates. A batched-seeds
+    configuration comes after the eager one-seed configuration of its model and batch, in the
+    same (mode, batch, steps) group: run_bench divides its step time by that one's."""
     def memory(name, size=profile.sizes.get("memory_size")):
         return size if "memory_size" in accepted_params(MODELS[name]) else None
 
@@ -146,6 +156,8 @@ def plan(models: list[str], profile: BenchProfile) -> list[Config]:
                 configs.append(Config(name, False, mode, batch, memory(name), profile.steps))
                 if mode == "train" and compiles[name]:
                     configs.append(Config(name, True, mode, batch, memory(name), profile.steps))
+                if mode == "train" and MODELS[name].supports_vmap:   # eager only: vmap of the eager step
+                    configs += [Config(name, False, mode, batch, memory(name), profile.steps, k) for k in profile.seeds]
     for name in (m for m in models if m in SWEEP_MODELS):
         configs += [Config(name, False, "train", profile.sweep_batch, memory(name, n), profile.steps)
                     for n in profile.memory_sizes]

@@ -121,7 +121,9 @@ def speed_section(data: Data, colors: dict, out_dir: Path) -> str:
         return html.note("No benchmark rows in the store yet: `python run_suite.py --bench` fills them.")
     raw, shown = speed.speed_table(data.speed)
     caption = ("Speed benchmark rows (all profiles; latest measurement per configuration): training throughput in "
-               "sequences per second, peak memory in MB, and throughput relative to the LSTM of the same benchmark.")
+               "sequences per second, peak memory in MB, and throughput relative to the LSTM of the same benchmark. "
+               "Rows with seeds > 1 train that many models as one batched model (their sequences per second count "
+               "every seed's); wall_vs_one_seed is their time per step over that of one seed alone.")
     paths = tables.write_table(raw, shown, out_dir, "speed", caption)
     saved = speed.speed_figure(data.speed, colors, out_dir)
     numeric = tuple(c for c in shown.columns if c not in ("name", "model", "mode", "device"))

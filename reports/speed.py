@@ -3,11 +3,13 @@
 A scaling plot has one panel per size column (batch, memory size, sequence length, seeds,
 threads) along which some benchmark varies with everything else held fixed; each such series is
 one line, coloured by model, dashed by mode and device. When a configuration was measured more
-than once, the latest measurement is used.
+than once, the latest measurement is used. Rows with seeds > 1 trained that many models as one;
+the table shows their wall_vs_one_seed (from extra_json: time per iteration over one seed's).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +35,15 @@ def latest(speed: pd.DataFrame) -> pd.DataFrame:
 
 
 def speed_table(speed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(raw, shown): the latest rows in COLUMNS order, raw numbers and display text."""
-    raw = latest(speed)[[c for c in COLUMNS if c in speed]].reset_index(drop=True)
+    """(raw, shown): the latest rows in COLUMNS order (and wall_vs_one_seed where a row has one),
+    raw numbers and display text."""
+    rows = latest(speed)
+    raw = rows[[c for c in COLUMNS if c in speed]].reset_index(drop=True)
+    extras = [json.loads(e) if isinstance(e, str) else {} for e in rows.get("extra_json", [None] * len(rows))]
+    if any("wall_vs_one_seed" in e for e in extras):   # only stores with batched-seeds rows get the column
+        raw["wall_vs_one_seed"] = [e.get("wall_vs_one_seed", np.nan) for e in extras]
     shown = raw.astype(object).where(raw.notna(), "n/a")
-    for column, digits in (("seqs_per_s", 1), ("peak_mem_mb", 1), ("ratio_to_lstm", 3)):
+    for column, digits in (("seqs_per_s", 1), ("peak_mem_mb", 1), ("ratio_to_lstm", 3), ("wall_vs_one_seed", 2)):
         if column in raw:
             shown[column] = [f"{v:,.{digits}f}" if pd.notna(v) else "n/a" for v in raw[column]]
     if "n_params" in raw:

@@ -1,16 +1,20 @@
 """The speed benchmark (benchmarks/speed.py) end to end at toy sizes: rows in the store and the
-JSON file with the speed table's columns, one reference row per (mode, batch, steps), ratios
-against it, compile variants, both sweeps, and the memory guard. Real compilation takes tens of
+JSON file with the speed table's columns, one reference row per (mode, batch, steps), ratios to it,
+compile variants, batched seeds, both sweeps, and the memory guard. Real compilation takes tens of
 seconds, so compile_step is replaced by one that "compiles" to the eager step."""
 
 import json
 import sqlite3
 
+import pandas as pd
 import pytest
 import torch
 
 from benchmarks import speed
 from models import MODELS
+from reports import speed as speed_report
+
+SEEDS = speed.PROFILES["smoke"].seeds[0]   # the smoke profile's one batched seed count
 
 
 def fake_compile_step(self):
@@ -62,7 +66,8 @@ def test_every_configuration_has_a_reference_and_a_ratio_against_it(bench):
         assert row["seqs_per_s"] > 0 and row["peak_mem_mb"] >= 0 and row["n_params"] > 0, row["name"]
         ref = refs[(row["mode"], row["batch"], row["seq_len"])]
         assert row["ratio_to_lstm"] == pytest.approx(row["seqs_per_s"] / ref["seqs_per_s"])
-        assert row["threads"] == 1 and row["seeds"] == 1 and row["device"].startswith("cpu (")
+        assert row["threads"] == 1 and row["device"].startswith("cpu (")
+        assert row["seeds"] == (SEEDS if row["name"].endswith(f"/s{SEEDS}") else 1)
         assert (row["memory_size"] is None) == (not getattr(MODELS.get(row["model"].removesuffix("+compile")),
                                                             "has_memory", False))
         assert "peak_mem_method" in json.loads(row["extra_json"])
@@ -76,6 +81,26 @@ def test_compile_variants_in_train_mode_with_their_warm_up_recorded_apart(bench)
     for row in compiled:
         extra = json.loads(row["extra_json"])
         assert extra["compile_s"] >= 0 and extra["first_iter_s"] > 0 and extra["iters"] >= 1
+
+
+def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(bench):
+    rows, _ = bench
+    batched = [r for r in rows if r["seeds"] > 1]
+    vmap = [name for name, cls in MODELS.items() if cls.supports_vmap]
+    assert vmap and sorted((r["model"], r["mode"], r["batch"]) for r in batched) == sorted(
+        (name, "train", b) for name in vmap for b in (1, 2))
+    alone = {(r["model"], r["batch"]): r for r in rows if r["mode"] == "train" and r["seeds"] == 1
+             and r["seq_len"] == 5 and r["memory_size"] in (None, 8)}
+    for row in batched:
+        extra, one = json.loads(row["extra_json"]), json.loads(alone[(row["model"], row["batch"])]["extra_json"])
+        assert row["seeds"] == SEEDS and row["name"].endswith(f"/t5/s{SEEDS}"), row["name"]
+        assert row["seqs_per_s"] == pytest.approx(SEEDS * row["batch"] * extra["iters"] / extra["timed_s"])
+        assert extra["wall_vs_one_seed"] == pytest.approx(extra["median_iter_s"] / one["median_iter_s"])
+        assert extra["wall_vs_one_seed"] > 0 and "compile_s" not in extra
+    table = speed.format_table(rows)
+    assert f"ntm/train/b1/n8/t5/s{SEEDS}" in table and "x 1 seed" in table
+    _, shown = speed_report.speed_table(pd.DataFrame(rows))
+    assert shown.loc[shown.name == f"ntm/train/b2/n8/t5/s{SEEDS}", "wall_vs_one_seed"].item() != "n/a"
 
 
 def test_sweeps_vary_one_size_of_the_memory_models(bench):
@@ -106,13 +131,14 @@ def test_configurations_over_the_memory_budget_are_recorded_as_skipped(no_compil
     assert "exceeds" in json.loads(ntm["extra_json"])["skipped"]
 
 
-def test_the_memory_estimate_grows_with_memory_batch_and_steps():
-    def estimate(memory, batch, steps):
+def test_the_memory_estimate_grows_with_memory_batch_steps_and_seeds():
+    def estimate(memory, batch, steps, seeds=1):
         params = speed.model_params("ntm", speed.SMOKE_SIZES, memory)
-        return speed.estimate_mb("ntm", params, speed.Config("ntm", False, "train", batch, memory, steps), {})
+        return speed.estimate_mb("ntm", params, speed.Config("ntm", False, "train", batch, memory, steps, seeds), {})
 
     base = estimate(8, 1, 5)
     assert 0 < base < estimate(64, 1, 5) and base < estimate(8, 2, 5) and base < estimate(8, 1, 9)
+    assert estimate(8, 1, 5, seeds=8) == pytest.approx(8 * base)
 
 
 def test_bad_names_and_devices_are_refused():

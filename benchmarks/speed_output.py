@@ -1,0 +1,78 @@
+"""What the speed benchmark (benchmarks/speed.py) hands out: a progress line per row, the rows in
+the store's speed table and a JSON file, and the plain-text table that run_suite.py --bench
+prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.speed_setup import REFERENCE
+
+
+def log(progress: bool, done: int, total: int, row: dict) -> None:
+    """One progress line on stderr for a measured row, where `progress` asks for it."""
+    if progress:
+        print(f"[{done}/{total}] {row['name']}: {describe(row)}", file=sys.stderr, flush=True)
+
+
+def describe(row: dict) -> str:
+    """A row's result in a few words: throughput and ratios, or why it has none."""
+    extra = json.loads(row["extra_json"])
+    if row["seqs_per_s"] is None:
+        return f"skipped: {extra['skipped']}" if "skipped" in extra else f"failed: {extra.get('error')}"
+    text = f"{row['seqs_per_s']:,.1f} seq/s, {row['ratio_to_lstm']:.3f} x {REFERENCE}"
+    text += f", compile {extra['compile_s']:.1f} s" if "compile_s" in extra else ""
+    text += f", {extra['wall_vs_one_seed']:.2f} x one seed's step time" if "wall_vs_one_seed" in extra else ""
+    return text + (f" (warning: {extra['warning']})" if "warning" in extra else "")
+
+
+def write(rows: list[dict], store_path: str | None, json_path: str | None) -> None:
+    """Rows into the store's speed table (upserts) and into a JSON list (a temp file, renamed)."""
+    if store_path:
+        from results.store import Store
+
+        store = Store(store_path)
+        try:
+            store.add_speed(rows)
+        finally:
+            store.close()
+    if json_path:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(rows, indent=1))
+        tmp.replace(path)
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table of benchmark rows, with the model configurations underneath."""
+    if not rows:
+        return "(no speed rows)"
+
+    def number(value, spec):
+        return "n/a" if value is None else format(value, spec)
+
+    lines, labels = [("name", "seq/s", f"x {REFERENCE}", "peak MB", "params", "iters", "compile s", "x 1 seed",
+                      "note")], {}
+    for row in rows:
+        extra = json.loads(row["extra_json"])
+        labels.setdefault(row["model"].removesuffix("+compile"), extra.get("label", ""))
+        note = extra.get("warning") or (f"skipped: {extra['skipped']}" if "skipped" in extra else "")
+        note = note or (f"failed: {extra['error']}" if "error" in extra else "")
+        lines.append((row["name"], number(row["seqs_per_s"], ",.1f"), number(row["ratio_to_lstm"], ".3f"),
+                      number(row["peak_mem_mb"], ",.1f"), number(row["n_params"], ","), str(extra.get("iters", "")),
+                      number(extra.get("compile_s"), ".1f") if "compile_s" in extra else "",
+                      number(extra.get("wall_vs_one_seed"), ".2f") if row.get("seeds", 1) > 1 else "", note))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    first = rows[0]
+    out = [f"speed bench {first['bench_id']}: {first['device']}, {first['threads']} thread(s), "
+           f"torch {first['torch_version']}"]
+    for line in lines:
+        cells = [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:-1], widths[1:]))]
+        out.append(("  ".join(cells) + "  " + line[-1]).rstrip())
+    if any(row.get("seeds", 1) > 1 for row in rows):
+        out += ["", "/sK: K seeds trained as one batched model; seq/s counts every seed's sequences; x 1 seed: time "
+                    "per iteration over the same model's one-seed row (eager, same batch)"]
+    return "\n".join(out + [""] + [f"{model}: {label}" for model, label in labels.items()])
