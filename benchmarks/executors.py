@@ -5,7 +5,8 @@ A unit is one run, or several seeds of one config trained as one batched model (
 benchmarks/batched.py and `plan.group_units`). `local` runs units in this process when
 jobs == 1, else in a pool of `jobs` worker processes. Each worker uses `threads` intra-op
 threads (default 1): small recurrent models are op-overhead bound and a second thread mostly
-adds contention, so the second core is used for a second run instead. A unit that raises is
+adds contention, so the second core is used for a second run instead; and glibc's malloc is
+tuned to reuse freed blocks (benchmarks/allocator.py). A unit that raises is
 returned as status "failed" for each of its runs, with the error; the others go on.
 """
 
@@ -20,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from benchmarks.allocator import tune_malloc
 from benchmarks.plan import RunSpec
 from benchmarks.runner import execute, execute_group
 
@@ -51,6 +53,7 @@ def safe_execute(unit: Unit, options: WorkerOptions) -> list[dict]:
     """Execute a unit, with any exception turned into failed results instead of killing the pool."""
     # Worker processes keep this count for good; in the driver, run_local restores it.
     torch.set_num_threads(options.threads)
+    tune_malloc()
     try:
         if len(unit) == 1:
             return [execute(unit[0], options.checkpoint_dir, options.device, options.tensorboard)]

@@ -8,9 +8,10 @@ One invocation (`run_bench`) measures, per model:
   one read and one write head; the registry's LSTM: 3 layers of 256), 41 steps (copy length 20,
   delimiter, 20 outputs);
 - "+compile" variants (model "ntm+compile") in train mode of every model whose compile_step()
-  returns True: the models run the compiled step only with grad enabled, so a compiled forward
-  row would time the eager path. Compilation happens in the first, untimed iteration; its excess
-  over a timed iteration is recorded as compile_s in extra_json;
+  returns True (a chunk of 8 time steps per compiled call): the models run the compiled chunk
+  only with grad enabled, so a compiled forward row would time the eager path. Compilation
+  happens in the first, untimed iteration; its excess over a timed iteration is recorded as
+  compile_s in extra_json;
 - scaling sweeps of the memory models in SWEEP_MODELS, both at batch 16 in train mode: memory
   size at 41 steps, and sequence length (time steps of input) at memory 128;
 - batched seeds (name suffix "/s8", column seeds = 8) in train mode, eager, at every main-grid
@@ -26,7 +27,8 @@ One invocation (`run_bench`) measures, per model:
 Timing (as nanoGPT's bench.py): one warm-up iteration, `burn_in` more, then timed iterations until
 at least `min_iters` of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after
 every iteration (a training loop reads its loss every step). The intra-op thread count is set
-(default 1: see DESIGN.md) and recorded.
+(default 1: see DESIGN.md) and recorded, and so is the C allocator's tuning, which training
+workers get too (benchmarks/allocator.py; extra_json.allocator).
 
 Peak memory (peak_mem_mb), and the memory estimate and budget that skip configurations too big to
 run, are measured in benchmarks/speed_memory.py: its docstring says how, on CPU and on CUDA.
@@ -46,6 +48,7 @@ import torch
 from torch import nn
 
 from benchmarks.batched import SeedStack
+from benchmarks.allocator import tune_malloc
 from benchmarks.executors import intra_op_threads
 from benchmarks.speed_memory import estimate_mb, memory_budget_mb, peak_memory
 from benchmarks.speed_output import format_table, log, write  # noqa: F401 - format_table stays importable here
@@ -183,7 +186,7 @@ def measure_config(config: Config, data: Batch, device: torch.device, profile: B
     if config.compiled:
         stats["compile_s"] = max(0.0, stats["first_iter_s"] - stats["median_iter_s"])
         stats["compile_cache"] = "off (cold compile)"
-        # a model whose forward never calls its compiled step would time the eager path: say so
+        # a model whose forward never calls its compiled chunk would time the eager path: say so
         stats["compiled_graphs"] = int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
         if not stats["compiled_graphs"]:
             stats["warning"] = "compile_step() returned True but nothing was compiled: this row timed the eager path"
@@ -226,7 +229,7 @@ def make_row(common: dict, name: str, model: str, key: tuple, memory_size, field
     mode, batch, steps = key
     seqs = fields.get("seqs_per_s")
     ratio = seqs / ratio_to if seqs is not None and ratio_to else None
-    extra = {**fields.get("extra", {}), "copy_length": (steps - 1) // 2}
+    extra = {**fields.get("extra", {}), "copy_length": (steps - 1) // 2, "allocator": tune_malloc()}
     return {**common, "name": name, "model": model, "mode": mode, "batch": batch, "memory_size": memory_size,
             "seq_len": steps, "seeds": seeds, "n_params": fields.get("n_params"), "seqs_per_s": seqs,
             "peak_mem_mb": fields.get("peak_mem_mb"), "ratio_to_lstm": ratio, "measured_at": time.time(),
@@ -254,6 +257,7 @@ def run_bench(models: list[str], device: str, store_path: str | None, json_path:
     if unknown:
         raise KeyError(f"unknown models {unknown} (known: {', '.join(MODELS)})")
     dev, described = resolve_device(device)
+    tune_malloc()   # as in training workers: see benchmarks/allocator.py
     with intra_op_threads(threads):
         configs = plan(list(dict.fromkeys(models)), prof)
         bench_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from benchmarks import speed
+from benchmarks.allocator import tune_malloc
 from benchmarks.executors import intra_op_threads
 from models import MODELS
 
@@ -30,6 +31,7 @@ BURN_IN = 2         # untimed steps before pytest-benchmark's own rounds
 
 @pytest.fixture(autouse=True)
 def one_thread():
+    tune_malloc()   # as in training workers and run_suite.py --bench: see benchmarks/allocator.py
     with intra_op_threads(1):
         yield
 
