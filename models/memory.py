@@ -106,12 +106,13 @@ def write(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add:
     With several write heads the erases multiply and the adds sum, so the order of the heads
     does not matter (paper §3.2).
     """
-    return write_keep(memory, weights, erase, add)[0]
+    return torch.baddbmm(memory * kept(weights, erase), weights.transpose(1, 2), add)
 
 
-def write_keep(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add: torch.Tensor):
-    """`write`, also returning the kept fraction keep(i, m) = prod_h (1 - w_h(i) e_h(m)) [B, N, M]
-    (for the fused backward)."""
+def kept(weights: torch.Tensor, erase: torch.Tensor) -> torch.Tensor:
+    """The fraction of each cell a write keeps, keep(i, m) = prod_h (1 - w_h(i) e_h(m)).
+
+    weights [B, H, N], erase [B, H, M] -> [B, N, M].
+    """
     keep = 1 - weights.unsqueeze(-1) * erase.unsqueeze(-2)   # [B, H, N, M]
-    keep = keep[:, 0] if keep.shape[1] == 1 else keep.prod(dim=1)
-    return torch.baddbmm(memory * keep, weights.transpose(1, 2), add), keep
+    return keep[:, 0] if keep.shape[1] == 1 else keep.prod(dim=1)

@@ -41,7 +41,7 @@ from torch import nn
 
 from models import memory as mem
 from models import ntm_fused
-from models.base import SequenceModel, expand_initial, positive
+from models.base import COMPILE_CHUNK, SequenceModel, expand_initial, positive
 
 MEMORY_INITS = ("constant", "learned", "random")
 WEIGHTING_INITS = ("first", "random")
@@ -64,6 +64,7 @@ class NTM(SequenceModel):
     has_memory = True
     supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
     fused = True          # False: the plain `step` loop, the reference the fused sequence is tested against
+    kernels = ntm_fused.Kernels()  # eager, whole sequence; compile_step swaps in compiled chunks
 
     def __init__(
         self,
@@ -179,9 +180,8 @@ class NTM(SequenceModel):
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
         """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the fused
-        sequence (models.ntm_fused) unless `fused` is off, a trace is asked for, or a compiled
-        chunk of `step`s is set (compile_step) and grad is on."""
-        if self.fused and not trace and not (self.compiled_steps is not None and torch.is_grad_enabled()):
+        sequence (models.ntm_fused) unless `fused` is off or a trace is asked for."""
+        if self.fused and not trace:
             return self.out(torch.cat(self.fused_sequence(inputs), dim=-1))
         logits, weights = self.unroll(inputs, self.initial_state(inputs.shape[1]),
                                       (lambda state: state.weights) if trace else None)
@@ -190,17 +190,34 @@ class NTM(SequenceModel):
         weights = torch.stack(weights)                      # [T, B, R + W, N]
         return logits, {"read_weights": weights[:, :, : self.read_heads], "write_weights": weights[:, :, self.read_heads:]}
 
+    def compile_step(self, chunk: int = COMPILE_CHUNK) -> bool:
+        """Compile the fused sequence's forward and backward chunk functions (models.ntm_fused)
+        for `chunk` time steps each: no autograd graph to trace, so no autograd wrappers per
+        call (see SequenceModel.compile_step for why chunks). With `fused` off, the step is
+        compiled instead."""
+        if not self.fused:
+            return super().compile_step(chunk)
+        self.kernels = ntm_fused.Kernels(torch.compile(ntm_fused.forward_chunk, dynamic=False),
+                                         torch.compile(ntm_fused.backward_chunk, dynamic=False), positive("chunk", chunk))
+        return True
+
     def fused_sequence(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Controller outputs [T, B, C] and read vectors [T, B, R*M] of the whole sequence, by
-        the fused forward and hand-written backward of models.ntm_fused. Without grad nothing
-        is kept for a backward pass."""
-        state = self.initial_state(inputs.shape[1])
-        args = (inputs, state.h, state.c, state.reads, state.memory, state.weights, self.controller_layer.weight,
+        the fused forward and hand-written backward of models.ntm_fused. Without grad it runs
+        eager and keeps nothing for a backward pass (evaluation: any batch size or length, no
+        recompilation). Compiled chunks take inputs padded at the end to a multiple of the chunk
+        (causal, so no kept output changes; see SequenceModel.unroll)."""
+        steps, batch = inputs.shape[:2]
+        state = self.initial_state(batch)
+        args = (state.h, state.c, state.reads, state.memory, state.weights, self.controller_layer.weight,
                 self.controller_layer.bias, self.heads.weight[self.head_order], self.heads.bias[self.head_order],
                 self.shift_index)
-        if torch.is_grad_enabled():
-            return ntm_fused.Sequence.apply(self.layout, *args, self.shift_inverse)[:2]
-        return ntm_fused.run(self.layout, *args, save=False)[:2]
+        if not torch.is_grad_enabled():
+            return ntm_fused.run(self.layout, inputs, *args, save=False)[:2]
+        pad = -steps % self.kernels.chunk if self.kernels.chunk else 0
+        padded = torch.cat([inputs, inputs.new_zeros(pad, *inputs.shape[1:])]) if pad else inputs
+        hs, reads = ntm_fused.Sequence.apply(self.layout, self.kernels, padded, *args, self.shift_inverse)[:2]
+        return hs[:steps], reads[:steps]
 
 
 class NTMFeedForward(NTM):

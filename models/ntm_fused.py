@@ -20,13 +20,16 @@ generate_vmap_rule), so `torch.func.vmap` over stacked seeds (benchmarks/batched
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from models import memory as mem
 from models import memory_grad as grad
+
+
+FIELDS = 22  # tensors step_forward saves per step (see its `saved`)
 
 
 class Layout(NamedTuple):
@@ -88,9 +91,9 @@ def step_forward(L: Layout, x_gates, h, c, reads, memory, weights, w_state, w_he
     shifted = mem.circular_shift(gated, shift, index)
     new_weights = mem.sharpen(shifted, gamma)
     new_reads = new_weights[:, :R] @ memory
-    new_memory, keep = mem.write_keep(memory, new_weights[:, R:], erase, add)
+    new_memory = mem.write(memory, new_weights[:, R:], erase, add)
     saved = (state_in, sig, cand, c, tanh_c, h, pre, raw, keys, shift, strength_gamma, sig_heads, add, similarity,
-             key_norm, row_norm, content, weights, gated, shifted, new_weights, memory, keep)
+             key_norm, row_norm, content, weights, gated, shifted, new_weights, memory)
     return (h, c, new_reads, new_memory, new_weights), saved
 
 
@@ -101,11 +104,12 @@ def step_backward(L: Layout, carry, saved, c_prev, w_state, w_heads, index, inve
     the output layer's). Returns the carry of the step's inputs, and (dgates, dheads), the
     gradients of the two linear layers' outputs, whose weight gradients the caller sums."""
     (state_in, sig, cand, c, tanh_c, h, pre, raw, keys, shift, strength_gamma, sig_heads, add, similarity,
-     key_norm, row_norm, content, weights, gated, shifted, new_weights, memory, keep) = saved
+     key_norm, row_norm, content, weights, gated, shifted, new_weights, memory) = saved
     dh, dc, dreads, dmemory, dweights = carry
     B, R, W, M, H = h.shape[0], L.read_heads, L.write_heads, L.width, L.read_heads + L.write_heads
     gate, erase = sig_heads[:, :H], sig_heads[:, H:].view(B, W, M)
     gamma = strength_gamma[..., 1] + 1
+    keep = mem.kept(new_weights[:, R:], erase)            # recomputed: cheaper than keeping [T, B, N, M]
     dmem, dwrite, derase, dadd = grad.write_grad(dmemory, memory, new_weights[:, R:], erase, add, keep)
     dmem = torch.baddbmm(dmem, new_weights[:, :R].transpose(1, 2), dreads)
     dnew = torch.cat([dreads @ memory.transpose(1, 2), dwrite], 1) + dweights
@@ -135,14 +139,10 @@ def step_backward(L: Layout, carry, saved, c_prev, w_state, w_heads, index, inve
     return (dh_prev, dc, dstate[:, :RM].view(B, R, M), dmem + dmem_c, dprevious), (dgates, dheads)
 
 
-def run(L: Layout, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, save: bool):
-    """The forward pass over inputs [T, B, I]: (controller outputs [T, B, C], read vectors
-    [T, B, R*M], and, if `save`, each saved field of step_forward stacked over time)."""
-    T, B = inputs.shape[:2]
-    w_ctrl_t = w_ctrl.t()
-    x_gates = torch.addmm(b_ctrl, inputs.flatten(0, 1), w_ctrl_t[: L.inputs]).view(T, B, -1)
-    w_state, w_heads_t = w_ctrl_t[L.inputs:], w_heads.t()
-    state = (h0, c0, reads0, memory0, weights0)
+def forward_chunk(L: Layout, x_gates, state, w_state, w_heads_t, b_heads, index, save: bool = True):
+    """step_forward over the time steps of x_gates [K, B, 4C or C] (the input's share of the
+    controller gates) from `state`: (state after the chunk, hs [K, B, C], reads [K, B, R*M],
+    each saved field stacked over the chunk (empty unless `save`)). The unit `Kernels` compiles."""
     hs, reads, saved = [], [], []
     for x_t in x_gates.unbind(0):
         state, step_saved = step_forward(L, x_t, *state, w_state, w_heads_t, b_heads, index)
@@ -150,50 +150,92 @@ def run(L: Layout, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_
         reads.append(state[2].flatten(1))
         if save:
             saved.append(step_saved)
-    return (torch.stack(hs), torch.stack(reads), *(torch.stack(field) for field in zip(*saved)))
+    return state, torch.stack(hs), torch.stack(reads), tuple(torch.stack(field) for field in zip(*saved))
+
+
+def backward_chunk(L: Layout, carry, saved, c_before, dhs, dreads, w_state, w_heads_t, index, inverse):
+    """step_backward over a chunk in reverse. saved: the chunk's stacked fields; c_before: the
+    controller cell before the chunk; dhs [K, B, C], dreads [K, B, R*M]: the output layer's
+    gradients. Returns (carry before the chunk, dgates [K*B, ...], dheads [K*B, ...])."""
+    steps = list(zip(*(field.unbind(0) for field in saved)))
+    dgates, dheads = [], []
+    for k in reversed(range(len(steps))):
+        dh, dc, dr, dm, dw = carry
+        c_prev = steps[k - 1][3] if k else c_before
+        carry, (dg, dhd) = step_backward(L, (dh + dhs[k], dc, dr + dreads[k].view(dr.shape), dm, dw), steps[k],
+                                         c_prev, w_state, w_heads_t, index, inverse)
+        dgates.append(dg)
+        dheads.append(dhd)
+    return carry, torch.cat(dgates[::-1]), torch.cat(dheads[::-1])
+
+
+class Kernels(NamedTuple):
+    """The chunk functions Sequence runs, and the chunk length (0: the whole sequence at once).
+    NTM.compile_step swaps in torch.compile'd ones with a fixed chunk."""
+    forward: Callable = forward_chunk
+    backward: Callable = backward_chunk
+    chunk: int = 0
+
+
+def run(L: Layout, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, save: bool,
+        kernels: Kernels = Kernels()):
+    """The forward pass over inputs [T, B, I] (T a multiple of the kernels' chunk): (controller
+    outputs [T, B, C], read vectors [T, B, R*M], and, if `save`, the FIELDS saved fields of
+    step_forward for each chunk in turn, each stacked over the chunk's steps)."""
+    T, B = inputs.shape[:2]
+    w_ctrl_t = w_ctrl.t()
+    x_gates = torch.addmm(b_ctrl, inputs.flatten(0, 1), w_ctrl_t[: L.inputs]).view(T, B, -1)
+    w_state, w_heads_t = w_ctrl_t[L.inputs:], w_heads.t()
+    state, parts = (h0, c0, reads0, memory0, weights0), []
+    for x_chunk in x_gates.split(kernels.chunk or T):
+        state, *outputs = kernels.forward(L, x_chunk, state, w_state, w_heads_t, b_heads, index, save)
+        parts.append(outputs)
+    hs, reads = (torch.cat(outputs) if len(parts) > 1 else outputs[0] for outputs in list(zip(*parts))[:2])
+    return (hs, reads, *(field for part in parts for field in part[2]))   # saved fields chunk by chunk: no copy
 
 
 class Sequence(torch.autograd.Function):
-    """(layout, inputs, h0, c0, reads0, memory0, weights0, controller weight and bias, heads
-    weight and bias in head_order, shift index, its inverse) -> (hs, reads, *saved)."""
+    """(layout, kernels, inputs, h0, c0, reads0, memory0, weights0, controller weight and bias,
+    heads weight and bias in head_order, shift index, its inverse) -> (hs, reads, *saved)."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(L, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, inverse):
-        return run(L, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, save=True)
+    def forward(L, kernels, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index,
+                inverse):
+        return run(L, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, True,
+                   kernels)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        L, x, _, c0, _, _, _, w_ctrl, _, w_heads, _, index, inverse = inputs
-        ctx.layout = L
+        L, kernels, x, _, c0, _, memory0, weights0, w_ctrl, _, w_heads, _, index, inverse = inputs
+        ctx.layout, ctx.kernels = L, kernels
         ctx.mark_non_differentiable(*output[2:])
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, c0, w_ctrl, w_heads, index, inverse, *output)
+        ctx.save_for_backward(x, c0, memory0, weights0, w_ctrl, w_heads, index, inverse, *output)
 
     @staticmethod
     def backward(ctx, dhs, dreads, *_):
-        L = ctx.layout
-        x, c0, w_ctrl, w_heads, index, inverse, hs, _, *stacked = ctx.saved_tensors
+        L, kernels = ctx.layout, ctx.kernels
+        x, c0, memory0, weights0, w_ctrl, w_heads, index, inverse, hs, reads, *saved = ctx.saved_tensors
         T, B = x.shape[:2]
-        steps = list(zip(*(field.unbind(0) for field in stacked)))
+        dhs = torch.zeros_like(hs) if dhs is None else dhs
+        dreads = torch.zeros_like(reads) if dreads is None else dreads
         w_state, w_heads_t = w_ctrl.t()[L.inputs:], w_heads.t()
-        memory, weights = steps[0][21], steps[0][17]                        # shapes of the initial state
-        carry = (hs.new_zeros(B, L.controller), c0.new_zeros(c0.shape), x.new_zeros(B, L.read_heads, L.width),
-                 memory.new_zeros(memory.shape), weights.new_zeros(weights.shape))
-        dgates, dheads = [], []
-        for t in reversed(range(T)):
-            dh, dc, dr, dm, dw = carry
-            dh = dh if dhs is None else dh + dhs[t]
-            dr = dr if dreads is None else dr + dreads[t].view(dr.shape)
-            c_prev = steps[t - 1][3] if t else c0
-            carry, (dg, dhd) = step_backward(L, (dh, dc, dr, dm, dw), steps[t], c_prev, w_state, w_heads_t, index,
-                                             inverse)
+        carry = (hs.new_zeros(B, L.controller), c0.new_zeros(B, L.controller), x.new_zeros(B, L.read_heads, L.width),
+                 memory0.new_zeros(B, *memory0.shape[1:]), weights0.new_zeros(B, *weights0.shape[1:]))
+        chunk, dgates, dheads = kernels.chunk or T, [], []
+        chunks = [saved[i: i + FIELDS] for i in range(0, len(saved), FIELDS)]
+        for n in reversed(range(len(chunks))):
+            start = n * chunk
+            c_before = chunks[n - 1][3][-1] if n else c0
+            carry, dg, dhd = kernels.backward(L, carry, chunks[n], c_before, dhs[start: start + chunk],
+                                              dreads[start: start + chunk], w_state, w_heads_t, index, inverse)
             dgates.append(dg)
             dheads.append(dhd)
         dgates, dheads = torch.cat(dgates[::-1]), torch.cat(dheads[::-1])   # [T * B, ...], in time order
-        state_in = stacked[0].flatten(0, 1)
+        state_in = torch.cat([fields[0] for fields in chunks]).flatten(0, 1)
         dw_ctrl = torch.cat([dgates.t() @ x.flatten(0, 1), dgates.t() @ state_in], 1)
         dw_heads = dheads.t() @ hs.flatten(0, 1)
-        dx = (dgates @ w_ctrl[:, : L.inputs]).view(x.shape) if ctx.needs_input_grad[1] else None
-        return (None, dx, *carry, dw_ctrl, dgates.sum(0), dw_heads, dheads.sum(0), None, None)
+        dx = (dgates @ w_ctrl[:, : L.inputs]).view(x.shape) if ctx.needs_input_grad[2] else None
+        return (None, None, dx, *carry, dw_ctrl, dgates.sum(0), dw_heads, dheads.sum(0), None, None)

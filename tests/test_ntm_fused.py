@@ -39,7 +39,7 @@ def test_write_grad(heads):
         weights[0, 1] = torch.nn.functional.one_hot(torch.tensor(2), N).double()
         erase[0, 1] = 1.0
     dnew = rand(B, N, M, seed=4)
-    keep = mem.write_keep(memory, weights, erase, add)[1]
+    keep = mem.kept(weights, erase)
     close(grad.write_grad(dnew, memory, weights, erase, add, keep), vjp(mem.write, [memory, weights, erase, add], dnew))
 
 
@@ -130,5 +130,23 @@ def test_gradcheck_of_the_fused_function_in_every_input():
     inputs = [t.detach().clone().contiguous().requires_grad_(True) for t in inputs]
 
     def fn(*args):
-        return ntm_fused.Sequence.apply(model.layout, *args, model.shift_index, model.shift_inverse)[:2]
+        return ntm_fused.Sequence.apply(model.layout, model.kernels, *args, model.shift_index, model.shift_inverse)[:2]
     assert torch.autograd.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("steps", [7, 9])
+def test_chunked_kernels_with_padding_equal_the_whole_sequence(steps):
+    """compile_step's chunks (here eager chunk functions of 3 steps; 7 steps need padding)."""
+    model, _ = model_pair("lstm-2r-3w-learned")
+    x = torch.randn(steps, 2, 3, dtype=torch.float64)
+    results = []
+    for kernels in (ntm_fused.Kernels(), ntm_fused.Kernels(chunk=3)):
+        model.kernels = kernels
+        model.zero_grad()
+        logits = model(x)
+        logits.sin().sum().backward()
+        results.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-12, rtol=1e-10)
+    assert results[1][0].shape == (steps, 2, 2)
+    for name in results[0][1]:
+        torch.testing.assert_close(results[1][1][name], results[0][1][name], atol=1e-12, rtol=1e-10, msg=name)
