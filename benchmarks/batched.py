@@ -49,20 +49,25 @@ class SeedStack:
 
     def __init__(self, models: list[torch.nn.Module]):
         self.template = copy.deepcopy(models[0])
-        self.params, self.buffers = stack_module_state(models)
+        self.params, stacked = stack_module_state(models)
+        # Buffers equal in every seed (index tables, a constant initial memory) stay unbatched:
+        # vmap then gathers with a plain index instead of a batched one, which costs far more.
+        self.shared = {n: b[0] for n, b in stacked.items() if bool((b == b[:1]).all())}
+        self.buffers = {n: b for n, b in stacked.items() if n not in self.shared}
         self.k = len(models)
 
     def forward(self, inputs: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """inputs [K, T, B, I] (or [T, B, I] for every seed if `shared`) -> logits [K, T, B, O]."""
-        call = lambda p, b, x: functional_call(self.template, (p, b), (x,))
+        call = lambda p, b, x: functional_call(self.template, (p, b, self.shared), (x,))
         return vmap(call, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, inputs)
 
     def model(self, k: int, params: dict | None = None) -> torch.nn.Module:
         """Seed k as an ordinary module (for evaluation and traces), from `params` if given."""
         module = copy.deepcopy(self.template)
         source = params if params is not None else {n: p[k] for n, p in self.params.items()}
-        saved = module.state_dict().keys()   # non-persistent buffers are stacked but not in a state dict
-        module.load_state_dict({**{n: b[k] for n, b in self.buffers.items() if n in saved}, **source})
+        buffers = {**self.shared, **{n: b[k] for n, b in self.buffers.items()}}
+        saved = module.state_dict().keys()   # non-persistent buffers are not in a state dict
+        module.load_state_dict({**{n: b for n, b in buffers.items() if n in saved}, **source})
         return module
 
     def seed_params(self, k: int) -> dict:

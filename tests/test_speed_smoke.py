@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from benchmarks import speed
+from benchmarks.allocator import tune_malloc
 from models import MODELS
 from reports import speed as speed_report
 
@@ -64,7 +65,8 @@ def test_every_configuration_has_a_reference_and_a_ratio_against_it(bench):
         assert row["seeds"] == (SEEDS if row["name"].endswith(f"/s{SEEDS}") else 1)
         assert (row["memory_size"] is None) == (not getattr(MODELS.get(row["model"].removesuffix("+compile")),
                                                             "has_memory", False))
-        assert "peak_mem_method" in json.loads(row["extra_json"])
+        extra = json.loads(row["extra_json"])
+        assert "peak_mem_method" in extra and extra["allocator"] == tune_malloc()
 
 
 def test_compile_variants_in_train_mode_with_their_warm_up_recorded_apart(bench):
@@ -150,3 +152,13 @@ def test_copy_batches_have_exactly_the_requested_steps():
         data = speed.copy_batch(2, steps, torch.device("cpu"), 0)
         assert data.inputs.shape == (steps, 2, 9) and data.mask.shape == (steps, 2)
         assert data.mask.sum() == 2 * ((steps - 1) // 2)
+
+
+def test_malloc_is_tuned_once_on_glibc_and_says_so_elsewhere():
+    state = tune_malloc()
+    assert state == tune_malloc()
+    import platform
+    if platform.libc_ver()[0] == "glibc":
+        assert state == "glibc tuned"
+    else:
+        assert state.startswith("default (")
