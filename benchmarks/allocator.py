@@ -5,8 +5,8 @@ time step (at batch 16 the NTM's memory is 16 x 128 x 20 floats = 160 KiB, and t
 sequence keeps one per step for its backward). glibc's malloc serves blocks over its mmap
 threshold (128 KiB at first) with fresh pages from the kernel and gives freed heap memory back
 at once, so every step pays page faults to zero memory it just returned: measured on the 2-core
-CPU, 19-38 % of the NTM's training step at batch 16, while the nn.LSTM reference does not
-change. `tune_malloc` raises the thresholds so freed blocks are reused from the heap, in every
+CPU, 19-38 % of the fused NTM's training step at batch 16 (the nn.LSTM reference at batch 16
+did not change; every model and the reference run with the same setting, so ratios stay fair). `tune_malloc` raises the thresholds so freed blocks are reused from the heap, in every
 process that trains or measures (the driver, pool and Ray workers, the speed benchmark), and
 the speed rows record it. The cost is memory: a process keeps up to `TRIM_BYTES` of freed heap.
 
