@@ -1,9 +1,10 @@
 """Seeds as a batch dimension: K seeds of one (model, task, config) trained as one batched model.
 
 The K models' parameters are stacked along a new leading dimension (torch.func.stack_module_state)
-and the forward pass is `torch.func.vmap` of the ordinary model over that dimension, so one set
-of tensor ops serves all seeds and the per-op overhead that dominates small recurrent models is
-paid once instead of K times. Every seed keeps what it would have alone:
+and the forward pass is `torch.func.vmap` of the ordinary model over that dimension (or the
+model's own K-seed pass, `seeds_forward`, where it has one: the fused NTM), so one set of tensor
+ops serves all seeds and the per-op overhead that dominates small recurrent models is paid once
+instead of K times. Every seed keeps what it would have alone:
 
 - its own init stream (each model is built by `build_seeded`) and its own data generator, so it
   sees exactly the batches it would see alone (batches of different lengths are padded at the
@@ -45,7 +46,7 @@ def stack_batches(batches: list[Batch]) -> Batch:
 
 
 class SeedStack:
-    """K copies of one architecture as stacked parameters, with a vmapped forward pass."""
+    """K copies of one architecture as stacked parameters, with one forward pass for all."""
 
     def __init__(self, models: list[torch.nn.Module]):
         self.template = copy.deepcopy(models[0])
@@ -57,7 +58,12 @@ class SeedStack:
         self.k = len(models)
 
     def forward(self, inputs: torch.Tensor, shared: bool = False) -> torch.Tensor:
-        """inputs [K, T, B, I] (or [T, B, I] for every seed if `shared`) -> logits [K, T, B, O]."""
+        """inputs [K, T, B, I] (or [T, B, I] for every seed if `shared`) -> logits [K, T, B, O].
+        Models with their own K-seed pass (`seeds_forward`: the fused NTM) use it; the others
+        run under vmap."""
+        if getattr(self.template, "fused", False) and hasattr(self.template, "seeds_forward"):
+            inputs = inputs.expand(self.k, *inputs.shape) if shared else inputs
+            return self.template.seeds_forward({**self.params, **self.buffers, **self.shared}, inputs)
         call = lambda p, b, x: functional_call(self.template, (p, b, self.shared), (x,))
         return vmap(call, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, inputs)
 

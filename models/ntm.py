@@ -220,6 +220,35 @@ class NTM(SequenceModel):
         return hs[:steps], reads[:steps]
 
 
+    def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
+        """K seeds of this architecture in one fused pass: `tensors` maps every parameter and
+        buffer name to a stacked [K, ...] tensor (or an unstacked one shared by all seeds), inputs
+        [K, T, B, I] -> logits [K, T, B, O]. The memory operations see the K*B sequences as one
+        batch; only the three linear layers are per seed (batched matmuls), so this replaces
+        torch.func.vmap over the model (benchmarks/batched.py), whose per-op batching costs more."""
+        K, T, B = inputs.shape[:3]
+
+        def rows(name, dims):   # [K, ...] per seed (or shared [...]) -> [K*B, ...]
+            value = tensors[name]
+            value = value if value.dim() > dims else value.expand(K, *value.shape)
+            return value.unsqueeze(1).expand(K, B, *value.shape[1:]).flatten(0, 1)
+
+        logits0 = tensors["weight_logits0"]
+        weights0 = torch.softmax(logits0 if logits0.dim() == 3 else logits0.expand(K, *logits0.shape), dim=-1)
+        order = tensors["head_order"]
+        order = order if order.dim() == 1 else order[0]
+        args = (inputs.transpose(0, 1).flatten(1, 2), rows("h0", 1), rows("c0", 1), rows("read0", 2),
+                rows("memory0", 2), weights0.unsqueeze(1).expand(K, B, *weights0.shape[1:]).flatten(0, 1),
+                tensors["controller_layer.weight"], tensors["controller_layer.bias"],
+                tensors["heads.weight"][:, order], tensors["heads.bias"][:, order])
+        index, inverse = (t if t.dim() == 2 else t[0] for t in (tensors["shift_index"], tensors["shift_inverse"]))
+        hs, reads = ntm_fused.Sequence.apply(self.layout._replace(seeds=K), ntm_fused.Kernels(), *args, index,
+                                             inverse)[:2]
+        features = torch.cat([hs, reads], -1).view(T, K, B, -1).transpose(0, 1).flatten(1, 2)  # [K, T*B, F]
+        logits = torch.baddbmm(tensors["out.bias"].unsqueeze(1), features, tensors["out.weight"].transpose(1, 2))
+        return logits.view(K, T, B, -1)
+
+
 class NTMFeedForward(NTM):
     """The NTM with a feed-forward controller (the paper's first column): `ntm_ff`."""
 

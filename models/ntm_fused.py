@@ -14,8 +14,10 @@ of head output is one contiguous block and one activation call serves all heads:
     [keys H*M | shift logits H*S | beta, gamma logits H*2 | gate H, erase W*M | add W*M]
                  softmax per head   softplus (gamma + 1)    sigmoid            tanh
 
-The Function follows torch.func's rules (setup_context, every saved intermediate is an output,
-generate_vmap_rule), so `torch.func.vmap` over stacked seeds (benchmarks/batched.py) uses it too.
+With `Layout.seeds` = K it runs K models at once (NTM.seeds_forward, used by the batched seeds
+of benchmarks/batched.py): the memory operations take the K*B sequences as one batch and only
+the linear layers are per seed (batched matmuls). The Function also follows torch.func's rules
+(setup_context, every saved intermediate an output, generate_vmap_rule), so vmap works too.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Layout(NamedTuple):
     shifts: int          # S
     lstm: bool
     clip: float
+    seeds: int = 1       # K models in one pass: rows seed-major (K x B), weights [K, ...]
 
 
 def head_order(read_heads: int, write_heads: int, width: int, shifts: int) -> torch.Tensor:
@@ -59,13 +62,37 @@ def head_order(read_heads: int, write_heads: int, width: int, shifts: int) -> to
     return torch.tensor(order)
 
 
+def affine(seeds: int, x, w, base=None):
+    """base + x @ w, each seed with its own w: x [K*B, n] with rows seed-major, w [n, m] (one
+    seed) or [K, n, m]; base broadcastable to [K*B, m], or [K, 1, m] per seed (a bias)."""
+    if seeds == 1:
+        return x @ w if base is None else torch.addmm(base, x, w)
+    x = x.view(seeds, -1, x.shape[-1])
+    out = x @ w if base is None else torch.baddbmm(base.view(seeds, -1, base.shape[-1]), x, w)
+    return out.flatten(0, 1)
+
+
+def per_seed(rows, seeds: int, batch: int):
+    """Rows ordered (time, seed, batch) [T*K*B, n] -> [K, T*B, n]."""
+    return rows.unflatten(0, (-1, seeds, batch)).transpose(0, 1).flatten(1, 2)
+
+
+def weight_grads(seeds: int, batch: int, dout, x):
+    """(sum over rows of dout^T x, sum over rows of dout), per seed when seeds > 1: the gradients
+    of a linear layer's weight [(K,) m, n] and bias [(K,) m] from rows (time, seed, batch)."""
+    if seeds == 1:
+        return dout.t() @ x, dout.sum(0)
+    dout = per_seed(dout, seeds, batch)
+    return dout.transpose(1, 2) @ per_seed(x, seeds, batch), dout.sum(1)
+
+
 def step_forward(L: Layout, x_gates, h, c, reads, memory, weights, w_state, w_heads, b_heads, index):
     """One time step with autograd off: the NTM step of models.ntm, in the blocked layout.
     Returns (h, c, reads, memory, weights) and the tuple of what step_backward needs."""
     B, R, W, M, S = h.shape[0], L.read_heads, L.write_heads, L.width, L.shifts
     H = R + W
     state_in = torch.cat([reads.flatten(1), h], 1) if L.lstm else reads.flatten(1)
-    gates = torch.addmm(x_gates, state_in, w_state)
+    gates = affine(L.seeds, state_in, w_state, x_gates)
     if L.lstm:
         C = L.controller
         sig = torch.sigmoid(gates[:, : 3 * C])
@@ -75,7 +102,7 @@ def step_forward(L: Layout, x_gates, h, c, reads, memory, weights, w_state, w_he
         h = sig[:, 2 * C:] * tanh_c
     else:
         sig, cand, tanh_c, h = gates, gates, gates, torch.tanh(gates)      # only h is used
-    pre = torch.addmm(b_heads, h, w_heads)
+    pre = affine(L.seeds, h, w_heads, b_heads)
     raw = pre.clamp(-L.clip, L.clip)
     o = H * (M + S)
     keys = raw[:, : H * M].view(B, H, M)
@@ -124,7 +151,7 @@ def step_backward(L: Layout, carry, saved, c_prev, w_state, w_heads, index, inve
     dheads = torch.cat([dkeys.flatten(1), grad.softmax_grad(dshift, shift).flatten(1), dsoftplus, dsig,
                         (dadd * (1 - add * add)).flatten(1)], 1)
     dheads = dheads * ((pre >= -L.clip) & (pre <= L.clip))                 # clamp passes inside [-clip, clip]
-    dh = torch.addmm(dh, dheads, w_heads.t())
+    dh = affine(L.seeds, dheads, w_heads.transpose(-2, -1), dh)
     if L.lstm:
         C = L.controller
         dc = dc + dh * sig[:, 2 * C:] * (1 - tanh_c * tanh_c)
@@ -133,7 +160,7 @@ def step_backward(L: Layout, carry, saved, c_prev, w_state, w_heads, index, inve
         dc = dc * sig[:, C: 2 * C]
     else:
         dgates = dh * (1 - h * h)
-    dstate = dgates @ w_state.t()
+    dstate = affine(L.seeds, dgates, w_state.transpose(-2, -1))
     RM = R * M
     dh_prev = dstate[:, RM:] if L.lstm else torch.zeros_like(dh)
     return (dh_prev, dc, dstate[:, :RM].view(B, R, M), dmem + dmem_c, dprevious), (dgates, dheads)
@@ -183,9 +210,15 @@ def run(L: Layout, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_
     outputs [T, B, C], read vectors [T, B, R*M], and, if `save`, the FIELDS saved fields of
     step_forward for each chunk in turn, each stacked over the chunk's steps)."""
     T, B = inputs.shape[:2]
-    w_ctrl_t = w_ctrl.t()
-    x_gates = torch.addmm(b_ctrl, inputs.flatten(0, 1), w_ctrl_t[: L.inputs]).view(T, B, -1)
-    w_state, w_heads_t = w_ctrl_t[L.inputs:], w_heads.t()
+    w_ctrl_t, w_heads_t = w_ctrl.transpose(-2, -1), w_heads.transpose(-2, -1)
+    w_state = w_ctrl_t[..., L.inputs:, :]
+    if L.seeds == 1:
+        x_gates = torch.addmm(b_ctrl, inputs.flatten(0, 1), w_ctrl_t[: L.inputs]).view(T, B, -1)
+    else:   # per seed: [K, T*B, I] @ [K, I, G], back to rows (time, seed, batch)
+        x = per_seed(inputs.flatten(0, 1), L.seeds, B // L.seeds)
+        x_gates = torch.baddbmm(b_ctrl.unsqueeze(1), x, w_ctrl_t[:, : L.inputs])
+        x_gates = x_gates.unflatten(1, (T, -1)).transpose(0, 1).flatten(1, 2)
+        b_heads = b_heads.unsqueeze(1)
     state, parts = (h0, c0, reads0, memory0, weights0), []
     for x_chunk in x_gates.split(kernels.chunk or T):
         state, *outputs = kernels.forward(L, x_chunk, state, w_state, w_heads_t, b_heads, index, save)
@@ -221,7 +254,7 @@ class Sequence(torch.autograd.Function):
         T, B = x.shape[:2]
         dhs = torch.zeros_like(hs) if dhs is None else dhs
         dreads = torch.zeros_like(reads) if dreads is None else dreads
-        w_state, w_heads_t = w_ctrl.t()[L.inputs:], w_heads.t()
+        w_state, w_heads_t = w_ctrl.transpose(-2, -1)[..., L.inputs:, :], w_heads.transpose(-2, -1)
         carry = (hs.new_zeros(B, L.controller), c0.new_zeros(B, L.controller), x.new_zeros(B, L.read_heads, L.width),
                  memory0.new_zeros(B, *memory0.shape[1:]), weights0.new_zeros(B, *weights0.shape[1:]))
         chunk, dgates, dheads = kernels.chunk or T, [], []
@@ -235,7 +268,12 @@ class Sequence(torch.autograd.Function):
             dheads.append(dhd)
         dgates, dheads = torch.cat(dgates[::-1]), torch.cat(dheads[::-1])   # [T * B, ...], in time order
         state_in = torch.cat([fields[0] for fields in chunks]).flatten(0, 1)
-        dw_ctrl = torch.cat([dgates.t() @ x.flatten(0, 1), dgates.t() @ state_in], 1)
-        dw_heads = dheads.t() @ hs.flatten(0, 1)
-        dx = (dgates @ w_ctrl[:, : L.inputs]).view(x.shape) if ctx.needs_input_grad[2] else None
-        return (None, None, dx, *carry, dw_ctrl, dgates.sum(0), dw_heads, dheads.sum(0), None, None)
+        batch = B // L.seeds
+        (dw_x, db_ctrl), (dw_state, _) = (weight_grads(L.seeds, batch, dgates, rows)
+                                          for rows in (x.flatten(0, 1), state_in))
+        dw_heads, db_heads = weight_grads(L.seeds, batch, dheads, hs.flatten(0, 1))
+        dx = None
+        if ctx.needs_input_grad[2]:
+            dx = affine(L.seeds, dgates.view(T, B, -1).transpose(0, 1).flatten(0, 1), w_ctrl[..., : L.inputs])
+            dx = dx.view(B, T, -1).transpose(0, 1)
+        return (None, None, dx, *carry, torch.cat([dw_x, dw_state], -1), db_ctrl, dw_heads, db_heads, None, None)

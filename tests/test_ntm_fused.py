@@ -150,3 +150,23 @@ def test_chunked_kernels_with_padding_equal_the_whole_sequence(steps):
     assert results[1][0].shape == (steps, 2, 2)
     for name in results[0][1]:
         torch.testing.assert_close(results[1][1][name], results[0][1][name], atol=1e-12, rtol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("config", ["lstm-2r-3w-learned", "feedforward-2r-2w", "lstm-shift2-random"])
+def test_seeds_forward_equals_each_seed_alone_in_outputs_and_gradients(config):
+    """K seeds in one fused pass (per-seed weights, K*B sequences through the memory ops)."""
+    name, params = CONFIGS[config]
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model(name, 3, 2, controller_size=5, memory_size=6, memory_width=4, **params).double())
+    stacked, buffers = torch.func.stack_module_state(models)
+    x = torch.randn(3, 7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    together = models[0].seeds_forward({**stacked, **buffers}, x)
+    together.sin().sum().backward()
+    for k, model in enumerate(models):
+        alone = model(x[k])
+        alone.sin().sum().backward()
+        torch.testing.assert_close(together[k], alone, atol=1e-12, rtol=1e-10)
+        for pname, p in model.named_parameters():
+            torch.testing.assert_close(stacked[pname].grad[k], p.grad, atol=1e-12, rtol=1e-10, msg=pname)
