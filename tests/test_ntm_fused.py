@@ -170,3 +170,21 @@ def test_seeds_forward_equals_each_seed_alone_in_outputs_and_gradients(config):
         torch.testing.assert_close(together[k], alone, atol=1e-12, rtol=1e-10)
         for pname, p in model.named_parameters():
             torch.testing.assert_close(stacked[pname].grad[k], p.grad, atol=1e-12, rtol=1e-10, msg=pname)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ntm", "dnc"])
+def test_really_compiled_chunks_equal_eager(name):
+    """torch.compile for real (about a minute on 2 cores, hence `-m slow`): compile_step's
+    chunks against the eager model, logits and gradients, float32, a length needing padding."""
+    torch.manual_seed(0)
+    eager = build_model(name, 3, 2, controller_size=5, memory_size=6, memory_width=4)
+    compiled = build_model(name, 3, 2, controller_size=5, memory_size=6, memory_width=4)
+    compiled.load_state_dict(eager.state_dict())
+    assert compiled.compile_step(chunk=3)
+    x = torch.randn(7, 2, 3, generator=torch.Generator().manual_seed(1))
+    for model in (eager, compiled):
+        model(x).sin().sum().backward()
+    torch.testing.assert_close(compiled(x), eager(x), atol=1e-5, rtol=1e-4)
+    for (pname, p), q in zip(eager.named_parameters(), compiled.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, atol=1e-5, rtol=1e-4, msg=pname)
