@@ -63,7 +63,7 @@ from tasks.base import Batch, cost_bits
 def step_parts(model: nn.Module | SeedStack, data: Batch):
     """(forward: () -> logits, cost: logits -> loss, parameters, the other tensors it keeps alive)
     of one model on `data`, or of a SeedStack of K seeds on K stacked copies of `data` ([K, T, B,
-    I]: a real copy, so the vmapped forward takes train_seeds' path, where every seed has its own
+    I]: a real copy, so the forward takes train_seeds' path, where every seed has its own
     batch) with the sum of the seeds' cost_bits as the loss: its gradient for seed k's parameters
     is seed k's own."""
     def cost(logits):

@@ -66,13 +66,11 @@ class SequenceModel(nn.Module):
         run eager, so their many batch sizes and lengths cost no recompilation."""
         if self.compiled_steps is not None and torch.is_grad_enabled() and traced is None:
             compiled, chunk = self.compiled_steps
-            steps = inputs.shape[0]
-            padded = torch.cat([inputs, inputs.new_zeros(-steps % chunk, *inputs.shape[1:])])
             outputs = []
-            for chunk_inputs in padded.split(chunk):
+            for chunk_inputs in pad_steps(inputs, chunk).split(chunk):
                 logits, state = compiled(chunk_inputs, state)
                 outputs.append(logits)
-            return torch.cat(outputs)[:steps], None
+            return torch.cat(outputs)[: inputs.shape[0]], None
         outputs, trace = [], [] if traced is not None else None
         for x in inputs:
             y, state = self.step(x, state)
@@ -91,6 +89,13 @@ def positive(name: str, value: int, minimum: int = 1) -> int:
     if int(value) != value or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def pad_steps(inputs: torch.Tensor, chunk: int) -> torch.Tensor:
+    """inputs [T, B, I] with zero time steps appended up to a multiple of `chunk` (compiled
+    chunks: the models are causal, so the padding changes no output before it)."""
+    pad = -inputs.shape[0] % chunk
+    return torch.cat([inputs, inputs.new_zeros(pad, *inputs.shape[1:])]) if pad else inputs
 
 
 def expand_initial(param: torch.Tensor, batch: int) -> torch.Tensor:

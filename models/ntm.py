@@ -41,7 +41,7 @@ from torch import nn
 
 from models import memory as mem
 from models import ntm_fused
-from models.base import COMPILE_CHUNK, SequenceModel, expand_initial, positive
+from models.base import COMPILE_CHUNK, SequenceModel, expand_initial, pad_steps, positive
 
 MEMORY_INITS = ("constant", "learned", "random")
 WEIGHTING_INITS = ("first", "random")
@@ -214,11 +214,9 @@ class NTM(SequenceModel):
                 self.shift_index)
         if not torch.is_grad_enabled():
             return ntm_fused.run(self.layout, inputs, *args, save=False)[:2]
-        pad = -steps % self.kernels.chunk if self.kernels.chunk else 0
-        padded = torch.cat([inputs, inputs.new_zeros(pad, *inputs.shape[1:])]) if pad else inputs
+        padded = pad_steps(inputs, self.kernels.chunk) if self.kernels.chunk else inputs
         hs, reads = ntm_fused.Sequence.apply(self.layout, self.kernels, padded, *args, self.shift_inverse)[:2]
         return hs[:steps], reads[:steps]
-
 
     def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
         """K seeds of this architecture in one fused pass: `tensors` maps every parameter and
@@ -228,17 +226,14 @@ class NTM(SequenceModel):
         torch.func.vmap over the model (benchmarks/batched.py), whose per-op batching costs more."""
         K, T, B = inputs.shape[:3]
 
-        def rows(name, dims):   # [K, ...] per seed (or shared [...]) -> [K*B, ...]
-            value = tensors[name]
+        def rows(value, dims):   # [K, ...] per seed (or shared [...]) -> [K*B, ...]
             value = value if value.dim() > dims else value.expand(K, *value.shape)
             return value.unsqueeze(1).expand(K, B, *value.shape[1:]).flatten(0, 1)
 
-        logits0 = tensors["weight_logits0"]
-        weights0 = torch.softmax(logits0 if logits0.dim() == 3 else logits0.expand(K, *logits0.shape), dim=-1)
         order = tensors["head_order"]
         order = order if order.dim() == 1 else order[0]
-        args = (inputs.transpose(0, 1).flatten(1, 2), rows("h0", 1), rows("c0", 1), rows("read0", 2),
-                rows("memory0", 2), weights0.unsqueeze(1).expand(K, B, *weights0.shape[1:]).flatten(0, 1),
+        args = (inputs.transpose(0, 1).flatten(1, 2), *(rows(tensors[n], d) for n, d in (("h0", 1), ("c0", 1),
+                ("read0", 2), ("memory0", 2))), rows(torch.softmax(tensors["weight_logits0"], dim=-1), 2),
                 tensors["controller_layer.weight"], tensors["controller_layer.bias"],
                 tensors["heads.weight"][:, order], tensors["heads.bias"][:, order])
         index, inverse = (t if t.dim() == 2 else t[0] for t in (tensors["shift_index"], tensors["shift_inverse"]))

@@ -117,7 +117,7 @@ def step_forward(L: Layout, x_gates, h, c, reads, memory, weights, w_state, w_he
     gated = mem.interpolate(content, weights, gate)
     shifted = mem.circular_shift(gated, shift, index)
     new_weights = mem.sharpen(shifted, gamma)
-    new_reads = new_weights[:, :R] @ memory
+    new_reads = mem.read(memory, new_weights[:, :R])
     new_memory = mem.write(memory, new_weights[:, R:], erase, add)
     saved = (state_in, sig, cand, c, tanh_c, h, pre, raw, keys, shift, strength_gamma, sig_heads, add, similarity,
              key_norm, row_norm, content, weights, gated, shifted, new_weights, memory)
@@ -167,8 +167,8 @@ def step_backward(L: Layout, carry, saved, c_prev, w_state, w_heads, index, inve
 
 
 def forward_chunk(L: Layout, x_gates, state, w_state, w_heads_t, b_heads, index, save: bool = True):
-    """step_forward over the time steps of x_gates [K, B, 4C or C] (the input's share of the
-    controller gates) from `state`: (state after the chunk, hs [K, B, C], reads [K, B, R*M],
+    """step_forward over the time steps of x_gates [chunk, B, 4C or C] (the input's share of the
+    controller gates) from `state`: (state after the chunk, hs [chunk, B, C], reads [chunk, B, R*M],
     each saved field stacked over the chunk (empty unless `save`)). The unit `Kernels` compiles."""
     hs, reads, saved = [], [], []
     for x_t in x_gates.unbind(0):
@@ -182,8 +182,8 @@ def forward_chunk(L: Layout, x_gates, state, w_state, w_heads_t, b_heads, index,
 
 def backward_chunk(L: Layout, carry, saved, c_before, dhs, dreads, w_state, w_heads_t, index, inverse):
     """step_backward over a chunk in reverse. saved: the chunk's stacked fields; c_before: the
-    controller cell before the chunk; dhs [K, B, C], dreads [K, B, R*M]: the output layer's
-    gradients. Returns (carry before the chunk, dgates [K*B, ...], dheads [K*B, ...])."""
+    controller cell before the chunk; dhs [chunk, B, C], dreads [chunk, B, R*M]: the output
+    layer's gradients. Returns (carry before the chunk, dgates and dheads [chunk * B, ...])."""
     steps = list(zip(*(field.unbind(0) for field in saved)))
     dgates, dheads = [], []
     for k in reversed(range(len(steps))):
@@ -267,13 +267,12 @@ class Sequence(torch.autograd.Function):
             dgates.append(dg)
             dheads.append(dhd)
         dgates, dheads = torch.cat(dgates[::-1]), torch.cat(dheads[::-1])   # [T * B, ...], in time order
-        state_in = torch.cat([fields[0] for fields in chunks]).flatten(0, 1)
+        state_in = torch.cat([fields[0] for fields in chunks])
         batch = B // L.seeds
-        (dw_x, db_ctrl), (dw_state, _) = (weight_grads(L.seeds, batch, dgates, rows)
-                                          for rows in (x.flatten(0, 1), state_in))
+        dw_ctrl, db_ctrl = weight_grads(L.seeds, batch, dgates, torch.cat([x, state_in], -1).flatten(0, 1))
         dw_heads, db_heads = weight_grads(L.seeds, batch, dheads, hs.flatten(0, 1))
         dx = None
         if ctx.needs_input_grad[2]:
             dx = affine(L.seeds, dgates.view(T, B, -1).transpose(0, 1).flatten(0, 1), w_ctrl[..., : L.inputs])
             dx = dx.view(B, T, -1).transpose(0, 1)
-        return (None, None, dx, *carry, torch.cat([dw_x, dw_state], -1), db_ctrl, dw_heads, db_heads, None, None)
+        return (None, None, dx, *carry, dw_ctrl, db_ctrl, dw_heads, db_heads, None, None)
