@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from models import memory as mem
 from models import memory_grad as grad
+from models.fused_cell import affine, input_gates, lstm_cell, lstm_cell_grad, weight_grads
 
 
 FIELDS = 22  # tensors step_forward saves per step (see its `saved`)
@@ -62,30 +63,6 @@ def head_order(read_heads: int, write_heads: int, width: int, shifts: int) -> to
     return torch.tensor(order)
 
 
-def affine(seeds: int, x, w, base=None):
-    """base + x @ w, each seed with its own w: x [K*B, n] with rows seed-major, w [n, m] (one
-    seed) or [K, n, m]; base broadcastable to [K*B, m], or [K, 1, m] per seed (a bias)."""
-    if seeds == 1:
-        return x @ w if base is None else torch.addmm(base, x, w)
-    x = x.view(seeds, -1, x.shape[-1])
-    out = x @ w if base is None else torch.baddbmm(base.view(seeds, -1, base.shape[-1]), x, w)
-    return out.flatten(0, 1)
-
-
-def per_seed(rows, seeds: int, batch: int):
-    """Rows ordered (time, seed, batch) [T*K*B, n] -> [K, T*B, n]."""
-    return rows.unflatten(0, (-1, seeds, batch)).transpose(0, 1).flatten(1, 2)
-
-
-def weight_grads(seeds: int, batch: int, dout, x):
-    """(sum over rows of dout^T x, sum over rows of dout), per seed when seeds > 1: the gradients
-    of a linear layer's weight [(K,) m, n] and bias [(K,) m] from rows (time, seed, batch)."""
-    if seeds == 1:
-        return dout.t() @ x, dout.sum(0)
-    dout = per_seed(dout, seeds, batch)
-    return dout.transpose(1, 2) @ per_seed(x, seeds, batch), dout.sum(1)
-
-
 def step_forward(L: Layout, x_gates, h, c, reads, memory, weights, w_state, w_heads, b_heads, index):
     """One time step with autograd off: the NTM step of models.ntm, in the blocked layout.
     Returns (h, c, reads, memory, weights) and the tuple of what step_backward needs."""
@@ -94,12 +71,7 @@ def step_forward(L: Layout, x_gates, h, c, reads, memory, weights, w_state, w_he
     state_in = torch.cat([reads.flatten(1), h], 1) if L.lstm else reads.flatten(1)
     gates = affine(L.seeds, state_in, w_state, x_gates)
     if L.lstm:
-        C = L.controller
-        sig = torch.sigmoid(gates[:, : 3 * C])
-        cand = torch.tanh(gates[:, 3 * C:])
-        c = torch.addcmul(sig[:, C: 2 * C] * c, sig[:, :C], cand)
-        tanh_c = torch.tanh(c)
-        h = sig[:, 2 * C:] * tanh_c
+        sig, cand, c, tanh_c, h = lstm_cell(gates, c, L.controller)
     else:
         sig, cand, tanh_c, h = gates, gates, gates, torch.tanh(gates)      # only h is used
     pre = affine(L.seeds, h, w_heads, b_heads)
@@ -153,11 +125,7 @@ def step_backward(L: Layout, carry, saved, c_prev, w_state, w_heads, index, inve
     dheads = dheads * ((pre >= -L.clip) & (pre <= L.clip))                 # clamp passes inside [-clip, clip]
     dh = affine(L.seeds, dheads, w_heads.transpose(-2, -1), dh)
     if L.lstm:
-        C = L.controller
-        dc = dc + dh * sig[:, 2 * C:] * (1 - tanh_c * tanh_c)
-        dsig_gates = torch.cat([dc * cand, dc * c_prev, dh * tanh_c], 1) * sig * (1 - sig)
-        dgates = torch.cat([dsig_gates, dc * sig[:, :C] * (1 - cand * cand)], 1)
-        dc = dc * sig[:, C: 2 * C]
+        dgates, dc = lstm_cell_grad(dh, dc, sig, cand, c_prev, tanh_c, L.controller)
     else:
         dgates = dh * (1 - h * h)
     dstate = affine(L.seeds, dgates, w_state.transpose(-2, -1))
@@ -209,18 +177,13 @@ def run(L: Layout, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_
     """The forward pass over inputs [T, B, I] (T a multiple of the kernels' chunk): (controller
     outputs [T, B, C], read vectors [T, B, R*M], and, if `save`, the FIELDS saved fields of
     step_forward for each chunk in turn, each stacked over the chunk's steps)."""
-    T, B = inputs.shape[:2]
     w_ctrl_t, w_heads_t = w_ctrl.transpose(-2, -1), w_heads.transpose(-2, -1)
     w_state = w_ctrl_t[..., L.inputs:, :]
-    if L.seeds == 1:
-        x_gates = torch.addmm(b_ctrl, inputs.flatten(0, 1), w_ctrl_t[: L.inputs]).view(T, B, -1)
-    else:   # per seed: [K, T*B, I] @ [K, I, G], back to rows (time, seed, batch)
-        x = per_seed(inputs.flatten(0, 1), L.seeds, B // L.seeds)
-        x_gates = torch.baddbmm(b_ctrl.unsqueeze(1), x, w_ctrl_t[:, : L.inputs])
-        x_gates = x_gates.unflatten(1, (T, -1)).transpose(0, 1).flatten(1, 2)
+    x_gates = input_gates(L.seeds, inputs, w_ctrl_t[..., : L.inputs, :], b_ctrl)
+    if L.seeds > 1:
         b_heads = b_heads.unsqueeze(1)
     state, parts = (h0, c0, reads0, memory0, weights0), []
-    for x_chunk in x_gates.split(kernels.chunk or T):
+    for x_chunk in x_gates.split(kernels.chunk or len(inputs)):
         state, *outputs = kernels.forward(L, x_chunk, state, w_state, w_heads_t, b_heads, index, save)
         parts.append(outputs)
     hs, reads = (torch.cat(outputs) if len(parts) > 1 else outputs[0] for outputs in list(zip(*parts))[:2])

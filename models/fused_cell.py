@@ -1,0 +1,69 @@
+"""What the fused sequences (models.ntm_fused, models.dnc_fused) share: their linear layers,
+per seed when several seeds run as one pass, and the LSTM controller cell with its gradient.
+
+Rows are ordered (time, seed, batch) or (seed, batch): seed-major, so seed k's rows are one
+contiguous block and a per-seed linear layer is one batched matmul.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def affine(seeds: int, x, w, base=None):
+    """base + x @ w, each seed with its own w: x [K*B, n] with rows seed-major, w [n, m] (one
+    seed) or [K, n, m]; base broadcastable to [K*B, m], or [K, 1, m] per seed (a bias)."""
+    if seeds == 1:
+        return x @ w if base is None else torch.addmm(base, x, w)
+    x = x.view(seeds, -1, x.shape[-1])
+    out = x @ w if base is None else torch.baddbmm(base.view(seeds, -1, base.shape[-1]), x, w)
+    return out.flatten(0, 1)
+
+
+def per_seed(rows, seeds: int, batch: int):
+    """Rows ordered (time, seed, batch) [T*K*B, n] -> [K, T*B, n]."""
+    return rows.unflatten(0, (-1, seeds, batch)).transpose(0, 1).flatten(1, 2)
+
+
+def weight_grads(seeds: int, batch: int, dout, x):
+    """(sum over rows of dout^T x, sum over rows of dout), per seed when seeds > 1: the gradients
+    of a linear layer's weight [(K,) m, n] and bias [(K,) m] from rows (time, seed, batch)."""
+    if seeds == 1:
+        return dout.t() @ x, dout.sum(0)
+    dout = per_seed(dout, seeds, batch)
+    return dout.transpose(1, 2) @ per_seed(x, seeds, batch), dout.sum(1)
+
+
+def input_gates(seeds: int, inputs, w_in_t, bias):
+    """The inputs' share of a controller's pre-activations for the whole sequence at once:
+    inputs [T, B, I] (rows (seed, batch)) @ w_in_t [(K,) I, G] + bias [(K,) G] -> [T, B, G]."""
+    T, B = inputs.shape[:2]
+    if seeds == 1:
+        return torch.addmm(bias, inputs.flatten(0, 1), w_in_t).view(T, B, -1)
+    x = per_seed(inputs.flatten(0, 1), seeds, B // seeds)            # [K, T*B/K, I]
+    gates = torch.baddbmm(bias.unsqueeze(1), x, w_in_t)
+    return gates.unflatten(1, (T, -1)).transpose(0, 1).flatten(1, 2)
+
+
+def lstm_cell(gates, c, size: int):
+    """c' = f c + i g,  h' = o tanh(c'),  (i, f, o) = sigmoid(gates[:3C]), g = tanh(gates[3C:]).
+
+    gates [B, 4C], c [B, C] -> (sig [B, 3C], g, c', tanh(c'), h'): what lstm_cell_grad needs."""
+    sig = torch.sigmoid(gates[:, : 3 * size])
+    cand = torch.tanh(gates[:, 3 * size:])
+    c = torch.addcmul(sig[:, size: 2 * size] * c, sig[:, :size], cand)
+    tanh_c = torch.tanh(c)
+    return sig, cand, c, tanh_c, sig[:, 2 * size:] * tanh_c
+
+
+def lstm_cell_grad(dh, dc, sig, cand, c_prev, tanh_c, size: int):
+    """The gradients (dgates [B, 4C], dc_prev) of lstm_cell from those of h' and c':
+
+        dc~ = dc' + dh' o (1 - tanh(c')^2)
+        d(i, f, o) = (dc~ g, dc~ c, dh' tanh(c')) * sig (1 - sig),  dg = dc~ i (1 - g^2)
+        dc = dc~ f
+    """
+    C = size
+    dc = dc + dh * sig[:, 2 * C:] * (1 - tanh_c * tanh_c)
+    dsig = torch.cat([dc * cand, dc * c_prev, dh * tanh_c], 1) * sig * (1 - sig)
+    return torch.cat([dsig, dc * sig[:, :C] * (1 - cand * cand)], 1), dc * sig[:, C: 2 * C]
