@@ -39,9 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models import dnc_fused
 from models import dnc_memory as dm
 from models import memory as mem
-from models.base import SequenceModel, positive
+from models.base import COMPILE_CHUNK, SequenceModel, pad_steps, positive
 
 
 class DNCState(NamedTuple):
@@ -64,6 +65,8 @@ class DNC(SequenceModel):
     has_memory = True
     supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
     write_heads = 1
+    fused = True          # False: the plain `step` loop, the reference the fused sequence is tested against
+    kernels = dnc_fused.Kernels()  # eager, a step per chunk; compile_step swaps in compiled chunks
 
     def __init__(
         self,
@@ -89,6 +92,9 @@ class DNC(SequenceModel):
         self.controller_layer = nn.Linear(input_size + R * M + C, 4 * C)
         self.interface = nn.Linear(C, sum(self.interface_split))
         self.out = nn.Linear(C + R * M, output_size)
+        # for the fused sequence only: derived from the sizes, so not saved in checkpoints
+        self.register_buffer("interface_order", dnc_fused.interface_order(R, M), persistent=False)
+        self.layout = dnc_fused.Layout(input_size, C, R, self.memory_size, M, self.clip)
 
     def initial_state(self, batch: int, like: torch.Tensor) -> DNCState:
         """The all-zero state every sequence starts from, with `like`'s dtype and device."""
@@ -143,9 +149,57 @@ class DNC(SequenceModel):
         return logits, DNCState(h, c, memory, usage, link, precedence, read_weights, write_weights, reads)
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
+        """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the fused
+        sequence (models.dnc_fused) unless `fused` is off or a trace is asked for."""
+        if self.fused and not trace:
+            return self.out(torch.cat(self.fused_sequence(inputs), dim=-1))
         traced = (lambda state: (state.read_weights, state.write_weights.unsqueeze(1))) if trace else None
         logits, weights = self.unroll(inputs, self.initial_state(inputs.shape[1], inputs), traced)
         if not trace:
             return logits
         return logits, {"read_weights": torch.stack([r for r, _ in weights]),
                         "write_weights": torch.stack([w for _, w in weights])}
+
+    def compile_step(self, chunk: int = COMPILE_CHUNK) -> bool:
+        """Compile the fused sequence's forward and backward chunk functions (models.dnc_fused)
+        for `chunk` time steps each (as NTM.compile_step). With `fused` off, the step is
+        compiled instead."""
+        if not self.fused:
+            return super().compile_step(chunk)
+        self.kernels = dnc_fused.Kernels(torch.compile(dnc_fused.forward_chunk, dynamic=False),
+                                         torch.compile(dnc_fused.backward_chunk, dynamic=False), positive("chunk", chunk))
+        return True
+
+    def fused_args(self, tensors: dict | None = None) -> tuple:
+        """The weights the fused sequence takes, from this model or from `tensors` (name ->
+        tensor, [K, ...] when stacked over seeds): controller weight and bias, interface weight and
+        bias in interface_order."""
+        if tensors is None:   # attributes, not get_parameter: functional_call swaps in plain tensors
+            tensors = {"controller_layer.weight": self.controller_layer.weight,
+                       "controller_layer.bias": self.controller_layer.bias,
+                       "interface.weight": self.interface.weight, "interface.bias": self.interface.bias}
+        order = self.interface_order
+        return (tensors["controller_layer.weight"], tensors["controller_layer.bias"],
+                tensors["interface.weight"][..., order, :], tensors["interface.bias"][..., order])
+
+    def fused_sequence(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Controller outputs [T, B, C] and read vectors [T, B, R*M] of the whole sequence, by
+        the fused forward and hand-written backward of models.dnc_fused (as NTM.fused_sequence:
+        eager without grad, compiled chunks on inputs padded to a multiple of the chunk)."""
+        if not torch.is_grad_enabled():
+            return dnc_fused.run(self.layout, inputs, *self.fused_args(), save=False)[:2]
+        padded = pad_steps(inputs, self.kernels.chunk)
+        hs, reads = dnc_fused.Sequence.apply(self.layout, self.kernels, padded, *self.fused_args())[:2]
+        return hs[: len(inputs)], reads[: len(inputs)]
+
+    def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
+        """K seeds of this architecture in one fused pass (as NTM.seeds_forward): `tensors` maps
+        every parameter name to a stacked [K, ...] tensor, inputs [K, T, B, I] -> logits [K, T,
+        B, O]. The memory operations see the K*B sequences as one batch; only the linear layers
+        are per seed (batched matmuls)."""
+        K, T, B = inputs.shape[:3]
+        hs, reads = dnc_fused.Sequence.apply(self.layout._replace(seeds=K), dnc_fused.Kernels(),
+                                             inputs.transpose(0, 1).flatten(1, 2), *self.fused_args(tensors))[:2]
+        features = torch.cat([hs, reads], -1).view(T, K, B, -1).transpose(0, 1).flatten(1, 2)  # [K, T*B, F]
+        logits = torch.baddbmm(tensors["out.bias"].unsqueeze(1), features, tensors["out.weight"].transpose(1, 2))
+        return logits.view(K, T, B, -1)

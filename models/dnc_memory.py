@@ -52,11 +52,17 @@ def allocation(usage: torch.Tensor) -> torch.Tensor:
     in the reference implementation. Where two usages are exactly equal the allocation jumps
     (swapping their ranks swaps their weights), so check gradients away from ties.
     """
+    return allocation_parts(usage)[0]
+
+
+def allocation_parts(usage: torch.Tensor):
+    """`allocation` and what its gradient (models.dnc_grad.allocation_grad) needs: (a [B, N],
+    the floored usage sorted ascending, the order phi that sorts it, and the exclusive cumulative
+    product of the sorted usage, prod_{i<j} u[phi_i]), all [B, N]."""
     usage = EPS + (1 - EPS) * usage
     sorted_usage, order = torch.sort(usage, dim=-1, stable=True)
-    # exclusive cumulative product: the product of the usages of all less-used locations
     before = torch.cumprod(F.pad(sorted_usage[..., :-1], (1, 0), value=1.0), dim=-1)
-    return torch.zeros_like(usage).scatter(-1, order, (1 - sorted_usage) * before)
+    return torch.zeros_like(usage).scatter(-1, order, (1 - sorted_usage) * before), sorted_usage, order, before
 
 
 def write_weighting(content: torch.Tensor, allocation: torch.Tensor, write_gate: torch.Tensor,
@@ -102,16 +108,45 @@ def directional_weights(link: torch.Tensor, read_weights: torch.Tensor) -> tuple
     return torch.matmul(read_weights, link.transpose(-1, -2)), torch.matmul(read_weights, link)
 
 
+def links_forward(previous: torch.Tensor, precedence: torch.Tensor, write: torch.Tensor, reads: torch.Tensor):
+    """(L_t, f_t, b_t) of `link` and `directional_weights` with one fresh [B, N, N] buffer,
+    updated in place: (1 - w_i - w_j) L + w_i p_j, then the diagonal zeroed."""
+    wi, wj = write.unsqueeze(-1), write.unsqueeze(-2)
+    new = torch.addcmul(previous, previous, wi, value=-1).addcmul_(previous, wj, value=-1)
+    new.addcmul_(wi, precedence.unsqueeze(-2)).diagonal(dim1=-2, dim2=-1).zero_()
+    return new, torch.matmul(reads, new.transpose(-1, -2)), torch.matmul(reads, new)
+
+
+def links_grad(grad_link, grad_forward, grad_backward, previous, precedence, write, reads, new):
+    """The gradients (dL_{t-1}, dp_{t-1}, dw^w_t, dw^r_{t-1}) of `links_forward` from those of
+    (L_t, f_t, b_t). With G the total gradient on L_t, G = dL_t + df^T w^r + (w^r)^T db (zero on
+    the diagonal, which is a constant 0):
+
+        dL_{t-1}[i,j] = (1 - w_i - w_j) G[i,j]
+        dp_{t-1}[j] = sum_i w_i G[i,j]
+        dw_i = sum_j G[i,j] p_j - sum_j (G o L_{t-1})[i,j] - sum_j (G o L_{t-1})[j,i]
+        dw^r = df L_t + db L_t^T
+    """
+    # only ops with vmap batching rules here (no addcmul_), for vmap over torch.func.grad;
+    # the rank-2R sum of outer products is one batched matmul
+    left = torch.cat([grad_forward, reads], dim=-2).transpose(-1, -2)
+    g = torch.baddbmm(grad_link, left, torch.cat([reads, grad_backward], dim=-2))
+    g.diagonal(dim1=-2, dim2=-1).zero_()
+    d_reads = torch.matmul(grad_forward, new) + torch.matmul(grad_backward, new.transpose(-1, -2))
+    d_precedence = torch.matmul(write.unsqueeze(-2), g).squeeze(-2)
+    d_write = torch.matmul(precedence.unsqueeze(-2), g.transpose(-1, -2)).squeeze(-2)
+    d_previous = ((1 - write).unsqueeze(-1) - write.unsqueeze(-2)).mul_(g)
+    g.mul_(previous)
+    d_write = d_write - g.sum(-1) - g.sum(-2)
+    return d_previous, d_precedence, d_write, d_reads
+
+
 class _TemporalLinks(torch.autograd.Function):
     """`link` then `directional_weights` with a hand-written backward (see `temporal_links`)."""
 
     @staticmethod
     def forward(previous, precedence, write, reads):
-        wi, wj = write.unsqueeze(-1), write.unsqueeze(-2)
-        # one fresh [B, N, N] buffer, updated in place: (1 - w_i - w_j) L + w_i p_j
-        new = torch.addcmul(previous, previous, wi, value=-1).addcmul_(previous, wj, value=-1)
-        new.addcmul_(wi, precedence.unsqueeze(-2)).diagonal(dim1=-2, dim2=-1).zero_()
-        return new, torch.matmul(reads, new.transpose(-1, -2)), torch.matmul(reads, new)
+        return links_forward(previous, precedence, write, reads)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -120,20 +155,8 @@ class _TemporalLinks(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_link, grad_forward, grad_backward):
-        # only ops with vmap batching rules here (no addcmul_), for vmap over torch.func.grad
         previous, precedence, write, reads, new = ctx.saved_tensors
-        # total gradient on L_t: incoming + grad_f^T r + r^T grad_b, one batched matmul of rank 2R;
-        # the diagonal of L_t is a constant 0, so nothing flows through it
-        left = torch.cat([grad_forward, reads], dim=-2).transpose(-1, -2)
-        g = torch.baddbmm(grad_link, left, torch.cat([reads, grad_backward], dim=-2))
-        g.diagonal(dim1=-2, dim2=-1).zero_()
-        d_reads = torch.matmul(grad_forward, new) + torch.matmul(grad_backward, new.transpose(-1, -2))
-        d_precedence = torch.matmul(write.unsqueeze(-2), g).squeeze(-2)           # sum_i w_i g_ij
-        d_write = torch.matmul(precedence.unsqueeze(-2), g.transpose(-1, -2)).squeeze(-2)  # sum_j g_ij p_j
-        d_previous = ((1 - write).unsqueeze(-1) - write.unsqueeze(-2)).mul_(g)  # (1 - w_i - w_j) g
-        g.mul_(previous)                       # d(scale): -w_i and -w_j each collect g o L_{t-1}
-        d_write = d_write - g.sum(-1) - g.sum(-2)
-        return d_previous, d_precedence, d_write, d_reads
+        return links_grad(grad_link, grad_forward, grad_backward, previous, precedence, write, reads, new)
 
     @staticmethod
     def vmap(info, in_dims, *args):

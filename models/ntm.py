@@ -64,7 +64,7 @@ class NTM(SequenceModel):
     has_memory = True
     supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
     fused = True          # False: the plain `step` loop, the reference the fused sequence is tested against
-    kernels = ntm_fused.Kernels()  # eager, whole sequence; compile_step swaps in compiled chunks
+    kernels = ntm_fused.Kernels()  # eager, a step per chunk; compile_step swaps in compiled chunks
 
     def __init__(
         self,
@@ -214,7 +214,7 @@ class NTM(SequenceModel):
                 self.shift_index)
         if not torch.is_grad_enabled():
             return ntm_fused.run(self.layout, inputs, *args, save=False)[:2]
-        padded = pad_steps(inputs, self.kernels.chunk) if self.kernels.chunk else inputs
+        padded = pad_steps(inputs, self.kernels.chunk)
         hs, reads = ntm_fused.Sequence.apply(self.layout, self.kernels, padded, *args, self.shift_inverse)[:2]
         return hs[:steps], reads[:steps]
 

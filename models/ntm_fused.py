@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from models import memory as mem
 from models import memory_grad as grad
-from models.fused_cell import affine, input_gates, lstm_cell, lstm_cell_grad, weight_grads
+from models.fused_cell import affine, input_gates, lstm_cell, lstm_cell_grad, stack_steps, weight_grads
 
 
 FIELDS = 22  # tensors step_forward saves per step (see its `saved`)
@@ -145,7 +145,7 @@ def forward_chunk(L: Layout, x_gates, state, w_state, w_heads_t, b_heads, index,
         reads.append(state[2].flatten(1))
         if save:
             saved.append(step_saved)
-    return state, torch.stack(hs), torch.stack(reads), tuple(torch.stack(field) for field in zip(*saved))
+    return state, stack_steps(hs), stack_steps(reads), tuple(stack_steps(field) for field in zip(*saved))
 
 
 def backward_chunk(L: Layout, carry, saved, c_before, dhs, dreads, w_state, w_heads_t, index, inverse):
@@ -165,11 +165,13 @@ def backward_chunk(L: Layout, carry, saved, c_before, dhs, dreads, w_state, w_he
 
 
 class Kernels(NamedTuple):
-    """The chunk functions Sequence runs, and the chunk length (0: the whole sequence at once).
+    """The chunk functions Sequence runs, and the time steps per chunk: 1 eager, where a step's
+    saved fields are then kept as views, with no copy into stacked tensors (at batch 16 the
+    DNC's stacked link matrices alone cost 15% of a training step).
     NTM.compile_step swaps in torch.compile'd ones with a fixed chunk."""
     forward: Callable = forward_chunk
     backward: Callable = backward_chunk
-    chunk: int = 0
+    chunk: int = 1
 
 
 def run(L: Layout, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_heads, b_heads, index, save: bool,
@@ -183,7 +185,7 @@ def run(L: Layout, inputs, h0, c0, reads0, memory0, weights0, w_ctrl, b_ctrl, w_
     if L.seeds > 1:
         b_heads = b_heads.unsqueeze(1)
     state, parts = (h0, c0, reads0, memory0, weights0), []
-    for x_chunk in x_gates.split(kernels.chunk or len(inputs)):
+    for x_chunk in x_gates.split(kernels.chunk):
         state, *outputs = kernels.forward(L, x_chunk, state, w_state, w_heads_t, b_heads, index, save)
         parts.append(outputs)
     hs, reads = (torch.cat(outputs) if len(parts) > 1 else outputs[0] for outputs in list(zip(*parts))[:2])
@@ -220,7 +222,7 @@ class Sequence(torch.autograd.Function):
         w_state, w_heads_t = w_ctrl.transpose(-2, -1)[..., L.inputs:, :], w_heads.transpose(-2, -1)
         carry = (hs.new_zeros(B, L.controller), c0.new_zeros(B, L.controller), x.new_zeros(B, L.read_heads, L.width),
                  memory0.new_zeros(B, *memory0.shape[1:]), weights0.new_zeros(B, *weights0.shape[1:]))
-        chunk, dgates, dheads = kernels.chunk or T, [], []
+        chunk, dgates, dheads = kernels.chunk, [], []
         chunks = [saved[i: i + FIELDS] for i in range(0, len(saved), FIELDS)]
         for n in reversed(range(len(chunks))):
             start = n * chunk

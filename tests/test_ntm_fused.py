@@ -8,27 +8,9 @@ from models import build_model
 from models import memory as mem
 from models import memory_grad as grad
 from models import ntm_fused
+from vjp_check import close, distribution, rand, vjp
 
 B, H, N, M = 2, 3, 6, 4
-
-
-def rand(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def distribution(*shape, seed=0):
-    return torch.softmax(rand(*shape, seed=seed), -1)
-
-
-def vjp(fn, inputs, dout):
-    """Autograd's vector-Jacobian product of fn at inputs."""
-    inputs = [x.clone().requires_grad_(True) for x in inputs]
-    return torch.autograd.grad(fn(*inputs), inputs, dout)
-
-
-def close(actual, expected):
-    for a, e in zip(actual, expected, strict=True):
-        torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-10)
 
 
 @pytest.mark.parametrize("heads", [1, 3])

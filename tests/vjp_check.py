@@ -1,0 +1,24 @@
+"""Inputs and comparisons for the tests of hand-derived gradients (test_ntm_fused.py,
+test_dnc_fused.py): float64 values and autograd's vector-Jacobian product as the reference."""
+
+import torch
+
+
+def rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def distribution(*shape, seed=0):
+    return torch.softmax(rand(*shape, seed=seed), -1)
+
+
+def vjp(fn, inputs, dout):
+    """Autograd's vector-Jacobian product of fn at inputs (dout: one tensor, or a tuple for
+    several outputs)."""
+    inputs = [x.clone().requires_grad_(True) for x in inputs]
+    return torch.autograd.grad(fn(*inputs), inputs, dout)
+
+
+def close(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-10)
