@@ -2,7 +2,7 @@
 
 The K models' parameters are stacked along a new leading dimension (torch.func.stack_module_state)
 and the forward pass is `torch.func.vmap` of the ordinary model over that dimension (or the
-model's own K-seed pass, `seeds_forward`, where it has one: the fused NTM), so one set of tensor
+model's own K-seed pass, `seeds_forward`, where it has one: the fused NTM and DNC), so one set of tensor
 ops serves all seeds and the per-op overhead that dominates small recurrent models is paid once
 instead of K times. Every seed keeps what it would have alone:
 
@@ -57,11 +57,20 @@ class SeedStack:
         self.buffers = {n: b for n, b in stacked.items() if n not in self.shared}
         self.k = len(models)
 
+    @property
+    def own_pass(self) -> bool:
+        """Whether the model has its own K-seed pass (`seeds_forward`: the fused NTM and DNC)."""
+        return getattr(self.template, "fused", False) and hasattr(self.template, "seeds_forward")
+
+    def compile_step(self) -> bool:
+        """Compile the K-seed pass's chunk functions (the template's compile_step; its kernels run
+        seeds_forward). False where there is none: vmap over a compiled step is not supported."""
+        return self.own_pass and self.template.compile_step()
+
     def forward(self, inputs: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """inputs [K, T, B, I] (or [T, B, I] for every seed if `shared`) -> logits [K, T, B, O].
-        Models with their own K-seed pass (`seeds_forward`: the fused NTM) use it; the others
-        run under vmap."""
-        if getattr(self.template, "fused", False) and hasattr(self.template, "seeds_forward"):
+        Models with their own K-seed pass use it; the others run under vmap."""
+        if self.own_pass:
             inputs = inputs.expand(self.k, *inputs.shape) if shared else inputs
             return self.template.seeds_forward({**self.params, **self.buffers, **self.shared}, inputs)
         call = lambda p, b, x: functional_call(self.template, (p, b, self.shared), (x,))
@@ -115,6 +124,8 @@ def train_seeds(models: list[torch.nn.Module], task: Task, cfg: TrainConfig, gen
     """Train K models (one per seed) as one; returns per seed a dict with `curves`,
     `converged_step`, `diverged` (None or (step, what)), `wall_s` and the trained `model`."""
     stack = SeedStack(models)
+    if cfg.compile:   # the K-seed pass's chunks; a model without one trains eager, as the tests check
+        stack.compile_step()
     device = next(iter(stack.params.values())).device
     params = list(stack.params.values())
     optimizer = make_optimizer(params, cfg)

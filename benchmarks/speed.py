@@ -14,13 +14,14 @@ One invocation (`run_bench`) measures, per model:
   compile_s in extra_json;
 - scaling sweeps of the memory models in SWEEP_MODELS, both at batch 16 in train mode: memory
   size at 41 steps, and sequence length (time steps of input) at memory 128;
-- batched seeds (name suffix "/s8", column seeds = 8) in train mode, eager, at every main-grid
-  batch size, of every model with supports_vmap: K models (seeds 0..K-1 by default) trained as
-  one (benchmarks/batched.py's SeedStack, vmap over stacked parameters), each seed on its own
-  copy of the same batch, the loss the sum of the seeds' costs, one Adam over the stacked
-  parameters. sequences/s counts every seed's sequences (K x batch per iteration), n_params is
-  one seed's, and extra_json's wall_vs_one_seed is the time per iteration over that of the
-  model's eager one-seed row at the same batch (the target: at most 2.5 for 8 seeds);
+- batched seeds (name suffix "/s8", column seeds = 8) in train mode at every main-grid batch
+  size, of every model with supports_vmap, eager, and compiled too where the model has its own
+  K-seed pass (seeds_forward: the fused NTM and DNC): K models (seeds 0..K-1 by default) trained
+  as one (benchmarks/batched.py's SeedStack), each seed on its own copy of the same batch, the
+  loss the sum of the seeds' costs, one Adam over the stacked parameters. sequences/s counts
+  every seed's sequences (K x batch per iteration), n_params is one seed's, and extra_json's
+  wall_vs_one_seed is the time per iteration over that of the model's one-seed row at the same
+  batch, eager or compiled alike (the target: at most 2.5 for 8 seeds);
 - the reference row, model "lstm_ref": torch.nn.LSTM(9, 256, 1 layer) + Linear(256, 8), once per
   (mode, batch, steps); every row's ratio_to_lstm = its sequences/s / the reference's.
 
@@ -238,7 +239,7 @@ def make_row(common: dict, name: str, model: str, key: tuple, memory_size, field
 
 def add_wall_vs_one_seed(fields: dict, alone: dict) -> None:
     """wall_vs_one_seed into a batched-seeds row's extra: its median time per iteration over that
-    of the same model trained alone (eager, same batch, measured just before in the same group);
+    of the same model trained alone (same batch and compile flag, measured just before in the same group);
     left out where either failed or was skipped."""
     batched, one = fields["extra"].get("median_iter_s"), alone.get("extra", {}).get("median_iter_s")
     if batched and one:

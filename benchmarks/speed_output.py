@@ -74,5 +74,5 @@ def format_table(rows: list[dict]) -> str:
         out.append(("  ".join(cells) + "  " + line[-1]).rstrip())
     if any(row.get("seeds", 1) > 1 for row in rows):
         out += ["", "/sK: K seeds trained as one batched model; seq/s counts every seed's sequences; x 1 seed: time "
-                    "per iteration over the same model's one-seed row (eager, same batch)"]
+                    "per iteration over the same model's one-seed row (same batch, both eager or both compiled)"]
     return "\n".join(out + [""] + [f"{model}: {label}" for model, label in labels.items()])

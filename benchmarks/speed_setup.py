@@ -141,8 +141,8 @@ def copy_batch(batch: int, steps: int, device: torch.device, seed: int) -> Batch
 
 def plan(models: list[str], profile: BenchProfile) -> list[Config]:
     """Every configuration to measure, main grid first, without duplicates. A batched-seeds
-    configuration comes after the eager one-seed configuration of its model and batch, in the
-    same (mode, batch, steps) group: run_bench divides its step time by that one's."""
+    configuration comes after the one-seed configuration of its model, batch and compile flag,
+    in the same (mode, batch, steps) group: run_bench divides its step time by that one's."""
     def memory(name, size=profile.sizes.get("memory_size")):
         return size if "memory_size" in accepted_params(MODELS[name]) else None
 
@@ -156,8 +156,11 @@ def plan(models: list[str], profile: BenchProfile) -> list[Config]:
                 configs.append(Config(name, False, mode, batch, memory(name), profile.steps))
                 if mode == "train" and compiles[name]:
                     configs.append(Config(name, True, mode, batch, memory(name), profile.steps))
-                if mode == "train" and MODELS[name].supports_vmap:   # eager only: vmap of the eager step
+                if mode == "train" and MODELS[name].supports_vmap:
                     configs += [Config(name, False, mode, batch, memory(name), profile.steps, k) for k in profile.seeds]
+                    if compiles[name] and hasattr(MODELS[name], "seeds_forward"):   # a compiled K-seed pass
+                        configs += [Config(name, True, mode, batch, memory(name), profile.steps, k)
+                                    for k in profile.seeds]
     for name in (m for m in models if m in SWEEP_MODELS):
         configs += [Config(name, False, "train", profile.sweep_batch, memory(name, n), profile.steps)
                     for n in profile.memory_sizes]

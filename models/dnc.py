@@ -182,24 +182,28 @@ class DNC(SequenceModel):
         return (tensors["controller_layer.weight"], tensors["controller_layer.bias"],
                 tensors["interface.weight"][..., order, :], tensors["interface.bias"][..., order])
 
-    def fused_sequence(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fused_sequence(self, inputs: torch.Tensor, layout: dnc_fused.Layout | None = None,
+                       args: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Controller outputs [T, B, C] and read vectors [T, B, R*M] of the whole sequence, by
-        the fused forward and hand-written backward of models.dnc_fused (as NTM.fused_sequence:
-        eager without grad, compiled chunks on inputs padded to a multiple of the chunk)."""
+        the fused forward and hand-written backward of models.dnc_fused: this model's, or with
+        `layout` and `args` (fused_args) K seeds'. As NTM.fused_sequence: eager without grad,
+        compiled chunks on inputs padded to a multiple of the chunk."""
+        layout, args = layout or self.layout, args or self.fused_args()
         if not torch.is_grad_enabled():
-            return dnc_fused.run(self.layout, inputs, *self.fused_args(), save=False)[:2]
+            return dnc_fused.run(layout, inputs, *args, save=False)[:2]
         padded = pad_steps(inputs, self.kernels.chunk)
-        hs, reads = dnc_fused.Sequence.apply(self.layout, self.kernels, padded, *self.fused_args())[:2]
+        hs, reads = dnc_fused.Sequence.apply(layout, self.kernels, padded, *args)[:2]
         return hs[: len(inputs)], reads[: len(inputs)]
 
     def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
         """K seeds of this architecture in one fused pass (as NTM.seeds_forward): `tensors` maps
         every parameter name to a stacked [K, ...] tensor, inputs [K, T, B, I] -> logits [K, T,
         B, O]. The memory operations see the K*B sequences as one batch; only the linear layers
-        are per seed (batched matmuls)."""
+        are per seed (batched matmuls). Runs this model's kernels: compiled ones after
+        compile_step."""
         K, T, B = inputs.shape[:3]
-        hs, reads = dnc_fused.Sequence.apply(self.layout._replace(seeds=K), dnc_fused.Kernels(),
-                                             inputs.transpose(0, 1).flatten(1, 2), *self.fused_args(tensors))[:2]
+        hs, reads = self.fused_sequence(inputs.transpose(0, 1).flatten(1, 2), self.layout._replace(seeds=K),
+                                        self.fused_args(tensors))
         features = torch.cat([hs, reads], -1).view(T, K, B, -1).transpose(0, 1).flatten(1, 2)  # [K, T*B, F]
         logits = torch.baddbmm(tensors["out.bias"].unsqueeze(1), features, tensors["out.weight"].transpose(1, 2))
         return logits.view(K, T, B, -1)

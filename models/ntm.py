@@ -201,44 +201,44 @@ class NTM(SequenceModel):
                                          torch.compile(ntm_fused.backward_chunk, dynamic=False), positive("chunk", chunk))
         return True
 
-    def fused_sequence(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fused_sequence(self, inputs: torch.Tensor, layout: ntm_fused.Layout | None = None,
+                       args: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Controller outputs [T, B, C] and read vectors [T, B, R*M] of the whole sequence, by
-        the fused forward and hand-written backward of models.ntm_fused. Without grad it runs
-        eager and keeps nothing for a backward pass (evaluation: any batch size or length, no
-        recompilation). Compiled chunks take inputs padded at the end to a multiple of the chunk
-        (causal, so no kept output changes; see SequenceModel.unroll)."""
-        steps, batch = inputs.shape[:2]
-        state = self.initial_state(batch)
-        args = (state.h, state.c, state.reads, state.memory, state.weights, self.controller_layer.weight,
-                self.controller_layer.bias, self.heads.weight[self.head_order], self.heads.bias[self.head_order],
-                self.shift_index)
+        the fused forward and hand-written backward of models.ntm_fused: this model's, or with
+        `layout` and `args` (initial state and weights, as ntm_fused.run takes them) K seeds'.
+        Without grad it runs eager and keeps nothing for a backward pass (evaluation: any batch
+        size or length, no recompilation). Compiled chunks take inputs padded at the end to a
+        multiple of the chunk (causal, so no kept output changes; see SequenceModel.unroll)."""
+        if args is None:
+            state = self.initial_state(inputs.shape[1])
+            args = (state.h, state.c, state.reads, state.memory, state.weights, self.controller_layer.weight,
+                    self.controller_layer.bias, self.heads.weight[self.head_order], self.heads.bias[self.head_order])
+        layout = layout or self.layout
         if not torch.is_grad_enabled():
-            return ntm_fused.run(self.layout, inputs, *args, save=False)[:2]
+            return ntm_fused.run(layout, inputs, *args, self.shift_index, save=False)[:2]
         padded = pad_steps(inputs, self.kernels.chunk)
-        hs, reads = ntm_fused.Sequence.apply(self.layout, self.kernels, padded, *args, self.shift_inverse)[:2]
-        return hs[:steps], reads[:steps]
+        hs, reads = ntm_fused.Sequence.apply(layout, self.kernels, padded, *args, self.shift_index,
+                                             self.shift_inverse)[:2]
+        return hs[: len(inputs)], reads[: len(inputs)]
 
     def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
         """K seeds of this architecture in one fused pass: `tensors` maps every parameter and
         buffer name to a stacked [K, ...] tensor (or an unstacked one shared by all seeds), inputs
         [K, T, B, I] -> logits [K, T, B, O]. The memory operations see the K*B sequences as one
         batch; only the three linear layers are per seed (batched matmuls), so this replaces
-        torch.func.vmap over the model (benchmarks/batched.py), whose per-op batching costs more."""
+        torch.func.vmap over the model (benchmarks/batched.py), whose per-op batching costs more.
+        Runs this model's kernels: compiled ones after compile_step."""
         K, T, B = inputs.shape[:3]
 
         def rows(value, dims):   # [K, ...] per seed (or shared [...]) -> [K*B, ...]
             value = value if value.dim() > dims else value.expand(K, *value.shape)
             return value.unsqueeze(1).expand(K, B, *value.shape[1:]).flatten(0, 1)
 
-        order = tensors["head_order"]
-        order = order if order.dim() == 1 else order[0]
-        args = (inputs.transpose(0, 1).flatten(1, 2), *(rows(tensors[n], d) for n, d in (("h0", 1), ("c0", 1),
-                ("read0", 2), ("memory0", 2))), rows(torch.softmax(tensors["weight_logits0"], dim=-1), 2),
-                tensors["controller_layer.weight"], tensors["controller_layer.bias"],
-                tensors["heads.weight"][:, order], tensors["heads.bias"][:, order])
-        index, inverse = (t if t.dim() == 2 else t[0] for t in (tensors["shift_index"], tensors["shift_inverse"]))
-        hs, reads = ntm_fused.Sequence.apply(self.layout._replace(seeds=K), ntm_fused.Kernels(), *args, index,
-                                             inverse)[:2]
+        args = (*(rows(tensors[n], d) for n, d in (("h0", 1), ("c0", 1), ("read0", 2), ("memory0", 2))),
+                rows(torch.softmax(tensors["weight_logits0"], dim=-1), 2), tensors["controller_layer.weight"],
+                tensors["controller_layer.bias"], tensors["heads.weight"][:, self.head_order],
+                tensors["heads.bias"][:, self.head_order])
+        hs, reads = self.fused_sequence(inputs.transpose(0, 1).flatten(1, 2), self.layout._replace(seeds=K), args)
         features = torch.cat([hs, reads], -1).view(T, K, B, -1).transpose(0, 1).flatten(1, 2)  # [K, T*B, F]
         logits = torch.baddbmm(tensors["out.bias"].unsqueeze(1), features, tensors["out.weight"].transpose(1, 2))
         return logits.view(K, T, B, -1)

@@ -53,6 +53,21 @@ def test_batched_seeds_equal_each_seed_alone(model, optimizer, tmp_path):
         assert_close_results(runner.execute(spec, tmp_path / "s"), result)
 
 
+@pytest.mark.parametrize("model", ["ntm", "dnc"])
+def test_compiled_batched_seeds_run_chunked_and_equal_each_seed_alone(model, tmp_path, monkeypatch):
+    """train.compile: the K-seed pass runs the template's chunk kernels (compile_step; here with
+    torch.compile as the identity, so eager chunks of 8 steps on padded inputs)."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    compiled = []
+    original = SeedStack.compile_step
+    monkeypatch.setattr(SeedStack, "compile_step", lambda self: compiled.append(original(self)) or compiled[-1])
+    specs = specs_for(tmp_path, model, "train.compile=true")
+    batched = runner.execute_group(group_units(specs)[0], tmp_path / "g")
+    assert compiled == [True]
+    for spec, result in zip(specs, batched):
+        assert_close_results(runner.execute(spec, tmp_path / "s"), result)
+
+
 def test_models_without_vmap_and_batch_seeds_off_run_alone(tmp_path):
     assert all(len(u) == 1 for u in group_units(specs_for(tmp_path, "lstm")))
     assert all(len(u) == 1 for u in group_units(specs_for(tmp_path, "ntm", "train.batch_seeds=false")))
