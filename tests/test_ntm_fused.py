@@ -170,3 +170,26 @@ def test_really_compiled_chunks_equal_eager(name):
     torch.testing.assert_close(compiled(x), eager(x), atol=1e-5, rtol=1e-4)
     for (pname, p), q in zip(eager.named_parameters(), compiled.parameters()):
         torch.testing.assert_close(q.grad, p.grad, atol=1e-5, rtol=1e-4, msg=pname)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ntm", "dnc"])
+def test_really_compiled_seed_pass_equals_each_seed_alone(name):
+    """The compiled K-seed pass (SeedStack.compile_step, as train.compile uses for batched
+    seeds) against each seed's eager model: logits and gradients, float32, padded length."""
+    from benchmarks.batched import SeedStack
+    models = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        models.append(build_model(name, 3, 2, controller_size=5, memory_size=6, memory_width=4))
+    stack = SeedStack(models)
+    assert stack.compile_step() and stack.template.kernels.chunk == 8
+    x = torch.randn(2, 7, 2, 3, generator=torch.Generator().manual_seed(1))
+    together = stack.forward(x)
+    together.sin().sum().backward()
+    for k, model in enumerate(models):
+        alone = model(x[k])
+        alone.sin().sum().backward()
+        torch.testing.assert_close(together[k], alone, atol=1e-5, rtol=1e-4)
+        for pname, p in model.named_parameters():
+            torch.testing.assert_close(stack.params[pname].grad[k], p.grad, atol=1e-5, rtol=1e-4, msg=pname)
