@@ -45,7 +45,10 @@ class TrainConfig:
     checkpoint_interval: int = 200    # steps between checkpoints (resume after a crash)
     stop_on_converge: bool = False    # end the run at its first converged validation point
     batch_seeds: bool = True          # train the seeds of one config as one batched model
-                                      # (benchmarks/batched.py; models with supports_vmap)
+                                      # (benchmarks/batched.py; models with supports_vmap). Pays
+                                      # at small batches (8 NTM seeds at batch 1: 1.7x one seed's
+                                      # time); at batch 16 with compile, 8 seeds took 9.9x, more
+                                      # than apart: turn it off there (as solve_copy.yaml does)
     compile: bool = False             # torch.compile the model's time step, 8 steps per compiled
                                       # call (SequenceModel.compile_step; ~1.5 min warm-up on a
                                       # 2-core CPU, then 4-6x faster NTM steps; results equal
