@@ -27,6 +27,9 @@ vectors, memory, usage, link matrix, precedence and weightings. So every paramet
 of the controller, interface or output layer. A zero memory gives uniform content weightings, and
 the first allocation goes to location 0 (ties in usage break by index: dnc_memory.allocation).
 
+Training runs the same math as one fused autograd Function with a hand-derived backward
+(models.dnc_fused); `step` is the readable reference it is tested against, and traces use it.
+
 Defaults follow the NTM paper's copy setup (controller 100, memory 128 x 20, one read head) so the
 two models are compared at equal size; the DNC reference code used 4 read heads on 16 x 16.
 """

@@ -1,11 +1,12 @@
 """Hand-derived gradients (vector-Jacobian products) of the NTM memory operations in
-models.memory, for the fused NTM sequence (models.ntm_fused), whose backward pass runs these
-instead of recording an autograd graph of ~100 small ops per time step.
+models.memory, for the fused sequences (models.ntm_fused; models.dnc_fused uses the content
+lookup's and the write's), whose backward passes run these instead of recording an autograd
+graph of ~100 small ops per time step.
 
 Each function takes the gradient of the operation's output (named d<output>) and what the
 forward pass saved, and returns the gradients of the operation's inputs. Shapes as in
 models.memory: B batch, H heads, N locations, M word width, S shift offsets. Every function is
-checked against autograd in tests/test_memory_grad.py.
+checked against autograd in tests/test_ntm_fused.py.
 """
 
 from __future__ import annotations
