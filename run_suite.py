@@ -58,9 +58,11 @@ def parse_args(argv):
     parser.add_argument("--bench", action="store_true",
                         help="run the speed suite instead of training: --models (default all), --device, --threads, "
                              "--bench-profile, --json; rows go into the store's speed table")
-    parser.add_argument("--bench-profile", default="full", choices=("quick", "full"),
+    parser.add_argument("--bench-profile", default="full", choices=("quick", "full", "interleaved"),
                         help="speed suite size: quick (batch 1 and 16, train step) or full (default: batch 1/16/256, "
-                             "forward and train, memory and length sweeps)")
+                             "forward and train, memory and length sweeps); interleaved: batch 1 and 16, train step, "
+                             "the models timed in alternating rounds for ratios between them that survive a drifting "
+                             "machine (benchmarks/speed_interleaved.py)")
     parser.add_argument("--json", default=None, metavar="FILE", help="with --bench: also write the rows to FILE")
     parser.add_argument("--check", action="store_true",
                         help="compare convergence with results/baselines/<profile>.json; exit 1 on a regression")
@@ -151,8 +153,15 @@ def bench(args) -> int:
         Store(args.store).close()  # fail now, not after minutes of measuring
     except StoreError as error:
         fail(str(error))
-    rows = run_bench(models, args.device, args.store, args.json, profile=args.bench_profile, threads=args.threads)
-    print(format_table(rows))
+    if args.bench_profile == "interleaved":
+        from benchmarks.speed_interleaved import format_pairs, run_interleaved
+
+        rows = run_interleaved(models, args.device, args.store, args.json, threads=args.threads)
+        print(format_table(rows))
+        print(format_pairs(rows))
+    else:
+        rows = run_bench(models, args.device, args.store, args.json, profile=args.bench_profile, threads=args.threads)
+        print(format_table(rows))
     print(f"{len(rows)} rows in {args.store}" + (f" and {args.json}" if args.json else ""))
     return 0
 

@@ -165,3 +165,28 @@ def test_malloc_is_tuned_once_on_glibc_and_says_so_elsewhere():
         assert state == "glibc tuned"
     else:
         assert state.startswith("default (")
+
+
+def test_interleaved_rows_time_every_contender_in_turns_with_ratios_between_them(tmp_path, no_compile):
+    """benchmarks/speed_interleaved.py at toy sizes: the reference, each model eager and
+    compiled (torch.compile as the identity), per-round times, and `vs` ratios that agree with
+    them."""
+    from benchmarks.speed_interleaved import format_pairs, run_interleaved
+    from benchmarks.speed_setup import SMOKE_SIZES
+    rows = run_interleaved(["ntm", "dnc"], "cpu", str(tmp_path / "s.sqlite"), None, batches=(2,), rounds=3,
+                           round_s=0.0, sizes=SMOKE_SIZES, progress=False)
+    assert [r["model"] for r in rows] == [speed.REFERENCE, "ntm", "ntm+compile", "dnc", "dnc+compile"]
+    assert sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT COUNT(*) FROM speed").fetchone() == (5,)
+    times = {r["model"]: json.loads(r["extra_json"])["round_iter_s"] for r in rows}
+    for row in rows:
+        extra = json.loads(row["extra_json"])
+        assert len(extra["round_iter_s"]) == 3 and row["name"].endswith("/t41/interleaved")
+        assert row["seqs_per_s"] == pytest.approx(2 / sorted(extra["round_iter_s"])[1])
+        for other, ratio in extra["vs"].items():
+            assert ratio == pytest.approx(sorted(a / b for a, b in zip(times[row["model"]], times[other]))[1])
+        assert row["ratio_to_lstm"] == pytest.approx(1 / extra["vs"][speed.REFERENCE] if extra["vs"].get(
+            speed.REFERENCE) else 1.0)
+    assert format_pairs(rows).splitlines() == [
+        f"batch 2: dnc takes {json.loads(rows[3]['extra_json'])['vs']['ntm']:.2f} x the time per step of ntm",
+        f"batch 2: dnc+compile takes {json.loads(rows[4]['extra_json'])['vs']['ntm+compile']:.2f} x the time per "
+        "step of ntm+compile"]

@@ -1,0 +1,115 @@
+"""Interleaved speed rows: models timed in alternating rounds in one process, for ratios between
+models that survive a machine whose speed drifts over minutes.
+
+The main suite (benchmarks/speed.py) times one configuration after another; on the 2-core VM
+this project runs on, the reference LSTM's speed moved 1.7x within a day, so two rows measured
+minutes apart can disagree by more than the difference being measured (the DNC-within-2x-NTM
+target). Here every contender of one batch size (the reference LSTM, each model eager and, where
+compile_step applies, compiled) is built and warmed up (compiled) first, then timed in `rounds`
+rounds, each contender for at least `round_s` seconds per round in turn, so a slow minute slows
+them all alike. Train mode, the paper's copy configuration (41 steps).
+
+Each row (name suffix "/interleaved") has seqs_per_s from its median time per iteration,
+ratio_to_lstm as the median over rounds of the per-round ratio to the reference, and in
+extra_json the per-round times (round_iter_s) and `vs`: for every other contender, the median
+over rounds of this row's time per iteration over that one's (so dnc+compile's vs["ntm+compile"]
+is the DNC's cost in NTM steps). First-iteration time (compile included) is first_iter_s.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+
+import torch
+
+from benchmarks.allocator import tune_malloc
+from benchmarks.executors import intra_op_threads
+from benchmarks.speed import make_row, make_step, resolve_device, sync, write
+from benchmarks.speed_output import log
+from benchmarks.speed_setup import PAPER_SIZES, REFERENCE, build, copy_batch, model_params
+
+STEPS = 41  # copy length 20, delimiter, 20 outputs
+
+
+def contenders(models: list[str], device: torch.device, sizes: dict, seed: int) -> dict:
+    """label -> (model, memory size or None): the reference, then each model eager and compiled."""
+    found = {REFERENCE: (build(REFERENCE, {}, device, seed), None)}
+    for name in models:
+        params = model_params(name, sizes, None)
+        found[name] = (build(name, params, device, seed), params.get("memory_size"))
+        compiled = build(name, params, device, seed)
+        if compiled.compile_step():
+            found[f"{name}+compile"] = (compiled, params.get("memory_size"))
+    return found
+
+
+def time_rounds(steps: dict, device: torch.device, rounds: int, round_s: float) -> dict:
+    """label -> the time per iteration of each round, the contenders taking turns."""
+    times = {label: [] for label in steps}
+    for _ in range(rounds):
+        for label, step in steps.items():
+            count, start = 0, time.perf_counter()
+            while count < 2 or time.perf_counter() - start < round_s:
+                step()
+                sync(device)
+                count += 1
+            times[label].append((time.perf_counter() - start) / count)
+    return times
+
+
+def run_interleaved(models: list[str], device: str, store_path: str | None, json_path: str | None, *,
+                    batches=(1, 16), rounds: int = 7, round_s: float = 1.5, threads: int = 1, seed: int = 0,
+                    sizes: dict | None = None, progress: bool = True) -> list[dict]:
+    """Measure `models` interleaved (module docstring); write and return the rows."""
+    dev, described = resolve_device(device)
+    tune_malloc()
+    sizes = PAPER_SIZES if sizes is None else sizes
+    rows = []
+    with intra_op_threads(threads):
+        common = {"bench_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}", "device": described,
+                  "threads": threads, "torch_version": torch.__version__}
+        total = len(batches) * (1 + 2 * len(models))
+        for batch in batches:
+            data = copy_batch(batch, STEPS, dev, seed)
+            found = contenders(models, dev, sizes, seed)
+            steps, first = {}, {}
+            for label, (model, _) in found.items():
+                steps[label] = make_step(model, data, "train")[0]
+                start = time.perf_counter()
+                steps[label]()            # warm-up; compiles the +compile contenders
+                sync(dev)
+                first[label] = time.perf_counter() - start
+            times = time_rounds(steps, dev, rounds, round_s)
+            for label, (model, memory_size) in found.items():
+                own = times[label]
+                vs = {other: statistics.median(a / b for a, b in zip(own, times[other])) for other in times
+                      if other != label}
+                median = statistics.median(own)
+                fields = {"n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                          "seqs_per_s": batch / median,
+                          "extra": {"median_iter_s": median, "round_iter_s": own, "rounds": rounds, "round_s": round_s,
+                                    "first_iter_s": first[label], "vs": vs, "interleaved": True}}
+                name = f"{label}/train/b{batch}" + (f"/n{memory_size}" if memory_size else "") + f"/t{STEPS}/interleaved"
+                row = make_row(common, name, label, ("train", batch, STEPS), memory_size, fields, None)
+                row["ratio_to_lstm"] = 1 / vs[REFERENCE] if label != REFERENCE else 1.0
+                rows.append(row)
+                log(progress, len(rows), total, row)
+            write(rows, store_path, json_path)
+    return rows
+
+
+def format_pairs(rows: list[dict]) -> str:
+    """Each model's time per step over each earlier model's, same batch and both eager or both
+    compiled (the medians over rounds in extra_json's `vs`), one line each."""
+    lines = []
+    for row in rows:
+        order = [r["model"] for r in rows if r["batch"] == row["batch"]]
+        compiled = row["model"].endswith("+compile")
+        for other, ratio in json.loads(row["extra_json"])["vs"].items():
+            if (REFERENCE not in (row["model"], other) and other.endswith("+compile") == compiled
+                    and order.index(other) < order.index(row["model"])):
+                lines.append(f"batch {row['batch']}: {row['model']} takes {ratio:.2f} x the time per step of {other}")
+    return "\n".join(lines)
