@@ -54,7 +54,8 @@ from benchmarks.executors import intra_op_threads
 from benchmarks.speed_memory import estimate_mb, memory_budget_mb, peak_memory
 from benchmarks.speed_output import format_table, log, write  # noqa: F401 - format_table stays importable here
 from benchmarks.speed_setup import (  # noqa: F401 - the setup stays importable from here
-    PAPER_SIZES, PROFILES, REFERENCE, SMOKE_SIZES, SWEEP_MODELS, WIDTH, BenchProfile, Config, ReferenceLSTM, Timing,
+    PAPER_SIZES, PROFILES, REFERENCE, REFERENCE_LABEL, SMOKE_SIZES, SWEEP_MODELS, WIDTH, BenchProfile, Config,
+    ReferenceLSTM, Timing,
     accepted_params, build, copy_batch, model_params, plan)
 from models import MODELS
 from tasks.base import Batch, cost_bits
@@ -198,7 +199,7 @@ def measure_config(config: Config, data: Batch, device: torch.device, profile: B
 def measure_reference(mode: str, data: Batch, device: torch.device, profile: BenchProfile, seed: int) -> dict:
     model = build(REFERENCE, {}, device, seed)
     stats = measure(model, data, mode, device, profile.timing)
-    extra = {"label": "torch.nn.LSTM(9, 256, 1 layer) + Linear(256, 8), zero initial state", **stats}
+    extra = {"label": REFERENCE_LABEL, **stats}
     return {"n_params": sum(p.numel() for p in model.parameters()), "seqs_per_s": extra.pop("seqs_per_s"),
             "peak_mem_mb": extra.pop("peak_mem_mb"), "extra": extra}
 

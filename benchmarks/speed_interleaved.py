@@ -13,7 +13,8 @@ Each row (name suffix "/interleaved") has seqs_per_s from its median time per it
 ratio_to_lstm as the median over rounds of the per-round ratio to the reference, and in
 extra_json the per-round times (round_iter_s) and `vs`: for every other contender, the median
 over rounds of this row's time per iteration over that one's (so dnc+compile's vs["ntm+compile"]
-is the DNC's cost in NTM steps). First-iteration time (compile included) is first_iter_s.
+is the DNC's cost in NTM steps). First-iteration time (compile included) is first_iter_s. Peak
+memory is not measured here (the main suite's rows have it).
 """
 
 from __future__ import annotations
@@ -29,20 +30,20 @@ from benchmarks.allocator import tune_malloc
 from benchmarks.executors import intra_op_threads
 from benchmarks.speed import make_row, make_step, resolve_device, sync, write
 from benchmarks.speed_output import log
-from benchmarks.speed_setup import PAPER_SIZES, REFERENCE, build, copy_batch, model_params
+from benchmarks.speed_setup import PAPER_SIZES, REFERENCE, REFERENCE_LABEL, build, copy_batch, model_params
 
 STEPS = 41  # copy length 20, delimiter, 20 outputs
 
 
 def contenders(models: list[str], device: torch.device, sizes: dict, seed: int) -> dict:
-    """label -> (model, memory size or None): the reference, then each model eager and compiled."""
-    found = {REFERENCE: (build(REFERENCE, {}, device, seed), None)}
+    """label -> (model, its parameters): the reference, then each model eager and compiled."""
+    found = {REFERENCE: (build(REFERENCE, {}, device, seed), {})}
     for name in models:
         params = model_params(name, sizes, None)
-        found[name] = (build(name, params, device, seed), params.get("memory_size"))
+        found[name] = (build(name, params, device, seed), params)
         compiled = build(name, params, device, seed)
         if compiled.compile_step():
-            found[f"{name}+compile"] = (compiled, params.get("memory_size"))
+            found[f"{name}+compile"] = (compiled, params)
     return found
 
 
@@ -83,15 +84,19 @@ def run_interleaved(models: list[str], device: str, store_path: str | None, json
                 sync(dev)
                 first[label] = time.perf_counter() - start
             times = time_rounds(steps, dev, rounds, round_s)
-            for label, (model, memory_size) in found.items():
+            for label, (model, params) in found.items():
+                memory_size = params.get("memory_size")
                 own = times[label]
                 vs = {other: statistics.median(a / b for a, b in zip(own, times[other])) for other in times
                       if other != label}
                 median = statistics.median(own)
+                described = ", ".join(f"{k}={v}" for k, v in params.items())
                 fields = {"n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
                           "seqs_per_s": batch / median,
                           "extra": {"median_iter_s": median, "round_iter_s": own, "rounds": rounds, "round_s": round_s,
-                                    "first_iter_s": first[label], "vs": vs, "interleaved": True}}
+                                    "first_iter_s": first[label], "vs": vs, "interleaved": True, "params": params,
+                                    "label": REFERENCE_LABEL if label == REFERENCE
+                                    else f"{label.removesuffix('+compile')}({described})"}}
                 name = f"{label}/train/b{batch}" + (f"/n{memory_size}" if memory_size else "") + f"/t{STEPS}/interleaved"
                 row = make_row(common, name, label, ("train", batch, STEPS), memory_size, fields, None)
                 row["ratio_to_lstm"] = 1 / vs[REFERENCE] if label != REFERENCE else 1.0

@@ -18,6 +18,7 @@ from tasks.copy import Copy
 
 WIDTH = 8                     # copy's bit width: input 9 (with the delimiter), output 8
 REFERENCE = "lstm_ref"
+REFERENCE_LABEL = "torch.nn.LSTM(9, 256, 1 layer) + Linear(256, 8), zero initial state"
 SWEEP_MODELS = ("ntm", "dnc")  # the memory models whose memory size and sequence length are swept
 PAPER_SIZES = {"controller_size": 100, "memory_size": 128, "memory_width": 20, "read_heads": 1, "write_heads": 1,
                "hidden_size": 256, "num_layers": 3}  # each model takes the ones its constructor accepts
