@@ -64,6 +64,21 @@ def initial_state(L: Layout, batch: int, like: torch.Tensor):
     return tuple(like.new_zeros(batch, *shape) for shape in ((C,), (C,), (R, M), (N, M), (N,), (N, N), (N,), (R, N), (N,)))
 
 
+def vectors(L: Layout, raw):
+    """The identity block of the clamped interface raw [B, ...]: read keys [B, R, M], write key
+    [B, 1, M], write vector [B, M] (views), and where the activated blocks start."""
+    B, R, M = raw.shape[0], L.read_heads, L.width
+    o = (R + 2) * M
+    return raw[:, : R * M].view(B, R, M), raw[:, R * M: o - M].view(B, 1, M), raw[:, o - M: o], o
+
+
+def gate_parts(L: Layout, gates):
+    """The sigmoid block [B, M + R + 2]: erase [B, M], free gates [B, R], allocation gate [B],
+    write gate [B] (views)."""
+    M, R = L.width, L.read_heads
+    return gates[:, :M], gates[:, M: M + R], gates[:, M + R], gates[:, M + R + 1]
+
+
 def step_forward(L: Layout, x_gates, state, w_state, w_interface, b_interface):
     """One time step with autograd off: the DNC step of models.dnc, in the blocked layout.
     Returns the new state (as `initial_state`) and the tuple of what step_backward needs."""
@@ -73,11 +88,10 @@ def step_forward(L: Layout, x_gates, state, w_state, w_interface, b_interface):
     sig, cand, c, tanh_c, h = lstm_cell(affine(L.seeds, state_in, w_state, x_gates), c, L.controller)
     pre = affine(L.seeds, h, w_interface, b_interface)
     raw = pre.clamp(-L.clip, L.clip)
-    o = (R + 2) * M
-    read_keys, write_key, add = raw[:, : R * M].view(B, R, M), raw[:, R * M: o - M].view(B, 1, M), raw[:, o - M: o]
+    read_keys, write_key, add, o = vectors(L, raw)
     strengths = 1 + F.softplus(raw[:, o: o + R + 1])
     gates = torch.sigmoid(raw[:, o + R + 1: o + 2 * R + 3 + M])
-    erase, free, allocation_gate, write_gate = gates[:, :M], gates[:, M: M + R], gates[:, M + R], gates[:, M + R + 1]
+    erase, free, allocation_gate, write_gate = gate_parts(L, gates)
     modes = torch.softmax(raw[:, o + 2 * R + 3 + M:].view(B, R, 3), -1)
 
     retention = dm.retention(free, read_prev)
@@ -97,7 +111,7 @@ def step_forward(L: Layout, x_gates, state, w_state, w_interface, b_interface):
     new = (h, c, reads, new_memory, usage, link, precedence, read_weights, write_weights)
     saved = (state_in, sig, cand, tanh_c, h, pre, raw, strengths, gates, modes, retention, sorted_usage, order, before,
              allocation, similarity_w, key_norm_w, row_norm, content_w, forward, backward, similarity_r, key_norm_r,
-             row_norm_new, content_r, new[1], *new[3:])
+             row_norm_new, content_r, new[1], *new[3:])   # the new state less h and reads: the NEW fields
     return new, saved
 
 
@@ -115,9 +129,8 @@ def step_backward(L: Layout, carry, saved, previous, w_state, w_interface):
     c_prev, memory, usage_prev, link, precedence, read_prev, write_prev = previous
     dh, dc, dreads, dmemory, dusage, dlink, dprecedence, dread, dwrite = carry
     B, R, M = h.shape[0], L.read_heads, L.width
-    o = (R + 2) * M
-    read_keys, write_key, add = raw[:, : R * M].view(B, R, M), raw[:, R * M: o - M].view(B, 1, M), raw[:, o - M: o]
-    erase, free, allocation_gate, write_gate = gates[:, :M], gates[:, M: M + R], gates[:, M + R], gates[:, M + R + 1]
+    read_keys, write_key, add, o = vectors(L, raw)
+    erase, free, allocation_gate, write_gate = gate_parts(L, gates)
 
     dprecedence_prev, dwrite_p = dgrad.precedence_grad(dprecedence, precedence, write_weights)
     dmemory = torch.baddbmm(dmemory, read_weights.transpose(1, 2), dreads)
