@@ -45,6 +45,7 @@ from torch import nn
 from models import dnc_fused
 from models import dnc_memory as dm
 from models import memory as mem
+from models.fused_cell import seeds_logits
 from models.base import COMPILE_CHUNK, SequenceModel, pad_steps, positive
 
 
@@ -204,9 +205,7 @@ class DNC(SequenceModel):
         B, O]. The memory operations see the K*B sequences as one batch; only the linear layers
         are per seed (batched matmuls). Runs this model's kernels: compiled ones after
         compile_step."""
-        K, T, B = inputs.shape[:3]
+        K = inputs.shape[0]
         hs, reads = self.fused_sequence(inputs.transpose(0, 1).flatten(1, 2), self.layout._replace(seeds=K),
                                         self.fused_args(tensors))
-        features = torch.cat([hs, reads], -1).view(T, K, B, -1).transpose(0, 1).flatten(1, 2)  # [K, T*B, F]
-        logits = torch.baddbmm(tensors["out.bias"].unsqueeze(1), features, tensors["out.weight"].transpose(1, 2))
-        return logits.view(K, T, B, -1)
+        return seeds_logits(hs, reads, K, tensors["out.weight"], tensors["out.bias"])

@@ -30,7 +30,7 @@ from models import dnc_grad as dgrad
 from models import dnc_memory as dm
 from models import memory as mem
 from models import memory_grad as grad
-from models.fused_cell import affine, input_gates, lstm_cell, lstm_cell_grad, stack_steps, weight_grads
+from models.fused_cell import affine, input_gates, layer_grads, lstm_cell, lstm_cell_grad, stack_steps
 
 STATE = 9  # h, c, reads, memory, usage, link, precedence, read weights, write weights
 NEW = 7    # the trailing saved fields of a step: its new c, memory, usage, link, precedence, read and write weights
@@ -201,7 +201,7 @@ def backward_chunk(L: Layout, carry, saved, before, dhs, dreads, w_state, w_inte
 class Kernels(NamedTuple):
     """The chunk functions Sequence runs, and the time steps per chunk: 1 eager, where a step's
     saved fields are then kept as views, with no copy into stacked tensors (at batch 16 the
-    DNC's stacked link matrices alone cost 15% of a training step).
+    DNC's stacked link matrices alone cost 14% of a profiled training step).
     DNC.compile_step swaps in torch.compile'd ones with a fixed chunk."""
     forward: Callable = forward_chunk
     backward: Callable = backward_chunk
@@ -247,7 +247,7 @@ class Sequence(torch.autograd.Function):
     def backward(ctx, dhs, dreads, *_):
         L, kernels = ctx.layout, ctx.kernels
         x, w_ctrl, w_interface, hs, reads, *saved = ctx.saved_tensors
-        T, B = x.shape[:2]
+        B = x.shape[1]
         dhs = torch.zeros_like(hs) if dhs is None else dhs
         dreads = torch.zeros_like(reads) if dreads is None else dreads
         w_state, w_interface_t = w_ctrl.transpose(-2, -1)[..., L.inputs:, :], w_interface.transpose(-2, -1)
@@ -263,11 +263,6 @@ class Sequence(torch.autograd.Function):
             dinterface.append(di)
         dgates, dinterface = torch.cat(dgates[::-1]), torch.cat(dinterface[::-1])   # [T * B, ...], in time order
         state_in = torch.cat([fields[0] for fields in chunks])
-        batch = B // L.seeds
-        dw_ctrl, db_ctrl = weight_grads(L.seeds, batch, dgates, torch.cat([x, state_in], -1).flatten(0, 1))
-        dw_interface, db_interface = weight_grads(L.seeds, batch, dinterface, hs.flatten(0, 1))
-        dx = None
-        if ctx.needs_input_grad[2]:
-            dx = affine(L.seeds, dgates.view(T, B, -1).transpose(0, 1).flatten(0, 1), w_ctrl[..., : L.inputs])
-            dx = dx.view(B, T, -1).transpose(0, 1)
+        dx, dw_ctrl, db_ctrl, dw_interface, db_interface = layer_grads(L.seeds, x, state_in, hs, dgates, dinterface, w_ctrl,
+                                                                   ctx.needs_input_grad[2])
         return None, None, dx, dw_ctrl, db_ctrl, dw_interface, db_interface

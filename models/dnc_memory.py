@@ -61,6 +61,7 @@ def allocation_parts(usage: torch.Tensor):
     product of the sorted usage, prod_{i<j} u[phi_i]), all [B, N]."""
     usage = EPS + (1 - EPS) * usage
     sorted_usage, order = torch.sort(usage, dim=-1, stable=True)
+    # exclusive cumulative product: the product of the usages of all less-used locations
     before = torch.cumprod(F.pad(sorted_usage[..., :-1], (1, 0), value=1.0), dim=-1)
     return torch.zeros_like(usage).scatter(-1, order, (1 - sorted_usage) * before), sorted_usage, order, before
 

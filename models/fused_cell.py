@@ -34,6 +34,33 @@ def weight_grads(seeds: int, batch: int, dout, x):
     return dout.transpose(1, 2) @ per_seed(x, seeds, batch), dout.sum(1)
 
 
+def layer_grads(seeds: int, x, state_in, hs, dgates, dlayer, w_ctrl, want_dx: bool):
+    """The gradients a fused sequence's backward returns for its two linear layers and inputs:
+    (dx [T, B, I] or None, controller weight and bias, second layer's weight and bias). x [T, B,
+    I], state_in [T*B, ...] (the controller's non-input rows, time order), hs [T, B, C] (the
+    second layer's input); dgates, dlayer [T*B, ...]: the gradients of the two layers' outputs."""
+    T, B = x.shape[:2]
+    batch = B // seeds
+    dw_ctrl, db_ctrl = weight_grads(seeds, batch, dgates, torch.cat([x, state_in], -1).flatten(0, 1))
+    dw_layer, db_layer = weight_grads(seeds, batch, dlayer, hs.flatten(0, 1))
+    dx = None
+    if want_dx:
+        I = x.shape[-1]
+        dx = affine(seeds, dgates.view(T, B, -1).transpose(0, 1).flatten(0, 1), w_ctrl[..., :I])
+        dx = dx.view(B, T, -1).transpose(0, 1)
+    return dx, dw_ctrl, db_ctrl, dw_layer, db_layer
+
+
+def seeds_logits(hs, reads, seeds: int, weight, bias):
+    """The output layer of K seeds' fused pass: hs [T, K*B, C] and reads [T, K*B, R*M] (rows
+    seed-major) through per-seed weight [K, O, F] and bias [K, O] -> logits [K, T, B, O]."""
+    T = hs.shape[0]
+    features = torch.cat([hs, reads], -1).view(T, seeds, -1, hs.shape[-1] + reads.shape[-1])
+    features = features.transpose(0, 1).flatten(1, 2)                      # [K, T*B, F]
+    logits = torch.baddbmm(bias.unsqueeze(1), features, weight.transpose(1, 2))
+    return logits.view(seeds, T, -1, logits.shape[-1])
+
+
 def input_gates(seeds: int, inputs, w_in_t, bias):
     """The inputs' share of a controller's pre-activations for the whole sequence at once:
     inputs [T, B, I] (rows (seed, batch)) @ w_in_t [(K,) I, G] + bias [(K,) G] -> [T, B, G]."""

@@ -41,6 +41,7 @@ from torch import nn
 
 from models import memory as mem
 from models import ntm_fused
+from models.fused_cell import seeds_logits
 from models.base import COMPILE_CHUNK, SequenceModel, expand_initial, pad_steps, positive
 
 MEMORY_INITS = ("constant", "learned", "random")
@@ -228,7 +229,7 @@ class NTM(SequenceModel):
         batch; only the three linear layers are per seed (batched matmuls), so this replaces
         torch.func.vmap over the model (benchmarks/batched.py), whose per-op batching costs more.
         Runs this model's kernels: compiled ones after compile_step."""
-        K, T, B = inputs.shape[:3]
+        K, B = inputs.shape[0], inputs.shape[2]
 
         def rows(value, dims):   # [K, ...] per seed (or shared [...]) -> [K*B, ...]
             value = value if value.dim() > dims else value.expand(K, *value.shape)
@@ -239,9 +240,7 @@ class NTM(SequenceModel):
                 tensors["controller_layer.bias"], tensors["heads.weight"][:, self.head_order],
                 tensors["heads.bias"][:, self.head_order])
         hs, reads = self.fused_sequence(inputs.transpose(0, 1).flatten(1, 2), self.layout._replace(seeds=K), args)
-        features = torch.cat([hs, reads], -1).view(T, K, B, -1).transpose(0, 1).flatten(1, 2)  # [K, T*B, F]
-        logits = torch.baddbmm(tensors["out.bias"].unsqueeze(1), features, tensors["out.weight"].transpose(1, 2))
-        return logits.view(K, T, B, -1)
+        return seeds_logits(hs, reads, K, tensors["out.weight"], tensors["out.bias"])
 
 
 class NTMFeedForward(NTM):

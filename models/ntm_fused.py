@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from models import memory as mem
 from models import memory_grad as grad
-from models.fused_cell import affine, input_gates, lstm_cell, lstm_cell_grad, stack_steps, weight_grads
+from models.fused_cell import affine, input_gates, layer_grads, lstm_cell, lstm_cell_grad, stack_steps
 
 
 FIELDS = 22  # tensors step_forward saves per step (see its `saved`)
@@ -167,7 +167,7 @@ def backward_chunk(L: Layout, carry, saved, c_before, dhs, dreads, w_state, w_he
 class Kernels(NamedTuple):
     """The chunk functions Sequence runs, and the time steps per chunk: 1 eager, where a step's
     saved fields are then kept as views, with no copy into stacked tensors (at batch 16 the
-    DNC's stacked link matrices alone cost 15% of a training step).
+    DNC's stacked link matrices alone cost 14% of a profiled training step).
     NTM.compile_step swaps in torch.compile'd ones with a fixed chunk."""
     forward: Callable = forward_chunk
     backward: Callable = backward_chunk
@@ -216,7 +216,7 @@ class Sequence(torch.autograd.Function):
     def backward(ctx, dhs, dreads, *_):
         L, kernels = ctx.layout, ctx.kernels
         x, c0, memory0, weights0, w_ctrl, w_heads, index, inverse, hs, reads, *saved = ctx.saved_tensors
-        T, B = x.shape[:2]
+        B = x.shape[1]
         dhs = torch.zeros_like(hs) if dhs is None else dhs
         dreads = torch.zeros_like(reads) if dreads is None else dreads
         w_state, w_heads_t = w_ctrl.transpose(-2, -1)[..., L.inputs:, :], w_heads.transpose(-2, -1)
@@ -233,11 +233,6 @@ class Sequence(torch.autograd.Function):
             dheads.append(dhd)
         dgates, dheads = torch.cat(dgates[::-1]), torch.cat(dheads[::-1])   # [T * B, ...], in time order
         state_in = torch.cat([fields[0] for fields in chunks])
-        batch = B // L.seeds
-        dw_ctrl, db_ctrl = weight_grads(L.seeds, batch, dgates, torch.cat([x, state_in], -1).flatten(0, 1))
-        dw_heads, db_heads = weight_grads(L.seeds, batch, dheads, hs.flatten(0, 1))
-        dx = None
-        if ctx.needs_input_grad[2]:
-            dx = affine(L.seeds, dgates.view(T, B, -1).transpose(0, 1).flatten(0, 1), w_ctrl[..., : L.inputs])
-            dx = dx.view(B, T, -1).transpose(0, 1)
+        dx, dw_ctrl, db_ctrl, dw_heads, db_heads = layer_grads(L.seeds, x, state_in, hs, dgates, dheads, w_ctrl,
+                                                                   ctx.needs_input_grad[2])
         return (None, None, dx, *carry, dw_ctrl, db_ctrl, dw_heads, db_heads, None, None)

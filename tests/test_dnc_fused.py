@@ -9,7 +9,7 @@ from models import build_model
 from models import dnc_fused
 from models import dnc_grad as dgrad
 from models import dnc_memory as dm
-from vjp_check import close, distribution, rand, vjp
+from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
 
 B, R, N = 2, 3, 6
 
@@ -152,11 +152,4 @@ def test_seeds_forward_equals_each_seed_alone_in_outputs_and_gradients():
     models = [model_for("three-read-heads", seed) for seed in range(3)]
     stacked, buffers = torch.func.stack_module_state(models)
     x = torch.randn(3, 7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    together = models[0].seeds_forward({**stacked, **buffers}, x)
-    together.sin().sum().backward()
-    for k, model in enumerate(models):
-        alone = model(x[k])
-        alone.sin().sum().backward()
-        torch.testing.assert_close(together[k], alone, atol=1e-12, rtol=1e-10)
-        for pname, p in model.named_parameters():
-            torch.testing.assert_close(stacked[pname].grad[k], p.grad, atol=1e-12, rtol=1e-10, msg=pname)
+    assert_each_seed_alone(models, x, models[0].seeds_forward({**stacked, **buffers}, x), stacked)

@@ -8,7 +8,7 @@ from models import build_model
 from models import memory as mem
 from models import memory_grad as grad
 from models import ntm_fused
-from vjp_check import close, distribution, rand, vjp
+from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
 
 B, H, N, M = 2, 3, 6, 4
 
@@ -144,14 +144,7 @@ def test_seeds_forward_equals_each_seed_alone_in_outputs_and_gradients(config):
         models.append(build_model(name, 3, 2, controller_size=5, memory_size=6, memory_width=4, **params).double())
     stacked, buffers = torch.func.stack_module_state(models)
     x = torch.randn(3, 7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    together = models[0].seeds_forward({**stacked, **buffers}, x)
-    together.sin().sum().backward()
-    for k, model in enumerate(models):
-        alone = model(x[k])
-        alone.sin().sum().backward()
-        torch.testing.assert_close(together[k], alone, atol=1e-12, rtol=1e-10)
-        for pname, p in model.named_parameters():
-            torch.testing.assert_close(stacked[pname].grad[k], p.grad, atol=1e-12, rtol=1e-10, msg=pname)
+    assert_each_seed_alone(models, x, models[0].seeds_forward({**stacked, **buffers}, x), stacked)
 
 
 @pytest.mark.slow
@@ -185,11 +178,4 @@ def test_really_compiled_seed_pass_equals_each_seed_alone(name):
     stack = SeedStack(models)
     assert stack.compile_step() and stack.template.kernels.chunk == 8
     x = torch.randn(2, 7, 2, 3, generator=torch.Generator().manual_seed(1))
-    together = stack.forward(x)
-    together.sin().sum().backward()
-    for k, model in enumerate(models):
-        alone = model(x[k])
-        alone.sin().sum().backward()
-        torch.testing.assert_close(together[k], alone, atol=1e-5, rtol=1e-4)
-        for pname, p in model.named_parameters():
-            torch.testing.assert_close(stack.params[pname].grad[k], p.grad, atol=1e-5, rtol=1e-4, msg=pname)
+    assert_each_seed_alone(models, x, stack.forward(x), stack.params, atol=1e-5, rtol=1e-4)

@@ -1,5 +1,6 @@
 """Inputs and comparisons for the tests of hand-derived gradients (test_ntm_fused.py,
-test_dnc_fused.py): float64 values and autograd's vector-Jacobian product as the reference."""
+test_dnc_fused.py): float64 values and autograd's vector-Jacobian product as the reference, and
+K seeds' one pass against each seed alone."""
 
 import torch
 
@@ -22,3 +23,16 @@ def vjp(fn, inputs, dout):
 def close(actual, expected):
     for a, e in zip(actual, expected, strict=True):
         torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-10)
+
+
+def assert_each_seed_alone(models, x, together, stacked, atol=1e-12, rtol=1e-10):
+    """together [K, T, B, O], the K seeds' logits from one pass on x [K, T, B, I], against each
+    model run alone on its x[k]: logits, and the gradients of sin(logits).sum() in `stacked`
+    (name -> the stacked parameter, [K, ...]) against each model's own."""
+    together.sin().sum().backward()
+    for k, model in enumerate(models):
+        alone = model(x[k])
+        alone.sin().sum().backward()
+        torch.testing.assert_close(together[k], alone, atol=atol, rtol=rtol)
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(stacked[name].grad[k], p.grad, atol=atol, rtol=rtol, msg=name)
