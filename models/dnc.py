@@ -27,6 +27,13 @@ vectors, memory, usage, link matrix, precedence and weightings. So every paramet
 of the controller, interface or output layer. A zero memory gives uniform content weightings, and
 the first allocation goes to location 0 (ties in usage break by index: dnc_memory.allocation).
 
+Initialization choices that differ from Collier & Beel 2018 (whose NTM code models.ntm follows):
+- no forget-gate bias: the LSTM controller's biases start as torch's nn.Linear default,
+  U(+-1/sqrt(fan_in));
+- no clip on the output logits: only the interface vector is clipped (to +-`clip`, default 20);
+- there is no constant 1e-6 memory: the memory starts at zero (above), made afresh in
+  `initial_state` for every batch, neither a buffer nor a parameter.
+
 Training runs the same math as one fused autograd Function with a hand-derived backward
 (models.dnc_fused); `step` is the readable reference it is tested against, and traces use it.
 

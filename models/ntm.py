@@ -27,6 +27,15 @@ learned logits). The memory starts as `memory_init`:
 With a constant memory every location looks alike to content addressing, so the learned initial
 weightings must break the symmetry: `weighting_init` "first" starts every head peaked on location
 0 (the start of a tape), "random" starts them at softmax of N(0, 1) logits.
+
+Initialization choices that differ from Collier & Beel 2018 (their code, MarkPKCollier/
+NeuralTuringMachine, ntm.py):
+- no forget-gate bias: the LSTM controller's biases start as torch's nn.Linear default,
+  U(+-1/sqrt(fan_in)), where their BasicLSTMCell adds forget_bias=1.0;
+- no clip on the output logits: only the head parameters are clipped (to +-`clip`, default 20),
+  where they also clip the output to +-20;
+- the constant memory (memory_init "constant", every cell 1e-6) is a fixed buffer, not trained,
+  where theirs is a variable initialized to 1e-6 (tf.get_variable: trainable).
 """
 
 from __future__ import annotations
