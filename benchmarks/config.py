@@ -126,6 +126,37 @@ def check_keys(params: dict, cls, where: str, extra: tuple[str, ...] = ()) -> No
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {known})")
 
 
+def check_seeds(seeds, where: str) -> None:
+    """Raise ConfigError unless `seeds` is a non-empty list of non-negative integers."""
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int and s >= 0 for s in seeds):
+        raise ConfigError(f"{where} must be a non-empty list of non-negative integers, got {seeds!r}")
+
+
+def check_eval(block, axes: tuple[str, ...], where: str) -> None:
+    """An eval block: {axis: [values]} and optionally `joint: [{axis: value, ...}]`, points that
+    set several axes at once (the paper's repeat-copy tests: length 20 with 10 repeats)."""
+    if not isinstance(block, dict):
+        raise ConfigError(f"{where}: expected a mapping of axis: [values], got {type(block).__name__}")
+    known = ", ".join(axes) or "none"
+    for axis, values in block.items():
+        if axis == "joint":
+            if not isinstance(values, list) or not all(isinstance(p, dict) and len(p) >= 2 for p in values):
+                raise ConfigError(f"{where}.joint: expected a list of mappings of two or more axes to a value, "
+                                  f"e.g. [{{length: 20, repeats: 10}}], got {values!r}")
+            for point in values:
+                for name, value in point.items():
+                    check_axis(name, [value], axes, f"{where}.joint")
+            continue
+        check_axis(axis, values, axes, f"{where}.{axis}")
+
+
+def check_axis(axis, values, axes: tuple[str, ...], where: str) -> None:
+    if axis not in axes:
+        raise ConfigError(f"{where}: unknown axis {axis!r} (known: {', '.join(axes) or 'none'}, joint)")
+    if not isinstance(values, list) or not all(type(v) is int and v >= 1 for v in values):
+        raise ConfigError(f"{where}: {axis} values must be a list of positive integers, got {values!r}")
+
+
 def make_train(raw: dict, where: str) -> TrainConfig:
     """TrainConfig from a dict, with unknown keys reported against `where`."""
     if not isinstance(raw, dict):
@@ -161,15 +192,15 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
         raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
 
     seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise ConfigError(f"{path}: seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    check_seeds(seeds, f"{path}: seeds")
     train = make_train(raw.get("train") or {}, f"{path}: train")
 
     models = raw.get("models") or {}
     for name, params in models.items():
         if name not in MODELS:
             raise ConfigError(f"{path}: models: unknown model {name!r} (known: {', '.join(MODELS)})")
-        check_keys(params or {}, MODELS[name], f"{path}: models.{name}", extra=("train", "per_task"))
+        check_keys(params or {}, MODELS[name], f"{path}: models.{name}", extra=("train", "per_task", "seeds"))
+        check_seeds((params or {}).get("seeds", [0]), f"{path}: models.{name}.seeds")
         make_train((params or {}).get("train") or {}, f"{path}: models.{name}.train")
         for task, task_params in ((params or {}).get("per_task") or {}).items():
             if task not in TASKS:
@@ -181,7 +212,5 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
             raise ConfigError(f"{path}: tasks: unknown task {name!r} (known: {', '.join(TASKS)})")
         check_keys(params or {}, TASKS[name], f"{path}: tasks.{name}", extra=("eval", "train"))
         make_train((params or {}).get("train") or {}, f"{path}: tasks.{name}.train")
-        for axis in ((params or {}).get("eval") or {}):
-            if axis not in TASKS[name].axes:
-                raise ConfigError(f"{path}: tasks.{name}.eval: unknown axis {axis!r} (known: {', '.join(TASKS[name].axes)})")
+        check_eval((params or {}).get("eval") or {}, TASKS[name].axes, f"{path}: tasks.{name}.eval")
     return Profile(path.stem, str(path), tuple(seeds), train, models, tasks)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import NamedTuple
 
 import torch
 
@@ -16,6 +17,7 @@ from tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_erro
 
 VALIDATION = "validation"
 CHUNK = 256  # sequences scored per forward pass, to bound memory on long sequences
+JOINT = "joint"  # the eval block's list of points that set several axes at once
 
 
 def fixed_generator(task_name: str, task_params: dict, purpose: str) -> torch.Generator:
@@ -30,34 +32,78 @@ def validation_set(task_name: str, task_params: dict, task: Task, size: int) -> 
     return task.sample(size, fixed_generator(task_name, task_params, f"{VALIDATION}:{size}"))
 
 
+class Scores(NamedTuple):
+    """Per-sequence scores of one batch: cost and bit errors [B], and per channel group of the
+    task ({name: (cost [B], bit errors [B])}, empty when the task has no groups)."""
+
+    cost_bits: torch.Tensor
+    bit_errors: torch.Tensor
+    channels: dict
+
+
 @torch.no_grad()
-def score(model: torch.nn.Module, batch: Batch) -> tuple[float, float]:
-    """(cost in bits per sequence, bit errors per sequence) of `model` on `batch`."""
+def score_sequences(model: torch.nn.Module, batch: Batch, channels: dict | None = None) -> Scores:
+    """Score `model` on `batch` in chunks of CHUNK sequences; `channels` ({name: slice of the
+    output channels}) adds each group's cost and bit errors, scored on its channels alone (the
+    group costs add up to the total)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    costs, errors = [], []
+    parts = []
     for start in range(0, batch.inputs.shape[1], CHUNK):
         inputs, targets, mask = (t[:, start: start + CHUNK].to(device) for t in batch)
         logits = model(inputs)
-        costs.append(per_sequence_bce_bits(logits, targets, mask).cpu())
-        errors.append(per_sequence_bit_errors(logits, targets, mask).cpu())
+        groups = {"": slice(None), **(channels or {})}
+        parts.append({name: (per_sequence_bce_bits(logits[..., part], targets[..., part], mask).cpu(),
+                             per_sequence_bit_errors(logits[..., part], targets[..., part], mask).cpu())
+                      for name, part in groups.items()})
     model.train(was_training)
-    return float(torch.cat(costs).mean()), float(torch.cat(errors).mean())
+    joined = {name: (torch.cat([p[name][0] for p in parts]), torch.cat([p[name][1] for p in parts]))
+              for name in parts[0]}
+    total = joined.pop("")
+    return Scores(total[0], total[1], joined)
 
 
-def sweep_set(task_name: str, task_params: dict, task: Task, axis: str, value: int, size: int) -> Batch:
-    """The fixed batch for one generalization point: `axis` set to `value`, other axes drawn."""
-    return task.sample(size, fixed_generator(task_name, task_params, f"{axis}={value}:{size}"), **{axis: value})
+def score(model: torch.nn.Module, batch: Batch) -> tuple[float, float]:
+    """(cost in bits per sequence, bit errors per sequence) of `model` on `batch`."""
+    scores = score_sequences(model, batch)
+    return float(scores.cost_bits.mean()), float(scores.bit_errors.mean())
+
+
+def eval_points(sweeps: dict) -> list[dict]:
+    """The points of a profile's `eval` block, in order: each value of each axis alone
+    ({"length": 50}), then each `joint` point ({"length": 20, "repeats": 10})."""
+    points = [{axis: int(value)} for axis, values in sweeps.items() if axis != JOINT for value in values]
+    return points + [{axis: int(value) for axis, value in joint.items()} for joint in sweeps.get(JOINT) or []]
+
+
+def point_name(sizes: dict) -> str:
+    """'length=20,repeats=10': the evals table's key for a point."""
+    return ",".join(f"{axis}={value}" for axis, value in sizes.items())
+
+
+def sweep_set(task_name: str, task_params: dict, task: Task, sizes: dict, size: int) -> Batch:
+    """The fixed batch for one generalization point: the axes in `sizes` set, the others drawn
+    from the training distribution."""
+    return task.sample(size, fixed_generator(task_name, task_params, f"{point_name(sizes)}:{size}"), **sizes)
 
 
 def generalization(model, task_name: str, task_params: dict, task: Task, sweeps: dict, size: int) -> list[dict]:
-    """Score `model` at every point of `sweeps` ({axis: [values]}): rows for the evals table."""
+    """Score `model` at every point of `sweeps` (see eval_points): rows for the evals table.
+    A row records the vectors the point needs stored (`memory_needed`) and whether that is more
+    than the model's memory holds (`beyond_memory`; None for models without one)."""
     rows = []
-    for axis, values in sweeps.items():
-        for value in values:
-            cost, errors = score(model, sweep_set(task_name, task_params, task, axis, value, size))
-            rows.append({"axis": axis, "value": int(value), "cost_bits": cost, "bit_errors": errors, "n": size})
+    for sizes in eval_points(sweeps):
+        scores = score_sequences(model, sweep_set(task_name, task_params, task, sizes, size), task.channels)
+        needed, capacity = task.memory_needed(**sizes), model.memory_size
+        beyond = None if needed is None or capacity is None else needed > capacity
+        single = len(sizes) == 1
+        rows.append({"point": point_name(sizes), "axis": ",".join(sizes),
+                     "value": next(iter(sizes.values())) if single else None,
+                     "cost_bits": float(scores.cost_bits.mean()), "bit_errors": float(scores.bit_errors.mean()),
+                     "n": size, "memory_needed": needed, "beyond_memory": beyond,
+                     "channels": {name: {"cost_bits": float(c.mean()), "bit_errors": float(e.mean())}
+                                  for name, (c, e) in scores.channels.items()} or None})
     return rows
 
 
@@ -66,14 +112,14 @@ def trace(model, task_name: str, task_params: dict, task: Task) -> dict:
     """One fixed sequence at the top of the training range (each axis at `task.max_<axis>` when
     the task has it), with the model's output and, for memory models, its weightings over time:
     nested lists for `Store.finish_run(trace=...)`."""
-    size = {axis: getattr(task, f"max_{axis}") for axis in task.axes if hasattr(task, f"max_{axis}")}
+    size = {axis: task.max_size(axis) for axis in task.axes if task.max_size(axis) is not None}
     batch = task.sample(1, fixed_generator(task_name, task_params, "trace"), **size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     inputs = batch.inputs.to(device)
     result = {"read_weights": None, "write_weights": None}
-    if getattr(model, "has_memory", False):
+    if model.has_memory:
         logits, weights = model(inputs, trace=True)
         result = {name: weights[name][:, 0].cpu().tolist() for name in ("read_weights", "write_weights")}
     else:

@@ -18,9 +18,11 @@ import json
 from dataclasses import dataclass
 
 from benchmarks.config import ConfigError, Profile, TrainConfig, make_train
+from benchmarks.evaluate import eval_points
 
 # Bump when a change to the code changes results for an unchanged config.
-FORMAT_VERSION = 1
+# 2: evals keyed by point (joint points, per-channel scores, memory marks); RMSProp in Graves form.
+FORMAT_VERSION = 2
 
 
 def signature_defaults(cls) -> dict:
@@ -72,6 +74,7 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
     from tasks import TASKS
 
     model_raw = dict(profile.models.get(model) or {})
+    model_raw.pop("seeds", None)  # which seeds to plan, not a parameter (see model_seeds)
     per_task = dict((model_raw.pop("per_task", None) or {}).get(task) or {})
     train = dict(model_raw.pop("train", None) or {})
     train.update(per_task.pop("train", None) or {})
@@ -81,7 +84,8 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
 
     task_raw = dict(profile.tasks.get(task) or {})
     task_train = task_raw.pop("train", None) or {}
-    evaluation = {axis: list(values) for axis, values in (task_raw.pop("eval", None) or {}).items()}
+    evaluation = {axis: [dict(p) if isinstance(p, dict) else p for p in values]
+                  for axis, values in (task_raw.pop("eval", None) or {}).items()}
     task_params = signature_defaults(TASKS[task])
     task_params.update(task_raw)
 
@@ -114,11 +118,17 @@ def plan_runs(profile: Profile, models: list[str], tasks: list[str], seeds: list
     specs = []
     for task in tasks:
         for model in models:
-            for seed in seeds if seeds is not None else profile.seeds:
+            for seed in seeds if seeds is not None else model_seeds(profile, model):
                 spec = resolve(profile, model, task, seed)
                 specs.append(spec)
             check_buildable(spec, build_task, build_model)
     return specs
+
+
+def model_seeds(profile: Profile, model: str) -> tuple[int, ...]:
+    """The seeds planned for `model`: its own `models.<m>.seeds` if the profile gives them (the
+    replicate profile trains 3 DNC seeds beside 5 of the others), else the profile's."""
+    return tuple((profile.models.get(model) or {}).get("seeds") or profile.seeds)
 
 
 def check_buildable(spec: RunSpec, build_task, build_model) -> None:
@@ -132,16 +142,15 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
         model = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: model parameters: {error}") from None
-    needed, available = task.memory_needed(), getattr(model, "memory_size", None)
+    needed, available = task.memory_needed(), model.memory_size
     if needed is not None and available is not None and available < needed:
         raise ConfigError(f"{where}: memory_size {available} is smaller than the {needed} vectors the task "
                           f"must store at its largest training size")
-    for axis, values in spec.eval.items():
-        try:
-            for value in values:
-                task.check_size({axis: value})
-        except (ValueError, TypeError) as error:
-            raise ConfigError(f"{where}: eval: {error}") from None
+    try:
+        for sizes in eval_points(spec.eval):
+            task.check_size(sizes)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: eval: {error}") from None
 
 
 def group_units(specs: list[RunSpec]) -> list[list[RunSpec]]:

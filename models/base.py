@@ -21,6 +21,8 @@ class SequenceModel(nn.Module):
     """Base class: `input_size` and `output_size` come from the task, the rest from the profile."""
 
     has_memory = False
+    memory_size: int | None = None  # locations of an external memory (None: the model has none);
+                                    # evaluations mark the points that need more as beyond it
     supports_vmap = False  # True where torch.func.vmap over stacked parameters works (seed batching)
     compiled_steps = None  # set by compile_step(): (compiled `steps`, time steps per call)
 

@@ -247,8 +247,19 @@ def generalization_panel(ax, points: pd.DataFrame, axis: str, metric: str, span,
         ax.axvspan(span[0], span[1], color="0.85", zorder=0)
         handles["train"] = Patch(color="0.85", label="training range")
     for model in order(points.model.unique()):
-        values += draw_median(ax, points[points.model == model], "value", metric, colors[model], linewidth=2,
-                              marker="o", markersize=4)
+        ours = points[points.model == model]
+        # A point that needs more vectors stored than the memory has locations tests the memory's
+        # size, not generalization: it leaves the line and is drawn hollow.
+        beyond = ours.beyond_memory.fillna(False).astype(bool)
+        values += draw_median(ax, ours[~beyond], "value", metric, colors[model], linewidth=2, marker="o",
+                              markersize=4)
+        hollow = quartiles(ours[beyond], "value", metric)
+        if not hollow.empty:
+            ax.plot(hollow.value, hollow["median"], marker="o", markersize=6, linestyle="none",
+                    markerfacecolor="white", markeredgecolor=colors[model])
+            values += list(hollow["median"])
+            handles["beyond"] = Line2D([], [], marker="o", markersize=6, linestyle="none", markerfacecolor="white",
+                                       markeredgecolor="0.3", label="beyond the model's memory")
         handles[model] = Line2D([], [], color=colors[model], linewidth=2, marker="o", markersize=4,
                                 label=model_label(model))
     for entry in entries if metric == "cost_bits" and entries else []:
@@ -270,7 +281,7 @@ def generalization(task: str, runs: pd.DataFrame, evals: pd.DataFrame, reference
     per axis); None when the task has no evals."""
     runs = runs[runs.task == task]
     done = set(runs[runs.status == "done"].run_id)
-    evals = evals[(evals.task == task) & evals.run_id.isin(done)]
+    evals = evals[(evals.task == task) & evals.run_id.isin(done) & evals.value.notna()]  # joint points: joint_points.py
     if evals.empty:
         return None
     axes_names = sorted(evals.axis.unique())
@@ -291,7 +302,7 @@ def generalization(task: str, runs: pd.DataFrame, evals: pd.DataFrame, reference
                         ax.set_xticks(tested)
         counts = {m: evals[evals.model == m].run_id.nunique() for m in order(evals.model.unique())}
         fig.suptitle(f"{task_label(task)}: generalization")
-        legend = [handles[m] for m in order(counts)] + [handles[k] for k in ("train", "paper") if k in handles]
+        legend = [handles[m] for m in order(counts)] + [handles[k] for k in ("train", "paper", "beyond") if k in handles]
         fig.legend(handles=legend, loc="outside lower center", fontsize="small",
                    ncols=min(len(legend), 2 if len(axes_names) == 1 else 4))
         n_text = ", ".join(f"{model_label(m)} {n}" for m, n in counts.items())
@@ -299,6 +310,9 @@ def generalization(task: str, runs: pd.DataFrame, evals: pd.DataFrame, reference
                    f"each generalization axis (the other axes drawn from the training distribution); y: "
                    f"{' / '.join(sorted(scales))} scale. Line: median over "
                    f"seeds, band: interquartile range; grey: the training range. Seeds per model: {n_text}.")
+        if "beyond" in handles:
+            caption += (" Hollow markers: points that need more vectors stored than the model's memory has locations "
+                        "(a test of its size, not of generalization), left out of the lines.")
         if any(e["axis"] in axes_names for e in entries):
             caption += f" Stars: the paper's values ({'; '.join(sorted({ref.cite(reference, e['source']) for e in entries}))})."
         caption += setting_note(difference) if ref.task_reference(reference, task).get("generalization") else ""

@@ -4,7 +4,11 @@ Tables:
     runs    one row per run_id: identity, status (pending|running|done|diverged|failed),
             provenance (device, threads, torch version, git sha), timing, convergence
     curves  training and validation points: (run_id, split, step) is unique
-    evals   generalization sweeps: (run_id, axis, value) is unique
+    evals   generalization points: (run_id, point) is unique; `point` names the sizes set
+            ("length=120", or "length=20,repeats=10" for a joint point, whose value is NULL),
+            `channels_json` the task's channel groups scored apart (repeat copy's content bits and
+            end marker), `memory_needed` the vectors the point needs stored and `beyond_memory`
+            whether the model's memory holds fewer
     speed   benchmark rows (see benchmarks/ and the speed issue)
     traces  one fixed evaluation sequence per run: input, target, output and (memory models)
             the read/write weightings over time, as JSON arrays, for the memory pictures
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TRACE_ARRAYS = ("input", "target", "mask", "output", "read_weights", "write_weights")
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 
@@ -52,9 +56,9 @@ CREATE TABLE IF NOT EXISTS curves (
     PRIMARY KEY (run_id, split, step)
 );
 CREATE TABLE IF NOT EXISTS evals (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), axis TEXT NOT NULL, value INTEGER NOT NULL,
-    cost_bits REAL, bit_errors REAL, n INTEGER,
-    PRIMARY KEY (run_id, axis, value)
+    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, value INTEGER,
+    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, beyond_memory INTEGER,
+    PRIMARY KEY (run_id, point)
 );
 CREATE TABLE IF NOT EXISTS traces (
     run_id TEXT PRIMARY KEY REFERENCES runs(run_id), arrays_json TEXT NOT NULL
@@ -66,6 +70,20 @@ CREATE TABLE IF NOT EXISTS speed (
     ratio_to_lstm REAL, measured_at REAL, extra_json TEXT,
     PRIMARY KEY (bench_id, name)
 );
+"""
+
+# Version 1 keyed evals by (run_id, axis, value) and had no point, channels or memory columns:
+# the table is rebuilt in the new shape, each old row a single-axis point.
+MIGRATE_1_TO_2 = """
+ALTER TABLE evals RENAME TO evals_v1;
+CREATE TABLE evals (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, value INTEGER,
+    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, beyond_memory INTEGER,
+    PRIMARY KEY (run_id, point)
+);
+INSERT INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n)
+    SELECT run_id, axis || '=' || value, axis, value, cost_bits, bit_errors, n FROM evals_v1;
+DROP TABLE evals_v1;
 """
 
 RUN_COLUMNS = ("model", "task", "seed", "profile", "config_json", "status", "n_params", "device", "threads",
@@ -116,8 +134,9 @@ class Store:
         if version == 0 and tables:
             raise StoreError(f"{self.path} is an SQLite file but not an ntm-bench results store")
         if version < SCHEMA_VERSION:
+            upgrade = MIGRATE_1_TO_2 if version == 1 else SCHEMA
             try:
-                self.db.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                self.db.executescript("BEGIN IMMEDIATE;" + upgrade + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             except sqlite3.OperationalError as error:
                 raise StoreError(f"cannot write results store {self.path}: {error}") from None
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -207,13 +226,23 @@ class Store:
                 [(run_id, c["split"], c["step"], c["sequences"], c["cost_bits"], c["bit_errors"], c["wall_s"])
                  for c in curves],
             )
-            db.executemany(
-                "INSERT OR REPLACE INTO evals (run_id, axis, value, cost_bits, bit_errors, n) VALUES (?, ?, ?, ?, ?, ?)",
-                [(run_id, e["axis"], e["value"], e["cost_bits"], e["bit_errors"], e["n"]) for e in evals],
-            )
+            self.write_evals(run_id, evals)
             self.update_run(run_id, finished_at=time.time(), owner=None, lease_until=None, **fields)
             if self.before_commit is not None:
                 self.before_commit()
+
+    def write_evals(self, run_id: str, evals: list[dict]) -> None:
+        """Upsert evaluation rows (dicts as benchmarks.evaluate.generalization makes them; a row
+        without `point` is the single-axis point axis=value)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n, channels_json, "
+                "memory_needed, beyond_memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, e.get("point") or f"{e['axis']}={e['value']}", e["axis"], e["value"], e["cost_bits"], e["bit_errors"], e["n"],
+                  None if e.get("channels") is None else json.dumps(e["channels"], sort_keys=True),
+                  e.get("memory_needed"), None if e.get("beyond_memory") is None else int(e["beyond_memory"]))
+                 for e in evals],
+            )
 
     def add_speed(self, rows: list[dict]) -> None:
         """Upsert benchmark rows (keys: the speed table's columns)."""
@@ -238,9 +267,13 @@ class Store:
             "ORDER BY r.task, r.model, r.seed, c.split, c.step", self.db)
 
     def evals(self) -> pd.DataFrame:
-        return pd.read_sql_query(
+        """Evaluation points joined with their run's model, task, seed and profile. `value` and
+        `memory_needed` are nullable integers and `beyond_memory` a nullable boolean (NA: a
+        joint point, a task with no memory bound, a model with no memory)."""
+        frame = pd.read_sql_query(
             "SELECT r.model, r.task, r.seed, r.profile, e.* FROM evals e JOIN runs r USING (run_id) "
-            "ORDER BY r.task, r.model, r.seed, e.axis, e.value", self.db)
+            "ORDER BY r.task, r.model, r.seed, e.axis, e.value, e.point", self.db)
+        return frame.astype({"value": "Int64", "memory_needed": "Int64", "beyond_memory": "boolean"})
 
     def traces(self) -> pd.DataFrame:
         """One row per traced run: model, task, seed, profile, run_id and one column per array

@@ -64,8 +64,8 @@ class AssociativeRecall(Task):
                 f"width={self.width}, item_length={self.item_length} (set distinct=False)"
             )
 
-    def memory_needed(self) -> int:
-        return self.max_items * self.item_length  # every vector of every item, to be found again
+    def memory_needed(self, items: int | None = None) -> int:
+        return (items or self.max_items) * self.item_length  # every vector of every item, to be found again
 
     def sample(self, batch_size: int, generator: torch.Generator, items: int | None = None) -> Batch:
         self.check_size({"items": items})

@@ -45,14 +45,25 @@ class Task:
     input_size: int
     output_size: int
     axes: tuple[str, ...] = ()
+    # Output channel groups scored apart in the evaluations as well as together, {name: slice of
+    # the output channels} (repeat copy's end marker apart from its content bits); None: only the
+    # total is scored.
+    channels: dict[str, slice] | None = None
 
     def sample(self, batch_size: int, generator: torch.Generator, **size: int) -> Batch:
         raise NotImplementedError
 
-    def memory_needed(self) -> int | None:
-        """How many vectors a memory model must hold at once at the largest training size
-        (None where the task sets no such bound); the planner rejects smaller memories."""
+    def memory_needed(self, **size: int) -> int | None:
+        """How many vectors a memory model must hold at once for sequences of `size` (axes left
+        out at their largest training value); None where the task sets no such bound. The
+        planner rejects memories smaller than the training sizes need, and the evaluations mark
+        the points that need more than the model has as beyond its memory."""
         return None
+
+    def max_size(self, axis: str) -> int | None:
+        """The largest training value of `axis` (`max_<axis>` of the task), or None."""
+        value = vars(self).get(f"max_{axis}")
+        return None if value is None else int(value)
 
     def check_size(self, size: dict) -> None:
         """Raise ValueError naming the axis when `size` has an unknown axis or a value < 1."""

@@ -34,8 +34,8 @@ class Copy(Task):
         self.input_size = width + 1
         self.output_size = width
 
-    def memory_needed(self) -> int:
-        return self.max_length  # every input vector must be stored before it is replayed
+    def memory_needed(self, length: int | None = None) -> int:
+        return length or self.max_length  # every input vector must be stored before it is replayed
 
     def sample(self, batch_size: int, generator: torch.Generator, length: int | None = None) -> Batch:
         self.check_size({"length": length})

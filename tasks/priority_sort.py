@@ -56,8 +56,8 @@ class PrioritySort(Task):
         # The small epsilon keeps 0.8 * 20 = 16.000000000000004 and the like from floating point noise.
         return torch.floor(lengths.double() * self.keep_fraction + 0.5 + 1e-9).long().clamp(min=1)
 
-    def memory_needed(self) -> int:
-        return self.max_length  # every vector is stored until its rank is known
+    def memory_needed(self, length: int | None = None) -> int:
+        return length or self.max_length  # every vector is stored until its rank is known
 
     def sample(self, batch_size: int, generator: torch.Generator, length: int | None = None) -> Batch:
         self.check_size({"length": length})

@@ -58,9 +58,12 @@ class RepeatCopy(Task):
             self.count_std = 1.0  # a single training count: nothing to scale
         self.input_size = width + 2
         self.output_size = width + 1
+        # The end marker is scored apart from the copied bits: beyond the training repeats the
+        # paper's NTM keeps copying but misplaces the marker, and one total would hide which.
+        self.channels = {"content": slice(0, width), "end_marker": slice(width, width + 1)}
 
-    def memory_needed(self) -> int:
-        return self.max_length  # the sequence is stored once and replayed from memory
+    def memory_needed(self, length: int | None = None, repeats: int | None = None) -> int:
+        return length or self.max_length  # the sequence is stored once and replayed from memory
 
     def sample(
         self, batch_size: int, generator: torch.Generator, length: int | None = None, repeats: int | None = None
