@@ -62,6 +62,15 @@ class RunSpec:
             "seed": self.seed,
         }
 
+    @classmethod
+    def from_config(cls, config: dict, profile: str) -> "RunSpec":
+        """The RunSpec whose config() is `config` (a stored run's config_json, parsed)."""
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(f"run config has format version {config.get('format_version')}, this code "
+                              f"{FORMAT_VERSION}: its numbers came from other code")
+        return cls(config["model"], config["model_params"], config["task"], config["task_params"], config["eval"],
+                   make_train(config["train"], "run config: train"), config["seed"], profile)
+
     @property
     def run_id(self) -> str:
         text = json.dumps(self.config(), sort_keys=True)

@@ -1,0 +1,113 @@
+"""Retrain the first steps of a published run from its stored configuration and compare the
+curve points with the published ones.
+
+    python -m benchmarks.reproduce results/published/replicate/copy/lstm/seed1-<run_id>.json [--steps 200]
+
+A run is a pure function of its config: the model's initial parameters and the training batches
+come from generators seeded by the run's seed, the validation set from one seeded by the task.
+So on the machine kind that trained it (same torch version, device kind and thread count) the
+retrained points equal the published ones bit for bit; elsewhere float rounding differs and they
+agree to TOLERANCE (relative). Compiled runs (train.compile) are retrained compiled too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+TOLERANCE = 1e-3   # relative, for another machine kind: rounding differences grow over steps
+COMPARED = ("split", "step", "sequences", "cost_bits", "bit_errors")
+
+
+class Replay(NamedTuple):
+    """Retrained against published curve points up to `steps`; `exact` when the machine kind
+    is the one that trained the run (and so bit-for-bit equality is expected)."""
+
+    published: list[dict]
+    retrained: list[dict]
+    exact: bool
+
+    def mismatches(self) -> list[str]:
+        """One line per curve point that differs (beyond TOLERANCE where not exact)."""
+        lines = [] if len(self.published) == len(self.retrained) else [
+            f"{len(self.published)} published points, {len(self.retrained)} retrained"]
+        for old, new in zip(self.published, self.retrained):
+            for field in COMPARED:
+                a, b = old[field], new[field]
+                same = a == b if self.exact or isinstance(a, str) else math.isclose(a, b, rel_tol=TOLERANCE,
+                                                                                     abs_tol=1e-9)
+                if not same:
+                    lines.append(f"{old['split']} step {old['step']}: {field} published {a!r}, retrained {b!r}")
+        return lines
+
+
+def same_machine_kind(run: dict) -> bool:
+    """Whether this process runs where `run` was trained: torch version, device, thread count."""
+    from benchmarks.runner import provenance
+
+    here = provenance("cpu")
+    return all(run.get(key) == here[key] for key in ("device", "threads", "torch_version"))
+
+
+def replay(document: dict, steps: int) -> Replay:
+    """Retrain the published run `document` (results/published format) for `steps` optimizer
+    steps and return its curve points beside the published ones up to that step."""
+    from benchmarks.plan import RunSpec
+    from benchmarks.runner import prepare
+    from benchmarks.train import train
+
+    run = document["run"]
+    spec = RunSpec.from_config(json.loads(run["config_json"]), run["profile"])
+    short = dataclasses.replace(spec, train=dataclasses.replace(spec.train, steps=steps))
+    torch.set_num_threads(int(run.get("threads") or 1))
+    task, model, data, validation, _ = prepare(short, "cpu")
+    if short.train.compile:
+        model.compile_step()
+    # A shorter run adds a last point at `steps` that the full run has only if `steps` falls on
+    # its log and evaluation cadence: compare the points both have.
+    result = train(model, task, short.train, data, validation)
+    keep = {(c["split"], c["step"]) for c in document["curves"]}
+    retrained = [c for c in result.curves if (c["split"], c["step"]) in keep]
+    published = [c for c in document["curves"] if c["step"] <= steps]
+    return Replay(sorted(published, key=key), sorted(retrained, key=key), same_machine_kind(run))
+
+
+def key(point: dict) -> tuple:
+    return point["split"], point["step"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="a published run file (results/published/<profile>/<task>/<model>/*.json)")
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps to retrain (default 200)")
+    args = parser.parse_args(argv)
+    path = Path(args.run)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        document["run"]["config_json"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"python -m benchmarks.reproduce: error: {path}: not a published run ({error.__class__.__name__})",
+              file=sys.stderr)
+        return 2
+    if args.steps < 1:
+        print("python -m benchmarks.reproduce: error: --steps must be at least 1", file=sys.stderr)
+        return 2
+    result = replay(document, args.steps)
+    problems = result.mismatches()
+    how = "bit for bit" if result.exact else f"within {TOLERANCE:g} (another machine kind)"
+    for line in problems:
+        print(line)
+    print(f"{len(result.published)} curve points up to step {args.steps}: "
+          + ("all equal " + how if not problems else f"{len(problems)} differ (compared {how})"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
