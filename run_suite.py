@@ -49,6 +49,10 @@ def parse_args(argv):
                         help="override a profile key, e.g. --set train.steps=100 (repeatable)")
     parser.add_argument("--report", action="store_true",
                         help="only regenerate the report of --profile from the store; train nothing")
+    parser.add_argument("--published", action="store_true",
+                        help="with --report: rebuild the report from the results published in the repository "
+                             "(results/published/<profile>/) instead of a store; --check then fails when a claim's "
+                             "verdict differs from the committed claims table, --update-baseline rewrites it")
     parser.add_argument("--no-report", action="store_true", help="skip writing the report after the suite")
     parser.add_argument("--report-dir", default=None,
                         help="report folder (default: reports/out/<profile>/ for the default store, "
@@ -65,9 +69,11 @@ def parse_args(argv):
                              "machine (benchmarks/speed_interleaved.py)")
     parser.add_argument("--json", default=None, metavar="FILE", help="with --bench: also write the rows to FILE")
     parser.add_argument("--check", action="store_true",
-                        help="compare convergence with results/baselines/<profile>.json; exit 1 on a regression")
+                        help="compare convergence with results/baselines/<profile>.json; exit 1 on a regression "
+                             "(with --report --published: compare the claims' verdicts with the committed table)")
     parser.add_argument("--update-baseline", action="store_true",
-                        help="write this suite's convergence numbers to results/baselines/<profile>.json")
+                        help="write this suite's convergence numbers to results/baselines/<profile>.json "
+                             "(with --report --published: write the claims table beside the published results)")
     return parser.parse_args(argv)
 
 
@@ -133,6 +139,60 @@ def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
     return True
 
 
+def print_claims(store_path: str, profile: str) -> None:
+    """The claims table of `profile`'s runs in the store, when any claim's task has runs."""
+    from reports.build import ReportError, load
+    from reports.claims import format_claims_text
+    from reports.verdicts import claims_frame
+
+    try:
+        data = load(store_path, profile)
+    except ReportError:
+        return
+    frame = claims_frame(data.runs, data.curves, data.evals)
+    if not frame.empty:
+        print(format_claims_text(frame))
+
+
+def published_report(profile: str, args) -> int:
+    """--report --published: a fresh store from results/published/<profile>/, its report, the
+    claims table printed and, with --check / --update-baseline, compared with / written to the
+    committed table."""
+    from reports.build import OUT_ROOT, load
+    from reports.verdicts import CSV, changed_verdicts, claims_frame, write_table
+    from results.published import ROOT, rebuild
+    from results.store import Store
+
+    try:
+        store_path = rebuild(profile, OUT_ROOT / "published" / f"{profile}.sqlite")
+    except FileNotFoundError as error:
+        fail(str(error))
+    # The profile's planned runs that are not published yet stand as pending: a claim over them
+    # is inconclusive ("2 of 5 seeds pending"), not decided on the seeds that happen to be done.
+    args.models, args.tasks, args.seeds, args.profile = "all", "all", None, profile
+    _, specs = build_plan(args)
+    store = Store(store_path)
+    for spec in specs:
+        store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
+    store.close()
+    ok = write_report(str(store_path), profile, args.report_dir or str(OUT_ROOT / f"{profile}-published"))
+    data = load(store_path, profile)
+    frame = claims_frame(data.runs, data.curves, data.evals)
+    from reports.claims import format_claims_text
+
+    print(format_claims_text(frame))
+    if args.update_baseline:
+        print("claims table written to " + ", ".join(map(str, write_table(frame, ROOT / profile))))
+    if args.check:
+        changed = changed_verdicts(frame, ROOT / profile / CSV)
+        for line in changed:
+            print(f"verdict changed: {line}", file=sys.stderr)
+        if changed:
+            return 1
+        print(f"claims check: all {len(frame)} verdicts as in {ROOT / profile / CSV}")
+    return 0 if ok else 2
+
+
 def bench(args) -> int:
     """The speed suite (benchmarks/speed.py): print the table, store the rows."""
     from benchmarks.config import ConfigError
@@ -170,6 +230,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.bench:
         return bench(args)
+    if args.published and not args.report:
+        fail("--published goes with --report (it rebuilds a report from the published results)")
     if args.report:
         from benchmarks.config import ConfigError, resolve_path
 
@@ -177,6 +239,8 @@ def main(argv=None) -> int:
             name = resolve_path(args.profile).stem
         except ConfigError as error:
             fail(str(error))
+        if args.published:
+            return published_report(name, args)
         if not Path(args.store).exists():
             fail(f"no results store at {args.store}: run a suite first")
         return 0 if write_report(args.store, name, args.report_dir) else 2
@@ -219,6 +283,7 @@ def main(argv=None) -> int:
     runs = store.runs()
     runs = runs[runs.run_id.isin(ids)]
     print_summary(runs)
+    print_claims(args.store, profile.name)
     code = 1 if (runs.status == "failed").any() else 0
     if not args.no_report:
         write_report(args.store, profile.name, args.report_dir)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import figures, html, memory, speed, tables
+from reports import claims, figures, html, joint_points, memory, speed, survival, tables
 from reports.reference import cite, load_reference, reference_rows
 from reports.style import TASK_ORDER, model_colors, order, task_label
 from results.store import Store, StoreError
@@ -109,6 +109,57 @@ def comparison_section(data: Data, out_dir: Path) -> str:
     return html.note(caption) + html.table(shown, numeric) + html.downloads(paths)
 
 
+CLAIMS_NOTE = ("Each claim of the paper's section 4 (reports/claims.yaml, thresholds fixed before any result) "
+               "tested on this profile's runs. holds: the test passes; fails: it does not; inconclusive: the data "
+               "cannot decide yet (seeds pending or too few, an evaluation point missing, a comparison whose sample "
+               "sizes cannot reach p < alpha, or absolute values at task sizes other than the paper's). Ours: median "
+               "over seeds (IQR), or Kaplan-Meier estimates that count runs that never converged as censored; "
+               "comparisons are one-sided Mann-Whitney U or log-rank tests. The paper reports one run per model, so "
+               "its values have no spread; values marked ~ were read off its figures. Our training budget is far "
+               "below the paper's (budget note).")
+
+
+def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
+    """The verdict table: claims.yaml evaluated on the profile's frames, written as CSV, Markdown and LaTeX."""
+    frame = claims.evaluate_claims(data.runs, data.curves, data.evals, claims.load_claims(), reference)
+    if frame.empty:
+        return html.note("No claim of the paper concerns the tasks of this profile.")
+    folder = out_dir / "tables"
+    frame.to_csv(folder / "claims.csv", index=False)
+    (folder / "claims.md").write_text(f"{CLAIMS_NOTE}\n\n{claims.claims_markdown(frame)}")
+    (folder / "claims.tex").write_text(tables.to_latex(frame, CLAIMS_NOTE))
+    counts = frame.verdict.value_counts()
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "fails", "inconclusive"))
+    shown = frame[["claim", "task", "paper", "ours", "verdict", "why", "budget_note", "id"]].rename(
+        columns={"budget_note": "budget note"})
+    return (html.note(f"{len(frame)} claims: {summary}.") + html.table(shown) + html.note(CLAIMS_NOTE)
+            + html.downloads({k: f"tables/claims.{k}" for k in ("csv", "md", "tex")}))
+
+
+def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Path) -> str:
+    """Kaplan-Meier figures per task, the KM table and the pairwise log-rank table."""
+    saved = {t: survival.km_figure(t, data.runs, data.curves, colors, out_dir) for t in tasks}
+    body = figure_section([s for s in saved.values() if s], [t for t, s in saved.items() if not s], "finished runs")
+    km = survival.km_table(data.runs, data.curves)
+    if km.empty:
+        return body
+    caption = ("Kaplan-Meier estimates of the training sequences to converge (< 0.1 bit errors per sequence on the "
+               "validation set), over the finished (done or diverged) runs; a run that never converged is censored "
+               "at its budget. Median: the first n with P(not converged by n) <= 1/2, with the 95% CI read off the "
+               "log-log band; '> budget': fewer than half the runs converged.")
+    shown = survival.format_km_table(km)
+    body += html.note(caption) + html.table(shown, ("runs", "converged")) + html.downloads(
+        tables.write_table(km, shown, out_dir, "kaplan_meier", caption))
+    ranks = survival.logrank_table(data.runs, data.curves)
+    if ranks.empty:
+        return body + html.note("No task has finished runs of two or more models: no log-rank test.")
+    caption = ("Two-sided log-rank test of each pair of models' convergence times on a task (scipy.stats.logrank; "
+               "Z > 0: A converges sooner). With few seeds no test can reach a small p.")
+    shown = survival.format_logrank_table(ranks)
+    return body + html.note(caption) + html.table(shown) + html.downloads(
+        tables.write_table(ranks, shown, out_dir, "logrank", caption))
+
+
 def figure_section(saved: list, missing: list[str], what: str) -> str:
     body = "".join(html.figure(s) for s in saved)
     if missing:
@@ -153,15 +204,18 @@ def build_report(store_path: str | Path, profile: str | None = None, out_dir: st
     tasks = order(data.runs.task.unique(), known=TASK_ORDER)
     learning = {t: figures.learning_curves(t, data.runs, data.curves, reference, colors, out_dir) for t in tasks}
     general = {t: figures.generalization(t, data.runs, data.evals, reference, colors, out_dir) for t in tasks}
+    joint = [j for j in (joint_points.joint_points(t, data.runs, data.evals, colors, out_dir) for t in tasks) if j]
     pictures = memory.memory_pictures(data.traces, data.runs, out_dir)
     warnings = "".join(html.note(w, bad=True) for w in html.mixed_configs(data.runs))
     sections = [
+        ("claims", "Does the paper replicate?", claims_section(data, reference, out_dir)),
         ("runs", "Runs", html.provenance(data.runs, store_path, data.profile) + warnings),
         ("problems", "Runs that did not finish", html.problems(data.runs)),
         ("bits", "Final cost per model and task", bits_section(data, reference, out_dir)),
         ("learning", "Learning curves", figure_section([s for s in learning.values() if s],
                                                       [t for t, s in learning.items() if not s], "curve points")),
-        ("generalization", "Generalization", figure_section([s for s in general.values() if s],
+        ("convergence", "Convergence (Kaplan–Meier)", convergence_section(data, colors, tasks, out_dir)),
+        ("generalization", "Generalization", figure_section([s for s in general.values() if s] + joint,
                                                              [t for t, s in general.items() if not s], "evaluations")),
         ("comparison", "Model comparison", comparison_section(data, out_dir)),
         ("memory", "Memory use", figure_section(pictures, [t for t in tasks if t not in set(data.traces.task)], "traces")),

@@ -91,3 +91,16 @@ def test_import_of_a_missing_folder_is_an_error(tmp_path, capsys):
     assert published.main(["import", "--store", str(tmp_path / "s.sqlite"), "--profile", "x",
                            "--dir", str(tmp_path / "nothing")]) == 2
     assert "no published folder" in capsys.readouterr().err
+
+
+def test_a_changed_verdict_is_reported(tmp_path):
+    from reports.verdicts import changed_verdicts
+
+    committed = tmp_path / "claims.csv"
+    pd.DataFrame({"id": ["a", "b"], "verdict": ["holds", "inconclusive"]}).to_csv(committed, index=False)
+    same = pd.DataFrame({"id": ["a", "b"], "verdict": ["holds", "inconclusive"]})
+    assert changed_verdicts(same, committed) == []
+    flipped = pd.DataFrame({"id": ["a", "c"], "verdict": ["fails", "holds"]})
+    assert changed_verdicts(flipped, committed) == ["a: holds -> fails", "b: inconclusive -> absent",
+                                                    "c: absent -> holds"]
+    assert "no committed claims table" in changed_verdicts(same, tmp_path / "none.csv")[0]
