@@ -159,7 +159,7 @@ def published_report(profile: str, args) -> int:
     claims table printed and, with --check / --update-baseline, compared with / written to the
     committed table."""
     from reports.build import OUT_ROOT, load
-    from reports.verdicts import CSV, changed_verdicts, claims_frame, write_table
+    from reports.verdicts import CSV, changed_verdicts, claims_frame, update_readme, write_table
     from results.published import ROOT, rebuild
     from results.store import Store
 
@@ -183,6 +183,8 @@ def published_report(profile: str, args) -> int:
     print(format_claims_text(frame))
     if args.update_baseline:
         print("claims table written to " + ", ".join(map(str, write_table(frame, ROOT / profile))))
+        if profile == "replicate" and update_readme(frame, Path(__file__).with_name("README.md")):
+            print("and to README.md")
     if args.check:
         changed = changed_verdicts(frame, ROOT / profile / CSV)
         for line in changed:

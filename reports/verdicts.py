@@ -19,6 +19,7 @@ from reports import claims
 from reports.reference import load_reference
 
 CSV, MARKDOWN = "claims.csv", "claims.md"
+BEGIN, END = "<!-- claims table: written by --update-baseline -->", "<!-- end of claims table -->"
 
 
 def claims_frame(runs: pd.DataFrame, curves: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
@@ -46,3 +47,18 @@ def write_table(frame: pd.DataFrame, folder: Path) -> list[Path]:
     shown = frame[["claim", "task", "paper", "ours", "verdict", "why"]]
     (folder / MARKDOWN).write_text(claims.claims_markdown(shown) + "\n", encoding="utf-8")
     return [folder / CSV, folder / MARKDOWN]
+
+
+def update_readme(frame: pd.DataFrame, readme: Path) -> bool:
+    """Replace the block between BEGIN and END in `readme` with the verdict counts and a compact
+    table (task, claim, paper, verdict, ours); False when the file has no such block."""
+    text = Path(readme).read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        return False
+    counts = frame.verdict.value_counts()
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "fails", "inconclusive"))
+    table = claims.claims_markdown(frame[["task", "claim", "paper", "verdict", "ours"]])
+    block = f"{BEGIN}\n{len(frame)} claims: {summary}.\n\n{table}\n{END}"
+    head, rest = text.split(BEGIN, 1)
+    Path(readme).write_text(head + block + rest.split(END, 1)[1], encoding="utf-8")
+    return True
