@@ -93,8 +93,11 @@ def build_plan(args):
     try:
         if args.jobs < 1 or args.threads < 1:
             raise ConfigError(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
+        check_paths(args)
         profile = load_profile(args.profile, args.overrides)
-        models = parse_names(args.models or "all", list(MODELS), "model", default=list(profile.models) or None)
+        # An empty --models is an error (parse_names), not "all": only a missing flag means all.
+        models = parse_names("all" if args.models is None else args.models, list(MODELS), "model",
+                             default=list(profile.models) or None)
         tasks = parse_names(args.tasks, list(TASKS), "task", default=list(profile.tasks) or None)
         seeds = None
         if args.seeds is not None:
@@ -108,6 +111,21 @@ def build_plan(args):
         return profile, plan_runs(profile, models, tasks, seeds)
     except ConfigError as error:
         fail(str(error))
+
+
+def check_paths(args) -> None:
+    """Files where files belong and folders where folders do, before anything is written."""
+    from benchmarks.config import ConfigError
+
+    for flag, path, kind in (("--store", args.store, "file"), ("--json", args.json, "file"),
+                             ("--checkpoints", args.checkpoints, "folder"), ("--report-dir", args.report_dir, "folder"),
+                             ("--tensorboard", args.tensorboard, "folder")):
+        if path is None:
+            continue
+        if kind == "file" and Path(path).is_dir():
+            raise ConfigError(f"{flag} {path} is a folder, expected a file")
+        if kind == "folder" and Path(path).exists() and not Path(path).is_dir():
+            raise ConfigError(f"{flag} {path} is a file, expected a folder")
 
 
 def check_device(device: str) -> None:
@@ -203,7 +221,8 @@ def bench(args) -> int:
     from models import MODELS
 
     try:
-        models = parse_names(args.models or "all", list(MODELS), "model")
+        check_paths(args)
+        models = parse_names("all" if args.models is None else args.models, list(MODELS), "model")
         check_device(args.device)
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")
@@ -238,6 +257,7 @@ def main(argv=None) -> int:
         from benchmarks.config import ConfigError, resolve_path
 
         try:
+            check_paths(args)
             name = resolve_path(args.profile).stem
         except ConfigError as error:
             fail(str(error))

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.values import coerce_keys, declared_types
+
 PROFILE_DIR = Path(__file__).parent / "profiles"
 SECTIONS = ("seeds", "train", "models", "tasks")
 
@@ -79,6 +81,8 @@ class Profile:
 def resolve_path(name_or_path: str) -> Path:
     """A profile name in benchmarks/profiles/ or a path to a YAML file."""
     candidate = Path(name_or_path)
+    if candidate.is_dir():
+        raise ConfigError(f"profile {name_or_path} is a folder, expected a YAML file")
     if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
         if not candidate.is_file():
             raise ConfigError(f"profile file {name_or_path} does not exist")
@@ -126,6 +130,16 @@ def check_keys(params: dict, cls, where: str, extra: tuple[str, ...] = ()) -> No
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {known})")
 
 
+def read_params(params: dict, cls, where: str) -> dict:
+    """A model's or task's parameters with each value read as its constructor declares it
+    (benchmarks.values: `1e-4` a number where a float belongs, `abc` an error naming the key);
+    the `per_task` mapping is copied so that the caller can replace its entries."""
+    params = coerce_keys(params, declared_types(cls), where, ConfigError)
+    if isinstance(params.get("per_task"), dict):
+        params["per_task"] = dict(params["per_task"])
+    return params
+
+
 def check_seeds(seeds, where: str) -> None:
     """Raise ConfigError unless `seeds` is a non-empty list of non-negative integers."""
     if not isinstance(seeds, list) or not seeds or not all(type(s) is int and s >= 0 for s in seeds):
@@ -165,6 +179,7 @@ def make_train(raw: dict, where: str) -> TrainConfig:
     unknown = sorted(set(raw) - fields)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
+    raw = coerce_keys(raw, declared_types(TrainConfig), where, ConfigError) if raw else raw
     try:
         return TrainConfig(**raw)
     except ConfigError as error:
@@ -178,7 +193,11 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
 
     path = resolve_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -195,22 +214,26 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     check_seeds(seeds, f"{path}: seeds")
     train = make_train(raw.get("train") or {}, f"{path}: train")
 
-    models = raw.get("models") or {}
+    models = dict(raw.get("models") or {})
     for name, params in models.items():
         if name not in MODELS:
             raise ConfigError(f"{path}: models: unknown model {name!r} (known: {', '.join(MODELS)})")
         check_keys(params or {}, MODELS[name], f"{path}: models.{name}", extra=("train", "per_task", "seeds"))
+        params = models[name] = read_params(params or {}, MODELS[name], f"{path}: models.{name}")
         check_seeds((params or {}).get("seeds", [0]), f"{path}: models.{name}.seeds")
         make_train((params or {}).get("train") or {}, f"{path}: models.{name}.train")
         for task, task_params in ((params or {}).get("per_task") or {}).items():
             if task not in TASKS:
                 raise ConfigError(f"{path}: models.{name}.per_task: unknown task {task!r} (known: {', '.join(TASKS)})")
             check_keys(task_params or {}, MODELS[name], f"{path}: models.{name}.per_task.{task}", extra=("train",))
-    tasks = raw.get("tasks") or {}
+            params["per_task"][task] = read_params(task_params or {}, MODELS[name],
+                                                   f"{path}: models.{name}.per_task.{task}")
+    tasks = dict(raw.get("tasks") or {})
     for name, params in tasks.items():
         if name not in TASKS:
             raise ConfigError(f"{path}: tasks: unknown task {name!r} (known: {', '.join(TASKS)})")
         check_keys(params or {}, TASKS[name], f"{path}: tasks.{name}", extra=("eval", "train"))
+        params = tasks[name] = read_params(params or {}, TASKS[name], f"{path}: tasks.{name}")
         make_train((params or {}).get("train") or {}, f"{path}: tasks.{name}.train")
         check_eval((params or {}).get("eval") or {}, TASKS[name].axes, f"{path}: tasks.{name}.eval")
     return Profile(path.stem, str(path), tuple(seeds), train, models, tasks)

@@ -42,6 +42,12 @@ def write(folder, name, text):
     return str(path)
 
 
+def write_bytes(folder, name, data):
+    path = folder / name
+    path.write_bytes(data)
+    return str(path)
+
+
 # (case, argv builder(folder, profile) -> extra argv, expected fragment of the one-line message)
 CASES = [
     ("unknown model", lambda f, p: ["--models", "gru"], "unknown model 'gru' (known: "),
@@ -77,6 +83,28 @@ CASES = [
     ("published without report", lambda f, p: ["--published"], "--published goes with --report"),
     ("published profile never published", lambda f, p: ["--report", "--published"],
      "no published results for profile 'tiny'"),
+    ("empty --models", lambda f, p: ["--models", ""], "no model given"),
+    ("empty --tasks", lambda f, p: ["--tasks", ""], "no task given"),
+    ("lr not a number", lambda f, p: ["--set", "train.lr=abc"], "train.lr: expected a number, got 'abc'"),
+    ("steps not whole", lambda f, p: ["--set", "train.steps=2.5"], "train.steps: expected an integer, got 2.5"),
+    ("steps too large for the store", lambda f, p: ["--set", "train.steps=1e20"], "train.steps: 100000000000000000000 is too large"),
+    ("bool where a number belongs", lambda f, p: ["--set", "train.clip=true"], "train.clip: expected a number, got True"),
+    ("number where a bool belongs", lambda f, p: ["--set", "train.compile=1"], "train.compile: expected true or false"),
+    ("model key not a number", lambda f, p: ["--set", "models.ntm.memory_size=big"],
+     "models.ntm.memory_size: expected an integer, got 'big'"),
+    ("per-task key not a number", lambda f, p: ["--set", "models.ntm.per_task.copy.read_heads=two"],
+     "models.ntm.per_task.copy.read_heads: expected an integer"),
+    ("task key not a number", lambda f, p: ["--set", "tasks.copy.width=wide"], "tasks.copy.width: expected an integer"),
+    ("text where text belongs is a number", lambda f, p: ["--set", "models.ntm.memory_init=3"],
+     "models.ntm.memory_init: expected text, got int 3"),
+    ("model too large for memory", lambda f, p: ["--set", "models.ntm.memory_size=2000000000"],
+     "GiB of parameters and buffers"),
+    ("profile not UTF-8", lambda f, p: ["--profile", write_bytes(f, "latin.yaml", b"seeds: [1]\n# caf\xe9\n")],
+     "not UTF-8 text"),
+    ("profile is a folder", lambda f, p: ["--profile", str(f)], "is a folder, expected a YAML file"),
+    ("store is a folder", lambda f, p: ["--store", str(f)], "is a folder, expected a file"),
+    ("checkpoints is a file", lambda f, p: ["--checkpoints", str(p)], "is a file, expected a folder"),
+    ("report dir is a file", lambda f, p: ["--report", "--report-dir", str(p)], "is a file, expected a folder"),
     ("model seeds not a list", lambda f, p: ["--set", "models.ntm.seeds=3"], "models.ntm.seeds must be a non-empty list"),
     ("bad memory init", lambda f, p: ["--set", "models.ntm.memory_init=zeros"], "memory_init must be one of"),
     ("seeds not integers", lambda f, p: ["--seeds", "a,b"], "--seeds must be a comma list of integers"),
