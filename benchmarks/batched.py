@@ -60,7 +60,7 @@ class SeedStack:
     @property
     def own_pass(self) -> bool:
         """Whether the model has its own K-seed pass (`seeds_forward`: the fused NTM and DNC)."""
-        return getattr(self.template, "fused", False) and hasattr(self.template, "seeds_forward")
+        return self.template.fused
 
     def compile_step(self) -> bool:
         """Compile the K-seed pass's chunk functions (the template's compile_step; its kernels run

@@ -179,7 +179,7 @@ def group_units(specs: list[RunSpec]) -> list[list[RunSpec]]:
     groups: dict[str, list[RunSpec]] = {}
     units = []
     for spec in specs:
-        if spec.train.batch_seeds and getattr(MODELS[spec.model], "supports_vmap", False):
+        if spec.train.batch_seeds and MODELS[spec.model].supports_vmap:
             key = json.dumps({**spec.config(), "seed": None}, sort_keys=True)
             if key not in groups:
                 groups[key] = []

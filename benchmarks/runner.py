@@ -97,8 +97,9 @@ def prepare(spec: RunSpec, device: str):
     data = torch.Generator().manual_seed(derived_seed(spec.seed, "data"))
     validation = validation_set(spec.task, spec.task_params, task, spec.train.eval_size)
     result = {"run_id": spec.run_id, "n_params": model.n_params(), "started_at": time.time(), **provenance(device)}
-    if hasattr(task, "optimal_cost"):  # e.g. n-grams: the Bayes-optimal predictor on the same sequences
-        result["reference_cost_bits"] = float(task.optimal_cost(validation).mean())
+    optimum = task.optimal_cost(validation)   # e.g. n-grams: the Bayes-optimal predictor on the same sequences
+    if optimum is not None:
+        result["reference_cost_bits"] = float(optimum.mean())
     return task, model, data, validation, result
 
 

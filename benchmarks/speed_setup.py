@@ -159,7 +159,7 @@ def plan(models: list[str], profile: BenchProfile) -> list[Config]:
                     configs.append(Config(name, True, mode, batch, memory(name), profile.steps))
                 if mode == "train" and MODELS[name].supports_vmap:
                     configs += [Config(name, False, mode, batch, memory(name), profile.steps, k) for k in profile.seeds]
-                    if compiles[name] and hasattr(MODELS[name], "seeds_forward"):   # a compiled K-seed pass
+                    if compiles[name] and MODELS[name].fused:   # a compiled K-seed pass
                         configs += [Config(name, True, mode, batch, memory(name), profile.steps, k)
                                     for k in profile.seeds]
     for name in (m for m in models if m in SWEEP_MODELS):

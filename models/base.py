@@ -18,13 +18,45 @@ COMPILE_CHUNK = 8  # time steps per compiled call: see SequenceModel.compile_ste
 
 
 class SequenceModel(nn.Module):
-    """Base class: `input_size` and `output_size` come from the task, the rest from the profile."""
+    """Base class: `input_size` and `output_size` come from the task, the rest from the profile.
+
+    A subclass implements `forward(inputs [T, B, I]) -> logits [T, B, O]`; everything else the
+    harness uses is declared here with a default, so a new model overrides only what it has:
+
+    - `has_memory`: True for models with an external memory; their `forward(inputs, trace=True)`
+      returns `(logits, {"read_weights": [T, B, R, N], "write_weights": [T, B, W, N]})`, drawn as
+      the memory-access pictures.
+    - `memory_size`: its locations; evaluation points that need more are marked beyond it.
+    - `supports_vmap`: the time loop is safe under torch.func.vmap over stacked parameters, so the
+      seeds of a config may train as one batched model (train.batch_seeds).
+    - `fused`: the model has its own K-seed pass, `seeds_forward`, used for batched seeds instead
+      of vmap (the fused NTM and DNC).
+    - `step(x, state) -> (logits, state)`: one time step; a model with one gets `compile_step` and
+      the chunked `unroll` for free.
+    - `compile_step()`: compile the time loop (train.compile); False where there is nothing to compile.
+    """
 
     has_memory = False
     memory_size: int | None = None  # locations of an external memory (None: the model has none);
                                     # evaluations mark the points that need more as beyond it
     supports_vmap = False  # True where torch.func.vmap over stacked parameters works (seed batching)
+    fused = False          # True where seeds_forward runs K seeds in one pass of the model's own
     compiled_steps = None  # set by compile_step(): (compiled `steps`, time steps per call)
+
+    def step(self, x: torch.Tensor, state):
+        """One time step: x [B, I] and the recurrent state -> (logits [B, O], next state).
+        Models without a step loop (the LSTM runs one torch.nn.LSTM call) leave it undefined."""
+        raise NotImplementedError(f"{type(self).__name__} has no step loop")
+
+    def has_step(self) -> bool:
+        """Whether the model defines `step` (so its time loop can be compiled in chunks)."""
+        return type(self).step is not SequenceModel.step
+
+    def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
+        """K seeds in one pass (models with `fused`): `tensors` maps every parameter and buffer
+        name to its per-seed stack [K, ...] (or an unstacked shared value), inputs [K, T, B, I]
+        -> logits [K, T, B, O]."""
+        raise NotImplementedError(f"{type(self).__name__} has no K-seed pass (fused is False)")
 
     def __init__(self, input_size: int, output_size: int):
         super().__init__()
@@ -52,7 +84,7 @@ class SequenceModel(nn.Module):
         pays that every step; compiling the whole unrolled sequence pays it once but takes ~5
         minutes and recompiles for every length. A chunk of 8 steps divides the overhead by 8,
         compiles in ~1.5 minutes, and serves every sequence length with one graph (`unroll`)."""
-        if not hasattr(self, "step"):
+        if not self.has_step():
             return False
         self.compiled_steps = (torch.compile(self.steps, dynamic=False), positive("chunk", chunk))
         return True

@@ -60,6 +60,12 @@ class Task:
         the points that need more than the model has as beyond its memory."""
         return None
 
+    def optimal_cost(self, batch: Batch) -> torch.Tensor | None:
+        """The best achievable cost of each sequence of `batch` in bits [B] where the task can
+        compute it (n-grams: the Bayes-optimal predictor), stored beside a run's final cost as
+        its reference; None for tasks without one."""
+        return None
+
     def max_size(self, axis: str) -> int | None:
         """The largest training value of `axis` (`max_<axis>` of the task), or None."""
         value = vars(self).get(f"max_{axis}")

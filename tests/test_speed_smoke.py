@@ -84,7 +84,7 @@ def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(ben
     batched = [r for r in rows if r["seeds"] > 1]
     vmap = [name for name, cls in MODELS.items() if cls.supports_vmap]
     # compiled too where the model has its own K-seed pass (the fused NTM and DNC)
-    own = [name for name in vmap if hasattr(MODELS[name], "seeds_forward")]
+    own = [name for name in vmap if MODELS[name].fused]
     assert vmap and own and sorted((r["model"], r["mode"], r["batch"]) for r in batched) == sorted(
         [(name, "train", b) for name in vmap for b in (1, 2)] + [(f"{name}+compile", "train", b) for name in own
                                                                   for b in (1, 2)])
