@@ -129,18 +129,13 @@ def check_paths(args) -> None:
 
 
 def check_device(device: str) -> None:
-    import torch
     from benchmarks.config import ConfigError
+    from benchmarks.devices import resolve_device
 
     try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r} is not a torch device (try cpu or cuda)") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
-    if parsed.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {device!r}: only cpu and cuda are supported")
-
+        resolve_device(device)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
     """Build the HTML report from the store; a problem is reported, not fatal to the suite."""

@@ -14,14 +14,14 @@ overrides any key before that check (the value is parsed as YAML: `--set train.l
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from benchmarks.values import coerce_keys, declared_types
+from benchmarks import constructors
+from benchmarks.values import coerce_keys
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 SECTIONS = ("seeds", "train", "models", "tasks")
@@ -115,15 +115,10 @@ def apply_override(raw: dict, assignment: str) -> None:
 
 
 def check_keys(params: dict, cls, where: str, extra: tuple[str, ...] = ()) -> None:
-    """Raise ConfigError if `params` has a key that `cls.__init__` does not accept."""
+    """Raise ConfigError if `params` has a key that `cls`'s constructor does not accept."""
     if not isinstance(params, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(params).__name__}")
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "input_size", "output_size", "params"}
-    if cls.__init__ is not object.__init__:
-        # Subclasses that forward **params accept their parent's keywords too.
-        for parent in cls.__mro__[1:]:
-            if "__init__" in vars(parent):
-                accepted |= set(inspect.signature(parent.__init__).parameters) - {"self", "input_size", "output_size", "params"}
+    accepted = set(constructors.keywords(cls))
     unknown = sorted(set(params) - accepted - set(extra))
     if unknown:
         known = ", ".join(sorted(accepted | set(extra)))
@@ -134,7 +129,7 @@ def read_params(params: dict, cls, where: str) -> dict:
     """A model's or task's parameters with each value read as its constructor declares it
     (benchmarks.values: `1e-4` a number where a float belongs, `abc` an error naming the key);
     the `per_task` mapping is copied so that the caller can replace its entries."""
-    params = coerce_keys(params, declared_types(cls), where, ConfigError)
+    params = coerce_keys(params, constructors.annotations(cls), where, ConfigError)
     if isinstance(params.get("per_task"), dict):
         params["per_task"] = dict(params["per_task"])
     return params
@@ -179,7 +174,7 @@ def make_train(raw: dict, where: str) -> TrainConfig:
     unknown = sorted(set(raw) - fields)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
-    raw = coerce_keys(raw, declared_types(TrainConfig), where, ConfigError) if raw else raw
+    raw = coerce_keys(raw, constructors.annotations(TrainConfig), where, ConfigError) if raw else raw
     try:
         return TrainConfig(**raw)
     except ConfigError as error:

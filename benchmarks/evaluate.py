@@ -7,24 +7,16 @@ identical sequences: a model-to-model gap is not a different draw of the data.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import NamedTuple
 
 import torch
 
+from benchmarks.seeding import fixed_generator
 from tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
 
 VALIDATION = "validation"
 CHUNK = 256  # sequences scored per forward pass, to bound memory on long sequences
 JOINT = "joint"  # the eval block's list of points that set several axes at once
-
-
-def fixed_generator(task_name: str, task_params: dict, purpose: str) -> torch.Generator:
-    """A generator whose seed depends only on the task, its parameters and `purpose`."""
-    text = json.dumps([task_name, task_params, purpose], sort_keys=True)
-    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 62) - 1)
-    return torch.Generator().manual_seed(seed)
 
 
 def validation_set(task_name: str, task_params: dict, task: Task, size: int) -> Batch:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 from dataclasses import dataclass
 
 import torch
 
+from benchmarks import constructors
 from benchmarks.config import ConfigError, Profile, TrainConfig, make_train
 from benchmarks.evaluate import eval_points
 
@@ -26,17 +26,6 @@ from benchmarks.evaluate import eval_points
 # 2: evals keyed by point (joint points, per-channel scores, memory marks); RMSProp in Graves form.
 FORMAT_VERSION = 2
 MAX_MODEL_BYTES = 4 * 2**30  # a model (parameters and buffers) larger than this is a typo on a 24 GiB machine
-
-
-def signature_defaults(cls) -> dict:
-    """Keyword defaults of `cls.__init__` and of the parents it forwards **params to."""
-    defaults = {}
-    for klass in reversed(cls.__mro__):
-        if "__init__" in vars(klass) and klass is not object:
-            for name, p in inspect.signature(klass.__init__).parameters.items():
-                if p.default is not inspect.Parameter.empty:
-                    defaults[name] = p.default
-    return defaults
 
 
 @dataclass(frozen=True)
@@ -90,7 +79,7 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
     per_task = dict((model_raw.pop("per_task", None) or {}).get(task) or {})
     train = dict(model_raw.pop("train", None) or {})
     train.update(per_task.pop("train", None) or {})
-    model_params = signature_defaults(MODELS[model])
+    model_params = constructors.defaults(MODELS[model])
     model_params.update(model_raw)
     model_params.update(per_task)
 
@@ -98,7 +87,7 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
     task_train = task_raw.pop("train", None) or {}
     evaluation = {axis: [dict(p) if isinstance(p, dict) else p for p in values]
                   for axis, values in (task_raw.pop("eval", None) or {}).items()}
-    task_params = signature_defaults(TASKS[task])
+    task_params = constructors.defaults(TASKS[task])
     task_params.update(task_raw)
 
     merged = dataclasses.asdict(profile.train)

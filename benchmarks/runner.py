@@ -23,17 +23,12 @@ import torch
 from benchmarks.faults import maybe_kill
 from benchmarks.evaluate import generalization, trace, validation_set
 from benchmarks.plan import RunSpec
+from benchmarks.seeding import derived_seed
 from benchmarks.train import Diverged, train
 from models import build_model
 from tasks import build_task
 
 CHECKPOINT_SUFFIX = ".pt"
-
-
-def derived_seed(seed: int, purpose: str) -> int:
-    """A 62-bit seed for one purpose ("init", "data") derived from the run seed."""
-    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 62) - 1)
 
 
 def build_seeded(spec: RunSpec, device: str = "cpu"):

@@ -56,7 +56,8 @@ from benchmarks.speed_output import format_table, log, write  # noqa: F401 - for
 from benchmarks.speed_setup import (  # noqa: F401 - the setup stays importable from here
     PAPER_SIZES, PROFILES, REFERENCE, REFERENCE_LABEL, SMOKE_SIZES, SWEEP_MODELS, WIDTH, BenchProfile, Config,
     ReferenceLSTM, Timing,
-    accepted_params, build, copy_batch, model_params, plan)
+    build, copy_batch, model_params, plan)
+from benchmarks.devices import resolve_device
 from models import MODELS
 from tasks.base import Batch, cost_bits
 
@@ -202,20 +203,6 @@ def measure_reference(mode: str, data: Batch, device: torch.device, profile: Ben
     extra = {"label": REFERENCE_LABEL, **stats}
     return {"n_params": sum(p.numel() for p in model.parameters()), "seqs_per_s": extra.pop("seqs_per_s"),
             "peak_mem_mb": extra.pop("peak_mem_mb"), "extra": extra}
-
-
-def resolve_device(device: str) -> tuple[torch.device, str]:
-    """The torch device (with its index on CUDA) and its description for the rows."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: CUDA is not available on this machine")
-        dev = torch.device("cuda", torch.cuda.current_device() if dev.index is None else dev.index)
-        return dev, f"{dev} ({torch.cuda.get_device_name(dev)})"
-    if dev.type != "cpu":
-        raise ValueError(f"device {device!r}: only cpu and cuda are supported")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return dev, f"cpu ({cores} cores)"
 
 
 def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:

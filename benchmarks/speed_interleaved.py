@@ -28,7 +28,8 @@ import torch
 
 from benchmarks.allocator import tune_malloc
 from benchmarks.executors import intra_op_threads
-from benchmarks.speed import make_row, make_step, resolve_device, sync, write
+from benchmarks.devices import resolve_device
+from benchmarks.speed import make_row, make_step, sync, write
 from benchmarks.speed_output import log
 from benchmarks.speed_setup import PAPER_SIZES, REFERENCE, REFERENCE_LABEL, build, copy_batch, model_params
 

@@ -5,13 +5,13 @@ budget, sweeps, seed counts, model sizes), the configurations a profile expands 
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from benchmarks import constructors
 from models import MODELS
 from tasks.base import Batch
 from tasks.copy import Copy
@@ -101,22 +101,9 @@ class ReferenceLSTM(nn.Module):
 
 # -- models and data ---------------------------------------------------------------------------
 
-def accepted_params(cls) -> set[str]:
-    """Constructor keywords of a model class, following **params up its bases (ntm_ff -> NTM)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in klass.__dict__:
-            continue
-        params = inspect.signature(klass.__dict__["__init__"]).parameters.values()
-        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return names - {"self", "input_size", "output_size"}
-
-
 def model_params(name: str, sizes: dict, memory_size: int | None) -> dict:
     """The sizes that model `name` accepts, with the memory size of the configuration."""
-    params = {k: v for k, v in sizes.items() if k in accepted_params(MODELS[name])}
+    params = {k: v for k, v in sizes.items() if k in constructors.keywords(MODELS[name])}
     if memory_size is not None:
         params["memory_size"] = memory_size
     return params
@@ -145,7 +132,7 @@ def plan(models: list[str], profile: BenchProfile) -> list[Config]:
     configuration comes after the one-seed configuration of its model, batch and compile flag,
     in the same (mode, batch, steps) group: run_bench divides its step time by that one's."""
     def memory(name, size=profile.sizes.get("memory_size")):
-        return size if "memory_size" in accepted_params(MODELS[name]) else None
+        return size if "memory_size" in constructors.keywords(MODELS[name]) else None
 
     # compile_step() only wraps the step here: compilation happens at the first call
     compiles = {name: profile.compile and build(name, model_params(name, profile.sizes, None), torch.device("cpu"),

@@ -73,18 +73,6 @@ def coerce(value, annotation):
     return number(value, kind is int)
 
 
-def declared_types(cls) -> dict:
-    """{keyword: annotation} of `cls.__init__` and of the parents it forwards **params to."""
-    hints = {}
-    for klass in reversed(cls.__mro__):
-        if "__init__" in vars(klass) and klass is not object:
-            try:
-                hints.update(typing.get_type_hints(klass.__init__))
-            except (NameError, TypeError):  # an annotation that cannot be resolved: leave those unchecked
-                continue
-    return hints
-
-
 def coerce_keys(params: dict, hints: dict, where: str, error) -> dict:
     """A copy of `params` with each value read as its declared type; raises `error` naming
     `where`.key for the first one that does not fit."""

@@ -1,7 +1,9 @@
-"""Shared fixtures: tests run single-threaded, like the suite's workers, so results are exact."""
+"""Shared fixtures: tests run single-threaded, like the suite's workers, so results are exact;
+and the one tiny profile the pipeline tests train (`tiny_profile`)."""
 
 import pytest
 import torch
+import yaml
 
 from benchmarks.executors import intra_op_threads
 
@@ -32,3 +34,22 @@ def interrupted_at_first_checkpoint(call) -> list:
     finally:
         runner.save_checkpoint = original
     return saved
+
+
+# The tiny profile: an NTM and an LSTM that train a 3-bit copy task in seconds. Tests that depend
+# on a cadence (how many points, which kill points) pass their own `train` keys.
+TINY_TRAIN = {"steps": 12, "batch_size": 4, "eval_interval": 6, "eval_size": 8, "log_interval": 3,
+              "checkpoint_interval": 5, "lr": 0.01}
+TINY_MODELS = {"ntm": {"controller_size": 8, "memory_size": 6, "memory_width": 4},
+               "lstm": {"hidden_size": 8, "num_layers": 1}}
+TINY_TASKS = {"copy": {"width": 3, "max_length": 3, "eval": {"length": [2, 5]}}}
+
+
+def tiny_profile(folder, train: dict | None = None, tasks: dict | None = None, name: str = "tiny") -> str:
+    """Write the tiny profile (seeds 1 and 2; `train` keys override TINY_TRAIN, `tasks` adds or
+    replaces tasks) to folder/<name>.yaml and return its path."""
+    text = yaml.safe_dump({"seeds": [1, 2], "train": {**TINY_TRAIN, **(train or {})}, "models": TINY_MODELS,
+                           "tasks": {**TINY_TASKS, **(tasks or {})}}, sort_keys=False)
+    path = folder / f"{name}.yaml"
+    path.write_text(text)
+    return str(path)

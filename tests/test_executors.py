@@ -5,17 +5,9 @@ from pathlib import Path
 import pytest
 
 import run_suite
+from conftest import tiny_profile
 from results.store import Store
 
-PROFILE = """
-seeds: [1, 2]
-train: {steps: 8, batch_size: 3, eval_interval: 4, eval_size: 6, log_interval: 2, checkpoint_interval: 4, lr: 0.01}
-models:
-  ntm: {controller_size: 8, memory_size: 6, memory_width: 4}
-  lstm: {hidden_size: 8, num_layers: 1}
-tasks:
-  copy: {width: 3, max_length: 3, eval: {length: [2, 5]}}
-"""
 
 
 def results(store_path):
@@ -28,9 +20,8 @@ def results(store_path):
 
 @pytest.fixture
 def profile(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(PROFILE)
-    return str(path)
+    return tiny_profile(tmp_path, {"steps": 8, "batch_size": 3, "eval_interval": 4, "eval_size": 6, "log_interval": 2,
+                                   "checkpoint_interval": 4})
 
 
 @pytest.mark.ray

@@ -111,8 +111,8 @@ def test_ntm_rejects_impossible_parameters(bad):
 
 
 def test_registry_names_select_the_controller():
-    from benchmarks.plan import signature_defaults
+    from benchmarks.constructors import defaults
 
-    assert signature_defaults(MODELS["ntm_ff"])["controller"] == "feedforward"
-    assert signature_defaults(MODELS["ntm"])["controller"] == "lstm"
+    assert defaults(MODELS["ntm_ff"])["controller"] == "feedforward"
+    assert defaults(MODELS["ntm"])["controller"] == "lstm"
     assert tiny("ntm_ff").controller == "feedforward" and tiny("ntm").controller == "lstm"

@@ -6,30 +6,20 @@ import pytest
 import torch
 
 import run_suite
-from conftest import interrupted_at_first_checkpoint
+from conftest import interrupted_at_first_checkpoint, tiny_profile
 from benchmarks.config import load_profile
 from benchmarks.plan import plan_runs
 from results.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TINY_PROFILE = """
-seeds: [1, 2]
-train: {steps: 12, batch_size: 4, eval_interval: 6, eval_size: 8, log_interval: 3, checkpoint_interval: 5, lr: 0.01}
-models:
-  ntm: {controller_size: 8, memory_size: 6, memory_width: 4}
-  lstm: {hidden_size: 8, num_layers: 1}
-tasks:
-  copy: {width: 3, max_length: 3, eval: {length: [2, 5]}}
-  repeat_copy: {width: 3, max_length: 2, max_repeats: 2, eval: {repeats: [3]}}
-"""
+# The shared tiny profile with repeat copy added.
+REPEAT_COPY = {"repeat_copy": {"width": 3, "max_length": 2, "max_repeats": 2, "eval": {"repeats": [3]}}}
 
 
 @pytest.fixture
 def profile(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_PROFILE)
-    return str(path)
+    return tiny_profile(tmp_path, tasks=REPEAT_COPY)
 
 
 def run(profile, store, *extra):
@@ -85,9 +75,8 @@ def test_run_id_depends_on_config_not_profile_name(profile, tmp_path):
     base = plan_runs(load_profile(profile), ["ntm"], ["copy"], [1])[0]
     other = plan_runs(load_profile(profile, ["train.lr=0.02"]), ["ntm"], ["copy"], [1])[0]
     assert base.run_id != other.run_id
-    copy = tmp_path / "renamed.yaml"
-    copy.write_text(TINY_PROFILE)
-    assert plan_runs(load_profile(str(copy)), ["ntm"], ["copy"], [1])[0].run_id == base.run_id
+    copy = tiny_profile(tmp_path, tasks=REPEAT_COPY, name="renamed")
+    assert plan_runs(load_profile(copy), ["ntm"], ["copy"], [1])[0].run_id == base.run_id
 
 
 def test_traces_are_stored_for_every_finished_run(profile, tmp_path):
