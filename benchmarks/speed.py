@@ -28,7 +28,7 @@ One invocation (`run_bench`) measures, per model:
 Timing (as nanoGPT's bench.py): one warm-up iteration, `burn_in` more, then timed iterations until
 at least `min_iters` of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after
 every iteration (a training loop reads its loss every step). The intra-op thread count is set
-(default 1: see DESIGN.md) and recorded, and so is the C allocator's tuning, which training
+(default 1: two threads made small recurrent models 2-26x slower under load) and recorded, and so is the C allocator's tuning, which training
 workers get too (benchmarks/allocator.py; extra_json.allocator).
 
 Peak memory (peak_mem_mb), and the memory estimate and budget that skip configurations too big to

@@ -19,7 +19,7 @@ Choices the paper leaves open, made explicit here:
 - the first `order` bits have no full context; they are uniform random bits (Bernoulli(1/2)), so
   the best prediction there is 1/2 at a cost of exactly 1 bit each;
 - `score_first=True` scores all `length` predictions (the optimum is then 133.14 bits per
-  sequence at length 200, PAPER.md); `score_first=False` scores only steps t >= order (128.14);
+  sequence at length 200, computed exactly in tests/test_tasks_more.py); `score_first=False` scores only steps t >= order (128.14);
 - the context of step t is the integer sum_k x_{t-k} 2^(k-1), k = 1..order (any fixed bijection
   gives the same task).
 Beta(1/2, 1/2) is the arcsine law, drawn by inverse CDF as sin(pi u / 2)^2 with u uniform, so the

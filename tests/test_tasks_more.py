@@ -172,7 +172,7 @@ def test_ngrams_layout_and_optimal_cost_match_python_counting():
 
 
 def test_ngrams_optimum_matches_the_paper():
-    # PAPER.md: 133.14 bits per sequence with all 200 predictions scored, 128.14 without the first 5.
+    # The exact optimum: 133.14 bits per sequence with all 200 predictions scored, 128.14 without the first 5.
     task = build_task("ngrams")
     batch = task.sample(10_000, generator(2014))
     cost = task.optimal_cost(batch)
