@@ -26,6 +26,7 @@ from benchmarks.plan import RunSpec
 from benchmarks.seeding import derived_seed
 from benchmarks.train import Diverged, train
 from models import build_model
+from results.trained import save_weights
 from tasks import build_task
 
 CHECKPOINT_SUFFIX = ".pt"
@@ -98,8 +99,11 @@ def prepare(spec: RunSpec, device: str):
     return task, model, data, validation, result
 
 
-def finish(spec: RunSpec, task, model, curves: list, converged: int | None, wall_s: float, result: dict) -> dict:
-    """A trained run's result: generalization sweeps, trace and the final validation point."""
+def finish(spec: RunSpec, task, model, curves: list, converged: int | None, wall_s: float, result: dict,
+           checkpoint_dir: str | Path) -> dict:
+    """A trained run's result: generalization sweeps, trace and the final validation point. Its
+    final weights are kept beside the checkpoints (results.trained) before the result goes back."""
+    save_weights(checkpoint_dir, spec.run_id, model, spec.config(), spec.profile)
     evals = generalization(model, spec.task, spec.task_params, task, spec.eval, spec.train.eval_size)
     last = [c for c in curves if c["split"] == "val"][-1]
     return {**result, "status": "done", "curves": curves, "evals": evals, "wall_s": wall_s,
@@ -150,7 +154,7 @@ def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu", tens
     finally:
         if writer is not None:
             writer.close()
-    return finish(spec, task, model, trained.curves, trained.converged_step, trained.wall_s, result)
+    return finish(spec, task, model, trained.curves, trained.converged_step, trained.wall_s, result, checkpoint_dir)
 
 
 def group_checkpoint(checkpoint_dir: str | Path, specs: list[RunSpec]) -> Path:
@@ -182,5 +186,6 @@ def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str 
         if run["diverged"] is not None:
             results.append(diverged(result, Diverged(*run["diverged"]), run["curves"], run["wall_s"]))
         else:
-            results.append(finish(spec, task, run["model"], run["curves"], run["converged_step"], run["wall_s"], result))
+            results.append(finish(spec, task, run["model"], run["curves"], run["converged_step"], run["wall_s"], result,
+                                  checkpoint_dir))
     return results

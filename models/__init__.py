@@ -5,13 +5,17 @@ from __future__ import annotations
 from models.base import SequenceModel
 from models.dnc import DNC
 from models.lstm import LSTM
+from models.lstm_matched import LSTMMatched
 from models.ntm import NTM, NTMFeedForward
+from models.transformer import Transformer
 
 MODELS: dict[str, type[SequenceModel]] = {
     "ntm": NTM,
     "ntm_ff": NTMFeedForward,
     "lstm": LSTM,
     "dnc": DNC,
+    "transformer": Transformer,
+    "lstm_matched": LSTMMatched,
 }
 
 

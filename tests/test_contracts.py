@@ -83,3 +83,19 @@ def test_readme_examples_add_a_model_and_a_task_that_train(tmp_path, monkeypatch
     batch = task_code["Reverse"](width=3, max_length=2).sample(1, torch.Generator().manual_seed(0), length=2)
     assert torch.equal(batch.targets[3, 0], batch.inputs[1, 0, :3]) and torch.equal(batch.targets[4, 0],
                                                                                     batch.inputs[0, 0, :3])
+
+
+@pytest.mark.parametrize("profile", ["quick", "replicate"])
+def test_the_matched_lstm_has_the_ntms_parameter_count_on_every_task(profile):
+    from benchmarks.plan import resolve
+    from models import build_model
+    from tasks import build_task
+
+    loaded = load_profile(profile)
+    for task_name in loaded.tasks:
+        counts = {}
+        for model in ("ntm", "lstm_matched"):
+            spec = resolve(loaded, model, task_name, 1)
+            task = build_task(task_name, **spec.task_params)
+            counts[model] = build_model(model, task.input_size, task.output_size, **spec.model_params).n_params()
+        assert abs(counts["lstm_matched"] / counts["ntm"] - 1) <= 0.10, (task_name, counts)

@@ -10,6 +10,8 @@ TINY = {
     "ntm_ff": {"controller_size": 6, "memory_size": 5, "memory_width": 4},
     "lstm": {"hidden_size": 6, "num_layers": 2},
     "dnc": {"controller_size": 6, "memory_size": 5, "memory_width": 4},
+    "transformer": {"d_model": 8, "num_layers": 2, "num_heads": 2, "feedforward": 16},
+    "lstm_matched": {"params": 200},
 }
 
 

@@ -40,7 +40,8 @@ def test_pipeline_trains_stores_and_skips_on_rerun(profile, tmp_path, capsys):
     assert len(curves[curves.split == "train"]) == 8 * 4
     evals = store.evals()
     assert len(evals) == 4 * 2 + 4 * 1
-    assert not list((tmp_path / "checkpoints").glob("*.pt")), "finished runs leave no checkpoint"
+    left = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert left == sorted(f"{r}.final.pt" for r in runs.run_id), "finished runs keep their weights, no checkpoint"
     capsys.readouterr()
     assert run(profile, store_path) == 0
     assert "0 to train" in capsys.readouterr().out
