@@ -7,74 +7,22 @@ Exit codes: 0 success, 1 a run failed or `--check` found a regression, 2 bad inp
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_STORE = "results/results.sqlite"
+from benchmarks.cli import DEFAULT_STORE, UsageError, parse
 
 EXAMPLES = """examples:
-  python run_suite.py --models ntm,lstm --tasks all --profile quick
-  python run_suite.py --profile ci --check              # convergence regression check (CI)
-  python run_suite.py --report --profile quick          # rebuild reports/out/quick/ from the store
-  python run_suite.py --profile ci --update-baseline    # refresh results/baselines/ci.json on purpose
-  python run_suite.py --models ntm --tasks copy --seeds 1,2,3 --set train.steps=500
-  python run_suite.py --profile paper --models all --params  # our parameter counts beside the paper's
-  python run_suite.py --bench --bench-profile quick --json speed.json   # speed suite, rows into the store
+  python run_suite.py --models ntm,lstm --tasks all --profile quick     # the main job (= run_suite.py run ...)
+  python run_suite.py check --profile ci                # convergence regression check (CI; = --profile ci --check)
+  python run_suite.py report --profile quick            # rebuild reports/out/quick/ from the store
+  python run_suite.py report --profile replicate --published --check   # the published claims, as CI checks them
+  python run_suite.py run --profile ci --update-baseline   # refresh results/baselines/ci.json on purpose
+  python run_suite.py run --models ntm --tasks copy --seeds 1,2,3 --set train.steps=500
+  python run_suite.py evaluate --profile quick --models ntm --at length=200,500   # new points, no retraining
+  python run_suite.py params --profile paper --models all   # our parameter counts beside the paper's
+  python run_suite.py bench --bench-profile quick --json speed.json   # speed suite, rows into the store
 """
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="run_suite.py", description=__doc__.split("\n\n")[0],
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=None,
-                        help="comma list of models, or 'all' (default: the models the profile configures)")
-    parser.add_argument("--tasks", default="all", help="comma list of tasks, or 'all' (default: all the profile configures)")
-    parser.add_argument("--seeds", default=None, help="comma list of integer seeds (default: the profile's)")
-    parser.add_argument("--profile", default="quick",
-                        help="profile name in benchmarks/profiles/ (quick, ci, paper) or a path to a YAML file")
-    parser.add_argument("--store", default=DEFAULT_STORE, help="SQLite results store (created if missing)")
-    parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: checkpoints/ beside the store)")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained in parallel worker processes (default 2)")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per run (default 1; see README)")
-    parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="local worker processes (default) or Ray tasks (pip install -e '.[cluster]')")
-    parser.add_argument("--ray-address", default=None,
-                        help="Ray cluster address (e.g. ray://head:10001); default: start a local Ray with --jobs CPUs")
-    parser.add_argument("--tensorboard", default=None, metavar="DIR",
-                        help="also write live training curves as TensorBoard event files under DIR (pip install tensorboard)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a profile key, e.g. --set train.steps=100 (repeatable)")
-    parser.add_argument("--report", action="store_true",
-                        help="only regenerate the report of --profile from the store; train nothing")
-    parser.add_argument("--published", action="store_true",
-                        help="with --report: rebuild the report from the results published in the repository "
-                             "(results/published/<profile>/) instead of a store; --check then fails when a claim's "
-                             "verdict differs from the committed claims table, --update-baseline rewrites it")
-    parser.add_argument("--no-report", action="store_true", help="skip writing the report after the suite")
-    parser.add_argument("--report-dir", default=None,
-                        help="report folder (default: reports/out/<profile>/ for the default store, "
-                             "else reports/<profile>/ beside the store)")
-    parser.add_argument("--params", action="store_true",
-                        help="print our parameter count per planned (task, model) beside the paper's; train nothing")
-    parser.add_argument("--bench", action="store_true",
-                        help="run the speed suite instead of training: --models (default all), --device, --threads, "
-                             "--bench-profile, --json; rows go into the store's speed table")
-    parser.add_argument("--bench-profile", default="full", choices=("quick", "full", "interleaved"),
-                        help="speed suite size: quick (batch 1 and 16, train step) or full (default: batch 1/16/256, "
-                             "forward and train, memory and length sweeps); interleaved: batch 1 and 16, train step, "
-                             "the models timed in alternating rounds for ratios between them that survive a drifting "
-                             "machine (benchmarks/speed_interleaved.py)")
-    parser.add_argument("--json", default=None, metavar="FILE", help="with --bench: also write the rows to FILE")
-    parser.add_argument("--check", action="store_true",
-                        help="compare convergence with results/baselines/<profile>.json; exit 1 on a regression "
-                             "(with --report --published: compare the claims' verdicts with the committed table)")
-    parser.add_argument("--update-baseline", action="store_true",
-                        help="write this suite's convergence numbers to results/baselines/<profile>.json "
-                             "(with --report --published: write the claims table beside the published results)")
-    return parser.parse_args(argv)
 
 
 def fail(message: str) -> None:
@@ -208,6 +156,48 @@ def published_report(profile: str, args) -> int:
     return 0 if ok else 2
 
 
+def evaluate(args) -> int:
+    """Score finished runs at new points from their kept weights (benchmarks/reevaluate.py), or
+    draw their memory pictures at a size; then redraw the report."""
+    from benchmarks.config import ConfigError, resolve_path
+    from benchmarks.reevaluate import chosen_runs, evaluate_runs, parse_points, trace_pictures
+    from results.store import Store, StoreError
+
+    try:
+        check_paths(args)
+        name = resolve_path(args.profile).stem
+        points = parse_points(args.at, args.joint)
+        shape = parse_points([], [args.trace_at])[0] if args.trace_at and "," in args.trace_at else \
+            (parse_points([args.trace_at], [])[0] if args.trace_at else None)
+        if not points and shape is None:
+            raise ConfigError("evaluate needs --at, --joint or --trace-at (e.g. --at length=200,500)")
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except (ConfigError, ValueError) as error:
+        fail(str(error))
+    if not Path(args.store).is_file():
+        fail(f"no results store at {args.store}: run a suite first")
+    try:
+        store = Store(args.store)
+    except StoreError as error:
+        fail(str(error))
+    split = lambda text: None if text in (None, "all") else [t.strip() for t in text.split(",") if t.strip()]
+    runs = chosen_runs(store, name, split(args.models), split(args.tasks), seeds, args.run_id)
+    if runs.empty:
+        fail(f"no finished runs of profile {name!r} in {args.store} match the filters")
+    if shape is not None:
+        folder = Path(args.report_dir or Path(args.store).parent / "reports" / name) / "evaluate"
+        for path in trace_pictures(store, runs, shape, folder, args.checkpoints):
+            print(f"memory picture: {path}")
+        return 0
+    outcome = evaluate_runs(store, runs, points, args.checkpoints)
+    for line in outcome.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(f"{outcome.added} evaluation rows added for {outcome.scored} of {len(runs)} runs in {args.store}")
+    if not args.no_report and outcome.added:
+        write_report(args.store, name, args.report_dir)
+    return 0 if outcome.scored else 1
+
+
 def bench(args) -> int:
     """The speed suite (benchmarks/speed.py): print the table, store the rows."""
     from benchmarks.config import ConfigError
@@ -243,12 +233,15 @@ def bench(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.bench:
+    try:
+        args = parse(list(sys.argv[1:] if argv is None else argv), __doc__.split("\n\n")[0], EXAMPLES)
+    except UsageError as error:
+        fail(str(error))
+    if args.command == "bench":
         return bench(args)
-    if args.published and not args.report:
-        fail("--published goes with --report (it rebuilds a report from the published results)")
-    if args.report:
+    if args.command == "evaluate":
+        return evaluate(args)
+    if args.command == "report":
         from benchmarks.config import ConfigError, resolve_path
 
         try:
@@ -262,7 +255,7 @@ def main(argv=None) -> int:
             fail(f"no results store at {args.store}: run a suite first")
         return 0 if write_report(args.store, name, args.report_dir) else 2
     profile, specs = build_plan(args)
-    if args.params:
+    if args.command == "params":
         from benchmarks.summary import parameter_table
 
         table = parameter_table(specs)

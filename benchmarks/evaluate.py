@@ -100,12 +100,13 @@ def generalization(model, task_name: str, task_params: dict, task: Task, sweeps:
 
 
 @torch.no_grad()
-def trace(model, task_name: str, task_params: dict, task: Task) -> dict:
+def trace(model, task_name: str, task_params: dict, task: Task, at: dict | None = None) -> dict:
     """One fixed sequence at the top of the training range (each axis at `task.max_<axis>` when
-    the task has it), with the model's output and, for memory models, its weightings over time:
-    nested lists for `Store.finish_run(trace=...)`."""
+    the task has it; the axes in `at` set as given), with the model's output and, for memory
+    models, its weightings over time: nested lists for `Store.finish_run(trace=...)`."""
     size = {axis: task.max_size(axis) for axis in task.axes if task.max_size(axis) is not None}
-    batch = task.sample(1, fixed_generator(task_name, task_params, "trace"), **size)
+    purpose = "trace" if not at else f"trace:{point_name(at)}"   # the training-range trace keeps its sequence
+    batch = task.sample(1, fixed_generator(task_name, task_params, purpose), **{**size, **(at or {})})
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
