@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks import constructors
+from benchmarks import constructors, plugins
 from benchmarks.values import coerce_keys
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -207,6 +207,11 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
 
     seeds = raw.get("seeds", [0])
     check_seeds(seeds, f"{path}: seeds")
+    try:  # plugins named in the profile (module:Class keys) and installed entry points join the registries
+        plugins.ensure("models", (raw.get("models") or {}) if isinstance(raw.get("models"), dict) else ())
+        plugins.ensure("tasks", (raw.get("tasks") or {}) if isinstance(raw.get("tasks"), dict) else ())
+    except plugins.PluginError as error:
+        raise ConfigError(f"{path}: {error}") from None
     train = make_train(raw.get("train") or {}, f"{path}: train")
 
     models = dict(raw.get("models") or {})

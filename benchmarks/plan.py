@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from benchmarks import constructors
+from benchmarks import constructors, plugins
 from benchmarks.config import ConfigError, Profile, TrainConfig, make_train
 from benchmarks.evaluate import eval_points
 
@@ -40,10 +40,13 @@ class RunSpec:
     train: TrainConfig
     seed: int
     profile: str
+    plugins: dict = field(default_factory=dict)   # {"model"/"task": "dist==version"} of plugin classes
 
     def config(self) -> dict:
-        """The fully resolved config: what run_id hashes and the store keeps as config_json."""
-        return {
+        """The fully resolved config: what run_id hashes and the store keeps as config_json
+        (with the plugins' distributions and versions when the model or task is one)."""
+        plugins = {"plugins": self.plugins} if self.plugins else {}
+        return {**plugins,
             "format_version": FORMAT_VERSION,
             "model": self.model,
             "model_params": self.model_params,
@@ -61,7 +64,7 @@ class RunSpec:
             raise ConfigError(f"run config has format version {config.get('format_version')}, this code "
                               f"{FORMAT_VERSION}: its numbers came from other code")
         return cls(config["model"], config["model_params"], config["task"], config["task_params"], config["eval"],
-                   make_train(config["train"], "run config: train"), config["seed"], profile)
+                   make_train(config["train"], "run config: train"), config["seed"], profile, config.get("plugins", {}))
 
     @property
     def run_id(self) -> str:
@@ -94,7 +97,8 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
     merged.update(task_train)
     merged.update(train)
     return RunSpec(model, model_params, task, task_params, evaluation,
-                   make_train(merged, f"{profile.path}: models.{model} train for {task}"), seed, profile.name)
+                   make_train(merged, f"{profile.path}: models.{model} train for {task}"), seed, profile.name,
+                   plugins.sources(model, task))
 
 
 def parse_names(text: str, known, kind: str, default=None) -> list[str]:
@@ -104,6 +108,11 @@ def parse_names(text: str, known, kind: str, default=None) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise ConfigError(f"no {kind} given (known: {', '.join(known)})")
+    try:
+        plugins.ensure(f"{kind}s", names)
+    except plugins.PluginError as error:
+        raise ConfigError(str(error)) from None
+    known = list(plugins.registry(f"{kind}s")) if kind in ("model", "task") else known
     for name in names:
         if name not in known:
             raise ConfigError(f"unknown {kind} {name!r} (known: {', '.join(known)})")

@@ -17,11 +17,18 @@ TASKS: dict[str, type[Task]] = {
     "priority_sort": PrioritySort,
 }
 
+BUILTIN = tuple(TASKS)  # the package's own tasks; plugins (benchmarks/plugins.py) add to TASKS at run time
+
 
 def build_task(name: str, **params) -> Task:
     """Instantiate the task registered as `name` with `params`; unknown names list the known ones."""
     if name not in TASKS:
-        raise KeyError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
+        from benchmarks.plugins import lookup   # a plugin (module:Class or an entry point), loaded on first use
+
+        try:
+            return lookup("tasks", name)(**params)
+        except KeyError:
+            raise KeyError(f"unknown task {name!r} (known: {', '.join(TASKS)})") from None
     return TASKS[name](**params)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from benchmarks import speed
 from benchmarks.allocator import tune_malloc
-from models import MODELS
+from models import BUILTIN, MODELS
 from reports import speed as speed_report
 
 SEEDS = speed.PROFILES["smoke"].seeds[0]   # the smoke profile's one batched seed count
@@ -36,7 +36,7 @@ def bench(tmp_path_factory):
     folder = tmp_path_factory.mktemp("speed")
     with pytest.MonkeyPatch.context() as patch:
         patch_compile(patch)
-        rows = speed.run_bench(list(MODELS), "cpu", str(folder / "s.sqlite"), str(folder / "s.json"), profile="smoke",
+        rows = speed.run_bench(list(BUILTIN), "cpu", str(folder / "s.sqlite"), str(folder / "s.json"), profile="smoke",
                                progress=False, max_mem_mb=float("inf"))
     return rows, folder
 
@@ -82,7 +82,7 @@ def test_compile_variants_in_train_mode_with_their_warm_up_recorded_apart(bench)
 def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(bench):
     rows, _ = bench
     batched = [r for r in rows if r["seeds"] > 1]
-    vmap = [name for name, cls in MODELS.items() if cls.supports_vmap]
+    vmap = [name for name in BUILTIN if MODELS[name].supports_vmap]
     # compiled too where the model has its own K-seed pass (the fused NTM and DNC)
     own = [name for name in vmap if MODELS[name].fused]
     assert vmap and own and sorted((r["model"], r["mode"], r["batch"]) for r in batched) == sorted(

@@ -1,0 +1,122 @@
+"""Models and tasks from outside the package, used by name like the built-in ones.
+
+Two routes:
+- a `module:attribute` path as the name: `--models mypkg.models:GRU`, or that key in a profile's
+  `models:` section (the full path is the name everywhere: store, report, run_id);
+- an installed package's entry points in the groups `ntm_bench.models` and `ntm_bench.tasks`
+  (in its pyproject.toml: `[project.entry-points."ntm_bench.models"] gru = "mypkg.models:GRU"`),
+  which add their names to MODELS and TASKS.
+
+A plugin is checked against the declared contract when it loads (a model subclasses
+models.base.SequenceModel and overrides forward; a task subclasses tasks.base.Task, names its
+axes and overrides sample); one that does not fit raises PluginError, which the command line
+prints as one line with exit code 2. The plugin's distribution name and version go into each
+run's config (`RunSpec.config()["plugins"]`), so into its run_id: a new version is a new run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+
+GROUPS = {"models": "ntm_bench.models", "tasks": "ntm_bench.tasks"}
+SOURCES: dict[tuple[str, str], str] = {}   # (kind, name) -> "distribution==version" of a loaded plugin
+
+
+class PluginError(ValueError):
+    """A plugin that cannot be imported or does not fit the contract; the message says what is missing."""
+
+
+def registry(kind: str) -> dict:
+    if kind == "models":
+        from models import MODELS
+
+        return MODELS
+    from tasks import TASKS
+
+    return TASKS
+
+
+def check(kind: str, name: str, cls) -> None:
+    """Raise PluginError unless `cls` fits the contract of `kind`."""
+    from models.base import SequenceModel
+    from tasks.base import Task
+
+    base = SequenceModel if kind == "models" else Task
+    if not isinstance(cls, type) or not issubclass(cls, base):
+        raise PluginError(f"plugin {name!r} is not a {base.__module__}.{base.__name__} subclass "
+                          f"(got {type(cls).__name__} {cls!r})")
+    # forward and sample are the contract's abstract parts: the base classes' own raise.
+    missing = ["forward"] if kind == "models" and cls.forward is SequenceModel.forward else []
+    missing += ["sample"] if kind == "tasks" and cls.sample is Task.sample else []
+    if kind == "tasks" and not cls.axes:
+        missing.append("axes (the generalization axes sample accepts)")
+    if missing:
+        raise PluginError(f"plugin {name!r} ({cls.__module__}.{cls.__name__}) does not define {', '.join(missing)}")
+
+
+def distribution(module: str) -> str:
+    """'name==version' of the installed distribution that provides `module`, or the module's
+    own name marked unversioned (a plugin imported from the path, not installed)."""
+    top = module.split(".")[0]
+    names = metadata.packages_distributions().get(top) or []
+    if names:
+        return f"{names[0]}=={metadata.version(names[0])}"
+    return f"{top} (not installed, unversioned)"
+
+
+def add(kind: str, name: str, cls, source: str) -> None:
+    check(kind, name, cls)
+    registry(kind)[name] = cls
+    SOURCES[(kind, name)] = source
+
+
+def load_path(kind: str, name: str):
+    """Import the `module:attribute` plugin `name` and register it under that name."""
+    module, _, attribute = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except ImportError as error:
+        raise PluginError(f"plugin {name!r}: cannot import {module} ({error})") from None
+    except AttributeError:
+        raise PluginError(f"plugin {name!r}: module {module} has no attribute {attribute!r}") from None
+    add(kind, name, cls, distribution(module))
+    return cls
+
+
+def load_entry_points() -> None:
+    """Register every installed package's entry points (idempotent); a broken one is an error."""
+    for kind, group in GROUPS.items():
+        for point in metadata.entry_points(group=group):
+            if point.name in registry(kind):
+                continue
+            try:
+                cls = point.load()
+            except (ImportError, AttributeError) as error:
+                raise PluginError(f"entry point {point.name!r} in {group} ({point.value}) cannot load: {error}") from None
+            source = f"{point.dist.name}=={point.dist.version}" if point.dist else point.value
+            add(kind, point.name, cls, source)
+
+
+def lookup(kind: str, name: str):
+    """The class registered as `name`, loading it as a plugin if it is one; KeyError otherwise."""
+    known = registry(kind)
+    if name not in known:
+        if ":" in name:
+            return load_path(kind, name)
+        load_entry_points()
+    return known[name]
+
+
+def ensure(kind: str, names) -> None:
+    """Load the plugins among `names` (and every entry point) before they are checked by name."""
+    load_entry_points()
+    for name in names:
+        if ":" in str(name) and name not in registry(kind):
+            load_path(kind, name)
+
+
+def sources(model: str, task: str) -> dict:
+    """{'model': 'dist==version', 'task': ...} for the plugins among (model, task); {} for built-ins."""
+    found = {"model": SOURCES.get(("models", model)), "task": SOURCES.get(("tasks", task))}
+    return {k: v for k, v in found.items() if v}

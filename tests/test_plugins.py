@@ -1,0 +1,142 @@
+"""Plugins: a model and a task defined outside the package, loaded as module:Class names and as
+installed entry points, train into the store and the report like the built-ins, carry their
+distribution and version in the run's config, and a plugin that does not fit exits 2."""
+
+import json
+import textwrap
+
+import pytest
+
+import run_suite
+from benchmarks import plugins
+from models import MODELS
+from results.store import Store
+from tasks import TASKS
+
+CODE = '''
+import torch
+from torch import nn
+from models.base import SequenceModel
+from tasks.base import Batch, Task, random_bits, sizes
+
+
+class Tiny(SequenceModel):
+    def __init__(self, input_size: int, output_size: int, hidden: int = 5):
+        super().__init__(input_size, output_size)
+        self.rnn = nn.GRU(input_size, hidden)
+        self.out = nn.Linear(hidden, output_size)
+
+    def forward(self, inputs):
+        return self.out(self.rnn(inputs)[0])
+
+
+class Flip(Task):
+    """Echo the bits inverted, one step later."""
+    axes = ("length",)
+
+    def __init__(self, width: int = 3, max_length: int = 4):
+        self.width, self.max_length = width, max_length
+        self.input_size, self.output_size = width, width
+
+    def sample(self, batch_size, generator, length=None):
+        self.check_size({"length": length})
+        n = int(sizes(length, 1, self.max_length, batch_size, generator).max())
+        bits = random_bits((n + 1, batch_size, self.width), generator)
+        bits[n] = 0
+        targets = torch.cat([torch.zeros(1, batch_size, self.width), 1 - bits[:-1]])
+        mask = torch.ones(n + 1, batch_size)
+        mask[0] = 0
+        return Batch(bits, targets, mask)
+
+
+class NotAModel:
+    pass
+
+
+class NoAxes(Task):
+    def sample(self, batch_size, generator):
+        raise NotImplementedError
+'''
+
+PROFILE = """
+seeds: [1]
+train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2, checkpoint_interval: 2}
+models:
+  MODEL: {hidden: 4}
+  lstm: {hidden_size: 4, num_layers: 1}
+tasks:
+  TASK: {width: 2, max_length: 3, eval: {length: [2, 6]}}
+"""
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    """A package `myplugins` outside the repository, importable, and a distribution that
+    declares it as entry points (a .dist-info on sys.path, as pip would leave it)."""
+    (tmp_path / "myplugins").mkdir()
+    (tmp_path / "myplugins" / "__init__.py").write_text(textwrap.dedent(CODE))
+    info = tmp_path / "myplugins-2.5.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugins\nVersion: 2.5\n")
+    (info / "entry_points.txt").write_text("[ntm_bench.models]\ntiny = myplugins:Tiny\n\n"
+                                           "[ntm_bench.tasks]\nflip = myplugins:Flip\n")
+    (info / "top_level.txt").write_text("myplugins\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for registry, names in ((MODELS, ("tiny", "myplugins:Tiny", "myplugins:NotAModel")),
+                            (TASKS, ("flip", "myplugins:Flip", "myplugins:NoAxes"))):
+        for name in names:
+            monkeypatch.delitem(registry, name, raising=False)
+    yield tmp_path
+    for registry in (MODELS, TASKS):   # leave the registries as the other tests expect them
+        for name in [n for n in registry if n in ("tiny", "flip") or n.startswith("myplugins:")]:
+            del registry[name]
+
+
+@pytest.mark.parametrize("model,task", [("myplugins:Tiny", "myplugins:Flip"), ("tiny", "flip")],
+                         ids=["module-path", "entry-point"])
+def test_a_plugin_trains_into_the_store_and_the_report(package, model, task, capsys):
+    profile = package / "p.yaml"
+    profile.write_text(PROFILE.replace("MODEL", f'"{model}"').replace("TASK", f'"{task}"'))
+    store = package / "s.sqlite"
+    assert run_suite.main(["--profile", str(profile), "--store", str(store), "--jobs", "1"]) == 0
+    runs = Store(store).runs()
+    assert sorted(runs.model) == sorted([model, "lstm"]) and set(runs.status) == {"done"} and set(runs.task) == {task}
+    config = json.loads(runs[runs.model == model].config_json.iloc[0])
+    assert config["plugins"] == {"model": "myplugins==2.5", "task": "myplugins==2.5"}
+    assert "plugins" in json.loads(runs[runs.model == "lstm"].config_json.iloc[0])   # the task is a plugin
+    assert (package / "reports" / "p" / "index.html").is_file()
+    evals = Store(store).evals()
+    assert set(evals.point) == {"length=2", "length=6"}
+
+
+def test_a_plugin_named_on_the_command_line(package, capsys):
+    profile = package / "p.yaml"
+    profile.write_text(PROFILE.replace("MODEL", "lstm_matched").replace("{hidden: 4}", "{params: 300}")
+                       .replace("TASK", "copy").replace("width: 2, max_length: 3", "width: 2, max_length: 2"))
+    assert run_suite.main(["params", "--profile", str(profile), "--models", "lstm,myplugins:Tiny"]) == 0
+    assert "myplugins:Tiny" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--models", "myplugins:NotAModel"], "plugin 'myplugins:NotAModel' is not a models.base.SequenceModel subclass"),
+    (["--models", "myplugins:Missing"], "module myplugins has no attribute 'Missing'"),
+    (["--models", "nowhere.pkg:Model"], "plugin 'nowhere.pkg:Model': cannot import nowhere.pkg"),
+    (["--tasks", "myplugins:NoAxes"], "does not define axes"),
+])
+def test_a_broken_plugin_exits_2_with_one_line(package, argv, message, capsys):
+    profile = package / "p.yaml"
+    profile.write_text(PROFILE.replace("MODEL", "lstm_matched").replace("{hidden: 4}", "{params: 300}")
+                       .replace("TASK", "copy").replace("width: 2, max_length: 3", "width: 2, max_length: 2"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(["params", "--profile", str(profile), *argv])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_contract_check_names_what_is_missing():
+    class Half(MODELS["lstm"].__mro__[1]):   # a SequenceModel that forgot forward
+        pass
+
+    with pytest.raises(plugins.PluginError, match="does not define forward"):
+        plugins.check("models", "half", Half)
