@@ -27,12 +27,10 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from benchmarks.config import TrainConfig
-from benchmarks.evaluate import score
+from benchmarks.evaluate import score, score_chunks
 from benchmarks.faults import maybe_kill
 from benchmarks.train import make_optimizer, point
 from tasks.base import CONVERGED_BIT_ERRORS, Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
-
-CHUNK = 256
 
 
 def stack_batches(batches: list[Batch]) -> Batch:
@@ -89,19 +87,15 @@ class SeedStack:
         return {n: p[k].detach().clone() for n, p in self.params.items()}
 
 
-@torch.no_grad()
 def score_seeds(stack: SeedStack, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-seed (cost bits, bit errors) per sequence on one shared batch: two tensors [K]."""
-    was = stack.template.training
-    stack.template.eval()
-    costs, errors = [], []
-    for start in range(0, batch.inputs.shape[1], CHUNK):
-        inputs, targets, mask = (t[:, start: start + CHUNK] for t in batch)
-        logits = stack.forward(inputs, shared=True)
-        costs.append(torch.stack([per_sequence_bce_bits(l, targets, mask) for l in logits]))
-        errors.append(torch.stack([per_sequence_bit_errors(l, targets, mask) for l in logits]))
-    stack.template.train(was)
-    return torch.cat(costs, 1).mean(1), torch.cat(errors, 1).mean(1)
+
+    def per_seed(logits, targets, mask):   # logits [K, T, B, O]: each seed scored as it would be alone
+        return (torch.stack([per_sequence_bce_bits(l, targets, mask) for l in logits]),
+                torch.stack([per_sequence_bit_errors(l, targets, mask) for l in logits]))
+
+    parts = score_chunks(stack.template, lambda inputs: stack.forward(inputs, shared=True), batch, per_seed)
+    return torch.cat([p[0] for p in parts], 1).mean(1), torch.cat([p[1] for p in parts], 1).mean(1)
 
 
 def clip_per_seed(params: list[torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
