@@ -1,4 +1,4 @@
-"""Shared fixtures: tests run single-threaded, like the suite's workers, so results are exact."""
+"""Shared fixtures and helpers: tests run single-threaded, like the suite's workers, so results are exact."""
 
 import pytest
 import torch
@@ -32,3 +32,16 @@ def interrupted_at_first_checkpoint(call) -> list:
     finally:
         runner.save_checkpoint = original
     return saved
+
+
+def snapshot(store_path):
+    """Everything in a store but timings: runs' results, curves and evals, sorted (the crash tests
+    compare an interrupted-then-rerun suite with an uninterrupted one by it)."""
+    from results.store import Store
+
+    store = Store(store_path)
+    runs = store.runs()[["run_id", "status", "converged_step", "final_cost_bits", "final_bit_errors", "n_params"]]
+    curves = store.curves().drop(columns=["wall_s"])
+    evals = store.evals()
+    store.close()
+    return runs.to_dict("records"), curves.to_dict("records"), evals.to_dict("records")
