@@ -14,25 +14,23 @@ instead of K times. Every seed keeps what it would have alone:
   seed k's parameters is seed k's gradient;
 - its own curve, convergence step and divergence: a seed that stops (converged with
   `stop_on_converge`, or diverged) has its parameters snapshotted and its curve closed, while
-  the others go on.
+  the others go on. That bookkeeping, with the log window, validation, checkpoints and Ctrl-C,
+  is the cadence one run has too (benchmarks/cadence.py); this module adds the K-seed step.
 Results match training each seed alone to float rounding (the tests check 1e-5), not bit for bit.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from benchmarks.cadence import Cadence, StepScores, from_group_snapshot, group_snapshot
 from benchmarks.config import TrainConfig
-from benchmarks.evaluate import score
-from benchmarks.faults import maybe_kill
-from benchmarks.train import make_optimizer, point
-from tasks.base import CONVERGED_BIT_ERRORS, Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
-
-CHUNK = 256
+from benchmarks.evaluate import score, score_chunks
+from benchmarks.train import make_optimizer
+from tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
 
 
 def stack_batches(batches: list[Batch]) -> Batch:
@@ -89,19 +87,15 @@ class SeedStack:
         return {n: p[k].detach().clone() for n, p in self.params.items()}
 
 
-@torch.no_grad()
 def score_seeds(stack: SeedStack, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-seed (cost bits, bit errors) per sequence on one shared batch: two tensors [K]."""
-    was = stack.template.training
-    stack.template.eval()
-    costs, errors = [], []
-    for start in range(0, batch.inputs.shape[1], CHUNK):
-        inputs, targets, mask = (t[:, start: start + CHUNK] for t in batch)
-        logits = stack.forward(inputs, shared=True)
-        costs.append(torch.stack([per_sequence_bce_bits(l, targets, mask) for l in logits]))
-        errors.append(torch.stack([per_sequence_bit_errors(l, targets, mask) for l in logits]))
-    stack.template.train(was)
-    return torch.cat(costs, 1).mean(1), torch.cat(errors, 1).mean(1)
+
+    def per_seed(logits, targets, mask):   # logits [K, T, B, O]: each seed scored as it would be alone
+        return (torch.stack([per_sequence_bce_bits(l, targets, mask) for l in logits]),
+                torch.stack([per_sequence_bit_errors(l, targets, mask) for l in logits]))
+
+    parts = score_chunks(stack.template, lambda inputs: stack.forward(inputs, shared=True), batch, per_seed)
+    return torch.cat([p[0] for p in parts], 1).mean(1), torch.cat([p[1] for p in parts], 1).mean(1)
 
 
 def clip_per_seed(params: list[torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
@@ -118,93 +112,62 @@ def clip_per_seed(params: list[torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
     return norms
 
 
+def seeds_step(stack: SeedStack, optimizer, params: list, batch: Batch, cfg: TrainConfig) -> StepScores:
+    """One optimizer step of every seed on its own batch ([K, ...]). A seed whose loss is not
+    finite adds nothing to the summed loss, so the others' gradients stay finite."""
+    logits = stack.forward(batch.inputs)
+    costs = torch.stack([per_sequence_bce_bits(logits[k], batch.targets[k], batch.mask[k]).mean()
+                         for k in range(stack.k)])
+    finite = torch.isfinite(costs)
+    optimizer.zero_grad(set_to_none=True)
+    torch.where(finite, costs, torch.zeros_like(costs)).sum().backward()
+    norms = clip_per_seed(params, cfg)
+    optimizer.step()
+    errors = [float(per_sequence_bit_errors(logits[k].detach(), batch.targets[k], batch.mask[k]).mean())
+              for k in range(stack.k)]
+    diverged = ["loss" if not finite[k] else ("gradient" if not torch.isfinite(norms[k]) else None)
+                for k in range(stack.k)]
+    return StepScores(costs.detach().tolist(), errors, diverged)
+
+
 def train_seeds(models: list[torch.nn.Module], task: Task, cfg: TrainConfig, generators: list[torch.Generator],
                 validation: Batch, resume: dict | None = None, on_checkpoint=None,
                 on_point=lambda k, point: None) -> list[dict]:
-    """Train K models (one per seed) as one; returns per seed a dict with `curves`,
-    `converged_step`, `diverged` (None or (step, what)), `wall_s` and the trained `model`."""
+    """Train K models (one generator per seed) as one; returns per seed a dict with `curves`,
+    `converged_step`, `diverged` (None or (step, what)), `wall_s` and the trained `model`.
+    Logging, validation, checkpoints, Ctrl-C and divergence follow benchmarks/cadence.py, per seed."""
     stack = SeedStack(models)
     if cfg.compile:   # the K-seed pass's chunks; a model without one trains eager, as the tests check
         stack.compile_step()
     device = next(iter(stack.params.values())).device
     params = list(stack.params.values())
     optimizer = make_optimizer(params, cfg)
-    K = stack.k
-    state = {"step": 0, "curves": [[] for _ in range(K)], "converged": [None] * K, "diverged": [None] * K,
-             "stopped": [None] * K, "windows": [[0.0, 0.0, 0] for _ in range(K)], "elapsed": 0.0}
+    state = None
     if resume is not None:
         for name, value in resume["params"].items():
             stack.params[name].data.copy_(value)
         optimizer.load_state_dict(resume["optimizer"])
         for g, s in zip(generators, resume["generators"]):
             g.set_state(s)
-        state = {key: resume[key] for key in state}
-    started = time.perf_counter() - state["elapsed"]
+        state = from_group_snapshot(resume)
 
-    def active(k):
-        return state["stopped"][k] is None
+    def save(loop) -> None:
+        on_checkpoint({"params": {n: p.detach().clone() for n, p in stack.params.items()},
+                       "optimizer": optimizer.state_dict(), "generators": [g.get_state() for g in generators],
+                       **group_snapshot(loop)})
 
-    while state["step"] < cfg.steps and any(active(k) for k in range(K)):
-        step = state["step"] + 1
-        batch = stack_batches([task.sample(cfg.batch_size, g) for g in generators])
-        batch = Batch(*(t.to(device) for t in batch))
-        logits = stack.forward(batch.inputs)
-        costs = torch.stack([per_sequence_bce_bits(logits[k], batch.targets[k], batch.mask[k]).mean() for k in range(K)])
-        finite = torch.isfinite(costs)
-        optimizer.zero_grad(set_to_none=True)
-        torch.where(finite, costs, torch.zeros_like(costs)).sum().backward()
-        norms = clip_per_seed(params, cfg)
-        optimizer.step()
-        state["step"] = step
-        maybe_kill("step")
-        errors = [float(per_sequence_bit_errors(logits[k].detach(), batch.targets[k], batch.mask[k]).mean()) for k in range(K)]
-        values = costs.detach().tolist()
-        for k in range(K):
-            if not active(k):
-                continue
-            what = "loss" if not finite[k] else ("gradient" if not torch.isfinite(norms[k]) else None)
-            if what is not None:
-                state["diverged"][k] = (step, what)
-                state["stopped"][k] = {}
-                continue
-            window = state["windows"][k]
-            window[0], window[1], window[2] = window[0] + values[k], window[1] + errors[k], window[2] + 1
-            if step % cfg.log_interval == 0 or step == cfg.steps:
-                state["curves"][k].append(point("train", step, cfg, window[0] / window[2], window[1] / window[2], started))
-                on_point(k, state["curves"][k][-1])
-                state["windows"][k] = [0.0, 0.0, 0]
-        if step % cfg.eval_interval == 0 or step == cfg.steps:
-            validate_seeds(stack, validation, step, cfg, state, started, active, on_point)
-        if on_checkpoint is not None and step % cfg.checkpoint_interval == 0 and step < cfg.steps:
-            on_checkpoint({"params": {n: p.detach().clone() for n, p in stack.params.items()},
-                           "optimizer": optimizer.state_dict(), "generators": [g.get_state() for g in generators],
-                           **{key: copy.deepcopy(state[key]) for key in state if key != "elapsed"},
-                           "elapsed": time.perf_counter() - started})
+    def validate() -> list[tuple[float, float]]:
+        costs, errors = score_seeds(stack, validation)
+        return list(zip(costs.tolist(), errors.tolist()))
 
-    results = []
-    for k in range(K):
-        curves = state["curves"][k]
-        if state["diverged"][k] is None and (not curves or curves[-1]["split"] != "val"):
-            seed_model = stack.model(k, state["stopped"][k] or None)
-            cost, errors = score(seed_model, validation)
-            curves.append(point("val", state["step"], cfg, cost, errors, started))
-        results.append({"curves": curves, "converged_step": state["converged"][k], "diverged": state["diverged"][k],
-                        "wall_s": time.perf_counter() - started,
-                        "model": stack.model(k, state["stopped"][k] or None)})
-    return results
-
-
-def validate_seeds(stack: SeedStack, validation: Batch, step: int, cfg: TrainConfig, state: dict, started: float,
-                   active, on_point) -> None:
-    """A validation point for every active seed; a seed that converges under stop_on_converge
-    is snapshotted and stops."""
-    costs, errors = score_seeds(stack, Batch(*(t.to(next(iter(stack.params.values())).device) for t in validation)))
-    for k in range(stack.k):
-        if not active(k):
-            continue
-        state["curves"][k].append(point("val", step, cfg, float(costs[k]), float(errors[k]), started))
-        on_point(k, state["curves"][k][-1])
-        if state["converged"][k] is None and float(errors[k]) < CONVERGED_BIT_ERRORS:
-            state["converged"][k] = step
-            if cfg.stop_on_converge:
-                state["stopped"][k] = stack.seed_params(k)
+    cadence = Cadence(cfg, stack.k, validate, save if on_checkpoint is not None else None,
+                      freeze=stack.seed_params, on_point=on_point, state=state)
+    with cadence:
+        while cadence.running():
+            # Stopped seeds still draw their batches: every generator stays where it would be alone.
+            batch = stack_batches([task.sample(cfg.batch_size, g) for g in generators])
+            cadence.after_step(seeds_step(stack, optimizer, params, Batch(*(t.to(device) for t in batch)), cfg))
+    # A stopped seed is scored and returned as it stopped: frozen parameters ({}: the current ones).
+    final = cadence.finish(lambda k: score(stack.model(k, cadence.state.stopped[k] or None), validation))
+    return [{"curves": final.curves[k], "converged_step": final.converged[k], "diverged": final.diverged[k],
+             "wall_s": cadence.wall_s(), "model": stack.model(k, final.stopped[k] or None)} for k in range(stack.k)]

@@ -34,22 +34,35 @@ class Scores(NamedTuple):
 
 
 @torch.no_grad()
+def score_chunks(module: torch.nn.Module, forward, batch: Batch, score) -> list:
+    """`score(logits, targets, mask)` of each chunk of CHUNK sequences of `batch`, its logits from
+    `forward(inputs)` with `module` in eval mode (restored after). The one chunk loop behind
+    score_sequences (one model) and batched.score_seeds (K seeds in one pass)."""
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    try:
+        parts = []
+        for start in range(0, batch.inputs.shape[1], CHUNK):
+            inputs, targets, mask = (t[:, start: start + CHUNK].to(device) for t in batch)
+            parts.append(score(forward(inputs), targets, mask))
+        return parts
+    finally:
+        module.train(was_training)
+
+
 def score_sequences(model: torch.nn.Module, batch: Batch, channels: dict | None = None) -> Scores:
     """Score `model` on `batch` in chunks of CHUNK sequences; `channels` ({name: slice of the
     output channels}) adds each group's cost and bit errors, scored on its channels alone (the
     group costs add up to the total)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    parts = []
-    for start in range(0, batch.inputs.shape[1], CHUNK):
-        inputs, targets, mask = (t[:, start: start + CHUNK].to(device) for t in batch)
-        logits = model(inputs)
-        groups = {"": slice(None), **(channels or {})}
-        parts.append({name: (per_sequence_bce_bits(logits[..., part], targets[..., part], mask).cpu(),
-                             per_sequence_bit_errors(logits[..., part], targets[..., part], mask).cpu())
-                      for name, part in groups.items()})
-    model.train(was_training)
+    groups = {"": slice(None), **(channels or {})}
+
+    def by_group(logits, targets, mask):
+        return {name: (per_sequence_bce_bits(logits[..., part], targets[..., part], mask).cpu(),
+                       per_sequence_bit_errors(logits[..., part], targets[..., part], mask).cpu())
+                for name, part in groups.items()}
+
+    parts = score_chunks(model, model, batch, by_group)
     joined = {name: (torch.cat([p[name][0] for p in parts]), torch.cat([p[name][1] for p in parts]))
               for name in parts[0]}
     total = joined.pop("")

@@ -1,5 +1,6 @@
-"""Shared fixtures: tests run single-threaded, like the suite's workers, so results are exact;
-and the one tiny profile the pipeline tests train (`tiny_profile`)."""
+"""Shared fixtures and helpers: tests run single-threaded, like the suite's workers, so results are
+exact; the one tiny profile the pipeline tests train (`tiny_profile`); a store snapshot for
+comparing an interrupted suite with an uninterrupted one (`snapshot`)."""
 
 import pytest
 import torch
@@ -53,3 +54,16 @@ def tiny_profile(folder, train: dict | None = None, tasks: dict | None = None, n
     path = folder / f"{name}.yaml"
     path.write_text(text)
     return str(path)
+
+
+def snapshot(store_path):
+    """Everything in a store but timings: runs' results, curves and evals, sorted (the crash tests
+    compare an interrupted-then-rerun suite with an uninterrupted one by it)."""
+    from results.store import Store
+
+    store = Store(store_path)
+    runs = store.runs()[["run_id", "status", "converged_step", "final_cost_bits", "final_bit_errors", "n_params"]]
+    curves = store.curves().drop(columns=["wall_s"])
+    evals = store.evals()
+    store.close()
+    return runs.to_dict("records"), curves.to_dict("records"), evals.to_dict("records")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import run_suite
+from conftest import snapshot
 from models import MODELS
 from models.lstm import LSTM
 from results.store import Store
@@ -43,16 +44,6 @@ def suite(profile, store, *extra, env=None, check=True):
     if check:
         assert out.returncode == 0, out.stderr
     return out
-
-
-def snapshot(store_path):
-    """Everything but timings: runs' results, curves and evals, sorted."""
-    store = Store(store_path)
-    runs = store.runs()[["run_id", "status", "converged_step", "final_cost_bits", "final_bit_errors", "n_params"]]
-    curves = store.curves().drop(columns=["wall_s"])
-    evals = store.evals()
-    store.close()
-    return runs.to_dict("records"), curves.to_dict("records"), evals.to_dict("records")
 
 
 @pytest.fixture(scope="module")
