@@ -199,10 +199,11 @@ def evaluate(args) -> int:
 
 
 def bench(args) -> int:
-    """The speed suite (benchmarks/speed.py): print the table, store the rows."""
+    """The speed suite (benchmarks/speed_suite/bench.py): print the table, store the rows."""
     from benchmarks.config import ConfigError
     from benchmarks.plan import parse_names
-    from benchmarks.speed import format_table, run_bench
+    from benchmarks.speed_suite.bench import run_bench
+    from benchmarks.speed_suite.output import format_table
     from models import MODELS
 
     try:
@@ -220,7 +221,7 @@ def bench(args) -> int:
     except StoreError as error:
         fail(str(error))
     if args.bench_profile == "interleaved":
-        from benchmarks.speed_interleaved import format_pairs, run_interleaved
+        from benchmarks.speed_suite.interleaved import format_pairs, run_interleaved
 
         rows = run_interleaved(models, args.device, args.store, args.json, threads=args.threads)
         print(format_table(rows))
@@ -264,7 +265,7 @@ def main(argv=None) -> int:
         return 0
 
     from benchmarks.baseline import check_baseline, write_baseline
-    from benchmarks.faults import maybe_kill
+    from benchmarks.process.faults import maybe_kill
     from benchmarks.executors import WorkerOptions
     from benchmarks.suite import run_specs
     from benchmarks.summary import print_summary

@@ -5,7 +5,7 @@ The loops own only their step function (forward, backward, clip, optimizer step)
 step they hand the cadence every seed's cost and bit errors, and it does the rest, in this order,
 so that every checkpoint, periodic or on Ctrl-C, is a step boundary:
 
-    step n ──> fault points   benchmarks/faults.py: the crash-safety tests kill or pause here
+    step n ──> fault points   benchmarks/process/faults.py: the crash-safety tests kill or pause here
            ──> divergence     a seed whose loss or gradient is non-finite stops, its curve closed
                               (one run: its step function raises Diverged before the parameters
                               change, and the exception leaves the cadence carrying the curve)
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 from benchmarks.config import TrainConfig
-from benchmarks.faults import maybe_kill, maybe_pause
+from benchmarks.process.faults import maybe_kill, maybe_pause
 from tasks.base import CONVERGED_BIT_ERRORS
 
 

@@ -6,7 +6,7 @@ benchmarks/batched.py and `plan.group_units`). `local` runs units in this proces
 jobs == 1, else in a pool of `jobs` worker processes. Each worker uses `threads` intra-op
 threads (default 1): small recurrent models are op-overhead bound and a second thread mostly
 adds contention, so the second core is used for a second run instead; and glibc's malloc is
-tuned to reuse freed blocks (benchmarks/allocator.py). A unit that raises is
+tuned to reuse freed blocks (benchmarks/process/allocator.py). A unit that raises is
 returned as status "failed" for each of its runs, with the error; the others go on.
 """
 
@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from benchmarks.allocator import tune_malloc
+from benchmarks.process.allocator import tune_malloc
 from benchmarks.plan import RunSpec
 from benchmarks.runner import execute, execute_group
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.faults import maybe_kill
+from benchmarks.process.faults import maybe_kill
 from benchmarks.evaluate import generalization, trace, validation_set
 from benchmarks.plan import RunSpec
 from benchmarks.seeding import derived_seed

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from benchmarks import runner, speed
+from benchmarks import runner
 from benchmarks.batched import SeedStack
 from conftest import interrupted_at_first_checkpoint
 from benchmarks.config import load_profile
@@ -80,27 +80,3 @@ def test_batched_group_resumes_from_its_checkpoint(tmp_path):
     resumed = runner.execute_group(specs, tmp_path / "b")
     for a, b in zip(whole, resumed):
         assert [(c["step"], c["cost_bits"]) for c in a["curves"]] == [(c["step"], c["cost_bits"]) for c in b["curves"]]
-
-
-@pytest.mark.parametrize("model", [n for n in MODELS if MODELS[n].supports_vmap])
-def test_the_speed_benchs_batched_step_trains_every_seed_as_it_would_alone(model):
-    """One batched-seeds iteration of the speed bench (speed.make_step on a SeedStack of 3 seeds,
-    float64): every seed's parameters change, seed k's gradient is model k's own gradient on the
-    same batch, and its Adam step lands where model k's own does."""
-    cpu = torch.device("cpu")
-    params = speed.model_params(model, speed.SMOKE_SIZES, None)
-    models = [speed.build(model, params, cpu, seed=k).double() for k in range(3)]
-    data = Batch(*(t.double() for t in speed.copy_batch(2, 5, cpu, seed=0)))
-    stack = SeedStack(models)
-    before = {n: p.detach().clone() for n, p in stack.params.items()}
-    step, _ = speed.make_step(stack, data, "train")
-    step()
-    for k, alone in enumerate(models):
-        alone_step, _ = speed.make_step(alone, data, "train")
-        alone_step()
-        assert any(p.grad[k].abs().sum() > 0 for p in stack.params.values())
-        for name, p in alone.named_parameters():
-            torch.testing.assert_close(stack.params[name].grad[k], p.grad, atol=1e-10, rtol=1e-8, msg=name)
-            torch.testing.assert_close(stack.params[name][k].detach(), p.detach(), atol=1e-10, rtol=1e-8, msg=name)
-            if p.grad.abs().sum() > 0:
-                assert not torch.equal(stack.params[name][k], before[name][k]), (k, name)

@@ -1,6 +1,6 @@
 """Ctrl-C mid-run: a real SIGINT to a suite training a batched seed group (or a single run)
 checkpoints at the next step boundary, and the rerun resumes there and equals an uninterrupted
-suite. The child is paused at a known step by the fault hook (benchmarks/faults.py:
+suite. The child is paused at a known step by the fault hook (benchmarks/process/faults.py:
 NTM_BENCH_PAUSE_AT), which announces itself on stderr and waits for the signal, so the test never
 races a running child with a sleep."""
 
@@ -16,7 +16,7 @@ import torch
 import run_suite
 from benchmarks import runner
 from benchmarks.config import load_profile
-from benchmarks.faults import PAUSE_ENV, PAUSED
+from benchmarks.process.faults import PAUSE_ENV, PAUSED
 from benchmarks.plan import plan_runs
 from conftest import snapshot
 

@@ -1,4 +1,4 @@
-"""The speed benchmark (benchmarks/speed.py) end to end at toy sizes: rows in the store and the
+"""The speed benchmark (benchmarks/speed_suite/bench.py) end to end at toy sizes: rows in the store and the
 JSON file with the speed table's columns, one reference row per (mode, batch, steps), ratios to it,
 compile variants, batched seeds, both sweeps, and the memory guard. Real compilation takes tens of
 seconds, so torch.compile is replaced by the identity: every model's real compile_step runs, with
@@ -12,12 +12,16 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks import speed
-from benchmarks.allocator import tune_malloc
+from benchmarks.batched import SeedStack
+from benchmarks.speed_suite import bench as speed_bench
+from benchmarks.speed_suite import configs, output
+from benchmarks.speed_suite import memory as speed_memory
+from benchmarks.process.allocator import tune_malloc
 from models import BUILTIN, MODELS
 from reports import speed as speed_report
+from tasks.base import Batch
 
-SEEDS = speed.PROFILES["smoke"].seeds[0]   # the smoke profile's one batched seed count
+SEEDS = configs.PROFILES["smoke"].seeds[0]   # the smoke profile's one batched seed count
 
 
 def patch_compile(patch: pytest.MonkeyPatch) -> None:
@@ -36,7 +40,7 @@ def bench(tmp_path_factory):
     folder = tmp_path_factory.mktemp("speed")
     with pytest.MonkeyPatch.context() as patch:
         patch_compile(patch)
-        rows = speed.run_bench(list(BUILTIN), "cpu", str(folder / "s.sqlite"), str(folder / "s.json"), profile="smoke",
+        rows = speed_bench.run_bench(list(BUILTIN), "cpu", str(folder / "s.sqlite"), str(folder / "s.json"), profile="smoke",
                                progress=False, max_mem_mb=float("inf"))
     return rows, folder
 
@@ -54,7 +58,7 @@ def test_rows_reach_the_store_and_the_json_file_with_the_table_columns(bench):
 
 def test_every_configuration_has_a_reference_and_a_ratio_against_it(bench):
     rows, _ = bench
-    refs = {(r["mode"], r["batch"], r["seq_len"]): r for r in rows if r["model"] == speed.REFERENCE}
+    refs = {(r["mode"], r["batch"], r["seq_len"]): r for r in rows if r["model"] == configs.REFERENCE}
     assert {(r["mode"], r["batch"], r["seq_len"]) for r in rows} == set(refs)
     assert {(m, b) for m in ("forward", "train") for b in (1, 2)} <= {(m, b) for m, b, _ in refs}
     for row in rows:
@@ -96,7 +100,7 @@ def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(ben
         assert row["seqs_per_s"] == pytest.approx(SEEDS * row["batch"] * extra["iters"] / extra["timed_s"])
         assert extra["wall_vs_one_seed"] == pytest.approx(extra["median_iter_s"] / one["median_iter_s"])
         assert extra["wall_vs_one_seed"] > 0 and ("compile_s" in extra) == row["model"].endswith("+compile")
-    table = speed.format_table(rows)
+    table = output.format_table(rows)
     assert f"ntm/train/b1/n8/t5/s{SEEDS}" in table and "x 1 seed" in table
     _, shown = speed_report.speed_table(pd.DataFrame(rows))
     assert shown.loc[shown.name == f"ntm/train/b2/n8/t5/s{SEEDS}", "wall_vs_one_seed"].item() != "n/a"
@@ -117,14 +121,14 @@ def test_format_table_lists_every_row():
             {"bench_id": "b", "name": "y/train/b1/t5", "model": "y", "device": "cpu (2 cores)", "threads": 1,
              "torch_version": "t", "seqs_per_s": None, "ratio_to_lstm": None, "peak_mem_mb": None, "n_params": None,
              "extra_json": json.dumps({"skipped": "too big"})}]
-    table = speed.format_table(rows)
+    table = output.format_table(rows)
     assert "x/train/b1/t5" in table and "skipped: too big" in table and "x(a=1)" in table
 
 
 def test_configurations_over_the_memory_budget_are_recorded_as_skipped(no_compile):
-    profile = speed.BenchProfile("tiny", (1,), ("train",), speed.PROFILES["smoke"].timing, steps=3, compile=False,
-                                 sizes=dict(speed.SMOKE_SIZES))
-    rows = speed.run_bench(["ntm"], "cpu", None, None, profile, progress=False, max_mem_mb=1e-6)
+    profile = configs.BenchProfile("tiny", (1,), ("train",), configs.PROFILES["smoke"].timing, steps=3, compile=False,
+                                 sizes=dict(configs.SMOKE_SIZES))
+    rows = speed_bench.run_bench(["ntm"], "cpu", None, None, profile, progress=False, max_mem_mb=1e-6)
     ref, ntm = rows
     assert ref["seqs_per_s"] > 0 and ntm["seqs_per_s"] is None and ntm["ratio_to_lstm"] is None
     assert "exceeds" in json.loads(ntm["extra_json"])["skipped"]
@@ -132,8 +136,8 @@ def test_configurations_over_the_memory_budget_are_recorded_as_skipped(no_compil
 
 def test_the_memory_estimate_grows_with_memory_batch_steps_and_seeds():
     def estimate(memory, batch, steps, seeds=1):
-        params = speed.model_params("ntm", speed.SMOKE_SIZES, memory)
-        return speed.estimate_mb("ntm", params, speed.Config("ntm", False, "train", batch, memory, steps, seeds), {})
+        params = configs.model_params("ntm", configs.SMOKE_SIZES, memory)
+        return speed_memory.estimate_mb("ntm", params, configs.Config("ntm", False, "train", batch, memory, steps, seeds), {})
 
     base = estimate(8, 1, 5)
     assert 0 < base < estimate(64, 1, 5) and base < estimate(8, 2, 5) and base < estimate(8, 1, 9)
@@ -142,17 +146,17 @@ def test_the_memory_estimate_grows_with_memory_batch_steps_and_seeds():
 
 def test_bad_names_and_devices_are_refused():
     with pytest.raises(KeyError, match="known"):
-        speed.run_bench(["nope"], "cpu", None, None, "smoke", progress=False)
+        speed_bench.run_bench(["nope"], "cpu", None, None, "smoke", progress=False)
     with pytest.raises(KeyError, match="known"):
-        speed.run_bench(["ntm"], "cpu", None, None, "nope", progress=False)
+        speed_bench.run_bench(["ntm"], "cpu", None, None, "nope", progress=False)
     with pytest.raises(ValueError):
-        speed.run_bench(["ntm"], "mps" if not torch.backends.mps.is_available() else "xla", None, None, "smoke",
+        speed_bench.run_bench(["ntm"], "mps" if not torch.backends.mps.is_available() else "xla", None, None, "smoke",
                         progress=False)
 
 
 def test_copy_batches_have_exactly_the_requested_steps():
     for steps in (3, 4, 41):
-        data = speed.copy_batch(2, steps, torch.device("cpu"), 0)
+        data = configs.copy_batch(2, steps, torch.device("cpu"), 0)
         assert data.inputs.shape == (steps, 2, 9) and data.mask.shape == (steps, 2)
         assert data.mask.sum() == 2 * ((steps - 1) // 2)
 
@@ -168,14 +172,14 @@ def test_malloc_is_tuned_once_on_glibc_and_says_so_elsewhere():
 
 
 def test_interleaved_rows_time_every_contender_in_turns_with_ratios_between_them(tmp_path, no_compile):
-    """benchmarks/speed_interleaved.py at toy sizes: the reference, each model eager and
+    """benchmarks/speed_suite/interleaved.py at toy sizes: the reference, each model eager and
     compiled (torch.compile as the identity), per-round times, and `vs` ratios that agree with
     them."""
-    from benchmarks.speed_interleaved import format_pairs, run_interleaved
-    from benchmarks.speed_setup import SMOKE_SIZES
+    from benchmarks.speed_suite.interleaved import format_pairs, run_interleaved
+    from benchmarks.speed_suite.configs import SMOKE_SIZES
     rows = run_interleaved(["ntm", "dnc"], "cpu", str(tmp_path / "s.sqlite"), None, batches=(2,), rounds=3,
                            round_s=0.0, sizes=SMOKE_SIZES, progress=False)
-    assert [r["model"] for r in rows] == [speed.REFERENCE, "ntm", "ntm+compile", "dnc", "dnc+compile"]
+    assert [r["model"] for r in rows] == [configs.REFERENCE, "ntm", "ntm+compile", "dnc", "dnc+compile"]
     assert sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT COUNT(*) FROM speed").fetchone() == (5,)
     times = {r["model"]: json.loads(r["extra_json"])["round_iter_s"] for r in rows}
     for row in rows:
@@ -184,9 +188,33 @@ def test_interleaved_rows_time_every_contender_in_turns_with_ratios_between_them
         assert row["seqs_per_s"] == pytest.approx(2 / sorted(extra["round_iter_s"])[1])
         for other, ratio in extra["vs"].items():
             assert ratio == pytest.approx(sorted(a / b for a, b in zip(times[row["model"]], times[other]))[1])
-        assert row["ratio_to_lstm"] == pytest.approx(1 / extra["vs"][speed.REFERENCE] if extra["vs"].get(
-            speed.REFERENCE) else 1.0)
+        assert row["ratio_to_lstm"] == pytest.approx(1 / extra["vs"][configs.REFERENCE] if extra["vs"].get(
+            configs.REFERENCE) else 1.0)
     assert format_pairs(rows).splitlines() == [
         f"batch 2: dnc takes {json.loads(rows[3]['extra_json'])['vs']['ntm']:.2f} x the time per step of ntm",
         f"batch 2: dnc+compile takes {json.loads(rows[4]['extra_json'])['vs']['ntm+compile']:.2f} x the time per "
         "step of ntm+compile"]
+
+
+@pytest.mark.parametrize("model", [n for n in MODELS if MODELS[n].supports_vmap])
+def test_the_speed_benchs_batched_step_trains_every_seed_as_it_would_alone(model):
+    """One batched-seeds iteration of the speed bench (speed_bench.make_step on a SeedStack of 3 seeds,
+    float64): every seed's parameters change, seed k's gradient is model k's own gradient on the
+    same batch, and its Adam step lands where model k's own does."""
+    cpu = torch.device("cpu")
+    params = configs.model_params(model, configs.SMOKE_SIZES, None)
+    models = [configs.build(model, params, cpu, seed=k).double() for k in range(3)]
+    data = Batch(*(t.double() for t in configs.copy_batch(2, 5, cpu, seed=0)))
+    stack = SeedStack(models)
+    before = {n: p.detach().clone() for n, p in stack.params.items()}
+    step, _ = speed_bench.make_step(stack, data, "train")
+    step()
+    for k, alone in enumerate(models):
+        alone_step, _ = speed_bench.make_step(alone, data, "train")
+        alone_step()
+        assert any(p.grad[k].abs().sum() > 0 for p in stack.params.values())
+        for name, p in alone.named_parameters():
+            torch.testing.assert_close(stack.params[name].grad[k], p.grad, atol=1e-10, rtol=1e-8, msg=name)
+            torch.testing.assert_close(stack.params[name][k].detach(), p.detach(), atol=1e-10, rtol=1e-8, msg=name)
+            if p.grad.abs().sum() > 0:
+                assert not torch.equal(stack.params[name][k], before[name][k]), (k, name)

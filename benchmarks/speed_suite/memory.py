@@ -1,4 +1,4 @@
-"""Memory of the speed benchmark (benchmarks/speed.py): the peak memory of one iteration, and the
+"""Memory of the speed benchmark (benchmarks/speed_suite/bench.py): the peak memory of one iteration, and the
 estimate and budget that skip configurations too big to run.
 
 Peak memory (peak_mem_mb) comes from one more, untimed iteration:
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks.speed_setup import WIDTH, Config
+from benchmarks.speed_suite.configs import WIDTH, Config
 from models import MODELS
 
 MB = 2**20

@@ -29,10 +29,10 @@ Timing (as nanoGPT's bench.py): one warm-up iteration, `burn_in` more, then time
 at least `min_iters` of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after
 every iteration (a training loop reads its loss every step). The intra-op thread count is set
 (default 1: two threads made small recurrent models 2-26x slower under load) and recorded, and so is the C allocator's tuning, which training
-workers get too (benchmarks/allocator.py; extra_json.allocator).
+workers get too (benchmarks/process/allocator.py; extra_json.allocator).
 
 Peak memory (peak_mem_mb), and the memory estimate and budget that skip configurations too big to
-run, are measured in benchmarks/speed_memory.py: its docstring says how, on CPU and on CUDA.
+run, are measured in benchmarks/speed_suite/memory.py: its docstring says how, on CPU and on CUDA.
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ import torch
 from torch import nn
 
 from benchmarks.batched import SeedStack
-from benchmarks.allocator import tune_malloc
+from benchmarks.process.allocator import tune_malloc
 from benchmarks.executors import intra_op_threads
-from benchmarks.speed_memory import estimate_mb, memory_budget_mb, peak_memory
-from benchmarks.speed_output import format_table, log, write  # noqa: F401 - format_table stays importable here
-from benchmarks.speed_setup import (  # noqa: F401 - the setup stays importable from here
+from benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb, peak_memory
+from benchmarks.speed_suite.output import log, write
+from benchmarks.speed_suite.configs import (
     PAPER_SIZES, PROFILES, REFERENCE, REFERENCE_LABEL, SMOKE_SIZES, SWEEP_MODELS, WIDTH, BenchProfile, Config,
     ReferenceLSTM, Timing,
     build, copy_batch, model_params, plan)
@@ -246,7 +246,7 @@ def run_bench(models: list[str], device: str, store_path: str | None, json_path:
     if unknown:
         raise KeyError(f"unknown models {unknown} (known: {', '.join(MODELS)})")
     dev, described = resolve_device(device)
-    tune_malloc()   # as in training workers: see benchmarks/allocator.py
+    tune_malloc()   # as in training workers: see benchmarks/process/allocator.py
     with intra_op_threads(threads):
         configs = plan(list(dict.fromkeys(models)), prof)
         bench_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"

@@ -1,4 +1,4 @@
-"""What the speed benchmark (benchmarks/speed.py) runs: its profiles (batch sizes, modes, timing
+"""What the speed benchmark (benchmarks/speed_suite/bench.py) runs: its profiles (batch sizes, modes, timing
 budget, sweeps, seed counts, model sizes), the configurations a profile expands to, the models built for them
 (the registry's, and the torch.nn.LSTM reference) and the fixed copy batches they run on.
 """

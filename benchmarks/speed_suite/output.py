@@ -1,4 +1,4 @@
-"""What the speed benchmark (benchmarks/speed.py) hands out: a progress line per row, the rows in
+"""What the speed benchmark (benchmarks/speed_suite/bench.py) hands out: a progress line per row, the rows in
 the store's speed table and a JSON file, and the plain-text table that run_suite.py --bench
 prints."""
 
@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.speed_setup import REFERENCE
+from benchmarks.speed_suite.configs import REFERENCE
 
 
 def log(progress: bool, done: int, total: int, row: dict) -> None:

@@ -1,7 +1,7 @@
 """Interleaved speed rows: models timed in alternating rounds in one process, for ratios between
 models that survive a machine whose speed drifts over minutes.
 
-The main suite (benchmarks/speed.py) times one configuration after another; on the 2-core VM
+The main suite (benchmarks/speed_suite/bench.py) times one configuration after another; on the 2-core VM
 this project runs on, the reference LSTM's speed moved 1.7x within a day, so two rows measured
 minutes apart can disagree by more than the difference being measured (the DNC-within-2x-NTM
 target). Here every contender of one batch size (the reference LSTM, each model eager and, where
@@ -26,12 +26,12 @@ import uuid
 
 import torch
 
-from benchmarks.allocator import tune_malloc
+from benchmarks.process.allocator import tune_malloc
 from benchmarks.executors import intra_op_threads
 from benchmarks.devices import resolve_device
-from benchmarks.speed import make_row, make_step, sync, write
-from benchmarks.speed_output import log
-from benchmarks.speed_setup import PAPER_SIZES, REFERENCE, REFERENCE_LABEL, build, copy_batch, model_params
+from benchmarks.speed_suite.bench import make_row, make_step, sync, write
+from benchmarks.speed_suite.output import log
+from benchmarks.speed_suite.configs import PAPER_SIZES, REFERENCE, REFERENCE_LABEL, build, copy_batch, model_params
 
 STEPS = 41  # copy length 20, delimiter, 20 outputs
 
