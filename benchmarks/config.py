@@ -146,7 +146,6 @@ def check_eval(block, axes: tuple[str, ...], where: str) -> None:
     set several axes at once (the paper's repeat-copy tests: length 20 with 10 repeats)."""
     if not isinstance(block, dict):
         raise ConfigError(f"{where}: expected a mapping of axis: [values], got {type(block).__name__}")
-    known = ", ".join(axes) or "none"
     for axis, values in block.items():
         if axis == "joint":
             if not isinstance(values, list) or not all(isinstance(p, dict) and len(p) >= 2 for p in values):

@@ -64,7 +64,7 @@ def load_checkpoint(path: Path) -> dict | None:
         aside = path.with_suffix(".corrupt")
         os.replace(path, aside)
         warnings.warn(f"checkpoint {path} is unreadable ({error.__class__.__name__}); moved to {aside}, "
-                      "the run restarts from scratch")
+                      "the run restarts from scratch", stacklevel=2)
         return None
 
 
