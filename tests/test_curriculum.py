@@ -15,6 +15,10 @@ from benchmarks.config import ConfigError, load_profile
 from benchmarks.curriculum import Curriculum, read
 from benchmarks.plan import RunSpec, group_units, plan_runs
 from conftest import snapshot, tiny_profile
+from reports import figures
+from reports.curriculum import draw_curriculum, growth
+from reports.style import model_colors, model_label, new_figure
+from results.store import Store
 from tasks import TASKS
 from tasks.copy import Copy
 
@@ -139,11 +143,18 @@ def suite(profile: str, store: Path, env: dict | None = None) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def reference_store(tmp_path_factory) -> Path:
+    """An uninterrupted suite of the tiny profile with a curriculum: NTM seeds 1 and 2 as one
+    batched group, then the LSTM seeds alone."""
     folder = tmp_path_factory.mktemp("curriculum_reference")
     out = suite(tiny_profile(folder, KILL_TRAIN, KILL_TASKS), folder / "reference.sqlite")
     assert out.returncode == 0, out.stderr
-    return snapshot(folder / "reference.sqlite")
+    return folder / "reference.sqlite"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(reference_store):
+    return snapshot(reference_store)
 
 
 # step:8 stops the first unit (a batched NTM group) 3 steps past its checkpoint at 5, across the
@@ -158,3 +169,41 @@ def test_curriculum_resumes_bit_for_bit_after_a_kill(kill_at, tmp_path, uninterr
     rerun = suite(profile, store)
     assert rerun.returncode == 0, rerun.stderr
     assert snapshot(store) == uninterrupted
+
+
+def test_the_report_reads_the_same_schedule_from_config_json():
+    config = {"train": {"steps": 40, "batch_size": 4, "curriculum": SCHEDULE}, "task_params": {"max_length": 7}}
+    maxima = [read(SCHEDULE).maximum(s, 7) for s in range(40)]
+    by_rises = [(s, maxima[s]) for s in range(1, 40) if maxima[s] > maxima[s - 1]]
+    assert growth(config) == by_rises == [(3, 4), (6, 6), (9, 7)]
+    assert growth({**config, "train": {**config["train"], "steps": 6}}) == [(3, 4)]   # a rise needs a batch after it
+    assert growth({"train": {"steps": 40}, "task_params": {}}) == []
+
+
+def without_curriculum(text: str) -> str:
+    config = json.loads(text)
+    del config["train"]["curriculum"]
+    return json.dumps(config)
+
+
+def test_learning_curves_mark_where_the_maximum_grows(reference_store, tmp_path):
+    store = Store(reference_store)
+    runs, curves = store.runs(), store.curves()
+    store.close()
+    colors = model_colors(set(runs.model))
+    rises = [12, 24, 36]   # after steps 3, 6 and 9 at batch size 4 (max length 2, 3, 4)
+    # One schedule shared by both models: one grey set of ticks; only the LSTM's: in its colour.
+    lstm_only = runs.assign(config_json=[t if m == "lstm" else without_curriculum(t)
+                                         for m, t in zip(runs.model, runs.config_json)])
+    both = f"{model_label('ntm')}, {model_label('lstm')}"
+    for frame, color, who in ((runs, "0.3", both), (lstm_only, colors["lstm"], "LSTM")):
+        axes = new_figure(6, 3).subplots(1, 2)
+        handles, caption = draw_curriculum(axes, frame, colors, xmax=48.0)
+        for ax in axes:
+            assert sorted(line.get_xdata()[0] for line in ax.get_lines()) == rises
+            assert all(line.get_color() == color for line in ax.get_lines())
+        assert len(handles) == 1 and f"{who}: max length 1 → 4, +1 every 3 steps" in caption
+    assert draw_curriculum(axes, runs.assign(config_json=runs.config_json.map(without_curriculum)), colors, 48.0) \
+        == ([], "")
+    saved = figures.learning_curves("copy", runs, curves, {}, colors, tmp_path)
+    assert "Ticks along the top edge" in saved.caption and (tmp_path / saved.png).is_file()
