@@ -20,17 +20,18 @@ what it would have, and every seed of a batched group follows the schedule by it
 (the default) samples from the task itself, so those runs draw exactly the random numbers they
 always have, and RunSpec.config() leaves the key out so their run_ids do not change.
 
-Tasks follow a curriculum by reading their training range from `self.min_<axis>` and
-`self.max_<axis>` in `sample`, as the built-in ones do; the planner checks that both exist.
+Tasks follow a curriculum through two declared hooks of tasks/base.py: `min_size`/`max_size` (the
+training range, which the planner checks `start` against) and `capped(axis, maximum)`, by default
+a shallow copy with `max_<axis>` set, which the built-in tasks' `sample` reads.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable
 
 from benchmarks.values import ValueProblem, number
+from tasks.base import Task
 
 NONE = "none"
 KEYS = ("axis", "start", "every", "step")
@@ -78,9 +79,9 @@ def read(value, where: str = "train.curriculum") -> Curriculum | str:
     return Curriculum(value["axis"], **counts)
 
 
-def check_task(curriculum: Curriculum | str, task) -> None:
-    """Raise ValueError unless `task` can follow `curriculum`: the axis is one of its axes, it
-    has min_<axis> and max_<axis>, and start lies between them (below the minimum no size can be
+def check_task(curriculum: Curriculum | str, task: Task) -> None:
+    """Raise ValueError unless `task` can follow `curriculum`: the axis is one of its axes with a
+    training range (min_size, max_size), and start lies in it (below the minimum no size can be
     drawn; above the maximum the curriculum would never act)."""
     if curriculum == NONE:
         return
@@ -88,29 +89,28 @@ def check_task(curriculum: Curriculum | str, task) -> None:
     if axis not in task.axes:
         raise ValueError(f"train.curriculum.axis: {type(task).__name__} has no axis {axis!r} "
                          f"(known: {', '.join(task.axes) or 'none'})")
-    low, high = getattr(task, f"min_{axis}", None), getattr(task, f"max_{axis}", None)
-    if not isinstance(low, int) or not isinstance(high, int):
-        raise ValueError(f"train.curriculum.axis: {type(task).__name__} has no integer min_{axis} and max_{axis} "
+    low, high = task.min_size(axis), task.max_size(axis)
+    if low is None or high is None:
+        raise ValueError(f"train.curriculum.axis: {type(task).__name__} has no training range min_{axis}..max_{axis} "
                          f"to schedule")
     if not low <= curriculum.start <= high:
         raise ValueError(f"train.curriculum.start {curriculum.start} must lie in the task's training range "
                          f"min_{axis}..max_{axis} = {low}..{high}")
 
 
-def scheduled(task, curriculum: Curriculum | str) -> Callable[[int], object]:
+def scheduled(task: Task, curriculum: Curriculum | str) -> Callable[[int], Task]:
     """steps done -> the task to draw the next training batch from. Without a curriculum it is
-    `task` itself; with one, a shallow copy whose max_<axis> is the schedule's (one per maximum,
-    kept), so the task's sample draws the same kinds of random numbers it always does."""
+    `task` itself; with one, `task.capped(axis, maximum)` (one per maximum, kept), so the task's
+    sample draws the same kinds of random numbers it always does."""
     if curriculum == NONE:
         return lambda steps_done: task
-    full = getattr(task, f"max_{curriculum.axis}")
-    views: dict[int, object] = {}
+    full = task.max_size(curriculum.axis)
+    views: dict[int, Task] = {}
 
-    def at(steps_done: int):
+    def at(steps_done: int) -> Task:
         maximum = curriculum.maximum(steps_done, full)
         if maximum not in views:
-            views[maximum] = copy.copy(task)
-            setattr(views[maximum], f"max_{curriculum.axis}", maximum)
+            views[maximum] = task.capped(curriculum.axis, maximum)
         return views[maximum]
 
     return at

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import runner
 from benchmarks.config import ConfigError, load_profile
@@ -19,6 +20,7 @@ from reports import figures
 from reports.curriculum import draw_curriculum, growth
 from reports.style import model_colors, model_label, new_figure
 from results.store import Store
+from tasks import BUILTIN as BUILTIN_TASKS
 from tasks import TASKS
 from tasks.copy import Copy
 
@@ -38,6 +40,21 @@ def test_the_maximum_is_the_hand_computed_schedule():
     assert [curriculum.maximum(s, 7) for s in range(13)] == by_hand == [expected_max(s) for s in range(13)]
     assert read({"axis": "length", "start": 3, "every": 10}) == Curriculum("length", 3, 10, 1)   # step defaults to 1
     assert read("none") == "none"
+
+
+@pytest.mark.parametrize("name", BUILTIN_TASKS)
+def test_every_task_can_be_capped_along_each_axis(name):
+    """capped(axis, minimum) draws no longer a batch than the minimum with the other axes at their
+    largest, and leaves the task itself as it was."""
+    task = TASKS[name]()
+    for axis in task.axes:
+        low, high = task.min_size(axis), task.max_size(axis)
+        view = task.capped(axis, low)
+        assert view.max_size(axis) == low and task.max_size(axis) == high
+        largest = {**{a: task.max_size(a) for a in task.axes}, axis: low}
+        longest = task.sample(4, torch.Generator().manual_seed(0), **largest)
+        drawn = view.sample(64, torch.Generator().manual_seed(1))
+        assert drawn.inputs.shape[0] <= longest.inputs.shape[0]
 
 
 class RecordingCopy(Copy):
