@@ -28,6 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from benchmarks.cadence import Cadence, StepScores, from_group_snapshot, group_snapshot
 from benchmarks.config import TrainConfig
+from benchmarks.curriculum import scheduled
 from benchmarks.evaluate import score, score_chunks
 from benchmarks.train import make_optimizer
 from tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
@@ -162,10 +163,12 @@ def train_seeds(models: list[torch.nn.Module], task: Task, cfg: TrainConfig, gen
 
     cadence = Cadence(cfg, stack.k, validate, save if on_checkpoint is not None else None,
                       freeze=stack.seed_params, on_point=on_point, state=state)
+    training_task = scheduled(task, cfg.curriculum)   # one schedule, by the group's step, for every seed
     with cadence:
         while cadence.running():
             # Stopped seeds still draw their batches: every generator stays where it would be alone.
-            batch = stack_batches([task.sample(cfg.batch_size, g) for g in generators])
+            drawn = training_task(cadence.state.step)
+            batch = stack_batches([drawn.sample(cfg.batch_size, g) for g in generators])
             cadence.after_step(seeds_step(stack, optimizer, params, Batch(*(t.to(device) for t in batch)), cfg))
     # A stopped seed is scored and returned as it stopped: frozen parameters ({}: the current ones).
     final = cadence.finish(lambda k: score(stack.model(k, cadence.state.stopped[k] or None), validation))

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks import constructors, plugins
+from benchmarks.curriculum import Curriculum, read as read_curriculum
 from benchmarks.values import coerce_keys
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -55,6 +56,12 @@ class TrainConfig:
                                       # call (SequenceModel.compile_step; ~1.5 min warm-up on a
                                       # 2-core CPU, then 4-6x faster NTM steps; results equal
                                       # eager ones to float rounding, not bit for bit)
+    curriculum: str | Curriculum = "none"  # "none", or {axis: length, start: 2, every: 500, step: 1}:
+                                      # the task's max_<axis> starts at `start`, grows by `step` every
+                                      # `every` steps up to the task's own, and batches draw sizes in
+                                      # [min_<axis>, that]; validation keeps the full task so curves
+                                      # compare (benchmarks/curriculum.py). Left out of the run config
+                                      # when "none", so the run_ids of runs without one stand
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_interval", "eval_size", "log_interval", "checkpoint_interval"):
@@ -64,6 +71,10 @@ class TrainConfig:
             raise ConfigError(f"train.optimizer must be adam or rmsprop, got {self.optimizer!r}")
         if not self.lr > 0 or not self.clip > 0:
             raise ConfigError(f"train.lr and train.clip must be positive, got {self.lr!r}, {self.clip!r}")
+        try:  # a mapping becomes a (frozen, hashable) Curriculum; its check against the task is the planner's
+            object.__setattr__(self, "curriculum", read_curriculum(self.curriculum))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 @dataclass(frozen=True)

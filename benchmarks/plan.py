@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from benchmarks import constructors, plugins
+from benchmarks import constructors, curriculum, plugins
 from benchmarks.config import ConfigError, Profile, TrainConfig, make_train
 from benchmarks.evaluate import eval_points
 
@@ -53,7 +53,7 @@ class RunSpec:
             "task": self.task,
             "task_params": self.task_params,
             "eval": self.eval,
-            "train": dataclasses.asdict(self.train),
+            "train": train_config(self.train),
             "seed": self.seed,
         }
 
@@ -70,6 +70,15 @@ class RunSpec:
     def run_id(self) -> str:
         text = json.dumps(self.config(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def train_config(train: TrainConfig) -> dict:
+    """The training config as the run config records it. A curriculum of "none" is left out, so
+    runs without one keep the run_ids they had before the option existed."""
+    config = dataclasses.asdict(train)
+    if config["curriculum"] == curriculum.NONE:
+        del config["curriculum"]
+    return config
 
 
 def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
@@ -167,6 +176,10 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
             task.check_size(sizes)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: eval: {error}") from None
+    try:
+        curriculum.check_task(spec.train.curriculum, task)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def group_units(specs: list[RunSpec]) -> list[list[RunSpec]]:

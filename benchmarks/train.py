@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.cadence import Cadence, Diverged, StepScores, from_run_snapshot, run_snapshot
 from benchmarks.config import TrainConfig
+from benchmarks.curriculum import scheduled
 from benchmarks.evaluate import score
 from benchmarks.rmsprop import GravesRMSprop
 from tasks.base import Batch, Task, bit_errors, cost_bits
@@ -107,10 +108,11 @@ def train(
 
     cadence = Cadence(cfg, 1, lambda: [score(model, validation)], save if on_checkpoint is not None else None,
                       on_point=shown, state=state)
+    training_task = scheduled(task, cfg.curriculum)   # steps done -> the task itself, or its curriculum's
     with bar, cadence:
         while cadence.running():
             model.train()
-            batch = Batch(*(t.to(device) for t in task.sample(cfg.batch_size, data)))
+            batch = Batch(*(t.to(device) for t in training_task(cadence.state.step).sample(cfg.batch_size, data)))
             cost, errors = train_step(model, optimizer, params, batch, cfg, cadence.state.step + 1)
             cadence.after_step(StepScores([cost], [errors]))
             bar.update(1)

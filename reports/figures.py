@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from reports import reference as ref
+from reports.curriculum import draw_curriculum
 from reports.style import (SEQUENCE_FORMATTER, Saved, axis_label, model_label, new_figure, order, plural, save,
                            set_value_scale, styled, task_label)
 
@@ -197,13 +198,15 @@ def learning_curves(task: str, runs: pd.DataFrame, curves: pd.DataFrame, referen
         cost_ax.set(title="cost (validation; dashed: training)", ylabel="cost (bits / sequence)")
         error_ax.set(title="bit errors (validation)", ylabel="bit errors (bits / sequence)")
         sequence_axis((cost_ax, error_ax), xmax, beyond_count(curve, models, xmax))
+        rise_handles, rise_caption = draw_curriculum((cost_ax, error_ax), runs, colors, xmax)
+        handles += rise_handles
         fig.suptitle(f"{task_label(task)}: learning curves")
         fig.legend(handles=handles, loc="outside lower center", ncols=2 if len(handles) > 6 else 3, fontsize="small")
         caption = (f"{task_label(task)}: cost and bit errors in bits per sequence (y: {cost_scale} / {error_scale} "
                    f"scale) against training sequences seen. Thick line: validation median over seeds, band: "
                    f"interquartile range; dashed: training cost. Seeds per model (status done): "
                    f"{', '.join(f'{model_label(m)} {n}' for m, n in counts.items())}. "
-                   + reference_note(reference, task) + setting_note(difference))
+                   + reference_note(reference, task) + setting_note(difference) + rise_caption)
         return save(fig, out_dir, f"{task}_learning", f"{task_label(task)}: learning curves", caption)
 
 

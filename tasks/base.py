@@ -15,6 +15,7 @@ both averaged over the sequences of the batch. `logits > 0` is `sigmoid(logits) 
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import NamedTuple
 
@@ -70,6 +71,20 @@ class Task:
         """The largest training value of `axis` (`max_<axis>` of the task), or None."""
         value = vars(self).get(f"max_{axis}")
         return None if value is None else int(value)
+
+    def min_size(self, axis: str) -> int | None:
+        """The smallest training value of `axis` (`min_<axis>` of the task), or None."""
+        value = vars(self).get(f"min_{axis}")
+        return None if value is None else int(value)
+
+    def capped(self, axis: str, maximum: int) -> Task:
+        """This task with its training draws of `axis` going up to `maximum` only (train.curriculum,
+        benchmarks/curriculum.py): a shallow copy with `max_<axis>` set, which `sample` reads. What
+        was derived from the full range at construction (repeat copy's count normalization) stays.
+        A task that draws its training sizes otherwise overrides this."""
+        view = copy.copy(self)
+        setattr(view, f"max_{axis}", int(maximum))
+        return view
 
     def check_size(self, size: dict) -> None:
         """Raise ValueError naming the axis when `size` has an unknown axis or a value < 1."""

@@ -43,7 +43,7 @@ def test_tasks_declare_what_the_harness_reads(name):
     assert isinstance(task, Task) and task.axes
     for group in (task.channels or {}).values():
         assert 0 <= group.start < group.stop <= task.output_size
-    assert all(task.max_size(axis) is not None for axis in task.axes)
+    assert all(task.max_size(axis) is not None and task.min_size(axis) is not None for axis in task.axes)
 
 
 def test_the_harness_does_not_probe_models_or_tasks():
