@@ -51,7 +51,7 @@ from torch import nn
 
 from models import dnc_fused
 from models import dnc_memory as dm
-from models import memory as mem
+from models import ntm_memory as mem
 from models.fused_cell import seeds_logits
 from models.base import COMPILE_CHUNK, SequenceModel, pad_steps, positive
 

@@ -4,8 +4,8 @@ Why: as for the NTM (models.ntm_fused), a DNC step at the NTM paper's size is ~8
 ops, and autograd's bookkeeping for them, not their arithmetic, is most of a training step on a
 2-core CPU. The forward pass here runs the math of `DNC.step` with autograd off and keeps what
 the backward needs; the backward walks the sequence in reverse with the derivatives of
-models.memory_grad (content lookup, erase/add write) and models.dnc_grad (usage, allocation,
-links, read modes), and the weight gradients are summed over all time steps in one matmul each
+models.ntm_memory_grad (content lookup, erase/add write) and models.dnc_memory_grad (usage,
+allocation, links, read modes), and the weight gradients are summed over all time steps in one matmul each
 at the end. `DNC.step` stays the plain reference: tests/test_dnc_fused.py checks outputs and
 gradients against it and runs gradcheck on this Function.
 
@@ -26,10 +26,10 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from models import dnc_grad as dgrad
+from models import dnc_memory_grad as dgrad
 from models import dnc_memory as dm
-from models import memory as mem
-from models import memory_grad as grad
+from models import ntm_memory as mem
+from models import ntm_memory_grad as grad
 from models.fused_cell import affine, input_gates, layer_grads, lstm_cell, lstm_cell_grad, stack_steps
 
 STATE = 9  # h, c, reads, memory, usage, link, precedence, read weights, write weights

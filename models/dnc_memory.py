@@ -2,7 +2,8 @@
 
 Graves et al., "Hybrid computing using a neural network with dynamic external memory", Nature 538
 (2016), Methods, "Memory addressing". Content lookup, reading and the erase/add write are the
-NTM's (models.memory.content_weights, read, write); this module holds what the DNC adds.
+NTM's (models.ntm_memory.content_weights, read, write); this module holds what the DNC adds, and
+models.dnc_memory_grad their hand-derived gradients (as models.ntm_memory_grad the NTM's).
 
 Shapes: B batch, R read heads, N memory locations. There is one write head, so a write weighting
 is [B, N]. All read heads are handled at once, nothing branches on data, and no input is mutated
@@ -56,7 +57,7 @@ def allocation(usage: torch.Tensor) -> torch.Tensor:
 
 
 def allocation_parts(usage: torch.Tensor):
-    """`allocation` and what its gradient (models.dnc_grad.allocation_grad) needs: (a [B, N],
+    """`allocation` and what its gradient (models.dnc_memory_grad.allocation_grad) needs: (a [B, N],
     the floored usage sorted ascending, the order phi that sorts it, and the exclusive cumulative
     product of the sorted usage, prod_{i<j} u[phi_i]), all [B, N]."""
     usage = EPS + (1 - EPS) * usage

@@ -7,7 +7,7 @@ One time step, all heads at once (shapes: R read heads, W write heads, N x M mem
     head parameters    one linear map of h_t, clipped to +-20 (Collier & Beel 2018):
                        per head key k (M), strength beta (1), gate g (1), shift s (S), gamma (1);
                        per write head also erase e (M) and add a (M)
-    addressing         all R + W heads against M_{t-1} (models.memory.address)
+    addressing         all R + W heads against M_{t-1} (models.ntm_memory.address)
     read               r_t = w^r_t M_{t-1}
     write              M_t = M_{t-1} prod(1 - w^w e) + sum w^w a
     output             y_t = linear([h_t, r_t])
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import memory as mem
+from models import ntm_memory as mem
 from models import ntm_fused
 from models.fused_cell import seeds_logits
 from models.base import COMPILE_CHUNK, SequenceModel, expand_initial, pad_steps, positive

@@ -3,7 +3,7 @@
 Why: at the paper's sizes an NTM step is ~60 tiny tensor ops, and autograd records each one and
 replays ~100 more in backward; on a 2-core CPU that bookkeeping, not arithmetic, is the step's
 cost. Here the forward pass runs the same math with autograd off and keeps what the backward
-needs; the backward walks the sequence in reverse with the derivatives of models.memory_grad,
+needs; the backward walks the sequence in reverse with the derivatives of models.ntm_memory_grad,
 and the weight gradients are summed over all time steps in one matmul each at the end.
 `NTM.step` stays as the plain reference: tests/test_ntm_fused.py checks outputs and gradients
 against it and runs gradcheck on this Function.
@@ -27,8 +27,8 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from models import memory as mem
-from models import memory_grad as grad
+from models import ntm_memory as mem
+from models import ntm_memory_grad as grad
 from models.fused_cell import affine, input_gates, layer_grads, lstm_cell, lstm_cell_grad, stack_steps
 
 

@@ -1,13 +1,13 @@
-"""The fused DNC sequence (models.dnc_fused) and its hand-derived gradients (models.dnc_grad,
-dnc_memory.links_grad), against autograd through the plain step loop (`DNC.fused = False`), the
-reference, in float64."""
+"""The fused DNC sequence (models.dnc_fused) and its hand-derived gradients
+(models.dnc_memory_grad, dnc_memory.links_grad), against autograd through the plain step loop
+(`DNC.fused = False`), the reference, in float64."""
 
 import pytest
 import torch
 
 from models import build_model
 from models import dnc_fused
-from models import dnc_grad as dgrad
+from models import dnc_memory_grad as dgrad
 from models import dnc_memory as dm
 from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
 

@@ -1,12 +1,12 @@
-"""The fused NTM sequence (models.ntm_fused) and its hand-derived gradients (models.memory_grad),
-against autograd through the plain step loop (`NTM.fused = False`), the reference, in float64."""
+"""The fused NTM sequence (models.ntm_fused) and its hand-derived gradients
+(models.ntm_memory_grad), against autograd through the plain step loop (`NTM.fused = False`), the reference, in float64."""
 
 import pytest
 import torch
 
 from models import build_model
-from models import memory as mem
-from models import memory_grad as grad
+from models import ntm_memory as mem
+from models import ntm_memory_grad as grad
 from models import ntm_fused
 from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
 

@@ -1,5 +1,10 @@
 """NTM memory addressing, reading and writing as pure tensor functions (Graves et al. 2014, §3).
 
+Paired with models.ntm_memory_grad (their hand-derived gradients), as models.dnc_memory is with
+models.dnc_memory_grad. The content lookup (`content_weights`, `cosine_parts`), `read` and the
+erase/add `write` stay here although the DNC uses them too: the DNC paper defines them as the
+NTM's, so models.dnc_memory adds only what the DNC adds and imports these (DNC -> NTM, never back).
+
 Shapes: B batch, H heads, N memory locations, M word width, S shift offsets. Every function
 takes all heads at once so a model step is a handful of tensor ops with no Python loop over
 heads or batch, and nothing is mutated in place, so `torch.func.vmap` and `gradcheck` apply.
