@@ -37,7 +37,7 @@ def weight_grads(seeds: int, batch: int, dout, x):
 def layer_grads(seeds: int, x, state_in, hs, dgates, dlayer, w_ctrl, want_dx: bool):
     """The gradients a fused sequence's backward returns for its two linear layers and inputs:
     (dx [T, B, I] or None, controller weight and bias, second layer's weight and bias). x [T, B,
-    I], state_in [T*B, ...] (the controller's non-input rows, time order), hs [T, B, C] (the
+    I], state_in [T, B, ...] (the controller's non-input rows), hs [T, B, C] (the
     second layer's input); dgates, dlayer [T*B, ...]: the gradients of the two layers' outputs."""
     T, B = x.shape[:2]
     batch = B // seeds

@@ -15,9 +15,22 @@ The epsilons are where a denominator or a power can reach zero: an all-zero memo
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 EPS = 1e-8
+
+
+class NTMState(NamedTuple):
+    """An NTM's recurrent state between steps: what the reference step (models.ntm) and the fused
+    one (models.ntm_fused, which models.ntm imports, hence here) both carry."""
+
+    h: torch.Tensor          # controller output [B, C]
+    c: torch.Tensor          # controller cell [B, C] (unused by the feed-forward controller)
+    memory: torch.Tensor     # [B, N, M]
+    weights: torch.Tensor    # previous weightings of all heads, reads first [B, R + W, N]
+    reads: torch.Tensor      # previous read vectors [B, R, M]
 
 
 def cosine_parts(memory: torch.Tensor, keys: torch.Tensor):
