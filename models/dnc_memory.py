@@ -13,6 +13,8 @@ is [B, N]. All read heads are handled at once, nothing branches on data, and no 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -20,6 +22,21 @@ import torch.nn.functional as F
 # product then never meets an exact zero, whose cumprod gradient is a slow special case, and
 # every location keeps a non-zero allocation.
 EPS = 1e-6
+
+
+class DNCState(NamedTuple):
+    """A DNC's recurrent state between steps: what the reference step (models.dnc) and the fused
+    one (models.dnc_fused, which models.dnc imports, hence here) both carry."""
+
+    h: torch.Tensor              # controller output [B, C]
+    c: torch.Tensor              # controller cell [B, C]
+    memory: torch.Tensor         # [B, N, M]
+    usage: torch.Tensor          # [B, N]
+    link: torch.Tensor           # temporal link matrix [B, N, N]
+    precedence: torch.Tensor     # [B, N]
+    read_weights: torch.Tensor   # [B, R, N]
+    write_weights: torch.Tensor  # [B, N]
+    reads: torch.Tensor          # read vectors [B, R, M]
 
 
 def retention(free_gates: torch.Tensor, read_weights: torch.Tensor) -> torch.Tensor:

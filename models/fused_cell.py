@@ -94,8 +94,3 @@ def lstm_cell_grad(dh, dc, sig, cand, c_prev, tanh_c, size: int):
     dc = dc + dh * sig[:, 2 * C:] * (1 - tanh_c * tanh_c)
     dsig = torch.cat([dc * cand, dc * c_prev, dh * tanh_c], 1) * sig * (1 - sig)
     return torch.cat([dsig, dc * sig[:, :C] * (1 - cand * cand)], 1), dc * sig[:, C: 2 * C]
-
-
-def stack_steps(tensors):
-    """torch.stack of a chunk's per-step tensors; a one-step chunk's is a view, not a copy."""
-    return torch.stack(tensors) if len(tensors) > 1 else tensors[0].unsqueeze(0)

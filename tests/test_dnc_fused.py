@@ -1,14 +1,14 @@
-"""The fused DNC sequence (models.dnc_fused) and its hand-derived gradients
-(models.dnc_memory_grad, dnc_memory.links_grad), against autograd through the plain step loop
+"""The fused DNC sequence (models.fused_engine with the steps of models.dnc_fused) and its
+hand-derived gradients (models.dnc_memory_grad, dnc_memory.links_grad), against autograd through the plain step loop
 (`DNC.fused = False`), the reference, in float64."""
 
 import pytest
 import torch
 
 from models import build_model
-from models import dnc_fused
-from models import dnc_memory_grad as dgrad
 from models import dnc_memory as dm
+from models import dnc_memory_grad as dgrad
+from models import fused_engine
 from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
 
 B, R, N = 2, 3, 6
@@ -124,12 +124,13 @@ def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
 
 
 def test_gradcheck_of_the_fused_function_in_every_input():
-    model = model_for("three-read-heads")
-    args = [inputs(steps=5), *model.fused_args()]
-    args = [t.detach().clone().contiguous().requires_grad_(True) for t in args]
+    model, x = model_for("three-read-heads"), inputs(steps=5)
+    operands = model.fused_operands(x.shape[1])   # the all-zero initial state: not learned, so not checked
+    args = [t.detach().clone().contiguous().requires_grad_(True) for t in (x, *operands.weights)]
 
-    def fn(*args):
-        return dnc_fused.Sequence.apply(model.layout, model.kernels, *args)[:2]
+    def fn(x, *weights):
+        return fused_engine.Sequence.apply(model.fused_steps, model.layout, model.kernels, x, *operands.state,
+                                           *weights)[:2]
     assert torch.autograd.gradcheck(fn, args)
 
 
@@ -138,7 +139,7 @@ def test_chunked_kernels_with_padding_equal_the_whole_sequence(steps):
     """compile_step's chunks (here eager chunk functions of 3 steps; 7 steps need padding)."""
     model, x = model_for("three-read-heads"), inputs(steps).requires_grad_(True)
     whole = outputs_and_grads(model, x)
-    model.kernels = dnc_fused.Kernels(chunk=3)
+    model.kernels = fused_engine.Kernels(chunk=3)
     chunked = outputs_and_grads(model, x)
     assert chunked[0].shape == (steps, 2, 2)
     for a, e in zip(chunked[:2], whole[:2]):
