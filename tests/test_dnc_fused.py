@@ -9,7 +9,8 @@ from models import build_model
 from models import dnc_memory as dm
 from models import dnc_memory_grad as dgrad
 from models import fused_engine
-from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
+from vjp_check import (assert_each_seed_alone, assert_fused_equals_the_step_loop, close, distribution, outputs_and_grads,
+                       rand, vjp)
 
 B, R, N = 2, 3, 6
 
@@ -99,28 +100,10 @@ def inputs(steps=9, seed=1):
     return torch.randn(steps, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
 
-def outputs_and_grads(model, x):
-    model.zero_grad()
-    x.grad = None
-    logits = model(x)
-    logits.sin().sum().backward()
-    return logits.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in model.named_parameters()}
-
-
 @pytest.mark.parametrize("config", CONFIGS)
 def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
     """9 steps on 6 locations: the memory fills, so the allocation's order changes mid-sequence."""
-    model, x = model_for(config), inputs().requires_grad_(True)
-    model.fused = False
-    ref_out, ref_dx, ref_grads = outputs_and_grads(model, x)
-    model.fused = True
-    out, dx, grads = outputs_and_grads(model, x)
-    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-10)
-    torch.testing.assert_close(dx, ref_dx, atol=1e-12, rtol=1e-10)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-12, rtol=1e-10, msg=name)
-    with torch.no_grad():   # the forward-only path (evaluation) keeps nothing and gives the same logits
-        torch.testing.assert_close(model(x), out)
+    assert_fused_equals_the_step_loop(model_for(config), inputs().requires_grad_(True))
 
 
 def test_gradcheck_of_the_fused_function_in_every_input():

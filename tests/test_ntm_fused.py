@@ -10,7 +10,7 @@ from models import fused_engine
 from models import ntm_fused
 from models import ntm_memory as mem
 from models import ntm_memory_grad as grad
-from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
+from vjp_check import assert_each_seed_alone, assert_fused_equals_the_step_loop, close, distribution, rand, vjp
 
 B, H, N, M = 2, 3, 6, 4
 
@@ -88,22 +88,7 @@ def model_pair(config):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
     model, x = model_pair(config)
-    x.requires_grad_(True)
-    results = []
-    for fused in (False, True):
-        model.fused = fused
-        model.zero_grad()
-        x.grad = None
-        logits = model(x)
-        logits.sin().sum().backward()
-        results.append((logits.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (ref_out, ref_dx, ref_grads), (out, dx, grads) = results
-    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-10)
-    torch.testing.assert_close(dx, ref_dx, atol=1e-12, rtol=1e-10)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-12, rtol=1e-10, msg=name)
-    with torch.no_grad():   # the forward-only path (evaluation) keeps nothing and gives the same logits
-        torch.testing.assert_close(model(x), out)
+    assert_fused_equals_the_step_loop(model, x.requires_grad_(True))
 
 
 def test_gradcheck_of_the_fused_function_in_every_input():
