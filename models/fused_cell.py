@@ -1,5 +1,7 @@
-"""What the fused sequences (models.ntm_fused, models.dnc_fused) share: their linear layers,
-per seed when several seeds run as one pass, and the LSTM controller cell with its gradient.
+"""What the fused sequences share: their linear layers, per seed when several seeds run as one
+pass (the engine's input gates, weight gradients and output layer, models.fused_engine and
+models.fused_model; `affine` in the step pairs, models.ntm_fused and models.dnc_fused), and the
+LSTM controller cell with its gradient.
 
 Rows are ordered (time, seed, batch) or (seed, batch): seed-major, so seed k's rows are one
 contiguous block and a per-seed linear layer is one batched matmul.
