@@ -39,6 +39,8 @@ from models.fused_engine import LayerGrads, NoConstants, Steps, StepWeights
 
 
 class Layout(NamedTuple):
+    """The sizes the steps are written for: plain numbers, so torch.compile specializes on them."""
+
     inputs: int          # I
     controller: int      # C
     read_heads: int      # R

@@ -36,6 +36,8 @@ from models.ntm_memory import NTMState
 
 
 class Layout(NamedTuple):
+    """The sizes the steps are written for: plain numbers, so torch.compile specializes on them."""
+
     inputs: int          # I
     controller: int      # C
     read_heads: int      # R
