@@ -34,8 +34,9 @@ Initialization choices that differ from Collier & Beel 2018 (whose NTM code mode
 - there is no constant 1e-6 memory: the memory starts at zero (above), made afresh in
   `initial_state` for every batch, neither a buffer nor a parameter.
 
-Training runs the same math as one fused autograd Function with a hand-derived backward
-(models.dnc_fused); `step` is the readable reference it is tested against, and traces use it.
+Training and evaluation run the same math as one fused autograd Function with a hand-derived
+backward (models.fused_engine with the step pair of models.dnc_fused); `step` is the readable
+reference it is tested against (tests/test_dnc_fused.py), and traces use it.
 
 Defaults follow the NTM paper's copy setup (controller 100, memory 128 x 20, one read head) so the
 two models are compared at equal size; the DNC reference code used 4 read heads on 16 x 16.
@@ -43,41 +44,26 @@ two models are compared at equal size; the DNC reference code used 4 read heads 
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models import dnc_fused
 from models import dnc_memory as dm
-from models import memory as mem
-from models.fused_cell import seeds_logits
-from models.base import COMPILE_CHUNK, SequenceModel, pad_steps, positive
+from models import ntm_memory as mem
+from models.base import positive
+from models.dnc_memory import DNCState
+from models.fused_engine import NoConstants, Operands, Weights
+from models.fused_model import FusedModel
 
 
-class DNCState(NamedTuple):
-    """Recurrent state between steps."""
-
-    h: torch.Tensor              # controller output [B, C]
-    c: torch.Tensor              # controller cell [B, C]
-    memory: torch.Tensor         # [B, N, M]
-    usage: torch.Tensor          # [B, N]
-    link: torch.Tensor           # temporal link matrix [B, N, N]
-    precedence: torch.Tensor     # [B, N]
-    read_weights: torch.Tensor   # [B, R, N]
-    write_weights: torch.Tensor  # [B, N]
-    reads: torch.Tensor          # read vectors [B, R, M]
-
-
-class DNC(SequenceModel):
+class DNC(FusedModel):
     """DNC with an LSTM controller, `read_heads` read heads and one write head."""
 
     has_memory = True
     supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
     write_heads = 1
-    fused = True          # False: the plain `step` loop, the reference the fused sequence is tested against
-    kernels = dnc_fused.Kernels()  # eager, a step per chunk; compile_step swaps in compiled chunks
+    fused_steps = dnc_fused.STEPS
 
     def __init__(
         self,
@@ -161,9 +147,9 @@ class DNC(SequenceModel):
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
         """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the fused
-        sequence (models.dnc_fused) unless `fused` is off or a trace is asked for."""
+        sequence unless `fused` is off or a trace is asked for."""
         if self.fused and not trace:
-            return self.out(torch.cat(self.fused_sequence(inputs), dim=-1))
+            return self.fused_forward(inputs)
         traced = (lambda state: (state.read_weights, state.write_weights.unsqueeze(1))) if trace else None
         logits, weights = self.unroll(inputs, self.initial_state(inputs.shape[1], inputs), traced)
         if not trace:
@@ -171,48 +157,14 @@ class DNC(SequenceModel):
         return logits, {"read_weights": torch.stack([r for r, _ in weights]),
                         "write_weights": torch.stack([w for _, w in weights])}
 
-    def compile_step(self, chunk: int = COMPILE_CHUNK) -> bool:
-        """Compile the fused sequence's forward and backward chunk functions (models.dnc_fused)
-        for `chunk` time steps each (as NTM.compile_step). With `fused` off, the step is
-        compiled instead."""
-        if not self.fused:
-            return super().compile_step(chunk)
-        self.kernels = dnc_fused.Kernels(torch.compile(dnc_fused.forward_chunk, dynamic=False),
-                                         torch.compile(dnc_fused.backward_chunk, dynamic=False), positive("chunk", chunk))
-        return True
-
-    def fused_args(self, tensors: dict | None = None) -> tuple:
-        """The weights the fused sequence takes, from this model or from `tensors` (name ->
-        tensor, [K, ...] when stacked over seeds): controller weight and bias, interface weight and
-        bias in interface_order."""
+    def fused_operands(self, batch: int, tensors: dict | None = None, seeds: int = 1) -> Operands:
+        """The all-zero initial state and the weights (the interface layer's rows in
+        interface_order) the fused sequence starts from (FusedModel.fused_operands)."""
         if tensors is None:   # attributes, not get_parameter: functional_call swaps in plain tensors
             tensors = {"controller_layer.weight": self.controller_layer.weight,
                        "controller_layer.bias": self.controller_layer.bias,
                        "interface.weight": self.interface.weight, "interface.bias": self.interface.bias}
         order = self.interface_order
-        return (tensors["controller_layer.weight"], tensors["controller_layer.bias"],
-                tensors["interface.weight"][..., order, :], tensors["interface.bias"][..., order])
-
-    def fused_sequence(self, inputs: torch.Tensor, layout: dnc_fused.Layout | None = None,
-                       args: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Controller outputs [T, B, C] and read vectors [T, B, R*M] of the whole sequence, by
-        the fused forward and hand-written backward of models.dnc_fused: this model's, or with
-        `layout` and `args` (fused_args) K seeds'. As NTM.fused_sequence: eager without grad,
-        compiled chunks on inputs padded to a multiple of the chunk."""
-        layout, args = layout or self.layout, args or self.fused_args()
-        if not torch.is_grad_enabled():
-            return dnc_fused.run(layout, inputs, *args, save=False)[:2]
-        padded = pad_steps(inputs, self.kernels.chunk)
-        hs, reads = dnc_fused.Sequence.apply(layout, self.kernels, padded, *args)[:2]
-        return hs[: len(inputs)], reads[: len(inputs)]
-
-    def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
-        """K seeds of this architecture in one fused pass (as NTM.seeds_forward): `tensors` maps
-        every parameter name to a stacked [K, ...] tensor, inputs [K, T, B, I] -> logits [K, T,
-        B, O]. The memory operations see the K*B sequences as one batch; only the linear layers
-        are per seed (batched matmuls). Runs this model's kernels: compiled ones after
-        compile_step."""
-        K = inputs.shape[0]
-        hs, reads = self.fused_sequence(inputs.transpose(0, 1).flatten(1, 2), self.layout._replace(seeds=K),
-                                        self.fused_args(tensors))
-        return seeds_logits(hs, reads, K, tensors["out.weight"], tensors["out.bias"])
+        weights = Weights(tensors["controller_layer.weight"], tensors["controller_layer.bias"],
+                          tensors["interface.weight"][..., order, :], tensors["interface.bias"][..., order])
+        return Operands(self.initial_state(seeds * batch, weights.controller), weights, NoConstants())

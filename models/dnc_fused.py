@@ -1,13 +1,14 @@
-"""The DNC's whole sequence as one autograd Function with a hand-written backward pass.
+"""The DNC's step for the fused sequence (models.fused_engine): forward with autograd off, and
+its hand-written backward.
 
 Why: as for the NTM (models.ntm_fused), a DNC step at the NTM paper's size is ~80 small tensor
 ops, and autograd's bookkeeping for them, not their arithmetic, is most of a training step on a
-2-core CPU. The forward pass here runs the math of `DNC.step` with autograd off and keeps what
-the backward needs; the backward walks the sequence in reverse with the derivatives of
-models.memory_grad (content lookup, erase/add write) and models.dnc_grad (usage, allocation,
-links, read modes), and the weight gradients are summed over all time steps in one matmul each
-at the end. `DNC.step` stays the plain reference: tests/test_dnc_fused.py checks outputs and
-gradients against it and runs gradcheck on this Function.
+2-core CPU. `step_forward` runs the math of `DNC.step` with autograd off and keeps what the
+backward needs (`Saved`); `step_backward` takes one step back with the derivatives of
+models.ntm_memory_grad (content lookup, erase/add write) and models.dnc_memory_grad (usage,
+allocation, links, read modes). The engine runs them over the sequence (`STEPS`). `DNC.step`
+stays the plain reference: tests/test_dnc_fused.py checks outputs and gradients against it and
+runs gradcheck on the engine's Function with these steps.
 
 Layout: the interface layer's rows are permuted (`interface_order`) so that each activation
 serves one contiguous block:
@@ -15,29 +16,31 @@ serves one contiguous block:
     [read keys R*M | write key M | write vector M | strengths R+1 | erase M, free R, g^a, g^w | modes 3R]
      none                                           1 + softplus    sigmoid                     softmax per head
 
-With `Layout.seeds` = K it runs K models at once (DNC.seeds_forward): the memory operations
-take the K*B sequences as one batch, only the linear layers are per seed (batched matmuls).
+With `Layout.seeds` = K it runs K models at once (FusedModel.seeds_forward): the memory
+operations take the K*B sequences as one batch, only the linear layers are per seed (batched
+matmuls).
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from models import dnc_grad as dgrad
 from models import dnc_memory as dm
-from models import memory as mem
-from models import memory_grad as grad
-from models.fused_cell import affine, input_gates, layer_grads, lstm_cell, lstm_cell_grad, stack_steps
-
-STATE = 9  # h, c, reads, memory, usage, link, precedence, read weights, write weights
-NEW = 7    # the trailing saved fields of a step: its new c, memory, usage, link, precedence, read and write weights
-FIELDS = 32  # tensors step_forward saves per step (see its `saved`)
+from models import dnc_memory_grad as dgrad
+from models import ntm_memory as mem
+from models import ntm_memory_grad as grad
+from models.dnc_memory import DNCState
+from models.fused_cell import affine, lstm_cell, lstm_cell_grad
+from models.fused_engine import LayerGrads, NoConstants, Steps, StepWeights
 
 
 class Layout(NamedTuple):
+    """The sizes the steps are written for: plain numbers, so torch.compile specializes on them."""
+
     inputs: int          # I
     controller: int      # C
     read_heads: int      # R
@@ -58,12 +61,6 @@ def interface_order(read_heads: int, width: int) -> torch.Tensor:
     return torch.tensor([starts[b] + j for b in blocks for j in range(sizes[b])])
 
 
-def initial_state(L: Layout, batch: int, like: torch.Tensor):
-    """The all-zero state (DNC.initial_state) as the tuple the fused steps carry."""
-    C, R, N, M = L.controller, L.read_heads, L.memory, L.width
-    return tuple(like.new_zeros(batch, *shape) for shape in ((C,), (C,), (R, M), (N, M), (N,), (N, N), (N,), (R, N), (N,)))
-
-
 def vectors(L: Layout, raw):
     """The identity block of the clamped interface raw [B, ...]: read keys [B, R, M], write key
     [B, 1, M], write vector [B, M] (views), and where the activated blocks start."""
@@ -79,14 +76,63 @@ def gate_parts(L: Layout, gates):
     return gates[:, :M], gates[:, M: M + R], gates[:, M + R], gates[:, M + R + 1]
 
 
-def step_forward(L: Layout, x_gates, state, w_state, w_interface, b_interface):
+class Saved(NamedTuple):
+    """What step_forward keeps for step_backward, B rows each; the trailing fields are the new
+    state less h (saved above) and reads, named as DNCState's."""
+
+    state_in: Tensor        # the controller's recurrent input [reads, h_{t-1}]
+    sig: Tensor             # LSTM gates (i, f, o) [B, 3C]
+    cand: Tensor            # LSTM candidate g [B, C]
+    tanh_c: Tensor          # tanh(c) [B, C]
+    h: Tensor               # the new controller output [B, C]
+    pre: Tensor             # the interface before the clamp [B, P]
+    raw: Tensor             # ... after it
+    strengths: Tensor       # read and write strengths [B, R + 1]
+    gates: Tensor           # the sigmoid block: erase, free gates, g^a, g^w [B, M + R + 2]
+    modes: Tensor           # read modes [B, R, 3]
+    retention: Tensor       # psi [B, N]
+    sorted_usage: Tensor    # allocation_parts' sorted usage, order and exclusive products [B, N]
+    order: Tensor
+    before: Tensor
+    allocation: Tensor      # [B, N]
+    similarity_w: Tensor    # the write key's cosine similarity [B, 1, N] and norms
+    key_norm_w: Tensor
+    row_norm: Tensor        # the memory's row norms before the write [B, 1, N]
+    content_w: Tensor       # write content weighting [B, 1, N]
+    forward: Tensor         # directional read weightings [B, R, N]
+    backward: Tensor
+    similarity_r: Tensor    # the read keys' cosine similarity [B, R, N] and norms
+    key_norm_r: Tensor
+    row_norm_new: Tensor    # the memory's row norms after the write [B, 1, N]
+    content_r: Tensor       # read content weightings [B, R, N]
+    c: Tensor               # the new state: controller cell [B, C],
+    memory: Tensor          # memory [B, N, M],
+    usage: Tensor           # usage [B, N],
+    link: Tensor            # link matrix [B, N, N],
+    precedence: Tensor      # precedence [B, N],
+    read_weights: Tensor    # read weightings [B, R, N]
+    write_weights: Tensor   # and write weighting [B, N]
+
+
+class Previous(NamedTuple):
+    """What step_backward needs of the state before its step: all of it but h and reads."""
+
+    c: Tensor
+    memory: Tensor
+    usage: Tensor
+    link: Tensor
+    precedence: Tensor
+    read_weights: Tensor
+    write_weights: Tensor
+
+
+def step_forward(L: Layout, x_gates: Tensor, state: DNCState, w: StepWeights, _: NoConstants):
     """One time step with autograd off: the DNC step of models.dnc, in the blocked layout.
-    Returns the new state (as `initial_state`) and the tuple of what step_backward needs."""
-    h, c, reads, memory, usage, link, precedence, read_prev, write_prev = state
-    B, R, M = h.shape[0], L.read_heads, L.width
-    state_in = torch.cat([reads.flatten(1), h], 1)
-    sig, cand, c, tanh_c, h = lstm_cell(affine(L.seeds, state_in, w_state, x_gates), c, L.controller)
-    pre = affine(L.seeds, h, w_interface, b_interface)
+    Returns the new state and what step_backward needs."""
+    B, R, M = state.h.shape[0], L.read_heads, L.width
+    state_in = torch.cat([state.reads.flatten(1), state.h], 1)
+    sig, cand, c, tanh_c, h = lstm_cell(affine(L.seeds, state_in, w.state, x_gates), state.c, L.controller)
+    pre = affine(L.seeds, h, w.interface, w.interface_bias)
     raw = pre.clamp(-L.clip, L.clip)
     read_keys, write_key, add, o = vectors(L, raw)
     strengths = 1 + F.softplus(raw[:, o: o + R + 1])
@@ -94,175 +140,76 @@ def step_forward(L: Layout, x_gates, state, w_state, w_interface, b_interface):
     erase, free, allocation_gate, write_gate = gate_parts(L, gates)
     modes = torch.softmax(raw[:, o + 2 * R + 3 + M:].view(B, R, 3), -1)
 
-    retention = dm.retention(free, read_prev)
-    usage = dm.usage(usage, write_prev, retention)
+    retention = dm.retention(free, state.read_weights)
+    usage = dm.usage(state.usage, state.write_weights, retention)
     allocation, sorted_usage, order, before = dm.allocation_parts(usage)
-    similarity_w, key_norm_w, row_norm = mem.cosine_parts(memory, write_key)
+    similarity_w, key_norm_w, row_norm = mem.cosine_parts(state.memory, write_key)
     content_w = torch.softmax(strengths[:, R:].unsqueeze(-1) * similarity_w, -1)
     write_weights = dm.write_weighting(content_w[:, 0], allocation, write_gate, allocation_gate)
-    new_memory = mem.write(memory, write_weights.unsqueeze(1), erase.unsqueeze(1), add.unsqueeze(1))
+    memory = mem.write(state.memory, write_weights.unsqueeze(1), erase.unsqueeze(1), add.unsqueeze(1))
     # through the custom Function (autograd is off here) for its vmap rule: addcmul_ has none
-    link, forward, backward = dm.temporal_links(link, precedence, write_weights, read_prev)
-    similarity_r, key_norm_r, row_norm_new = mem.cosine_parts(new_memory, read_keys)
+    link, forward, backward = dm.temporal_links(state.link, state.precedence, write_weights, state.read_weights)
+    similarity_r, key_norm_r, row_norm_new = mem.cosine_parts(memory, read_keys)
     content_r = torch.softmax(strengths[:, :R].unsqueeze(-1) * similarity_r, -1)
     read_weights = dm.read_weighting(backward, content_r, forward, modes)
-    reads = mem.read(new_memory, read_weights)
-    precedence = dm.precedence(precedence, write_weights)
-    new = (h, c, reads, new_memory, usage, link, precedence, read_weights, write_weights)
-    saved = (state_in, sig, cand, tanh_c, h, pre, raw, strengths, gates, modes, retention, sorted_usage, order, before,
-             allocation, similarity_w, key_norm_w, row_norm, content_w, forward, backward, similarity_r, key_norm_r,
-             row_norm_new, content_r, new[1], *new[3:])   # the new state less h and reads: the NEW fields
+    reads = mem.read(memory, read_weights)
+    precedence = dm.precedence(state.precedence, write_weights)
+    new = DNCState(h=h, c=c, memory=memory, usage=usage, link=link, precedence=precedence,
+                   read_weights=read_weights, write_weights=write_weights, reads=reads)
+    saved = Saved(state_in, sig, cand, tanh_c, h, pre, raw, strengths, gates, modes, retention, sorted_usage, order,
+                  before, allocation, similarity_w, key_norm_w, row_norm, content_w, forward, backward, similarity_r,
+                  key_norm_r, row_norm_new, content_r, c, memory, usage, link, precedence, read_weights,
+                  write_weights)   # positional, in Saved's order: 32 keywords cost ~5 us a step to match
     return new, saved
 
 
-def step_backward(L: Layout, carry, saved, previous, w_state, w_interface):
+def step_backward(L: Layout, carry: DNCState, s: Saved, previous: Previous, w: StepWeights, _: NoConstants):
     """The gradients of one step's inputs from those of its outputs.
 
-    carry: the gradients of the step's new state (as `initial_state`; dh and dreads including
-    the output layer's); previous: the state before the step (c, memory, usage, link,
-    precedence, read and write weights). Returns the carry of the step's inputs, and (dgates,
-    dinterface), the gradients of the two linear layers' outputs, whose weight gradients the
-    caller sums."""
-    (state_in, sig, cand, tanh_c, h, pre, raw, strengths, gates, modes, retention, sorted_usage, order, before,
-     allocation, similarity_w, key_norm_w, row_norm, content_w, forward, backward, similarity_r, key_norm_r,
-     row_norm_new, content_r, _, new_memory, _, new_link, _, read_weights, write_weights) = saved
-    c_prev, memory, usage_prev, link, precedence, read_prev, write_prev = previous
-    dh, dc, dreads, dmemory, dusage, dlink, dprecedence, dread, dwrite = carry
-    B, R, M = h.shape[0], L.read_heads, L.width
-    read_keys, write_key, add, o = vectors(L, raw)
-    erase, free, allocation_gate, write_gate = gate_parts(L, gates)
+    carry: the gradients of the step's new state (h and reads including the output layer's).
+    Returns those of the state before it, and the gradients of the two linear layers' outputs."""
+    B, R, M = s.h.shape[0], L.read_heads, L.width
+    read_keys, write_key, add, o = vectors(L, s.raw)
+    erase, free, allocation_gate, write_gate = gate_parts(L, s.gates)
+    new_memory, write_weights = s.memory, s.write_weights
 
-    dprecedence_prev, dwrite_p = dgrad.precedence_grad(dprecedence, precedence, write_weights)
-    dmemory = torch.baddbmm(dmemory, read_weights.transpose(1, 2), dreads)
-    dread = dread + dreads @ new_memory.transpose(1, 2)
-    dbackward, dcontent_r, dforward, dmodes = dgrad.read_weighting_grad(dread, backward, content_r, forward, modes)
-    dmemory_r, dread_keys, dstrength_r = grad.content_grad(dcontent_r, new_memory, read_keys, strengths[:, :R],
-                                                           similarity_r, key_norm_r, row_norm_new, content_r)
-    dlink_prev, dprecedence_l, dwrite_l, dread_prev = dm.links_grad(dlink, dforward, dbackward, link, precedence,
-                                                                    write_weights, read_prev, new_link)
+    dprecedence_prev, dwrite_p = dgrad.precedence_grad(carry.precedence, previous.precedence, write_weights)
+    dmemory = torch.baddbmm(carry.memory, s.read_weights.transpose(1, 2), carry.reads)
+    dread = carry.read_weights + carry.reads @ new_memory.transpose(1, 2)
+    dbackward, dcontent_r, dforward, dmodes = dgrad.read_weighting_grad(dread, s.backward, s.content_r, s.forward,
+                                                                        s.modes)
+    dmemory_r, dread_keys, dstrength_r = grad.content_grad(dcontent_r, new_memory, read_keys, s.strengths[:, :R],
+                                                           s.similarity_r, s.key_norm_r, s.row_norm_new, s.content_r)
+    dlink_prev, dprecedence_l, dwrite_l, dread_prev = dm.links_grad(carry.link, dforward, dbackward, previous.link,
+                                                                    previous.precedence, write_weights,
+                                                                    previous.read_weights, s.link)
     keep = mem.kept(write_weights.unsqueeze(1), erase.unsqueeze(1))   # recomputed: cheaper than keeping [T, B, N, M]
-    dmemory_prev, dwrite_m, derase, dadd = grad.write_grad(dmemory + dmemory_r, memory, write_weights.unsqueeze(1),
-                                                           erase.unsqueeze(1), add.unsqueeze(1), keep)
-    dwrite = dwrite + dwrite_p + dwrite_l + dwrite_m[:, 0]
+    dmemory_prev, dwrite_m, derase, dadd = grad.write_grad(dmemory + dmemory_r, previous.memory,
+                                                           write_weights.unsqueeze(1), erase.unsqueeze(1),
+                                                           add.unsqueeze(1), keep)
+    dwrite = carry.write_weights + dwrite_p + dwrite_l + dwrite_m[:, 0]
     dcontent_w, dallocation, dwrite_gate, dallocation_gate = dgrad.write_weighting_grad(
-        dwrite, content_w[:, 0], allocation, write_gate, allocation_gate)
-    dmemory_w, dwrite_key, dstrength_w = grad.content_grad(dcontent_w.unsqueeze(1), memory, write_key,
-                                                           strengths[:, R:], similarity_w, key_norm_w, row_norm,
-                                                           content_w)
-    dusage = dusage + dgrad.allocation_grad(dallocation, sorted_usage, order, before)
-    dusage_prev, dwrite_prev, dretention = dgrad.usage_grad(dusage, usage_prev, write_prev, retention)
-    dfree, dread_r = dgrad.retention_grad(dretention, free, read_prev)
+        dwrite, s.content_w[:, 0], s.allocation, write_gate, allocation_gate)
+    dmemory_w, dwrite_key, dstrength_w = grad.content_grad(dcontent_w.unsqueeze(1), previous.memory, write_key,
+                                                           s.strengths[:, R:], s.similarity_w, s.key_norm_w,
+                                                           s.row_norm, s.content_w)
+    dusage = carry.usage + dgrad.allocation_grad(dallocation, s.sorted_usage, s.order, s.before)
+    dusage_prev, dwrite_prev, dretention = dgrad.usage_grad(dusage, previous.usage, previous.write_weights,
+                                                            s.retention)
+    dfree, dread_r = dgrad.retention_grad(dretention, free, previous.read_weights)
 
-    dsoftplus = torch.cat([dstrength_r, dstrength_w], 1) * torch.sigmoid(raw[:, o: o + R + 1])
+    dsoftplus = torch.cat([dstrength_r, dstrength_w], 1) * torch.sigmoid(s.raw[:, o: o + R + 1])
     dgates_i = torch.cat([derase.flatten(1), dfree, dallocation_gate.unsqueeze(1), dwrite_gate.unsqueeze(1)], 1)
     dinterface = torch.cat([dread_keys.flatten(1), dwrite_key.flatten(1), dadd.flatten(1), dsoftplus,
-                            dgates_i * gates * (1 - gates), grad.softmax_grad(dmodes, modes).flatten(1)], 1)
-    dinterface = dinterface * ((pre >= -L.clip) & (pre <= L.clip))      # clamp passes inside [-clip, clip]
-    dh = affine(L.seeds, dinterface, w_interface.transpose(-2, -1), dh)
-    dgates, dc = lstm_cell_grad(dh, dc, sig, cand, c_prev, tanh_c, L.controller)
-    dstate = affine(L.seeds, dgates, w_state.transpose(-2, -1))
-    carry = (dstate[:, R * M:], dc, dstate[:, : R * M].view(B, R, M), dmemory_prev + dmemory_w, dusage_prev,
-             dlink_prev, dprecedence_prev + dprecedence_l, dread_prev + dread_r, dwrite_prev)
-    return carry, (dgates, dinterface)
+                            dgates_i * s.gates * (1 - s.gates), grad.softmax_grad(dmodes, s.modes).flatten(1)], 1)
+    dinterface = dinterface * ((s.pre >= -L.clip) & (s.pre <= L.clip))      # clamp passes inside [-clip, clip]
+    dh = affine(L.seeds, dinterface, w.interface.transpose(-2, -1), carry.h)
+    dgates, dc = lstm_cell_grad(dh, carry.c, s.sig, s.cand, previous.c, s.tanh_c, L.controller)
+    dstate = affine(L.seeds, dgates, w.state.transpose(-2, -1))
+    carry = DNCState(h=dstate[:, R * M:], c=dc, memory=dmemory_prev + dmemory_w, usage=dusage_prev, link=dlink_prev,
+                     precedence=dprecedence_prev + dprecedence_l, read_weights=dread_prev + dread_r,
+                     write_weights=dwrite_prev, reads=dstate[:, : R * M].view(B, R, M))
+    return carry, LayerGrads(controller=dgates, interface=dinterface)
 
 
-def forward_chunk(L: Layout, x_gates, state, w_state, w_interface_t, b_interface, save: bool = True):
-    """step_forward over the time steps of x_gates [chunk, B, 4C] (the input's share of the
-    controller gates) from `state`: (state after the chunk, hs [chunk, B, C], reads [chunk, B,
-    R*M], each saved field stacked over the chunk (empty unless `save`)). The unit `Kernels`
-    compiles."""
-    hs, reads, saved = [], [], []
-    for x_t in x_gates.unbind(0):
-        state, step_saved = step_forward(L, x_t, state, w_state, w_interface_t, b_interface)
-        hs.append(state[0])
-        reads.append(state[2].flatten(1))
-        if save:
-            saved.append(step_saved)
-    return state, stack_steps(hs), stack_steps(reads), tuple(stack_steps(field) for field in zip(*saved))
-
-
-def backward_chunk(L: Layout, carry, saved, before, dhs, dreads, w_state, w_interface_t):
-    """step_backward over a chunk in reverse. saved: the chunk's stacked fields; before: the
-    state before the chunk (c, memory, usage, link, precedence, read and write weights); dhs
-    [chunk, B, C], dreads [chunk, B, R*M]: the output layer's gradients. Returns (carry before
-    the chunk, dgates and dinterface [chunk * B, ...])."""
-    steps = list(zip(*(field.unbind(0) for field in saved)))
-    dgates, dinterface = [], []
-    for k in reversed(range(len(steps))):
-        dh, dc, dr, *rest = carry
-        previous = steps[k - 1][-NEW:] if k else before
-        carry, (dg, di) = step_backward(L, (dh + dhs[k], dc, dr + dreads[k].view(dr.shape), *rest), steps[k],
-                                        previous, w_state, w_interface_t)
-        dgates.append(dg)
-        dinterface.append(di)
-    return carry, torch.cat(dgates[::-1]), torch.cat(dinterface[::-1])
-
-
-class Kernels(NamedTuple):
-    """The chunk functions Sequence runs, and the time steps per chunk: 1 eager, where a step's
-    saved fields are then kept as views, with no copy into stacked tensors (at batch 16 the
-    DNC's stacked link matrices alone cost 14% of a profiled training step).
-    DNC.compile_step swaps in torch.compile'd ones with a fixed chunk."""
-    forward: Callable = forward_chunk
-    backward: Callable = backward_chunk
-    chunk: int = 1
-
-
-def run(L: Layout, inputs, w_ctrl, b_ctrl, w_interface, b_interface, save: bool, kernels: Kernels = Kernels()):
-    """The forward pass over inputs [T, B, I] (T a multiple of the kernels' chunk) from the
-    all-zero state: (controller outputs [T, B, C], read vectors [T, B, R*M], and, if `save`, the
-    FIELDS saved fields of step_forward for each chunk in turn, each stacked over its steps)."""
-    w_ctrl_t, w_interface_t = w_ctrl.transpose(-2, -1), w_interface.transpose(-2, -1)
-    x_gates = input_gates(L.seeds, inputs, w_ctrl_t[..., : L.inputs, :], b_ctrl)
-    if L.seeds > 1:
-        b_interface = b_interface.unsqueeze(1)
-    state, parts = initial_state(L, inputs.shape[1], inputs), []
-    for x_chunk in x_gates.split(kernels.chunk):
-        state, *outputs = kernels.forward(L, x_chunk, state, w_ctrl_t[..., L.inputs:, :], w_interface_t, b_interface,
-                                          save)
-        parts.append(outputs)
-    hs, reads = (torch.cat(outputs) if len(parts) > 1 else outputs[0] for outputs in list(zip(*parts))[:2])
-    return (hs, reads, *(field for part in parts for field in part[2]))   # saved fields chunk by chunk: no copy
-
-
-class Sequence(torch.autograd.Function):
-    """(layout, kernels, inputs, controller weight and bias, interface weight and bias in
-    interface_order) -> (hs, reads, *saved)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(L, kernels, inputs, w_ctrl, b_ctrl, w_interface, b_interface):
-        return run(L, inputs, w_ctrl, b_ctrl, w_interface, b_interface, True, kernels)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        L, kernels, x, w_ctrl, _, w_interface, _ = inputs
-        ctx.layout, ctx.kernels = L, kernels
-        ctx.mark_non_differentiable(*output[2:])
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, w_ctrl, w_interface, *output)
-
-    @staticmethod
-    def backward(ctx, dhs, dreads, *_):
-        L, kernels = ctx.layout, ctx.kernels
-        x, w_ctrl, w_interface, hs, reads, *saved = ctx.saved_tensors
-        B = x.shape[1]
-        dhs = torch.zeros_like(hs) if dhs is None else dhs
-        dreads = torch.zeros_like(reads) if dreads is None else dreads
-        w_state, w_interface_t = w_ctrl.transpose(-2, -1)[..., L.inputs:, :], w_interface.transpose(-2, -1)
-        initial = initial_state(L, B, hs)
-        carry, chunk, dgates, dinterface = initial, kernels.chunk, [], []
-        chunks = [saved[i: i + FIELDS] for i in range(0, len(saved), FIELDS)]
-        for n in reversed(range(len(chunks))):
-            start = n * chunk
-            before = tuple(field[-1] for field in chunks[n - 1][-NEW:]) if n else initial[1: 2] + initial[3:]
-            carry, dg, di = kernels.backward(L, carry, chunks[n], before, dhs[start: start + chunk],
-                                             dreads[start: start + chunk], w_state, w_interface_t)
-            dgates.append(dg)
-            dinterface.append(di)
-        dgates, dinterface = torch.cat(dgates[::-1]), torch.cat(dinterface[::-1])   # [T * B, ...], in time order
-        state_in = torch.cat([fields[0] for fields in chunks])
-        dx, dw_ctrl, db_ctrl, dw_interface, db_interface = layer_grads(L.seeds, x, state_in, hs, dgates, dinterface, w_ctrl,
-                                                                   ctx.needs_input_grad[2])
-        return None, None, dx, dw_ctrl, db_ctrl, dw_interface, db_interface
+STEPS = Steps("dnc", step_forward, step_backward, state=DNCState, saved=Saved, previous=Previous)

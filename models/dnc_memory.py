@@ -2,7 +2,8 @@
 
 Graves et al., "Hybrid computing using a neural network with dynamic external memory", Nature 538
 (2016), Methods, "Memory addressing". Content lookup, reading and the erase/add write are the
-NTM's (models.memory.content_weights, read, write); this module holds what the DNC adds.
+NTM's (models.ntm_memory.content_weights, read, write); this module holds what the DNC adds, and
+models.dnc_memory_grad their hand-derived gradients (as models.ntm_memory_grad the NTM's).
 
 Shapes: B batch, R read heads, N memory locations. There is one write head, so a write weighting
 is [B, N]. All read heads are handled at once, nothing branches on data, and no input is mutated
@@ -12,6 +13,8 @@ is [B, N]. All read heads are handled at once, nothing branches on data, and no 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +22,21 @@ import torch.nn.functional as F
 # product then never meets an exact zero, whose cumprod gradient is a slow special case, and
 # every location keeps a non-zero allocation.
 EPS = 1e-6
+
+
+class DNCState(NamedTuple):
+    """A DNC's recurrent state between steps: what the reference step (models.dnc) and the fused
+    one (models.dnc_fused, which models.dnc imports, hence here) both carry."""
+
+    h: torch.Tensor              # controller output [B, C]
+    c: torch.Tensor              # controller cell [B, C]
+    memory: torch.Tensor         # [B, N, M]
+    usage: torch.Tensor          # [B, N]
+    link: torch.Tensor           # temporal link matrix [B, N, N]
+    precedence: torch.Tensor     # [B, N]
+    read_weights: torch.Tensor   # [B, R, N]
+    write_weights: torch.Tensor  # [B, N]
+    reads: torch.Tensor          # read vectors [B, R, M]
 
 
 def retention(free_gates: torch.Tensor, read_weights: torch.Tensor) -> torch.Tensor:
@@ -56,7 +74,7 @@ def allocation(usage: torch.Tensor) -> torch.Tensor:
 
 
 def allocation_parts(usage: torch.Tensor):
-    """`allocation` and what its gradient (models.dnc_grad.allocation_grad) needs: (a [B, N],
+    """`allocation` and what its gradient (models.dnc_memory_grad.allocation_grad) needs: (a [B, N],
     the floored usage sorted ascending, the order phi that sorts it, and the exclusive cumulative
     product of the sorted usage, prod_{i<j} u[phi_i]), all [B, N]."""
     usage = EPS + (1 - EPS) * usage

@@ -1,5 +1,7 @@
-"""What the fused sequences (models.ntm_fused, models.dnc_fused) share: their linear layers,
-per seed when several seeds run as one pass, and the LSTM controller cell with its gradient.
+"""What the fused sequences share: their linear layers, per seed when several seeds run as one
+pass (the engine's input gates, weight gradients and output layer, models.fused_engine and
+models.fused_model; `affine` in the step pairs, models.ntm_fused and models.dnc_fused), and the
+LSTM controller cell with its gradient.
 
 Rows are ordered (time, seed, batch) or (seed, batch): seed-major, so seed k's rows are one
 contiguous block and a per-seed linear layer is one batched matmul.
@@ -37,7 +39,7 @@ def weight_grads(seeds: int, batch: int, dout, x):
 def layer_grads(seeds: int, x, state_in, hs, dgates, dlayer, w_ctrl, want_dx: bool):
     """The gradients a fused sequence's backward returns for its two linear layers and inputs:
     (dx [T, B, I] or None, controller weight and bias, second layer's weight and bias). x [T, B,
-    I], state_in [T*B, ...] (the controller's non-input rows, time order), hs [T, B, C] (the
+    I], state_in [T, B, ...] (the controller's non-input rows), hs [T, B, C] (the
     second layer's input); dgates, dlayer [T*B, ...]: the gradients of the two layers' outputs."""
     T, B = x.shape[:2]
     batch = B // seeds
@@ -94,8 +96,3 @@ def lstm_cell_grad(dh, dc, sig, cand, c_prev, tanh_c, size: int):
     dc = dc + dh * sig[:, 2 * C:] * (1 - tanh_c * tanh_c)
     dsig = torch.cat([dc * cand, dc * c_prev, dh * tanh_c], 1) * sig * (1 - sig)
     return torch.cat([dsig, dc * sig[:, :C] * (1 - cand * cand)], 1), dc * sig[:, C: 2 * C]
-
-
-def stack_steps(tensors):
-    """torch.stack of a chunk's per-step tensors; a one-step chunk's is a view, not a copy."""
-    return torch.stack(tensors) if len(tensors) > 1 else tensors[0].unsqueeze(0)

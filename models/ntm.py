@@ -7,7 +7,7 @@ One time step, all heads at once (shapes: R read heads, W write heads, N x M mem
     head parameters    one linear map of h_t, clipped to +-20 (Collier & Beel 2018):
                        per head key k (M), strength beta (1), gate g (1), shift s (S), gamma (1);
                        per write head also erase e (M) and add a (M)
-    addressing         all R + W heads against M_{t-1} (models.memory.address)
+    addressing         all R + W heads against M_{t-1} (models.ntm_memory.address)
     read               r_t = w^r_t M_{t-1}
     write              M_t = M_{t-1} prod(1 - w^w e) + sum w^w a
     output             y_t = linear([h_t, r_t])
@@ -16,8 +16,9 @@ Activations: beta = softplus, g = sigmoid, s = softmax, gamma = 1 + softplus, e 
 a = tanh; keys have none (the faithful public port found that this trains best).
 
 Training and evaluation run the whole sequence as one fused autograd Function with a
-hand-written backward (models.ntm_fused, ~2x faster than autograd through `step` on a CPU);
-`step` is the readable reference it is tested against, and serves traces and compile_step.
+hand-written backward (models.fused_engine with the step pair of models.ntm_fused, ~2x faster
+than autograd through `step` on a CPU); `step` is the readable reference it is tested against
+(tests/test_ntm_fused.py), and serves traces and, with `fused` off, compile_step.
 
 Initial state: learned controller state, learned read vectors, learned weightings (softmax of
 learned logits). The memory starts as `memory_init`:
@@ -40,41 +41,30 @@ NeuralTuringMachine, ntm.py):
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import memory as mem
 from models import ntm_fused
-from models.fused_cell import seeds_logits
-from models.base import COMPILE_CHUNK, SequenceModel, expand_initial, pad_steps, positive
+from models import ntm_memory as mem
+from models.base import expand_initial, positive
+from models.fused_engine import Operands, Weights
+from models.fused_model import FusedModel
+from models.ntm_memory import NTMState
 
 MEMORY_INITS = ("constant", "learned", "random")
 WEIGHTING_INITS = ("first", "random")
 CONTROLLERS = ("lstm", "feedforward")
 
 
-class NTMState(NamedTuple):
-    """Recurrent state between steps."""
-
-    h: torch.Tensor          # controller output [B, C]
-    c: torch.Tensor          # controller cell [B, C] (unused by the feed-forward controller)
-    memory: torch.Tensor     # [B, N, M]
-    weights: torch.Tensor    # previous weightings of all heads, reads first [B, R + W, N]
-    reads: torch.Tensor      # previous read vectors [B, R, M]
-
-
-class NTM(SequenceModel):
+class NTM(FusedModel):
     """NTM with an LSTM (default) or feed-forward controller."""
 
     has_memory = True
     supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
-    fused = True          # False: the plain `step` loop, the reference the fused sequence is tested against
-    kernels = ntm_fused.Kernels()  # eager, a step per chunk; compile_step swaps in compiled chunks
+    fused_steps = ntm_fused.STEPS
 
     def __init__(
         self,
@@ -104,7 +94,8 @@ class NTM(SequenceModel):
         W = self.write_heads = positive("write_heads", write_heads)
         self.shift_range = positive("shift_range", shift_range, minimum=0)
         if 2 * self.shift_range + 1 > N:
-            raise ValueError(f"shift_range {shift_range} needs at least {2 * shift_range + 1} memory locations, got {N}")
+            raise ValueError(f"shift_range {shift_range} needs at least {2 * shift_range + 1} memory locations, "
+                             f"got {N}")
         self.clip = clip
         S = 2 * self.shift_range + 1
         self.address_size = M + S + 3                       # key, beta, g, shift, gamma
@@ -190,66 +181,35 @@ class NTM(SequenceModel):
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
         """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the fused
-        sequence (models.ntm_fused) unless `fused` is off or a trace is asked for."""
+        sequence unless `fused` is off or a trace is asked for."""
         if self.fused and not trace:
-            return self.out(torch.cat(self.fused_sequence(inputs), dim=-1))
+            return self.fused_forward(inputs)
         logits, weights = self.unroll(inputs, self.initial_state(inputs.shape[1]),
                                       (lambda state: state.weights) if trace else None)
         if not trace:
             return logits
-        weights = torch.stack(weights)                      # [T, B, R + W, N]
-        return logits, {"read_weights": weights[:, :, : self.read_heads], "write_weights": weights[:, :, self.read_heads:]}
+        weights, R = torch.stack(weights), self.read_heads   # [T, B, R + W, N]
+        return logits, {"read_weights": weights[:, :, :R], "write_weights": weights[:, :, R:]}
 
-    def compile_step(self, chunk: int = COMPILE_CHUNK) -> bool:
-        """Compile the fused sequence's forward and backward chunk functions (models.ntm_fused)
-        for `chunk` time steps each: no autograd graph to trace, so no autograd wrappers per
-        call (see SequenceModel.compile_step for why chunks). With `fused` off, the step is
-        compiled instead."""
-        if not self.fused:
-            return super().compile_step(chunk)
-        self.kernels = ntm_fused.Kernels(torch.compile(ntm_fused.forward_chunk, dynamic=False),
-                                         torch.compile(ntm_fused.backward_chunk, dynamic=False), positive("chunk", chunk))
-        return True
-
-    def fused_sequence(self, inputs: torch.Tensor, layout: ntm_fused.Layout | None = None,
-                       args: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Controller outputs [T, B, C] and read vectors [T, B, R*M] of the whole sequence, by
-        the fused forward and hand-written backward of models.ntm_fused: this model's, or with
-        `layout` and `args` (initial state and weights, as ntm_fused.run takes them) K seeds'.
-        Without grad it runs eager and keeps nothing for a backward pass (evaluation: any batch
-        size or length, no recompilation). Compiled chunks take inputs padded at the end to a
-        multiple of the chunk (causal, so no kept output changes; see SequenceModel.unroll)."""
-        if args is None:
-            state = self.initial_state(inputs.shape[1])
-            args = (state.h, state.c, state.reads, state.memory, state.weights, self.controller_layer.weight,
-                    self.controller_layer.bias, self.heads.weight[self.head_order], self.heads.bias[self.head_order])
-        layout = layout or self.layout
-        if not torch.is_grad_enabled():
-            return ntm_fused.run(layout, inputs, *args, self.shift_index, save=False)[:2]
-        padded = pad_steps(inputs, self.kernels.chunk)
-        hs, reads = ntm_fused.Sequence.apply(layout, self.kernels, padded, *args, self.shift_index,
-                                             self.shift_inverse)[:2]
-        return hs[: len(inputs)], reads[: len(inputs)]
-
-    def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
-        """K seeds of this architecture in one fused pass: `tensors` maps every parameter and
-        buffer name to a stacked [K, ...] tensor (or an unstacked one shared by all seeds), inputs
-        [K, T, B, I] -> logits [K, T, B, O]. The memory operations see the K*B sequences as one
-        batch; only the three linear layers are per seed (batched matmuls), so this replaces
-        torch.func.vmap over the model (benchmarks/batched.py), whose per-op batching costs more.
-        Runs this model's kernels: compiled ones after compile_step."""
-        K, B = inputs.shape[0], inputs.shape[2]
+    def fused_operands(self, batch: int, tensors: dict | None = None, seeds: int = 1) -> Operands:
+        """The initial state, the weights (the heads layer's rows in head_order) and the shift
+        indices the fused sequence starts from (FusedModel.fused_operands)."""
+        order, shifts = self.head_order, ntm_fused.Shifts(self.shift_index, self.shift_inverse)
+        if tensors is None:
+            weights = Weights(self.controller_layer.weight, self.controller_layer.bias, self.heads.weight[order],
+                              self.heads.bias[order])
+            return Operands(self.initial_state(batch), weights, shifts)
 
         def rows(value, dims):   # [K, ...] per seed (or shared [...]) -> [K*B, ...]
-            value = value if value.dim() > dims else value.expand(K, *value.shape)
-            return value.unsqueeze(1).expand(K, B, *value.shape[1:]).flatten(0, 1)
+            value = value if value.dim() > dims else value.expand(seeds, *value.shape)
+            return value.unsqueeze(1).expand(seeds, batch, *value.shape[1:]).flatten(0, 1)
 
-        args = (*(rows(tensors[n], d) for n, d in (("h0", 1), ("c0", 1), ("read0", 2), ("memory0", 2))),
-                rows(torch.softmax(tensors["weight_logits0"], dim=-1), 2), tensors["controller_layer.weight"],
-                tensors["controller_layer.bias"], tensors["heads.weight"][:, self.head_order],
-                tensors["heads.bias"][:, self.head_order])
-        hs, reads = self.fused_sequence(inputs.transpose(0, 1).flatten(1, 2), self.layout._replace(seeds=K), args)
-        return seeds_logits(hs, reads, K, tensors["out.weight"], tensors["out.bias"])
+        state = NTMState(h=rows(tensors["h0"], 1), c=rows(tensors["c0"], 1), memory=rows(tensors["memory0"], 2),
+                         weights=rows(torch.softmax(tensors["weight_logits0"], dim=-1), 2),
+                         reads=rows(tensors["read0"], 2))
+        weights = Weights(tensors["controller_layer.weight"], tensors["controller_layer.bias"],
+                          tensors["heads.weight"][:, order], tensors["heads.bias"][:, order])
+        return Operands(state, weights, shifts)
 
 
 class NTMFeedForward(NTM):

@@ -1,15 +1,16 @@
-"""The fused DNC sequence (models.dnc_fused) and its hand-derived gradients (models.dnc_grad,
-dnc_memory.links_grad), against autograd through the plain step loop (`DNC.fused = False`), the
-reference, in float64."""
+"""The fused DNC sequence (models.fused_engine with the steps of models.dnc_fused) and its
+hand-derived gradients (models.dnc_memory_grad, dnc_memory.links_grad), against autograd through the plain step loop
+(`DNC.fused = False`), the reference, in float64."""
 
 import pytest
 import torch
 
 from models import build_model
-from models import dnc_fused
-from models import dnc_grad as dgrad
 from models import dnc_memory as dm
-from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
+from models import dnc_memory_grad as dgrad
+from models import fused_engine
+from vjp_check import (assert_each_seed_alone, assert_fused_equals_the_step_loop, close, distribution, outputs_and_grads,
+                       rand, vjp)
 
 B, R, N = 2, 3, 6
 
@@ -99,37 +100,20 @@ def inputs(steps=9, seed=1):
     return torch.randn(steps, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
 
-def outputs_and_grads(model, x):
-    model.zero_grad()
-    x.grad = None
-    logits = model(x)
-    logits.sin().sum().backward()
-    return logits.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in model.named_parameters()}
-
-
 @pytest.mark.parametrize("config", CONFIGS)
 def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
     """9 steps on 6 locations: the memory fills, so the allocation's order changes mid-sequence."""
-    model, x = model_for(config), inputs().requires_grad_(True)
-    model.fused = False
-    ref_out, ref_dx, ref_grads = outputs_and_grads(model, x)
-    model.fused = True
-    out, dx, grads = outputs_and_grads(model, x)
-    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-10)
-    torch.testing.assert_close(dx, ref_dx, atol=1e-12, rtol=1e-10)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-12, rtol=1e-10, msg=name)
-    with torch.no_grad():   # the forward-only path (evaluation) keeps nothing and gives the same logits
-        torch.testing.assert_close(model(x), out)
+    assert_fused_equals_the_step_loop(model_for(config), inputs().requires_grad_(True))
 
 
 def test_gradcheck_of_the_fused_function_in_every_input():
-    model = model_for("three-read-heads")
-    args = [inputs(steps=5), *model.fused_args()]
-    args = [t.detach().clone().contiguous().requires_grad_(True) for t in args]
+    model, x = model_for("three-read-heads"), inputs(steps=5)
+    operands = model.fused_operands(x.shape[1])   # the all-zero initial state: not learned, so not checked
+    args = [t.detach().clone().contiguous().requires_grad_(True) for t in (x, *operands.weights)]
 
-    def fn(*args):
-        return dnc_fused.Sequence.apply(model.layout, model.kernels, *args)[:2]
+    def fn(x, *weights):
+        return fused_engine.Sequence.apply(model.fused_steps, model.layout, model.kernels, x, *operands.state,
+                                           *weights)[:2]
     assert torch.autograd.gradcheck(fn, args)
 
 
@@ -138,7 +122,7 @@ def test_chunked_kernels_with_padding_equal_the_whole_sequence(steps):
     """compile_step's chunks (here eager chunk functions of 3 steps; 7 steps need padding)."""
     model, x = model_for("three-read-heads"), inputs(steps).requires_grad_(True)
     whole = outputs_and_grads(model, x)
-    model.kernels = dnc_fused.Kernels(chunk=3)
+    model.kernels = fused_engine.Kernels(chunk=3)
     chunked = outputs_and_grads(model, x)
     assert chunked[0].shape == (steps, 2, 2)
     for a, e in zip(chunked[:2], whole[:2]):

@@ -1,14 +1,16 @@
-"""The fused NTM sequence (models.ntm_fused) and its hand-derived gradients (models.memory_grad),
-against autograd through the plain step loop (`NTM.fused = False`), the reference, in float64."""
+"""The fused NTM sequence (models.fused_engine with the steps of models.ntm_fused) and its
+hand-derived gradients (models.ntm_memory_grad), against autograd through the plain step loop
+(`NTM.fused = False`), the reference, in float64."""
 
 import pytest
 import torch
 
 from models import build_model
-from models import memory as mem
-from models import memory_grad as grad
+from models import fused_engine
 from models import ntm_fused
-from vjp_check import assert_each_seed_alone, close, distribution, rand, vjp
+from models import ntm_memory as mem
+from models import ntm_memory_grad as grad
+from vjp_check import assert_each_seed_alone, assert_fused_equals_the_step_loop, close, distribution, rand, vjp
 
 B, H, N, M = 2, 3, 6, 4
 
@@ -86,33 +88,18 @@ def model_pair(config):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
     model, x = model_pair(config)
-    x.requires_grad_(True)
-    results = []
-    for fused in (False, True):
-        model.fused = fused
-        model.zero_grad()
-        x.grad = None
-        logits = model(x)
-        logits.sin().sum().backward()
-        results.append((logits.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (ref_out, ref_dx, ref_grads), (out, dx, grads) = results
-    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-10)
-    torch.testing.assert_close(dx, ref_dx, atol=1e-12, rtol=1e-10)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-12, rtol=1e-10, msg=name)
-    with torch.no_grad():   # the forward-only path (evaluation) keeps nothing and gives the same logits
-        torch.testing.assert_close(model(x), out)
+    assert_fused_equals_the_step_loop(model, x.requires_grad_(True))
 
 
 def test_gradcheck_of_the_fused_function_in_every_input():
     model, x = model_pair("lstm-2r-3w-learned")
-    state = model.initial_state(x.shape[1])
-    inputs = [x, state.h, state.c, state.reads, state.memory, state.weights, model.controller_layer.weight,
-              model.controller_layer.bias, model.heads.weight[model.head_order], model.heads.bias[model.head_order]]
+    operands = model.fused_operands(x.shape[1])   # the initial state, the weights in head_order, the shifts
+    inputs = [x, *operands.state, *operands.weights]
     inputs = [t.detach().clone().contiguous().requires_grad_(True) for t in inputs]
 
     def fn(*args):
-        return ntm_fused.Sequence.apply(model.layout, model.kernels, *args, model.shift_index, model.shift_inverse)[:2]
+        return fused_engine.Sequence.apply(model.fused_steps, model.layout, model.kernels, *args,
+                                           *operands.constants)[:2]
     assert torch.autograd.gradcheck(fn, inputs)
 
 
@@ -122,7 +109,7 @@ def test_chunked_kernels_with_padding_equal_the_whole_sequence(steps):
     model, _ = model_pair("lstm-2r-3w-learned")
     x = torch.randn(steps, 2, 3, dtype=torch.float64)
     results = []
-    for kernels in (ntm_fused.Kernels(), ntm_fused.Kernels(chunk=3)):
+    for kernels in (fused_engine.Kernels(), fused_engine.Kernels(chunk=3)):
         model.kernels = kernels
         model.zero_grad()
         logits = model(x)

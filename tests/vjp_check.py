@@ -1,6 +1,6 @@
 """Inputs and comparisons for the tests of hand-derived gradients (test_ntm_fused.py,
-test_dnc_fused.py): float64 values and autograd's vector-Jacobian product as the reference, and
-K seeds' one pass against each seed alone."""
+test_dnc_fused.py): float64 values and autograd's vector-Jacobian product as the reference, a
+fused model against its own plain step loop, and K seeds' one pass against each seed alone."""
 
 import torch
 
@@ -23,6 +23,31 @@ def vjp(fn, inputs, dout):
 def close(actual, expected):
     for a, e in zip(actual, expected, strict=True):
         torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-10)
+
+
+def outputs_and_grads(model, x):
+    """model(x), and the gradients of sin(logits).sum() in x (which requires grad) and every parameter."""
+    model.zero_grad()
+    x.grad = None
+    logits = model(x)
+    logits.sin().sum().backward()
+    return logits.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def assert_fused_equals_the_step_loop(model, x):
+    """A fused model (models.fused_model) against autograd through its plain step loop (`fused`
+    off), the reference: logits, and the gradients in x and every parameter; and the forward-only
+    path (evaluation), which keeps nothing, gives the same logits."""
+    model.fused = False
+    ref_out, ref_dx, ref_grads = outputs_and_grads(model, x)
+    model.fused = True
+    out, dx, grads = outputs_and_grads(model, x)
+    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(dx, ref_dx, atol=1e-12, rtol=1e-10)
+    for name in ref_grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-12, rtol=1e-10, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), out)
 
 
 def assert_each_seed_alone(models, x, together, stacked, atol=1e-12, rtol=1e-10):

@@ -1,11 +1,12 @@
 """Hand-derived gradients (vector-Jacobian products) of the NTM memory operations in
-models.memory, for the fused sequences (models.ntm_fused; models.dnc_fused uses the content
-lookup's and the write's), whose backward passes run these instead of recording an autograd
-graph of ~100 small ops per time step.
+models.ntm_memory, for the fused sequences, whose backward passes run these instead of recording
+an autograd graph of ~100 small ops per time step. models.ntm_fused uses them all; models.dnc_fused
+uses the content lookup's, the write's and softmax_grad, which stay here beside their forward
+operations in models.ntm_memory (see its docstring for why the DNC shares the NTM's).
 
 Each function takes the gradient of the operation's output (named d<output>) and what the
 forward pass saved, and returns the gradients of the operation's inputs. Shapes as in
-models.memory: B batch, H heads, N locations, M word width, S shift offsets. Every function is
+models.ntm_memory: B batch, H heads, N locations, M word width, S shift offsets. Every function is
 checked against autograd in tests/test_ntm_fused.py.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from models.memory import EPS
+from models.ntm_memory import EPS
 
 
 def softmax_grad(dout: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

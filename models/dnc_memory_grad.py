@@ -1,7 +1,7 @@
 """Hand-derived gradients (vector-Jacobian products) of the DNC memory operations in
-models.dnc_memory, for the fused DNC sequence (models.dnc_fused), as models.memory_grad holds the
-NTM's. The temporal links' gradient is dnc_memory.links_grad, next to the custom autograd Function
-that uses it too.
+models.dnc_memory, for the fused DNC sequence (models.dnc_fused), as models.ntm_memory_grad holds
+the NTM's (and the content lookup's and write's, which the DNC shares). The temporal links'
+gradient is dnc_memory.links_grad, next to the custom autograd Function that uses it too.
 
 Each function takes the gradient of the operation's output (named d<output>) and what the
 forward pass computed, and returns the gradients of the operation's inputs. Shapes as in

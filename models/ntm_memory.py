@@ -1,5 +1,10 @@
 """NTM memory addressing, reading and writing as pure tensor functions (Graves et al. 2014, §3).
 
+Paired with models.ntm_memory_grad (their hand-derived gradients), as models.dnc_memory is with
+models.dnc_memory_grad. The content lookup (`content_weights`, `cosine_parts`), `read` and the
+erase/add `write` stay here although the DNC uses them too: the DNC paper defines them as the
+NTM's, so models.dnc_memory adds only what the DNC adds and imports these (DNC -> NTM, never back).
+
 Shapes: B batch, H heads, N memory locations, M word width, S shift offsets. Every function
 takes all heads at once so a model step is a handful of tensor ops with no Python loop over
 heads or batch, and nothing is mutated in place, so `torch.func.vmap` and `gradcheck` apply.
@@ -10,9 +15,22 @@ The epsilons are where a denominator or a power can reach zero: an all-zero memo
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 EPS = 1e-8
+
+
+class NTMState(NamedTuple):
+    """An NTM's recurrent state between steps: what the reference step (models.ntm) and the fused
+    one (models.ntm_fused, which models.ntm imports, hence here) both carry."""
+
+    h: torch.Tensor          # controller output [B, C]
+    c: torch.Tensor          # controller cell [B, C] (unused by the feed-forward controller)
+    memory: torch.Tensor     # [B, N, M]
+    weights: torch.Tensor    # previous weightings of all heads, reads first [B, R + W, N]
+    reads: torch.Tensor      # previous read vectors [B, R, M]
 
 
 def cosine_parts(memory: torch.Tensor, keys: torch.Tensor):
