@@ -40,19 +40,27 @@ def build_plan(args):
 
     try:
         if args.jobs < 1 or args.threads < 1:
-            raise ConfigError(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
+            raise ConfigError(
+                f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}"
+            )
         check_paths(args)
         profile = load_profile(args.profile, args.overrides)
         # An empty --models is an error (parse_names), not "all": only a missing flag means all.
-        models = parse_names("all" if args.models is None else args.models, list(MODELS), "model",
-                             default=list(profile.models) or None)
+        models = parse_names(
+            "all" if args.models is None else args.models,
+            list(MODELS),
+            "model",
+            default=list(profile.models) or None,
+        )
         tasks = parse_names(args.tasks, list(TASKS), "task", default=list(profile.tasks) or None)
         seeds = None
         if args.seeds is not None:
             try:
                 seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
             except ValueError:
-                raise ConfigError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
+                raise ConfigError(
+                    f"--seeds must be a comma list of integers, got {args.seeds!r}"
+                ) from None
             if not seeds or min(seeds) < 0:
                 raise ConfigError(f"--seeds must be non-negative integers, got {args.seeds!r}")
         check_device(args.device)
@@ -65,9 +73,13 @@ def check_paths(args) -> None:
     """Files where files belong and folders where folders do, before anything is written."""
     from benchmarks.config import ConfigError
 
-    for flag, path, kind in (("--store", args.store, "file"), ("--json", args.json, "file"),
-                             ("--checkpoints", args.checkpoints, "folder"), ("--report-dir", args.report_dir, "folder"),
-                             ("--tensorboard", args.tensorboard, "folder")):
+    for flag, path, kind in (
+        ("--store", args.store, "file"),
+        ("--json", args.json, "file"),
+        ("--checkpoints", args.checkpoints, "folder"),
+        ("--report-dir", args.report_dir, "folder"),
+        ("--tensorboard", args.tensorboard, "folder"),
+    ):
         if path is None:
             continue
         if kind == "file" and Path(path).is_dir():
@@ -85,12 +97,15 @@ def check_device(device: str) -> None:
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
+
 def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
     """Build the HTML report from the store; a problem is reported, not fatal to the suite."""
     from reports.build import ReportError, build_report
 
     if out_dir is None and Path(store_path) != Path(DEFAULT_STORE):
-        out_dir = str(Path(store_path).parent / "reports" / profile)  # keep a report beside its store
+        out_dir = str(
+            Path(store_path).parent / "reports" / profile
+        )  # keep a report beside its store
     try:
         index = build_report(store_path, profile, out_dir)
     except ReportError as error:
@@ -136,7 +151,9 @@ def published_report(profile: str, args) -> int:
     for spec in specs:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
     store.close()
-    ok = write_report(str(store_path), profile, args.report_dir or str(OUT_ROOT / f"{profile}-published"))
+    ok = write_report(
+        str(store_path), profile, args.report_dir or str(OUT_ROOT / f"{profile}-published")
+    )
     data = load(store_path, profile)
     frame = claims_frame(data.runs, data.curves, data.evals)
     from reports.claims import format_claims_text
@@ -167,10 +184,15 @@ def evaluate(args) -> int:
         check_paths(args)
         name = resolve_path(args.profile).stem
         points = parse_points(args.at, args.joint)
-        shape = parse_points([], [args.trace_at])[0] if args.trace_at and "," in args.trace_at else \
-            (parse_points([args.trace_at], [])[0] if args.trace_at else None)
+        shape = (
+            parse_points([], [args.trace_at])[0]
+            if args.trace_at and "," in args.trace_at
+            else (parse_points([args.trace_at], [])[0] if args.trace_at else None)
+        )
         if not points and shape is None:
-            raise ConfigError("evaluate needs --at, --joint or --trace-at (e.g. --at length=200,500)")
+            raise ConfigError(
+                "evaluate needs --at, --joint or --trace-at (e.g. --at length=200,500)"
+            )
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     except (ConfigError, ValueError) as error:
         fail(str(error))
@@ -180,7 +202,9 @@ def evaluate(args) -> int:
         store = Store(args.store)
     except StoreError as error:
         fail(str(error))
-    split = lambda text: None if text in (None, "all") else [t.strip() for t in text.split(",") if t.strip()]
+    split = lambda text: (
+        None if text in (None, "all") else [t.strip() for t in text.split(",") if t.strip()]
+    )
     runs = chosen_runs(store, name, split(args.models), split(args.tasks), seeds, args.run_id)
     if runs.empty:
         fail(f"no finished runs of profile {name!r} in {args.store} match the filters")
@@ -192,7 +216,9 @@ def evaluate(args) -> int:
     outcome = evaluate_runs(store, runs, points, args.checkpoints)
     for line in outcome.skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    print(f"{outcome.added} evaluation rows added for {outcome.scored} of {len(runs)} runs in {args.store}")
+    print(
+        f"{outcome.added} evaluation rows added for {outcome.scored} of {len(runs)} runs in {args.store}"
+    )
     if not args.no_report and outcome.added:
         write_report(args.store, name, args.report_dir)
     return 0 if outcome.scored else 1
@@ -227,7 +253,14 @@ def bench(args) -> int:
         print(format_table(rows))
         print(format_pairs(rows))
     else:
-        rows = run_bench(models, args.device, args.store, args.json, profile=args.bench_profile, threads=args.threads)
+        rows = run_bench(
+            models,
+            args.device,
+            args.store,
+            args.json,
+            profile=args.bench_profile,
+            threads=args.threads,
+        )
         print(format_table(rows))
     print(f"{len(rows)} rows in {args.store}" + (f" and {args.json}" if args.json else ""))
     return 0
@@ -235,7 +268,9 @@ def bench(args) -> int:
 
 def main(argv=None) -> int:
     try:
-        args = parse(list(sys.argv[1:] if argv is None else argv), __doc__.split("\n\n")[0], EXAMPLES)
+        args = parse(
+            list(sys.argv[1:] if argv is None else argv), __doc__.split("\n\n")[0], EXAMPLES
+        )
     except UsageError as error:
         fail(str(error))
     if args.command == "bench":
@@ -260,8 +295,14 @@ def main(argv=None) -> int:
         from benchmarks.summary import parameter_table
 
         table = parameter_table(specs)
-        print(table.to_string(index=False, na_rep="-", formatters={"ours / paper": lambda v: f"{v:.2f}"}))
-        print("paper: Graves et al. 2014, Tables 1-3 (its NTM counts cannot be reproduced exactly from its description)")
+        print(
+            table.to_string(
+                index=False, na_rep="-", formatters={"ours / paper": lambda v: f"{v:.2f}"}
+            )
+        )
+        print(
+            "paper: Graves et al. 2014, Tables 1-3 (its NTM counts cannot be reproduced exactly from its description)"
+        )
         return 0
 
     from benchmarks.baseline import check_baseline, write_baseline
@@ -279,16 +320,28 @@ def main(argv=None) -> int:
     for spec in specs:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
     todo = [s for s in specs if store.status(s.run_id) not in ("done", "diverged")]
-    print(f"{profile.name}: {len(specs)} runs planned, {len(specs) - len(todo)} already in {args.store}, "
-          f"{len(todo)} to train", flush=True)
+    print(
+        f"{profile.name}: {len(specs)} runs planned, {len(specs) - len(todo)} already in {args.store}, "
+        f"{len(todo)} to train",
+        flush=True,
+    )
 
     try:
         options = WorkerOptions(checkpoints, args.device, args.threads, args.tensorboard)
-        run_specs(store, todo, options, jobs=args.jobs, executor=args.executor, ray_address=args.ray_address,
-                  log=lambda line: print(line, flush=True))
+        run_specs(
+            store,
+            todo,
+            options,
+            jobs=args.jobs,
+            executor=args.executor,
+            ray_address=args.ray_address,
+            log=lambda line: print(line, flush=True),
+        )
     except KeyboardInterrupt:
-        print("interrupted: finished runs are in the store, unfinished ones resume from their checkpoints",
-              file=sys.stderr)
+        print(
+            "interrupted: finished runs are in the store, unfinished ones resume from their checkpoints",
+            file=sys.stderr,
+        )
         return 130
     ids = [s.run_id for s in specs]
     runs = store.runs()

@@ -29,11 +29,21 @@ def write_baseline(profile: str, runs: pd.DataFrame, directory: Path = BASELINE_
     entries = {}
     for run in runs.itertuples():
         step = None if pd.isna(run.converged_step) else int(run.converged_step)
-        entries[key(run.model, run.task, run.seed)] = {"run_id": run.run_id, "status": run.status, "converged_step": step}
+        entries[key(run.model, run.task, run.seed)] = {
+            "run_id": run.run_id,
+            "status": run.status,
+            "converged_step": step,
+        }
     path = Path(directory) / f"{profile}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"profile": profile, "tolerance_factor": TOLERANCE_FACTOR, "runs": entries},
-                               indent=2, sort_keys=True) + "\n")
+    path.write_text(
+        json.dumps(
+            {"profile": profile, "tolerance_factor": TOLERANCE_FACTOR, "runs": entries},
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     return path
 
 
@@ -46,16 +56,30 @@ def compare(baseline: dict, runs: pd.DataFrame, eval_interval: dict) -> list[tup
             verdicts.append((name, True, "not in the baseline"))
             continue
         then = baseline["runs"][name]["converged_step"]
-        now = None if pd.isna(run.converged_step) or run.status != "done" else int(run.converged_step)
-        note = "" if baseline["runs"][name]["run_id"] == run.run_id else " (config changed since the baseline)"
+        now = (
+            None if pd.isna(run.converged_step) or run.status != "done" else int(run.converged_step)
+        )
+        note = (
+            ""
+            if baseline["runs"][name]["run_id"] == run.run_id
+            else " (config changed since the baseline)"
+        )
         if then is None:
             verdicts.append((name, True, f"baseline did not converge; now {now}{note}"))
         elif now is None:
-            verdicts.append((name, False, f"converged at step {then} in the baseline, now not ({run.status}){note}"))
+            verdicts.append(
+                (
+                    name,
+                    False,
+                    f"converged at step {then} in the baseline, now not ({run.status}){note}",
+                )
+            )
         else:
             limit = TOLERANCE_FACTOR * then + eval_interval[run.run_id]
             ok = now <= limit
-            verdicts.append((name, ok, f"converged at step {now}, baseline {then}, limit {limit:.0f}{note}"))
+            verdicts.append(
+                (name, ok, f"converged at step {now}, baseline {then}, limit {limit:.0f}{note}")
+            )
     return verdicts
 
 
@@ -67,7 +91,9 @@ def check_baseline(profile: str, runs: pd.DataFrame, specs, directory: Path = BA
         return 2
     baseline = json.loads(path.read_text())
     verdicts = compare(baseline, runs, {s.run_id: s.train.eval_interval for s in specs})
-    print(f"\nconvergence check against {path} (limit = {TOLERANCE_FACTOR} x baseline steps + one eval interval):")
+    print(
+        f"\nconvergence check against {path} (limit = {TOLERANCE_FACTOR} x baseline steps + one eval interval):"
+    )
     for name, ok, message in verdicts:
         print(f"  {'ok  ' if ok else 'FAIL'} {name}: {message}")
     failed = sum(not ok for _, ok, _ in verdicts)

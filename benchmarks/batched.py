@@ -71,7 +71,9 @@ class SeedStack:
         Models with their own K-seed pass use it; the others run under vmap."""
         if self.own_pass:
             inputs = inputs.expand(self.k, *inputs.shape) if shared else inputs
-            return self.template.seeds_forward({**self.params, **self.buffers, **self.shared}, inputs)
+            return self.template.seeds_forward(
+                {**self.params, **self.buffers, **self.shared}, inputs
+            )
         call = lambda p, b, x: functional_call(self.template, (p, b, self.shared), (x,))
         return vmap(call, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, inputs)
 
@@ -80,7 +82,7 @@ class SeedStack:
         module = copy.deepcopy(self.template)
         source = params if params is not None else {n: p[k] for n, p in self.params.items()}
         buffers = {**self.shared, **{n: b[k] for n, b in self.buffers.items()}}
-        saved = module.state_dict().keys()   # non-persistent buffers are not in a state dict
+        saved = module.state_dict().keys()  # non-persistent buffers are not in a state dict
         module.load_state_dict({**{n: b for n, b in buffers.items() if n in saved}, **source})
         return module
 
@@ -91,11 +93,17 @@ class SeedStack:
 def score_seeds(stack: SeedStack, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-seed (cost bits, bit errors) per sequence on one shared batch: two tensors [K]."""
 
-    def per_seed(logits, targets, mask):   # logits [K, T, B, O]: each seed scored as it would be alone
-        return (torch.stack([per_sequence_bce_bits(l, targets, mask) for l in logits]),
-                torch.stack([per_sequence_bit_errors(l, targets, mask) for l in logits]))
+    def per_seed(
+        logits, targets, mask
+    ):  # logits [K, T, B, O]: each seed scored as it would be alone
+        return (
+            torch.stack([per_sequence_bce_bits(l, targets, mask) for l in logits]),
+            torch.stack([per_sequence_bit_errors(l, targets, mask) for l in logits]),
+        )
 
-    parts = score_chunks(stack.template, lambda inputs: stack.forward(inputs, shared=True), batch, per_seed)
+    parts = score_chunks(
+        stack.template, lambda inputs: stack.forward(inputs, shared=True), batch, per_seed
+    )
     return torch.cat([p[0] for p in parts], 1).mean(1), torch.cat([p[1] for p in parts], 1).mean(1)
 
 
@@ -113,32 +121,51 @@ def clip_per_seed(params: list[torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
     return norms
 
 
-def seeds_step(stack: SeedStack, optimizer, params: list, batch: Batch, cfg: TrainConfig) -> StepScores:
+def seeds_step(
+    stack: SeedStack, optimizer, params: list, batch: Batch, cfg: TrainConfig
+) -> StepScores:
     """One optimizer step of every seed on its own batch ([K, ...]). A seed whose loss is not
     finite adds nothing to the summed loss, so the others' gradients stay finite."""
     logits = stack.forward(batch.inputs)
-    costs = torch.stack([per_sequence_bce_bits(logits[k], batch.targets[k], batch.mask[k]).mean()
-                         for k in range(stack.k)])
+    costs = torch.stack(
+        [
+            per_sequence_bce_bits(logits[k], batch.targets[k], batch.mask[k]).mean()
+            for k in range(stack.k)
+        ]
+    )
     finite = torch.isfinite(costs)
     optimizer.zero_grad(set_to_none=True)
     torch.where(finite, costs, torch.zeros_like(costs)).sum().backward()
     norms = clip_per_seed(params, cfg)
     optimizer.step()
-    errors = [float(per_sequence_bit_errors(logits[k].detach(), batch.targets[k], batch.mask[k]).mean())
-              for k in range(stack.k)]
-    diverged = ["loss" if not finite[k] else ("gradient" if not torch.isfinite(norms[k]) else None)
-                for k in range(stack.k)]
+    errors = [
+        float(per_sequence_bit_errors(logits[k].detach(), batch.targets[k], batch.mask[k]).mean())
+        for k in range(stack.k)
+    ]
+    diverged = [
+        "loss" if not finite[k] else ("gradient" if not torch.isfinite(norms[k]) else None)
+        for k in range(stack.k)
+    ]
     return StepScores(costs.detach().tolist(), errors, diverged)
 
 
-def train_seeds(models: list[torch.nn.Module], task: Task, cfg: TrainConfig, generators: list[torch.Generator],
-                validation: Batch, resume: dict | None = None, on_checkpoint=None,
-                on_point=lambda k, point: None) -> list[dict]:
+def train_seeds(
+    models: list[torch.nn.Module],
+    task: Task,
+    cfg: TrainConfig,
+    generators: list[torch.Generator],
+    validation: Batch,
+    resume: dict | None = None,
+    on_checkpoint=None,
+    on_point=lambda k, point: None,
+) -> list[dict]:
     """Train K models (one generator per seed) as one; returns per seed a dict with `curves`,
     `converged_step`, `diverged` (None or (step, what)), `wall_s` and the trained `model`.
     Logging, validation, checkpoints, Ctrl-C and divergence follow benchmarks/cadence.py, per seed."""
     stack = SeedStack(models)
-    if cfg.compile:   # the K-seed pass's chunks; a model without one trains eager, as the tests check
+    if (
+        cfg.compile
+    ):  # the K-seed pass's chunks; a model without one trains eager, as the tests check
         stack.compile_step()
     device = next(iter(stack.params.values())).device
     params = list(stack.params.values())
@@ -153,24 +180,50 @@ def train_seeds(models: list[torch.nn.Module], task: Task, cfg: TrainConfig, gen
         state = from_group_snapshot(resume)
 
     def save(loop) -> None:
-        on_checkpoint({"params": {n: p.detach().clone() for n, p in stack.params.items()},
-                       "optimizer": optimizer.state_dict(), "generators": [g.get_state() for g in generators],
-                       **group_snapshot(loop)})
+        on_checkpoint(
+            {
+                "params": {n: p.detach().clone() for n, p in stack.params.items()},
+                "optimizer": optimizer.state_dict(),
+                "generators": [g.get_state() for g in generators],
+                **group_snapshot(loop),
+            }
+        )
 
     def validate() -> list[tuple[float, float]]:
         costs, errors = score_seeds(stack, validation)
         return list(zip(costs.tolist(), errors.tolist()))
 
-    cadence = Cadence(cfg, stack.k, validate, save if on_checkpoint is not None else None,
-                      freeze=stack.seed_params, on_point=on_point, state=state)
-    training_task = scheduled(task, cfg.curriculum)   # one schedule, by the group's step, for every seed
+    cadence = Cadence(
+        cfg,
+        stack.k,
+        validate,
+        save if on_checkpoint is not None else None,
+        freeze=stack.seed_params,
+        on_point=on_point,
+        state=state,
+    )
+    training_task = scheduled(
+        task, cfg.curriculum
+    )  # one schedule, by the group's step, for every seed
     with cadence:
         while cadence.running():
             # Stopped seeds still draw their batches: every generator stays where it would be alone.
             drawn = training_task(cadence.state.step)
             batch = stack_batches([drawn.sample(cfg.batch_size, g) for g in generators])
-            cadence.after_step(seeds_step(stack, optimizer, params, Batch(*(t.to(device) for t in batch)), cfg))
+            cadence.after_step(
+                seeds_step(stack, optimizer, params, Batch(*(t.to(device) for t in batch)), cfg)
+            )
     # A stopped seed is scored and returned as it stopped: frozen parameters ({}: the current ones).
-    final = cadence.finish(lambda k: score(stack.model(k, cadence.state.stopped[k] or None), validation))
-    return [{"curves": final.curves[k], "converged_step": final.converged[k], "diverged": final.diverged[k],
-             "wall_s": cadence.wall_s(), "model": stack.model(k, final.stopped[k] or None)} for k in range(stack.k)]
+    final = cadence.finish(
+        lambda k: score(stack.model(k, cadence.state.stopped[k] or None), validation)
+    )
+    return [
+        {
+            "curves": final.curves[k],
+            "converged_step": final.converged[k],
+            "diverged": final.diverged[k],
+            "wall_s": cadence.wall_s(),
+            "model": stack.model(k, final.stopped[k] or None),
+        }
+        for k in range(stack.k)
+    ]

@@ -71,50 +71,90 @@ class LoopState:
     """Where training stands, per seed where it differs between seeds."""
 
     step: int
-    curves: list[list[dict]]             # curve points: split, step, sequences, cost_bits, bit_errors, wall_s
-    converged: list[int | None]          # first step whose validation point converged
+    curves: list[list[dict]]  # curve points: split, step, sequences, cost_bits, bit_errors, wall_s
+    converged: list[int | None]  # first step whose validation point converged
     diverged: list[tuple[int, str] | None]
-    stopped: list[dict | None]           # None while training; what a stopped seed left ({} or frozen parameters)
+    stopped: list[
+        dict | None
+    ]  # None while training; what a stopped seed left ({} or frozen parameters)
     windows: list[Window]
-    elapsed: float = 0.0                 # training seconds before this process (resumed runs)
+    elapsed: float = 0.0  # training seconds before this process (resumed runs)
 
     @classmethod
     def fresh(cls, seeds: int) -> LoopState:
-        return cls(0, [[] for _ in range(seeds)], [None] * seeds, [None] * seeds, [None] * seeds,
-                   [Window() for _ in range(seeds)])
+        return cls(
+            0,
+            [[] for _ in range(seeds)],
+            [None] * seeds,
+            [None] * seeds,
+            [None] * seeds,
+            [Window() for _ in range(seeds)],
+        )
 
 
 def run_snapshot(state: LoopState) -> dict:
     """A single run's checkpoint fields (train.py adds model, optimizer and generator)."""
-    return {"step": state.step, "curves": list(state.curves[0]), "converged_step": state.converged[0],
-            "elapsed": state.elapsed, "window": tuple(state.windows[0])}
+    return {
+        "step": state.step,
+        "curves": list(state.curves[0]),
+        "converged_step": state.converged[0],
+        "elapsed": state.elapsed,
+        "window": tuple(state.windows[0]),
+    }
 
 
 def from_run_snapshot(snapshot: dict, cfg: TrainConfig) -> LoopState:
     """The LoopState of a single run's checkpoint; it stopped if it converged under stop_on_converge."""
     converged = snapshot["converged_step"]
     stopped = {} if cfg.stop_on_converge and converged is not None else None
-    return LoopState(snapshot["step"], [list(snapshot["curves"])], [converged], [None], [stopped],
-                     [Window(*snapshot["window"])], snapshot["elapsed"])
+    return LoopState(
+        snapshot["step"],
+        [list(snapshot["curves"])],
+        [converged],
+        [None],
+        [stopped],
+        [Window(*snapshot["window"])],
+        snapshot["elapsed"],
+    )
 
 
 def group_snapshot(state: LoopState) -> dict:
     """A seed group's checkpoint fields (batched.py adds parameters, optimizer and generators)."""
-    return {"step": state.step, "curves": copy.deepcopy(state.curves), "converged": list(state.converged),
-            "diverged": list(state.diverged), "stopped": copy.deepcopy(state.stopped),
-            "windows": [list(w) for w in state.windows], "elapsed": state.elapsed}
+    return {
+        "step": state.step,
+        "curves": copy.deepcopy(state.curves),
+        "converged": list(state.converged),
+        "diverged": list(state.diverged),
+        "stopped": copy.deepcopy(state.stopped),
+        "windows": [list(w) for w in state.windows],
+        "elapsed": state.elapsed,
+    }
 
 
 def from_group_snapshot(snapshot: dict) -> LoopState:
-    return LoopState(snapshot["step"], [list(c) for c in snapshot["curves"]], list(snapshot["converged"]),
-                     list(snapshot["diverged"]), list(snapshot["stopped"]),
-                     [Window(*w) for w in snapshot["windows"]], snapshot["elapsed"])
+    return LoopState(
+        snapshot["step"],
+        [list(c) for c in snapshot["curves"]],
+        list(snapshot["converged"]),
+        list(snapshot["diverged"]),
+        list(snapshot["stopped"]),
+        [Window(*w) for w in snapshot["windows"]],
+        snapshot["elapsed"],
+    )
 
 
-def point(split: str, step: int, cfg: TrainConfig, cost: float, errors: float, started: float) -> dict:
+def point(
+    split: str, step: int, cfg: TrainConfig, cost: float, errors: float, started: float
+) -> dict:
     """One curve row."""
-    return {"split": split, "step": step, "sequences": step * cfg.batch_size,
-            "cost_bits": float(cost), "bit_errors": float(errors), "wall_s": time.perf_counter() - started}
+    return {
+        "split": split,
+        "step": step,
+        "sequences": step * cfg.batch_size,
+        "cost_bits": float(cost),
+        "bit_errors": float(errors),
+        "wall_s": time.perf_counter() - started,
+    }
 
 
 Scorer = Callable[[], list[tuple[float, float]]]
@@ -130,14 +170,27 @@ class Cadence:
     Use it as a context manager around the loop: inside, Ctrl-C only sets a flag (see after_step).
     """
 
-    def __init__(self, cfg: TrainConfig, seeds: int, validate: Scorer, save: Callable[[LoopState], None] | None = None,
-                 freeze: Callable[[int], dict] = lambda k: {},
-                 on_point: Callable[[int, dict], None] = lambda k, p: None, state: LoopState | None = None):
-        self.cfg, self.validate, self.save, self.freeze, self.on_point = cfg, validate, save, freeze, on_point
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        seeds: int,
+        validate: Scorer,
+        save: Callable[[LoopState], None] | None = None,
+        freeze: Callable[[int], dict] = lambda k: {},
+        on_point: Callable[[int, dict], None] = lambda k, p: None,
+        state: LoopState | None = None,
+    ):
+        self.cfg, self.validate, self.save, self.freeze, self.on_point = (
+            cfg,
+            validate,
+            save,
+            freeze,
+            on_point,
+        )
         self.state = state if state is not None else LoopState.fresh(seeds)
         self.started = time.perf_counter() - self.state.elapsed
         self.interrupted = False
-        self._installed, self._previous = False, None   # our SIGINT handler, and the one it replaced
+        self._installed, self._previous = False, None  # our SIGINT handler, and the one it replaced
 
     def __enter__(self) -> Cadence:
         # Outside the main thread signals cannot be caught, and Ctrl-C behaves as usual there.
@@ -151,10 +204,13 @@ class Cadence:
     def __exit__(self, kind, error, traceback) -> bool:
         if self._installed:
             # None: the previous handler was not set from Python; Python's own is the usual one.
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+            signal.signal(
+                signal.SIGINT,
+                self._previous if self._previous is not None else signal.default_int_handler,
+            )
             self._installed = False
         if isinstance(error, Diverged) and len(self.state.curves) == 1:
-            error.curves = self.state.curves[0]   # the runner stores the curve up to the divergence
+            error.curves = self.state.curves[0]  # the runner stores the curve up to the divergence
         return False
 
     def _interrupt(self, signum, frame) -> None:
@@ -213,7 +269,9 @@ class Cadence:
                 state.stopped[k] = self.freeze(k)
 
     def _append(self, k: int, split: str, cost: float, errors: float) -> None:
-        self.state.curves[k].append(point(split, self.state.step, self.cfg, cost, errors, self.started))
+        self.state.curves[k].append(
+            point(split, self.state.step, self.cfg, cost, errors, self.started)
+        )
         self.on_point(k, self.state.curves[k][-1])
 
     def _save(self) -> None:

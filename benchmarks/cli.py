@@ -23,68 +23,224 @@ class UsageError(ValueError):
 
 
 OPTIONS = {
-    "models": (("--models",), dict(default=None, help="comma list of models, or 'all' (default: the profile's)")),
-    "tasks": (("--tasks",), dict(default="all", help="comma list of tasks, or 'all' (default: the profile's)")),
-    "seeds": (("--seeds",), dict(default=None, help="comma list of integer seeds (default: the profile's)")),
-    "profile": (("--profile",), dict(default="quick", help="a profile in benchmarks/profiles/ (quick, ci, replicate, "
-                                                           "paper, solve_copy) or a path to a YAML file")),
-    "store": (("--store",), dict(default=DEFAULT_STORE, help="SQLite results store (created if missing)")),
-    "checkpoints": (("--checkpoints",), dict(default=None, help="checkpoint and kept-weights folder (default: "
-                                                                "checkpoints/ beside the store)")),
+    "models": (
+        ("--models",),
+        dict(default=None, help="comma list of models, or 'all' (default: the profile's)"),
+    ),
+    "tasks": (
+        ("--tasks",),
+        dict(default="all", help="comma list of tasks, or 'all' (default: the profile's)"),
+    ),
+    "seeds": (
+        ("--seeds",),
+        dict(default=None, help="comma list of integer seeds (default: the profile's)"),
+    ),
+    "profile": (
+        ("--profile",),
+        dict(
+            default="quick",
+            help="a profile in benchmarks/profiles/ (quick, ci, replicate, "
+            "paper, solve_copy) or a path to a YAML file",
+        ),
+    ),
+    "store": (
+        ("--store",),
+        dict(default=DEFAULT_STORE, help="SQLite results store (created if missing)"),
+    ),
+    "checkpoints": (
+        ("--checkpoints",),
+        dict(
+            default=None,
+            help="checkpoint and kept-weights folder (default: checkpoints/ beside the store)",
+        ),
+    ),
     "device": (("--device",), dict(default="cpu", help="torch device: cpu, cuda or cuda:N")),
-    "jobs": (("--jobs",), dict(type=int, default=2, help="runs trained in parallel worker processes (default 2)")),
-    "threads": (("--threads",), dict(type=int, default=1, help="intra-op threads per run (default 1; see README)")),
-    "executor": (("--executor",), dict(choices=("local", "ray"), default="local",
-                                       help="local worker processes (default) or Ray tasks (pip install -e '.[cluster]')")),
-    "ray_address": (("--ray-address",), dict(default=None, help="Ray cluster address (e.g. ray://head:10001); "
-                                                                "default: a local Ray with --jobs CPUs")),
-    "tensorboard": (("--tensorboard",), dict(default=None, metavar="DIR",
-                                             help="also write live training curves as TensorBoard events under DIR")),
-    "overrides": (("--set",), dict(dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                                   help="override a profile key, e.g. --set train.lr=1e-4 (repeatable)")),
-    "no_report": (("--no-report",), dict(action="store_true", help="do not write the report afterwards")),
-    "report_dir": (("--report-dir",), dict(default=None, help="report folder (default: reports/out/<profile>/ for the "
-                                                              "default store, else reports/<profile>/ beside it)")),
-    "published": (("--published",), dict(action="store_true", help="report from the results published in the "
-                                                                   "repository (results/published/<profile>/)")),
-    "check": (("--check",), dict(action="store_true", help="compare convergence with results/baselines/<profile>.json "
-                                                           "(exit 1 on a regression); with --published: the claims' "
-                                                           "verdicts with the committed table")),
-    "update_baseline": (("--update-baseline",), dict(action="store_true", help="write the baseline (with --published: "
-                                                                               "the committed claims table)")),
-    "bench_profile": (("--bench-profile",), dict(default="full", choices=("quick", "full", "interleaved"),
-                                                 help="speed suite size: quick (batch 1 and 16), full (default: "
-                                                      "batch 1/16/256, memory and length sweeps) or interleaved "
-                                                      "(models timed in alternating rounds: ratios that survive a "
-                                                      "drifting machine)")),
-    "json": (("--json",), dict(default=None, metavar="FILE", help="also write the speed rows to FILE")),
-    "at": (("--at",), dict(action="append", default=[], metavar="AXIS=N[,N]",
-                           help="generalization points to add, e.g. --at length=200,500 (repeatable)")),
-    "joint": (("--joint",), dict(action="append", default=[], metavar="AXIS=N,AXIS=N",
-                                 help="a joint point to add, e.g. --joint length=20,repeats=10 (repeatable)")),
-    "trace_at": (("--trace-at",), dict(default=None, metavar="AXIS=N[,AXIS=N]",
-                                       help="draw each chosen run's memory picture at this size instead")),
-    "run_id": (("--run-id",), dict(action="append", default=[], metavar="ID", help="only these runs (repeatable)")),
+    "jobs": (
+        ("--jobs",),
+        dict(type=int, default=2, help="runs trained in parallel worker processes (default 2)"),
+    ),
+    "threads": (
+        ("--threads",),
+        dict(type=int, default=1, help="intra-op threads per run (default 1; see README)"),
+    ),
+    "executor": (
+        ("--executor",),
+        dict(
+            choices=("local", "ray"),
+            default="local",
+            help="local worker processes (default) or Ray tasks (pip install -e '.[cluster]')",
+        ),
+    ),
+    "ray_address": (
+        ("--ray-address",),
+        dict(
+            default=None,
+            help="Ray cluster address (e.g. ray://head:10001); "
+            "default: a local Ray with --jobs CPUs",
+        ),
+    ),
+    "tensorboard": (
+        ("--tensorboard",),
+        dict(
+            default=None,
+            metavar="DIR",
+            help="also write live training curves as TensorBoard events under DIR",
+        ),
+    ),
+    "overrides": (
+        ("--set",),
+        dict(
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a profile key, e.g. --set train.lr=1e-4 (repeatable)",
+        ),
+    ),
+    "no_report": (
+        ("--no-report",),
+        dict(action="store_true", help="do not write the report afterwards"),
+    ),
+    "report_dir": (
+        ("--report-dir",),
+        dict(
+            default=None,
+            help="report folder (default: reports/out/<profile>/ for the "
+            "default store, else reports/<profile>/ beside it)",
+        ),
+    ),
+    "published": (
+        ("--published",),
+        dict(
+            action="store_true",
+            help="report from the results published in the "
+            "repository (results/published/<profile>/)",
+        ),
+    ),
+    "check": (
+        ("--check",),
+        dict(
+            action="store_true",
+            help="compare convergence with results/baselines/<profile>.json "
+            "(exit 1 on a regression); with --published: the claims' "
+            "verdicts with the committed table",
+        ),
+    ),
+    "update_baseline": (
+        ("--update-baseline",),
+        dict(
+            action="store_true",
+            help="write the baseline (with --published: the committed claims table)",
+        ),
+    ),
+    "bench_profile": (
+        ("--bench-profile",),
+        dict(
+            default="full",
+            choices=("quick", "full", "interleaved"),
+            help="speed suite size: quick (batch 1 and 16), full (default: "
+            "batch 1/16/256, memory and length sweeps) or interleaved "
+            "(models timed in alternating rounds: ratios that survive a "
+            "drifting machine)",
+        ),
+    ),
+    "json": (
+        ("--json",),
+        dict(default=None, metavar="FILE", help="also write the speed rows to FILE"),
+    ),
+    "at": (
+        ("--at",),
+        dict(
+            action="append",
+            default=[],
+            metavar="AXIS=N[,N]",
+            help="generalization points to add, e.g. --at length=200,500 (repeatable)",
+        ),
+    ),
+    "joint": (
+        ("--joint",),
+        dict(
+            action="append",
+            default=[],
+            metavar="AXIS=N,AXIS=N",
+            help="a joint point to add, e.g. --joint length=20,repeats=10 (repeatable)",
+        ),
+    ),
+    "trace_at": (
+        ("--trace-at",),
+        dict(
+            default=None,
+            metavar="AXIS=N[,AXIS=N]",
+            help="draw each chosen run's memory picture at this size instead",
+        ),
+    ),
+    "run_id": (
+        ("--run-id",),
+        dict(action="append", default=[], metavar="ID", help="only these runs (repeatable)"),
+    ),
 }
 
-TRAIN = ["models", "tasks", "seeds", "profile", "store", "checkpoints", "device", "jobs", "threads", "executor",
-         "ray_address", "tensorboard", "overrides", "no_report", "report_dir"]
+TRAIN = [
+    "models",
+    "tasks",
+    "seeds",
+    "profile",
+    "store",
+    "checkpoints",
+    "device",
+    "jobs",
+    "threads",
+    "executor",
+    "ray_address",
+    "tensorboard",
+    "overrides",
+    "no_report",
+    "report_dir",
+]
 COMMANDS = {
-    "run": ("train every planned run the store does not hold, then summary, claims and report (the default)",
-            TRAIN + ["check", "update_baseline"]),
-    "check": ("the convergence regression check: run --profile (default ci), then compare with its baseline",
-              TRAIN + ["update_baseline"]),
-    "report": ("rebuild the report of --profile from the store (or from the published results); train nothing",
-               ["profile", "store", "report_dir", "published", "check", "update_baseline"]),
-    "bench": ("the speed suite: rows into the store's speed table", ["models", "device", "threads", "bench_profile",
-                                                                    "json", "store"]),
-    "evaluate": ("score finished runs at new generalization points from their kept weights (no retraining)",
-                 ["profile", "store", "checkpoints", "models", "tasks", "seeds", "run_id", "at", "joint", "trace_at",
-                  "report_dir", "no_report"]),
-    "params": ("our parameter count per planned (task, model) beside the paper's; train nothing",
-               ["profile", "models", "tasks", "seeds", "overrides"]),
+    "run": (
+        "train every planned run the store does not hold, then summary, claims and report (the default)",
+        TRAIN + ["check", "update_baseline"],
+    ),
+    "check": (
+        "the convergence regression check: run --profile (default ci), then compare with its baseline",
+        TRAIN + ["update_baseline"],
+    ),
+    "report": (
+        "rebuild the report of --profile from the store (or from the published results); train nothing",
+        ["profile", "store", "report_dir", "published", "check", "update_baseline"],
+    ),
+    "bench": (
+        "the speed suite: rows into the store's speed table",
+        ["models", "device", "threads", "bench_profile", "json", "store"],
+    ),
+    "evaluate": (
+        "score finished runs at new generalization points from their kept weights (no retraining)",
+        [
+            "profile",
+            "store",
+            "checkpoints",
+            "models",
+            "tasks",
+            "seeds",
+            "run_id",
+            "at",
+            "joint",
+            "trace_at",
+            "report_dir",
+            "no_report",
+        ],
+    ),
+    "params": (
+        "our parameter count per planned (task, model) beside the paper's; train nothing",
+        ["profile", "models", "tasks", "seeds", "overrides"],
+    ),
 }
-MODES = {"report": "--report", "bench": "--bench", "params": "--params"}  # the flag form's command flags
+MODES = {
+    "report": "--report",
+    "bench": "--bench",
+    "params": "--params",
+}  # the flag form's command flags
 
 
 def add(parser: argparse.ArgumentParser, name: str, **change) -> None:
@@ -94,16 +250,26 @@ def add(parser: argparse.ArgumentParser, name: str, **change) -> None:
 
 def defaults() -> dict:
     """Every option's default, so each command's Namespace has every attribute."""
-    return {kwargs.get("dest", name): kwargs.get("default", False if kwargs.get("action") == "store_true" else None)
-            for name, (_, kwargs) in OPTIONS.items()}
+    return {
+        kwargs.get("dest", name): kwargs.get(
+            "default", False if kwargs.get("action") == "store_true" else None
+        )
+        for name, (_, kwargs) in OPTIONS.items()
+    }
 
 
 def command_parser(name: str, epilog: str) -> argparse.ArgumentParser:
     summary, options = COMMANDS[name]
-    parser = argparse.ArgumentParser(prog=f"run_suite.py {name}", description=summary, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"run_suite.py {name}",
+        description=summary,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     for option in options:
-        add(parser, option, **({"default": "ci"} if name == "check" and option == "profile" else {}))
+        add(
+            parser, option, **({"default": "ci"} if name == "check" and option == "profile" else {})
+        )
     return parser
 
 
@@ -111,13 +277,18 @@ def flag_parser(description: str, epilog: str) -> argparse.ArgumentParser:
     """The flag form: every option, and --report / --bench / --params choosing the command."""
     commands = "\n".join(f"  {name:<9} {summary}" for name, (summary, _) in COMMANDS.items())
     parser = argparse.ArgumentParser(
-        prog="run_suite.py", description=f"{description}\n\ncommands (run_suite.py COMMAND --help):\n{commands}",
-        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="run_suite.py",
+        description=f"{description}\n\ncommands (run_suite.py COMMAND --help):\n{commands}",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     for option in OPTIONS:
         if option not in ("at", "joint", "trace_at", "run_id"):
             add(parser, option)
     for mode, flag in MODES.items():
-        parser.add_argument(flag, action="store_true", help=f"the {mode} command: {COMMANDS[mode][0]}")
+        parser.add_argument(
+            flag, action="store_true", help=f"the {mode} command: {COMMANDS[mode][0]}"
+        )
     return parser
 
 
@@ -125,13 +296,21 @@ def resolve_mode(args: argparse.Namespace) -> str:
     """The command the flag form asks for; UsageError when its flags contradict each other."""
     chosen = [mode for mode in MODES if getattr(args, mode)]
     if len(chosen) > 1:
-        raise UsageError(f"{' and '.join(MODES[m] for m in chosen)} are separate commands: give one "
-                         f"(run_suite.py {'|'.join(chosen)})")
+        raise UsageError(
+            f"{' and '.join(MODES[m] for m in chosen)} are separate commands: give one "
+            f"(run_suite.py {'|'.join(chosen)})"
+        )
     command = chosen[0] if chosen else "run"
     if args.published and command != "report":
-        raise UsageError("--published goes with --report (it rebuilds a report from the published results)")
+        raise UsageError(
+            "--published goes with --report (it rebuilds a report from the published results)"
+        )
     taken = set(COMMANDS[command][1])
-    for flag, name in (("--check", "check"), ("--update-baseline", "update_baseline"), ("--json", "json")):
+    for flag, name in (
+        ("--check", "check"),
+        ("--update-baseline", "update_baseline"),
+        ("--json", "json"),
+    ):
         if getattr(args, name) and name not in taken:
             raise UsageError(f"{flag} does not go with {MODES.get(command, 'training')}")
     return command
@@ -139,7 +318,9 @@ def resolve_mode(args: argparse.Namespace) -> str:
 
 def rest(command: str | None) -> argparse.Namespace:
     """The defaults of the options `command` does not take (argparse fills in its own)."""
-    taken = {OPTIONS[o][1].get("dest", o) for o in COMMANDS[command][1]} if command else set(OPTIONS)
+    taken = (
+        {OPTIONS[o][1].get("dest", o) for o in COMMANDS[command][1]} if command else set(OPTIONS)
+    )
     return argparse.Namespace(**{k: v for k, v in defaults().items() if k not in taken})
 
 
@@ -153,6 +334,8 @@ def parse(argv: list[str], description: str, epilog: str) -> argparse.Namespace:
         args = flag_parser(description, epilog).parse_args(argv, rest(None))
         args.command = resolve_mode(args)
     if args.command == "report" and (args.check or args.update_baseline) and not args.published:
-        raise UsageError("--report with --check or --update-baseline needs --published (the claims table); "
-                         "the convergence check trains: run_suite.py check")
+        raise UsageError(
+            "--report with --check or --update-baseline needs --published (the claims table); "
+            "the convergence check trains: run_suite.py check"
+        )
     return args

@@ -36,41 +36,54 @@ class ConfigError(ValueError):
 class TrainConfig:
     """How one run trains. Every knob is recorded in the run's config and so in its run_id."""
 
-    steps: int = 1000                 # optimizer steps
-    batch_size: int = 16              # sequences per step
-    optimizer: str = "adam"           # "adam" (Collier & Beel) or "rmsprop" (the paper)
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 16  # sequences per step
+    optimizer: str = "adam"  # "adam" (Collier & Beel) or "rmsprop" (the paper)
     lr: float = 1e-3
-    momentum: float = 0.9             # rmsprop only (Graves 2013 form: centered, decay 0.95)
-    clip: float = 50.0                # adam: gradient-norm clip; rmsprop: element-wise value clip
-    eval_interval: int = 100          # steps between validation points
-    eval_size: int = 256              # sequences in the fixed validation set
-    log_interval: int = 10            # steps averaged into one training-curve point
-    checkpoint_interval: int = 200    # steps between checkpoints (resume after a crash)
-    stop_on_converge: bool = False    # end the run at its first converged validation point
-    batch_seeds: bool = True          # train the seeds of one config as one batched model
-                                      # (benchmarks/batched.py; models with supports_vmap). Pays
-                                      # at small batches (8 NTM seeds at batch 1: 1.7x one seed's
-                                      # time); at batch 16 with compile, 8 seeds took 9.9x, more
-                                      # than apart: turn it off there (as solve_copy.yaml does)
-    compile: bool = False             # torch.compile the model's time step, 8 steps per compiled
-                                      # call (SequenceModel.compile_step; ~1.5 min warm-up on a
-                                      # 2-core CPU, then 4-6x faster NTM steps; results equal
-                                      # eager ones to float rounding, not bit for bit)
-    curriculum: str | Curriculum = "none"  # "none", or {axis: length, start: 2, every: 500, step: 1}:
-                                      # the task's max_<axis> starts at `start`, grows by `step` every
-                                      # `every` steps up to the task's own, and batches draw sizes in
-                                      # [min_<axis>, that]; validation keeps the full task so curves
-                                      # compare (benchmarks/curriculum.py). Left out of the run config
-                                      # when "none", so the run_ids of runs without one stand
+    momentum: float = 0.9  # rmsprop only (Graves 2013 form: centered, decay 0.95)
+    clip: float = 50.0  # adam: gradient-norm clip; rmsprop: element-wise value clip
+    eval_interval: int = 100  # steps between validation points
+    eval_size: int = 256  # sequences in the fixed validation set
+    log_interval: int = 10  # steps averaged into one training-curve point
+    checkpoint_interval: int = 200  # steps between checkpoints (resume after a crash)
+    stop_on_converge: bool = False  # end the run at its first converged validation point
+    batch_seeds: bool = True  # train the seeds of one config as one batched model
+    # (benchmarks/batched.py; models with supports_vmap). Pays
+    # at small batches (8 NTM seeds at batch 1: 1.7x one seed's
+    # time); at batch 16 with compile, 8 seeds took 9.9x, more
+    # than apart: turn it off there (as solve_copy.yaml does)
+    compile: bool = False  # torch.compile the model's time step, 8 steps per compiled
+    # call (SequenceModel.compile_step; ~1.5 min warm-up on a
+    # 2-core CPU, then 4-6x faster NTM steps; results equal
+    # eager ones to float rounding, not bit for bit)
+    curriculum: str | Curriculum = (
+        "none"  # "none", or {axis: length, start: 2, every: 500, step: 1}:
+    )
+    # the task's max_<axis> starts at `start`, grows by `step` every
+    # `every` steps up to the task's own, and batches draw sizes in
+    # [min_<axis>, that]; validation keeps the full task so curves
+    # compare (benchmarks/curriculum.py). Left out of the run config
+    # when "none", so the run_ids of runs without one stand
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_interval", "eval_size", "log_interval", "checkpoint_interval"):
+        for name in (
+            "steps",
+            "batch_size",
+            "eval_interval",
+            "eval_size",
+            "log_interval",
+            "checkpoint_interval",
+        ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise ConfigError(
+                    f"train.{name} must be a positive integer, got {getattr(self, name)!r}"
+                )
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(f"train.optimizer must be adam or rmsprop, got {self.optimizer!r}")
         if not self.lr > 0 or not self.clip > 0:
-            raise ConfigError(f"train.lr and train.clip must be positive, got {self.lr!r}, {self.clip!r}")
+            raise ConfigError(
+                f"train.lr and train.clip must be positive, got {self.lr!r}, {self.clip!r}"
+            )
         try:  # a mapping becomes a (frozen, hashable) Curriculum; its check against the task is the planner's
             object.__setattr__(self, "curriculum", read_curriculum(self.curriculum))
         except ValueError as error:
@@ -101,7 +114,9 @@ def resolve_path(name_or_path: str) -> Path:
     path = PROFILE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
-        raise ConfigError(f"unknown profile {name_or_path!r} (known: {known}; or give a path to a .yaml file)")
+        raise ConfigError(
+            f"unknown profile {name_or_path!r} (known: {known}; or give a path to a .yaml file)"
+        )
     return path
 
 
@@ -116,7 +131,9 @@ def apply_override(raw: dict, assignment: str) -> None:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"--set {assignment!r}: value is not valid YAML ({error.__class__.__name__})") from None
+        raise ConfigError(
+            f"--set {assignment!r}: value is not valid YAML ({error.__class__.__name__})"
+        ) from None
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -148,20 +165,32 @@ def read_params(params: dict, cls, where: str) -> dict:
 
 def check_seeds(seeds, where: str) -> None:
     """Raise ConfigError unless `seeds` is a non-empty list of non-negative integers."""
-    if not isinstance(seeds, list) or not seeds or not all(type(s) is int and s >= 0 for s in seeds):
-        raise ConfigError(f"{where} must be a non-empty list of non-negative integers, got {seeds!r}")
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(type(s) is int and s >= 0 for s in seeds)
+    ):
+        raise ConfigError(
+            f"{where} must be a non-empty list of non-negative integers, got {seeds!r}"
+        )
 
 
 def check_eval(block, axes: tuple[str, ...], where: str) -> None:
     """An eval block: {axis: [values]} and optionally `joint: [{axis: value, ...}]`, points that
     set several axes at once (the paper's repeat-copy tests: length 20 with 10 repeats)."""
     if not isinstance(block, dict):
-        raise ConfigError(f"{where}: expected a mapping of axis: [values], got {type(block).__name__}")
+        raise ConfigError(
+            f"{where}: expected a mapping of axis: [values], got {type(block).__name__}"
+        )
     for axis, values in block.items():
         if axis == "joint":
-            if not isinstance(values, list) or not all(isinstance(p, dict) and len(p) >= 2 for p in values):
-                raise ConfigError(f"{where}.joint: expected a list of mappings of two or more axes to a value, "
-                                  f"e.g. [{{length: 20, repeats: 10}}], got {values!r}")
+            if not isinstance(values, list) or not all(
+                isinstance(p, dict) and len(p) >= 2 for p in values
+            ):
+                raise ConfigError(
+                    f"{where}.joint: expected a list of mappings of two or more axes to a value, "
+                    f"e.g. [{{length: 20, repeats: 10}}], got {values!r}"
+                )
             for point in values:
                 for name, value in point.items():
                     check_axis(name, [value], axes, f"{where}.joint")
@@ -171,9 +200,13 @@ def check_eval(block, axes: tuple[str, ...], where: str) -> None:
 
 def check_axis(axis, values, axes: tuple[str, ...], where: str) -> None:
     if axis not in axes:
-        raise ConfigError(f"{where}: unknown axis {axis!r} (known: {', '.join(axes) or 'none'}, joint)")
+        raise ConfigError(
+            f"{where}: unknown axis {axis!r} (known: {', '.join(axes) or 'none'}, joint)"
+        )
     if not isinstance(values, list) or not all(type(v) is int and v >= 1 for v in values):
-        raise ConfigError(f"{where}: {axis} values must be a list of positive integers, got {values!r}")
+        raise ConfigError(
+            f"{where}: {axis} values must be a list of positive integers, got {values!r}"
+        )
 
 
 def make_train(raw: dict, where: str) -> TrainConfig:
@@ -183,8 +216,12 @@ def make_train(raw: dict, where: str) -> TrainConfig:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(raw) - fields)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
-    raw = coerce_keys(raw, constructors.annotations(TrainConfig), where, ConfigError) if raw else raw
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})"
+        )
+    raw = (
+        coerce_keys(raw, constructors.annotations(TrainConfig), where, ConfigError) if raw else raw
+    )
     try:
         return TrainConfig(**raw)
     except ConfigError as error:
@@ -200,7 +237,9 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x})") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x})"
+        ) from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
     except yaml.YAMLError as error:
@@ -218,8 +257,12 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     seeds = raw.get("seeds", [0])
     check_seeds(seeds, f"{path}: seeds")
     try:  # plugins named in the profile (module:Class keys) and installed entry points join the registries
-        plugins.ensure("models", (raw.get("models") or {}) if isinstance(raw.get("models"), dict) else ())
-        plugins.ensure("tasks", (raw.get("tasks") or {}) if isinstance(raw.get("tasks"), dict) else ())
+        plugins.ensure(
+            "models", (raw.get("models") or {}) if isinstance(raw.get("models"), dict) else ()
+        )
+        plugins.ensure(
+            "tasks", (raw.get("tasks") or {}) if isinstance(raw.get("tasks"), dict) else ()
+        )
     except plugins.PluginError as error:
         raise ConfigError(f"{path}: {error}") from None
     train = make_train(raw.get("train") or {}, f"{path}: train")
@@ -227,17 +270,32 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     models = dict(raw.get("models") or {})
     for name, params in models.items():
         if name not in MODELS:
-            raise ConfigError(f"{path}: models: unknown model {name!r} (known: {', '.join(MODELS)})")
-        check_keys(params or {}, MODELS[name], f"{path}: models.{name}", extra=("train", "per_task", "seeds"))
+            raise ConfigError(
+                f"{path}: models: unknown model {name!r} (known: {', '.join(MODELS)})"
+            )
+        check_keys(
+            params or {},
+            MODELS[name],
+            f"{path}: models.{name}",
+            extra=("train", "per_task", "seeds"),
+        )
         params = models[name] = read_params(params or {}, MODELS[name], f"{path}: models.{name}")
         check_seeds((params or {}).get("seeds", [0]), f"{path}: models.{name}.seeds")
         make_train((params or {}).get("train") or {}, f"{path}: models.{name}.train")
         for task, task_params in ((params or {}).get("per_task") or {}).items():
             if task not in TASKS:
-                raise ConfigError(f"{path}: models.{name}.per_task: unknown task {task!r} (known: {', '.join(TASKS)})")
-            check_keys(task_params or {}, MODELS[name], f"{path}: models.{name}.per_task.{task}", extra=("train",))
-            params["per_task"][task] = read_params(task_params or {}, MODELS[name],
-                                                   f"{path}: models.{name}.per_task.{task}")
+                raise ConfigError(
+                    f"{path}: models.{name}.per_task: unknown task {task!r} (known: {', '.join(TASKS)})"
+                )
+            check_keys(
+                task_params or {},
+                MODELS[name],
+                f"{path}: models.{name}.per_task.{task}",
+                extra=("train",),
+            )
+            params["per_task"][task] = read_params(
+                task_params or {}, MODELS[name], f"{path}: models.{name}.per_task.{task}"
+            )
     tasks = dict(raw.get("tasks") or {})
     for name, params in tasks.items():
         if name not in TASKS:

@@ -23,7 +23,9 @@ def constructors(cls) -> list:
         if klass is object or "__init__" not in vars(klass):
             continue
         found.append(vars(klass)["__init__"])
-        if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(found[-1]).parameters.values()):
+        if not any(
+            p.kind is p.VAR_KEYWORD for p in inspect.signature(found[-1]).parameters.values()
+        ):
             break
     return found
 
@@ -40,7 +42,11 @@ def keywords(cls) -> dict[str, inspect.Parameter]:
 
 def defaults(cls) -> dict:
     """{name: default} of the keywords that have one."""
-    return {name: p.default for name, p in keywords(cls).items() if p.default is not inspect.Parameter.empty}
+    return {
+        name: p.default
+        for name, p in keywords(cls).items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def annotations(cls) -> dict:
@@ -49,7 +55,10 @@ def annotations(cls) -> dict:
     for init in constructors(cls):
         try:
             resolved = typing.get_type_hints(init)
-        except (NameError, TypeError):  # an annotation that cannot be resolved: those stay unchecked
+        except (
+            NameError,
+            TypeError,
+        ):  # an annotation that cannot be resolved: those stay unchecked
             continue
         for name, kind in resolved.items():
             if name not in FROM_TASK and name != "return":

@@ -35,13 +35,23 @@ def measure(spec, compiled: bool, steps: int) -> dict | None:
     data = torch.Generator().manual_seed(0)
     started = time.perf_counter()
     for step in range(3 if compiled else 1):
-        train_step(model, optimizer, params, task.sample(spec.train.batch_size, data), spec.train, step + 1)
+        train_step(
+            model, optimizer, params, task.sample(spec.train.batch_size, data), spec.train, step + 1
+        )
     warm = time.perf_counter()
     for step in range(steps):
-        train_step(model, optimizer, params, task.sample(spec.train.batch_size, data), spec.train, step + 1)
+        train_step(
+            model, optimizer, params, task.sample(spec.train.batch_size, data), spec.train, step + 1
+        )
     seconds = (time.perf_counter() - warm) / steps
-    return {"model": spec.model, "task": spec.task, "compiled": compiled, "n_params": model.n_params(),
-            "seq_per_s": round(spec.train.batch_size / seconds, 1), "warm_s": round(warm - started, 1)}
+    return {
+        "model": spec.model,
+        "task": spec.task,
+        "compiled": compiled,
+        "n_params": model.n_params(),
+        "seq_per_s": round(spec.train.batch_size / seconds, 1),
+        "warm_s": round(warm - started, 1),
+    }
 
 
 def main(argv=None) -> int:
@@ -49,16 +59,28 @@ def main(argv=None) -> int:
     from benchmarks.executors import intra_op_threads
     from benchmarks.plan import parse_names, resolve
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="replicate", help="profile name or YAML path (default replicate)")
-    parser.add_argument("--models", default="all", help="comma list or 'all' (the profile's models)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cost", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--profile", default="replicate", help="profile name or YAML path (default replicate)"
+    )
+    parser.add_argument(
+        "--models", default="all", help="comma list or 'all' (the profile's models)"
+    )
     parser.add_argument("--tasks", default="all", help="comma list or 'all' (the profile's tasks)")
-    parser.add_argument("--compile", action="store_true", help="time the compiled step (models that have one)")
-    parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps per pair (default 8)")
+    parser.add_argument(
+        "--compile", action="store_true", help="time the compiled step (models that have one)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=8, help="timed optimizer steps per pair (default 8)"
+    )
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile)
-        models = parse_names(args.models, list(profile.models), "model", default=list(profile.models))
+        models = parse_names(
+            args.models, list(profile.models), "model", default=list(profile.models)
+        )
         tasks = parse_names(args.tasks, list(profile.tasks), "task", default=list(profile.tasks))
         if args.steps < 1:
             raise ConfigError(f"--steps must be at least 1, got {args.steps}")

@@ -53,21 +53,27 @@ class Curriculum:
 
 
 def read(value, where: str = "train.curriculum") -> Curriculum | str:
-    """"none" or a Curriculum from a profile value; raises ValueError naming `where`.key."""
+    """ "none" or a Curriculum from a profile value; raises ValueError naming `where`.key."""
     if isinstance(value, Curriculum) or value == NONE:
         return value
     if not isinstance(value, dict):
-        raise ValueError(f"{where} must be \"none\" or a mapping {{axis: length, start: 2, every: 500, step: 1}}, "
-                         f"got {value!r}")
+        raise ValueError(
+            f'{where} must be "none" or a mapping {{axis: length, start: 2, every: 500, step: 1}}, '
+            f"got {value!r}"
+        )
     unknown = sorted(set(value) - set(KEYS))
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
     missing = [key for key in KEYS[:3] if key not in value]
     if missing:
-        raise ValueError(f"{where}: missing key {missing[0]!r} (axis, start and every are required; "
-                         f"step defaults to 1)")
+        raise ValueError(
+            f"{where}: missing key {missing[0]!r} (axis, start and every are required; "
+            f"step defaults to 1)"
+        )
     if not isinstance(value["axis"], str) or not value["axis"]:
-        raise ValueError(f"{where}.axis must be the name of a task axis, e.g. length, got {value['axis']!r}")
+        raise ValueError(
+            f"{where}.axis must be the name of a task axis, e.g. length, got {value['axis']!r}"
+        )
     counts = {}
     for key in KEYS[1:]:
         try:
@@ -87,15 +93,21 @@ def check_task(curriculum: Curriculum | str, task: Task) -> None:
         return
     axis = curriculum.axis
     if axis not in task.axes:
-        raise ValueError(f"train.curriculum.axis: {type(task).__name__} has no axis {axis!r} "
-                         f"(known: {', '.join(task.axes) or 'none'})")
+        raise ValueError(
+            f"train.curriculum.axis: {type(task).__name__} has no axis {axis!r} "
+            f"(known: {', '.join(task.axes) or 'none'})"
+        )
     low, high = task.min_size(axis), task.max_size(axis)
     if low is None or high is None:
-        raise ValueError(f"train.curriculum.axis: {type(task).__name__} has no training range min_{axis}..max_{axis} "
-                         f"to schedule")
+        raise ValueError(
+            f"train.curriculum.axis: {type(task).__name__} has no training range min_{axis}..max_{axis} "
+            f"to schedule"
+        )
     if not low <= curriculum.start <= high:
-        raise ValueError(f"train.curriculum.start {curriculum.start} must lie in the task's training range "
-                         f"min_{axis}..max_{axis} = {low}..{high}")
+        raise ValueError(
+            f"train.curriculum.start {curriculum.start} must lie in the task's training range "
+            f"min_{axis}..max_{axis} = {low}..{high}"
+        )
 
 
 def scheduled(task: Task, curriculum: Curriculum | str) -> Callable[[int], Task]:

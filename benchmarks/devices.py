@@ -17,7 +17,9 @@ def resolve_device(device: str) -> tuple[torch.device, str]:
         raise ValueError(f"--device {device!r} is not a torch device (try cpu or cuda)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+            raise ValueError(
+                f"--device {device}: CUDA is not available on this machine (use --device cpu)"
+            )
         dev = torch.device("cuda", torch.cuda.current_device() if dev.index is None else dev.index)
         return dev, f"{dev} ({torch.cuda.get_device_name(dev)})"
     if dev.type != "cpu":

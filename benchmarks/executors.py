@@ -35,7 +35,7 @@ class WorkerOptions:
     checkpoint_dir: str
     device: str = "cpu"
     threads: int = 1
-    tensorboard: str | None = None   # folder for live TensorBoard event files, or None
+    tensorboard: str | None = None  # folder for live TensorBoard event files, or None
 
 
 @contextmanager
@@ -60,7 +60,10 @@ def safe_execute(unit: Unit, options: WorkerOptions) -> list[dict]:
         return execute_group(unit, options.checkpoint_dir, options.device, options.tensorboard)
     except Exception as error:  # report, don't crash the suite: the other runs still matter
         message = "".join(traceback.format_exception_only(type(error), error)).strip()
-        return [{"run_id": s.run_id, "status": "failed", "error": message, "curves": [], "evals": []} for s in unit]
+        return [
+            {"run_id": s.run_id, "status": "failed", "error": message, "curves": [], "evals": []}
+            for s in unit
+        ]
 
 
 def run_local(
@@ -89,7 +92,14 @@ def run_local(
         return [(future, future.result()) for future in done]
 
     try:
-        drive(units, claim, lambda unit: pool.submit(safe_execute, unit, options), finished, jobs, on_result)
+        drive(
+            units,
+            claim,
+            lambda unit: pool.submit(safe_execute, unit, options),
+            finished,
+            jobs,
+            on_result,
+        )
     except KeyboardInterrupt:
         # Workers got the same SIGINT and checkpoint at their next step; wait for them to finish that.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -143,7 +153,9 @@ def run_ray(
         return [(ref, ray.get(ref)) for ref in ready]
 
     try:
-        drive(units, claim, lambda unit: remote.remote(unit, options), finished, capacity, on_result)
+        drive(
+            units, claim, lambda unit: remote.remote(unit, options), finished, capacity, on_result
+        )
     finally:
         if started_here:
             ray.shutdown()

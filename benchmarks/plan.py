@@ -25,7 +25,9 @@ from benchmarks.evaluate import eval_points
 # Bump when a change to the code changes results for an unchanged config.
 # 2: evals keyed by point (joint points, per-channel scores, memory marks); RMSProp in Graves form.
 FORMAT_VERSION = 2
-MAX_MODEL_BYTES = 4 * 2**30  # a model (parameters and buffers) larger than this is a typo on a 24 GiB machine
+MAX_MODEL_BYTES = (
+    4 * 2**30
+)  # a model (parameters and buffers) larger than this is a typo on a 24 GiB machine
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,16 @@ class RunSpec:
     train: TrainConfig
     seed: int
     profile: str
-    plugins: dict = field(default_factory=dict)   # {"model"/"task": "dist==version"} of plugin classes
+    plugins: dict = field(
+        default_factory=dict
+    )  # {"model"/"task": "dist==version"} of plugin classes
 
     def config(self) -> dict:
         """The fully resolved config: what run_id hashes and the store keeps as config_json
         (with the plugins' distributions and versions when the model or task is one)."""
         plugins = {"plugins": self.plugins} if self.plugins else {}
-        return {**plugins,
+        return {
+            **plugins,
             "format_version": FORMAT_VERSION,
             "model": self.model,
             "model_params": self.model_params,
@@ -61,10 +66,21 @@ class RunSpec:
     def from_config(cls, config: dict, profile: str) -> "RunSpec":
         """The RunSpec whose config() is `config` (a stored run's config_json, parsed)."""
         if config.get("format_version") != FORMAT_VERSION:
-            raise ConfigError(f"run config has format version {config.get('format_version')}, this code "
-                              f"{FORMAT_VERSION}: its numbers came from other code")
-        return cls(config["model"], config["model_params"], config["task"], config["task_params"], config["eval"],
-                   make_train(config["train"], "run config: train"), config["seed"], profile, config.get("plugins", {}))
+            raise ConfigError(
+                f"run config has format version {config.get('format_version')}, this code "
+                f"{FORMAT_VERSION}: its numbers came from other code"
+            )
+        return cls(
+            config["model"],
+            config["model_params"],
+            config["task"],
+            config["task_params"],
+            config["eval"],
+            make_train(config["train"], "run config: train"),
+            config["seed"],
+            profile,
+            config.get("plugins", {}),
+        )
 
     @property
     def run_id(self) -> str:
@@ -97,17 +113,27 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
 
     task_raw = dict(profile.tasks.get(task) or {})
     task_train = task_raw.pop("train", None) or {}
-    evaluation = {axis: [dict(p) if isinstance(p, dict) else p for p in values]
-                  for axis, values in (task_raw.pop("eval", None) or {}).items()}
+    evaluation = {
+        axis: [dict(p) if isinstance(p, dict) else p for p in values]
+        for axis, values in (task_raw.pop("eval", None) or {}).items()
+    }
     task_params = constructors.defaults(TASKS[task])
     task_params.update(task_raw)
 
     merged = dataclasses.asdict(profile.train)
     merged.update(task_train)
     merged.update(train)
-    return RunSpec(model, model_params, task, task_params, evaluation,
-                   make_train(merged, f"{profile.path}: models.{model} train for {task}"), seed, profile.name,
-                   plugins.sources(model, task))
+    return RunSpec(
+        model,
+        model_params,
+        task,
+        task_params,
+        evaluation,
+        make_train(merged, f"{profile.path}: models.{model} train for {task}"),
+        seed,
+        profile.name,
+        plugins.sources(model, task),
+    )
 
 
 def parse_names(text: str, known, kind: str, default=None) -> list[str]:
@@ -128,7 +154,9 @@ def parse_names(text: str, known, kind: str, default=None) -> list[str]:
     return names
 
 
-def plan_runs(profile: Profile, models: list[str], tasks: list[str], seeds: list[int] | None = None) -> list[RunSpec]:
+def plan_runs(
+    profile: Profile, models: list[str], tasks: list[str], seeds: list[int] | None = None
+) -> list[RunSpec]:
     """All (model, task, seed) runs, ordered by task, model, seed; constructing each model and
     task once here so an impossible parameter is reported before anything trains."""
     from models import build_model
@@ -158,19 +186,25 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: task parameters: {error}") from None
     try:
-        with torch.device("meta"):  # sizes only, no storage: an absurd memory_size must not allocate
+        with torch.device(
+            "meta"
+        ):  # sizes only, no storage: an absurd memory_size must not allocate
             probe = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
         size = sum(t.numel() * t.element_size() for t in (*probe.parameters(), *probe.buffers()))
         if size > MAX_MODEL_BYTES:
-            raise ConfigError(f"{where}: model parameters: the model would hold {size / 2**30:.1f} GiB of parameters "
-                              f"and buffers (at most {MAX_MODEL_BYTES / 2**30:g} GiB)")
+            raise ConfigError(
+                f"{where}: model parameters: the model would hold {size / 2**30:.1f} GiB of parameters "
+                f"and buffers (at most {MAX_MODEL_BYTES / 2**30:g} GiB)"
+            )
         model = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: model parameters: {error}") from None
     needed, available = task.memory_needed(), model.memory_size
     if needed is not None and available is not None and available < needed:
-        raise ConfigError(f"{where}: memory_size {available} is smaller than the {needed} vectors the task "
-                          f"must store at its largest training size")
+        raise ConfigError(
+            f"{where}: memory_size {available} is smaller than the {needed} vectors the task "
+            f"must store at its largest training size"
+        )
     try:
         for sizes in eval_points(spec.eval):
             task.check_size(sizes)

@@ -20,7 +20,9 @@ import importlib
 import importlib.metadata as metadata
 
 GROUPS = {"models": "ntm_bench.models", "tasks": "ntm_bench.tasks"}
-SOURCES: dict[tuple[str, str], str] = {}   # (kind, name) -> "distribution==version" of a loaded plugin
+SOURCES: dict[
+    tuple[str, str], str
+] = {}  # (kind, name) -> "distribution==version" of a loaded plugin
 
 
 class PluginError(ValueError):
@@ -44,15 +46,19 @@ def check(kind: str, name: str, cls) -> None:
 
     base = SequenceModel if kind == "models" else Task
     if not isinstance(cls, type) or not issubclass(cls, base):
-        raise PluginError(f"plugin {name!r} is not a {base.__module__}.{base.__name__} subclass "
-                          f"(got {type(cls).__name__} {cls!r})")
+        raise PluginError(
+            f"plugin {name!r} is not a {base.__module__}.{base.__name__} subclass "
+            f"(got {type(cls).__name__} {cls!r})"
+        )
     # forward and sample are the contract's abstract parts: the base classes' own raise.
     missing = ["forward"] if kind == "models" and cls.forward is SequenceModel.forward else []
     missing += ["sample"] if kind == "tasks" and cls.sample is Task.sample else []
     if kind == "tasks" and not cls.axes:
         missing.append("axes (the generalization axes sample accepts)")
     if missing:
-        raise PluginError(f"plugin {name!r} ({cls.__module__}.{cls.__name__}) does not define {', '.join(missing)}")
+        raise PluginError(
+            f"plugin {name!r} ({cls.__module__}.{cls.__name__}) does not define {', '.join(missing)}"
+        )
 
 
 def distribution(module: str) -> str:
@@ -79,7 +85,9 @@ def load_path(kind: str, name: str):
     except ImportError as error:
         raise PluginError(f"plugin {name!r}: cannot import {module} ({error})") from None
     except AttributeError:
-        raise PluginError(f"plugin {name!r}: module {module} has no attribute {attribute!r}") from None
+        raise PluginError(
+            f"plugin {name!r}: module {module} has no attribute {attribute!r}"
+        ) from None
     add(kind, name, cls, distribution(module))
     return cls
 
@@ -93,7 +101,9 @@ def load_entry_points() -> None:
             try:
                 cls = point.load()
             except (ImportError, AttributeError) as error:
-                raise PluginError(f"entry point {point.name!r} in {group} ({point.value}) cannot load: {error}") from None
+                raise PluginError(
+                    f"entry point {point.name!r} in {group} ({point.value}) cannot load: {error}"
+                ) from None
             source = f"{point.dist.name}=={point.dist.version}" if point.dist else point.value
             add(kind, point.name, cls, source)
 

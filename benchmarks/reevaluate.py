@@ -38,17 +38,25 @@ def parse_points(at: list[str], joint: list[str]) -> list[dict]:
         try:
             numbers = [int(v) for v in values.split(",") if v.strip()]
         except ValueError:
-            raise ValueError(f"--at {text!r}: expected AXIS=N[,N...] with integers, e.g. length=200,500") from None
+            raise ValueError(
+                f"--at {text!r}: expected AXIS=N[,N...] with integers, e.g. length=200,500"
+            ) from None
         if not axis.strip() or not numbers or min(numbers) < 1:
-            raise ValueError(f"--at {text!r}: expected AXIS=N[,N...] with positive integers, e.g. length=200,500")
+            raise ValueError(
+                f"--at {text!r}: expected AXIS=N[,N...] with positive integers, e.g. length=200,500"
+            )
         points += [{axis.strip(): n} for n in numbers]
     for text in joint:
         try:
             point = {a.strip(): int(v) for a, v in (part.split("=") for part in text.split(","))}
         except ValueError:
-            raise ValueError(f"--joint {text!r}: expected AXIS=N,AXIS=N, e.g. length=20,repeats=10") from None
+            raise ValueError(
+                f"--joint {text!r}: expected AXIS=N,AXIS=N, e.g. length=20,repeats=10"
+            ) from None
         if len(point) < 2 or min(point.values()) < 1:
-            raise ValueError(f"--joint {text!r}: a joint point sets two or more axes to positive integers")
+            raise ValueError(
+                f"--joint {text!r}: a joint point sets two or more axes to positive integers"
+            )
         points.append(point)
     return points
 
@@ -57,7 +65,12 @@ def chosen_runs(store: Store, profile: str, models, tasks, seeds, run_ids):
     """The done runs of `profile` that pass the filters (None: no filter)."""
     runs = store.runs()
     runs = runs[(runs.profile == profile) & (runs.status == "done")]
-    for column, wanted in (("model", models), ("task", tasks), ("seed", seeds), ("run_id", run_ids)):
+    for column, wanted in (
+        ("model", models),
+        ("task", tasks),
+        ("seed", seeds),
+        ("run_id", run_ids),
+    ):
         if wanted:
             runs = runs[runs[column].isin(wanted)]
     return runs
@@ -78,14 +91,18 @@ def evaluate_runs(store: Store, runs, points: list[dict], checkpoints=None) -> O
         known = set(have[have.run_id == run.run_id].point)
         new = [p for p in mine if point_name(p) not in known]
         if not mine:
-            skipped.append(f"run {run.run_id} ({run.task}) has none of the axes asked for (its axes: "
-                           f"{', '.join(task.axes)})")
+            skipped.append(
+                f"run {run.run_id} ({run.task}) has none of the axes asked for (its axes: "
+                f"{', '.join(task.axes)})"
+            )
             continue
         sweeps = {"joint": [p for p in new if len(p) > 1]}
         for p in (p for p in new if len(p) == 1):
-            (axis, value), = p.items()
+            ((axis, value),) = p.items()
             sweeps.setdefault(axis, []).append(value)
-        rows = generalization(model, run.task, config["task_params"], task, sweeps, config["train"]["eval_size"])
+        rows = generalization(
+            model, run.task, config["task_params"], task, sweeps, config["train"]["eval_size"]
+        )
         store.write_evals(run.run_id, rows)
         added, scored = added + len(rows), scored + 1
     return Outcome(added, scored, skipped)
@@ -102,8 +119,14 @@ def trace_pictures(store: Store, runs, at: dict, out_dir: Path, checkpoints=None
     for run in runs.itertuples():
         model, task = load_run(store, run.run_id, checkpoints)
         arrays = trace(model, run.task, json.loads(run.config_json)["task_params"], task, at)
-        row = pd.Series({"task": f"{run.task}@{point_name(at)}", "model": run.model, "seed": run.seed,
-                         **{k: None if v is None else np.asarray(v) for k, v in arrays.items()}})
+        row = pd.Series(
+            {
+                "task": f"{run.task}@{point_name(at)}",
+                "model": run.model,
+                "seed": run.seed,
+                **{k: None if v is None else np.asarray(v) for k, v in arrays.items()},
+            }
+        )
         saved = memory_picture(row, Path(out_dir) / run.run_id)
         paths.append(Path(out_dir) / run.run_id / saved.png)
     return paths

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-TOLERANCE = 1e-3   # relative, for another machine kind: rounding differences grow over steps
+TOLERANCE = 1e-3  # relative, for another machine kind: rounding differences grow over steps
 COMPARED = ("split", "step", "sequences", "cost_bits", "bit_errors")
 
 
@@ -36,15 +36,23 @@ class Replay(NamedTuple):
 
     def mismatches(self) -> list[str]:
         """One line per curve point that differs (beyond TOLERANCE where not exact)."""
-        lines = [] if len(self.published) == len(self.retrained) else [
-            f"{len(self.published)} published points, {len(self.retrained)} retrained"]
+        lines = (
+            []
+            if len(self.published) == len(self.retrained)
+            else [f"{len(self.published)} published points, {len(self.retrained)} retrained"]
+        )
         for old, new in zip(self.published, self.retrained):
             for field in COMPARED:
                 a, b = old[field], new[field]
-                same = a == b if self.exact or isinstance(a, str) else math.isclose(a, b, rel_tol=TOLERANCE,
-                                                                                     abs_tol=1e-9)
+                same = (
+                    a == b
+                    if self.exact or isinstance(a, str)
+                    else math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=1e-9)
+                )
                 if not same:
-                    lines.append(f"{old['split']} step {old['step']}: {field} published {a!r}, retrained {b!r}")
+                    lines.append(
+                        f"{old['split']} step {old['step']}: {field} published {a!r}, retrained {b!r}"
+                    )
         return lines
 
 
@@ -84,17 +92,25 @@ def key(point: dict) -> tuple:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reproduce", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="a published run file (results/published/<profile>/<task>/<model>/*.json)")
-    parser.add_argument("--steps", type=int, default=200, help="optimizer steps to retrain (default 200)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.reproduce", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "run", help="a published run file (results/published/<profile>/<task>/<model>/*.json)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=200, help="optimizer steps to retrain (default 200)"
+    )
     args = parser.parse_args(argv)
     path = Path(args.run)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         document["run"]["config_json"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        print(f"python -m benchmarks.reproduce: error: {path}: not a published run ({error.__class__.__name__})",
-              file=sys.stderr)
+        print(
+            f"python -m benchmarks.reproduce: error: {path}: not a published run ({error.__class__.__name__})",
+            file=sys.stderr,
+        )
         return 2
     if args.steps < 1:
         print("python -m benchmarks.reproduce: error: --steps must be at least 1", file=sys.stderr)
@@ -104,8 +120,10 @@ def main(argv=None) -> int:
     how = "bit for bit" if result.exact else f"within {TOLERANCE:g} (another machine kind)"
     for line in problems:
         print(line)
-    print(f"{len(result.published)} curve points up to step {args.steps}: "
-          + ("all equal " + how if not problems else f"{len(problems)} differ (compared {how})"))
+    print(
+        f"{len(result.published)} curve points up to step {args.steps}: "
+        + ("all equal " + how if not problems else f"{len(problems)} differ (compared {how})")
+    )
     return 1 if problems else 0
 
 

@@ -26,10 +26,14 @@ import torch
 class GravesRMSprop(torch.optim.Optimizer):
     """Centered RMSProp with momentum, epsilon inside the square root (see the module docstring)."""
 
-    def __init__(self, params, lr: float, decay: float = 0.95, momentum: float = 0.9, eps: float = 1e-4):
+    def __init__(
+        self, params, lr: float, decay: float = 0.95, momentum: float = 0.9, eps: float = 1e-4
+    ):
         if not lr > 0 or not 0 <= decay < 1 or not 0 <= momentum < 1 or not eps > 0:
-            raise ValueError(f"need lr > 0, 0 <= decay < 1, 0 <= momentum < 1, eps > 0; "
-                             f"got {lr!r}, {decay!r}, {momentum!r}, {eps!r}")
+            raise ValueError(
+                f"need lr > 0, 0 <= decay < 1, 0 <= momentum < 1, eps > 0; "
+                f"got {lr!r}, {decay!r}, {momentum!r}, {eps!r}"
+            )
         super().__init__(params, dict(lr=lr, decay=decay, momentum=momentum, eps=eps))
 
     @torch.no_grad()

@@ -63,15 +63,23 @@ def load_checkpoint(path: Path) -> dict | None:
     except Exception as error:  # any unreadable file: keep it for inspection, start over
         aside = path.with_suffix(".corrupt")
         os.replace(path, aside)
-        warnings.warn(f"checkpoint {path} is unreadable ({error.__class__.__name__}); moved to {aside}, "
-                      "the run restarts from scratch", stacklevel=2)
+        warnings.warn(
+            f"checkpoint {path} is unreadable ({error.__class__.__name__}); moved to {aside}, "
+            "the run restarts from scratch",
+            stacklevel=2,
+        )
         return None
 
 
 def git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -84,7 +92,12 @@ def provenance(device: str) -> dict:
         name = f"{device} ({torch.cuda.get_device_name(device)})"
     elif device == "cpu":
         name = f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
-    return {"device": name, "threads": torch.get_num_threads(), "torch_version": torch.__version__, "git_sha": git_sha()}
+    return {
+        "device": name,
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "git_sha": git_sha(),
+    }
 
 
 def prepare(spec: RunSpec, device: str):
@@ -92,30 +105,62 @@ def prepare(spec: RunSpec, device: str):
     task, model = build_seeded(spec, device)
     data = torch.Generator().manual_seed(derived_seed(spec.seed, "data"))
     validation = validation_set(spec.task, spec.task_params, task, spec.train.eval_size)
-    result = {"run_id": spec.run_id, "n_params": model.n_params(), "started_at": time.time(), **provenance(device)}
-    optimum = task.optimal_cost(validation)   # e.g. n-grams: the Bayes-optimal predictor on the same sequences
+    result = {
+        "run_id": spec.run_id,
+        "n_params": model.n_params(),
+        "started_at": time.time(),
+        **provenance(device),
+    }
+    optimum = task.optimal_cost(
+        validation
+    )  # e.g. n-grams: the Bayes-optimal predictor on the same sequences
     if optimum is not None:
         result["reference_cost_bits"] = float(optimum.mean())
     return task, model, data, validation, result
 
 
-def finish(spec: RunSpec, task, model, curves: list, converged: int | None, wall_s: float, result: dict,
-           checkpoint_dir: str | Path) -> dict:
+def finish(
+    spec: RunSpec,
+    task,
+    model,
+    curves: list,
+    converged: int | None,
+    wall_s: float,
+    result: dict,
+    checkpoint_dir: str | Path,
+) -> dict:
     """A trained run's result: generalization sweeps, trace and the final validation point. Its
     final weights are kept beside the checkpoints (results.trained) before the result goes back."""
     save_weights(checkpoint_dir, spec.run_id, model, spec.config(), spec.profile)
-    evals = generalization(model, spec.task, spec.task_params, task, spec.eval, spec.train.eval_size)
+    evals = generalization(
+        model, spec.task, spec.task_params, task, spec.eval, spec.train.eval_size
+    )
     last = [c for c in curves if c["split"] == "val"][-1]
-    return {**result, "status": "done", "curves": curves, "evals": evals, "wall_s": wall_s,
-            "trace": trace(model, spec.task, spec.task_params, task),
-            "converged_step": converged,
-            "converged_sequences": None if converged is None else converged * spec.train.batch_size,
-            "final_cost_bits": last["cost_bits"], "final_bit_errors": last["bit_errors"], "error": None}
+    return {
+        **result,
+        "status": "done",
+        "curves": curves,
+        "evals": evals,
+        "wall_s": wall_s,
+        "trace": trace(model, spec.task, spec.task_params, task),
+        "converged_step": converged,
+        "converged_sequences": None if converged is None else converged * spec.train.batch_size,
+        "final_cost_bits": last["cost_bits"],
+        "final_bit_errors": last["bit_errors"],
+        "error": None,
+    }
 
 
 def diverged(result: dict, error: Diverged, curves: list, wall_s: float) -> dict:
     """A diverged run's result: its curve up to the divergence, no evaluations."""
-    return {**result, "status": "diverged", "error": str(error), "curves": curves, "evals": [], "wall_s": wall_s}
+    return {
+        **result,
+        "status": "diverged",
+        "error": str(error),
+        "curves": curves,
+        "evals": [],
+        "wall_s": wall_s,
+    }
 
 
 def curve_writer(tensorboard: str | None, spec: RunSpec):
@@ -126,9 +171,13 @@ def curve_writer(tensorboard: str | None, spec: RunSpec):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise RuntimeError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    writer = SummaryWriter(str(Path(tensorboard) / spec.task / spec.model / f"seed{spec.seed}-{spec.run_id[:8]}"),
-                           flush_secs=10)
+        raise RuntimeError(
+            "--tensorboard needs the tensorboard package: pip install tensorboard"
+        ) from None
+    writer = SummaryWriter(
+        str(Path(tensorboard) / spec.task / spec.model / f"seed{spec.seed}-{spec.run_id[:8]}"),
+        flush_secs=10,
+    )
 
     def write(point: dict) -> None:
         for metric in ("cost_bits", "bit_errors"):
@@ -137,7 +186,9 @@ def curve_writer(tensorboard: str | None, spec: RunSpec):
     return writer, write
 
 
-def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu", tensorboard: str | None = None) -> dict:
+def execute(
+    spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu", tensorboard: str | None = None
+) -> dict:
     """Train and evaluate one run; returns the fields and rows for `Store.finish_run`.
     The checkpoint stays until the driver has stored the result (`checkpoint_path`)."""
     task, model, data, validation, result = prepare(spec, device)
@@ -146,15 +197,32 @@ def execute(spec: RunSpec, checkpoint_dir: str | Path, device: str = "cpu", tens
     path = checkpoint_path(checkpoint_dir, spec.run_id)
     writer, on_point = curve_writer(tensorboard, spec)
     try:
-        trained = train(model, task, spec.train, data, validation, resume=load_checkpoint(path),
-                        on_checkpoint=lambda snap: save_checkpoint(path, snap),
-                        description=f"{spec.model}/{spec.task}/s{spec.seed}", on_point=on_point)
+        trained = train(
+            model,
+            task,
+            spec.train,
+            data,
+            validation,
+            resume=load_checkpoint(path),
+            on_checkpoint=lambda snap: save_checkpoint(path, snap),
+            description=f"{spec.model}/{spec.task}/s{spec.seed}",
+            on_point=on_point,
+        )
     except Diverged as error:
         return diverged(result, error, error.curves, time.time() - result["started_at"])
     finally:
         if writer is not None:
             writer.close()
-    return finish(spec, task, model, trained.curves, trained.converged_step, trained.wall_s, result, checkpoint_dir)
+    return finish(
+        spec,
+        task,
+        model,
+        trained.curves,
+        trained.converged_step,
+        trained.wall_s,
+        result,
+        checkpoint_dir,
+    )
 
 
 def group_checkpoint(checkpoint_dir: str | Path, specs: list[RunSpec]) -> Path:
@@ -163,8 +231,12 @@ def group_checkpoint(checkpoint_dir: str | Path, specs: list[RunSpec]) -> Path:
     return checkpoint_path(checkpoint_dir, f"group-{digest}")
 
 
-def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str = "cpu",
-                  tensorboard: str | None = None) -> list[dict]:
+def execute_group(
+    specs: list[RunSpec],
+    checkpoint_dir: str | Path,
+    device: str = "cpu",
+    tensorboard: str | None = None,
+) -> list[dict]:
     """Train several seeds of one config as one batched model (benchmarks/batched.py); one
     result per spec, as `execute` would give for each alone (to float rounding)."""
     from benchmarks.batched import train_seeds
@@ -174,9 +246,16 @@ def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str 
     path = group_checkpoint(checkpoint_dir, specs)
     writers = [curve_writer(tensorboard, spec) for spec in specs]
     try:
-        trained = train_seeds([p[1] for p in prepared], task, specs[0].train, [p[2] for p in prepared], validation,
-                              resume=load_checkpoint(path), on_checkpoint=lambda snap: save_checkpoint(path, snap),
-                              on_point=lambda k, point: writers[k][1](point))
+        trained = train_seeds(
+            [p[1] for p in prepared],
+            task,
+            specs[0].train,
+            [p[2] for p in prepared],
+            validation,
+            resume=load_checkpoint(path),
+            on_checkpoint=lambda snap: save_checkpoint(path, snap),
+            on_point=lambda k, point: writers[k][1](point),
+        )
     finally:
         for writer, _ in writers:
             if writer is not None:
@@ -184,8 +263,20 @@ def execute_group(specs: list[RunSpec], checkpoint_dir: str | Path, device: str 
     results = []
     for spec, (_, _, _, _, result), run in zip(specs, prepared, trained):
         if run["diverged"] is not None:
-            results.append(diverged(result, Diverged(*run["diverged"]), run["curves"], run["wall_s"]))
+            results.append(
+                diverged(result, Diverged(*run["diverged"]), run["curves"], run["wall_s"])
+            )
         else:
-            results.append(finish(spec, task, run["model"], run["curves"], run["converged_step"], run["wall_s"], result,
-                                  checkpoint_dir))
+            results.append(
+                finish(
+                    spec,
+                    task,
+                    run["model"],
+                    run["curves"],
+                    run["converged_step"],
+                    run["wall_s"],
+                    result,
+                    checkpoint_dir,
+                )
+            )
     return results

@@ -28,4 +28,6 @@ def derived_seed(seed: int, purpose: str) -> int:
 
 def fixed_generator(task_name: str, task_params: dict, purpose: str) -> torch.Generator:
     """A generator whose seed depends only on the task, its parameters and `purpose`."""
-    return torch.Generator().manual_seed(text_seed(json.dumps([task_name, task_params, purpose], sort_keys=True)))
+    return torch.Generator().manual_seed(
+        text_seed(json.dumps([task_name, task_params, purpose], sort_keys=True))
+    )

@@ -34,8 +34,15 @@ class Heartbeat(threading.Thread):
             store.close()
 
 
-def run_specs(store: Store, specs: list[RunSpec], options: WorkerOptions, jobs: int = 1, executor: str = "local",
-              ray_address: str | None = None, log: Callable[[str], None] = print) -> None:
+def run_specs(
+    store: Store,
+    specs: list[RunSpec],
+    options: WorkerOptions,
+    jobs: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+    log: Callable[[str], None] = print,
+) -> None:
     """Train and evaluate every spec the store does not already hold, writing results as they
     come, with the `local` executor (`jobs` processes) or `ray` (a cluster at `ray_address`, or
     a local Ray instance)."""
@@ -48,7 +55,9 @@ def run_specs(store: Store, specs: list[RunSpec], options: WorkerOptions, jobs: 
     def claim(unit: list[RunSpec]) -> list[RunSpec]:
         claimed = [spec for spec in unit if store.claim(spec.run_id, owner, LEASE_S)]
         active.update(spec.run_id for spec in claimed)
-        if len(claimed) > 1:  # a batched group: its one checkpoint goes when all its runs are stored
+        if (
+            len(claimed) > 1
+        ):  # a batched group: its one checkpoint goes when all its runs are stored
             members = {spec.run_id for spec in claimed}
             for spec in claimed:
                 unit_of[spec.run_id] = members
@@ -56,8 +65,12 @@ def run_specs(store: Store, specs: list[RunSpec], options: WorkerOptions, jobs: 
         return claimed
 
     def on_result(spec: RunSpec, result: dict) -> None:
-        fields = {k: v for k, v in result.items() if k not in ("run_id", "curves", "evals", "trace")}
-        store.finish_run(spec.run_id, result["curves"], result["evals"], result.get("trace"), **fields)
+        fields = {
+            k: v for k, v in result.items() if k not in ("run_id", "curves", "evals", "trace")
+        }
+        store.finish_run(
+            spec.run_id, result["curves"], result["evals"], result.get("trace"), **fields
+        )
         active.discard(spec.run_id)
         if result["status"] != "failed":  # stored now: the checkpoint has served its purpose
             checkpoint_path(checkpoints, spec.run_id).unlink(missing_ok=True)
@@ -71,9 +84,18 @@ def run_specs(store: Store, specs: list[RunSpec], options: WorkerOptions, jobs: 
     heartbeat.start()
     try:
         if executor == "ray":
-            run_ray(units, options, on_result, claim=claim, address=ray_address, num_cpus=None if ray_address else jobs)
+            run_ray(
+                units,
+                options,
+                on_result,
+                claim=claim,
+                address=ray_address,
+                num_cpus=None if ray_address else jobs,
+            )
         else:
             run_local(units, options, on_result, claim=claim, jobs=jobs)
     finally:
         heartbeat.stopped.set()
-        store.release(sorted(active), owner)  # interrupted runs go back to pending; checkpoints stay
+        store.release(
+            sorted(active), owner
+        )  # interrupted runs go back to pending; checkpoints stay

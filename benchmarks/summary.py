@@ -12,15 +12,21 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     for (task, model), group in runs.groupby(["task", "model"], sort=True):
         done = group[group.status == "done"]
         converged = done.converged_step.notna()
-        rows.append({
-            "task": task, "model": model, "seeds": len(group),
-            "done": len(done), "diverged": int((group.status == "diverged").sum()),
-            "failed": int((group.status == "failed").sum()),
-            "cost_bits": done.final_cost_bits.median(), "bit_errors": done.final_bit_errors.median(),
-            "converged": f"{int(converged.sum())}/{len(done)}",
-            "seqs_to_converge": done.converged_sequences.median(),
-            "wall_s": done.wall_s.median(),
-        })
+        rows.append(
+            {
+                "task": task,
+                "model": model,
+                "seeds": len(group),
+                "done": len(done),
+                "diverged": int((group.status == "diverged").sum()),
+                "failed": int((group.status == "failed").sum()),
+                "cost_bits": done.final_cost_bits.median(),
+                "bit_errors": done.final_bit_errors.median(),
+                "converged": f"{int(converged.sum())}/{len(done)}",
+                "seqs_to_converge": done.converged_sequences.median(),
+                "wall_s": done.wall_s.median(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -30,7 +36,9 @@ def print_summary(runs: pd.DataFrame) -> None:
         print("no runs")
         return
     table = summarize(runs)
-    print("\nfinal validation cost (bits/seq, median over seeds) and convergence (< 0.1 bit errors/seq):")
+    print(
+        "\nfinal validation cost (bits/seq, median over seeds) and convergence (< 0.1 bit errors/seq):"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-"))
 
 
@@ -43,7 +51,9 @@ def parameter_table(specs) -> pd.DataFrame:
 
     from benchmarks.runner import build_seeded
 
-    reference = yaml.safe_load((Path(__file__).resolve().parent.parent / "reports" / "paper_reference.yaml").read_text())
+    reference = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "reports" / "paper_reference.yaml").read_text()
+    )
     rows, seen = [], set()
     for spec in specs:
         if (spec.task, spec.model) in seen:
@@ -51,8 +61,15 @@ def parameter_table(specs) -> pd.DataFrame:
         seen.add((spec.task, spec.model))
         ours = build_seeded(spec)[1].n_params()
         paper = ((reference["tasks"].get(spec.task) or {}).get("params") or {}).get(spec.model)
-        rows.append({"task": spec.task, "model": spec.model, "ours": ours, "paper": paper,
-                     "ours / paper": None if not paper else ours / paper})
+        rows.append(
+            {
+                "task": spec.task,
+                "model": spec.model,
+                "ours": ours,
+                "paper": paper,
+                "ours / paper": None if not paper else ours / paper,
+            }
+        )
     table = pd.DataFrame(rows)
     table["paper"] = table["paper"].astype("Int64")  # integers with gaps, not floats
     return table

@@ -31,7 +31,7 @@ __all__ = ["Diverged", "TrainResult", "make_optimizer", "train", "train_step"]
 
 
 class TrainResult(NamedTuple):
-    curves: list            # dicts: split, step, sequences, cost_bits, bit_errors, wall_s
+    curves: list  # dicts: split, step, sequences, cost_bits, bit_errors, wall_s
     converged_step: int | None
     wall_s: float
 
@@ -54,7 +54,9 @@ def clip_and_check(params: list, cfg: TrainConfig, step: int) -> None:
         raise Diverged(step, "gradient")
 
 
-def train_step(model, optimizer, params: list, batch: Batch, cfg: TrainConfig, step: int) -> tuple[float, float]:
+def train_step(
+    model, optimizer, params: list, batch: Batch, cfg: TrainConfig, step: int
+) -> tuple[float, float]:
     """One optimizer step on `batch`; returns (cost in bits, bit errors) per sequence.
     Raises Diverged before the parameters change if the loss or a gradient is not finite."""
     logits = model(batch.inputs)
@@ -94,25 +96,50 @@ def train(
         optimizer.load_state_dict(resume["optimizer"])
         data.set_state(resume["generator"])
         state = from_run_snapshot(resume, cfg)
-    bar = tqdm(total=cfg.steps, initial=state.step if state else 0, desc=description, disable=None, leave=False,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=state.step if state else 0,
+        desc=description,
+        disable=None,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
     def save(loop) -> None:
-        on_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "generator": data.get_state(), **run_snapshot(loop)})
+        on_checkpoint(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": data.get_state(),
+                **run_snapshot(loop),
+            }
+        )
 
     def shown(k: int, made: dict) -> None:
         on_point(made)
         if made["split"] == "train":
             bar.set_postfix(cost=f"{made['cost_bits']:.2f}", refresh=False)
 
-    cadence = Cadence(cfg, 1, lambda: [score(model, validation)], save if on_checkpoint is not None else None,
-                      on_point=shown, state=state)
-    training_task = scheduled(task, cfg.curriculum)   # steps done -> the task itself, or its curriculum's
+    cadence = Cadence(
+        cfg,
+        1,
+        lambda: [score(model, validation)],
+        save if on_checkpoint is not None else None,
+        on_point=shown,
+        state=state,
+    )
+    training_task = scheduled(
+        task, cfg.curriculum
+    )  # steps done -> the task itself, or its curriculum's
     with bar, cadence:
         while cadence.running():
             model.train()
-            batch = Batch(*(t.to(device) for t in training_task(cadence.state.step).sample(cfg.batch_size, data)))
+            batch = Batch(
+                *(
+                    t.to(device)
+                    for t in training_task(cadence.state.step).sample(cfg.batch_size, data)
+                )
+            )
             cost, errors = train_step(model, optimizer, params, batch, cfg, cadence.state.step + 1)
             cadence.after_step(StepScores([cost], [errors]))
             bar.update(1)

@@ -29,12 +29,20 @@ def number(value, want_int: bool):
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = int(text) if want_int and text.lstrip("+-").replace("_", "").isdigit() else float(text)
+            value = (
+                int(text)
+                if want_int and text.lstrip("+-").replace("_", "").isdigit()
+                else float(text)
+            )
         except ValueError:
-            raise ValueProblem(f"expected {'an integer' if want_int else 'a number'}, got {value!r}") from None
+            raise ValueProblem(
+                f"expected {'an integer' if want_int else 'a number'}, got {value!r}"
+            ) from None
     if not isinstance(value, (int, float)):
-        raise ValueProblem(f"expected {'an integer' if want_int else 'a number'}, got {type(value).__name__} "
-                           f"{value!r}")
+        raise ValueProblem(
+            f"expected {'an integer' if want_int else 'a number'}, got {type(value).__name__} "
+            f"{value!r}"
+        )
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueProblem(f"expected a finite number, got {value!r}")
     if want_int:
@@ -52,8 +60,11 @@ def number(value, want_int: bool):
 def coerce(value, annotation):
     """`value` read as `annotation` (int, float, bool, str, an Optional of one, or anything else,
     which passes unchecked); raises ValueProblem."""
-    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or \
-        typing.get_origin(annotation) is typing.Union else (annotation,)
+    options = (
+        typing.get_args(annotation)
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+        else (annotation,)
+    )
     if value is None:
         if type(None) in options:
             return None

@@ -38,9 +38,11 @@ class SequenceModel(nn.Module):
 
     has_memory = False
     memory_size: int | None = None  # locations of an external memory (None: the model has none);
-                                    # evaluations mark the points that need more as beyond it
-    supports_vmap = False  # True where torch.func.vmap over stacked parameters works (seed batching)
-    fused = False          # True where seeds_forward runs K seeds in one pass of the model's own
+    # evaluations mark the points that need more as beyond it
+    supports_vmap = (
+        False  # True where torch.func.vmap over stacked parameters works (seed batching)
+    )
+    fused = False  # True where seeds_forward runs K seeds in one pass of the model's own
     compiled_steps = None  # set by compile_step(): (compiled `steps`, time steps per call)
 
     def step(self, x: torch.Tensor, state):
@@ -61,7 +63,9 @@ class SequenceModel(nn.Module):
     def __init__(self, input_size: int, output_size: int):
         super().__init__()
         if input_size < 1 or output_size < 1:
-            raise ValueError(f"input and output sizes must be positive, got {input_size}, {output_size}")
+            raise ValueError(
+                f"input and output sizes must be positive, got {input_size}, {output_size}"
+            )
         self.input_size, self.output_size = input_size, output_size
 
     def steps(self, inputs: torch.Tensor, state):

@@ -100,31 +100,42 @@ class DNC(FusedModel):
         def zeros(*shape):
             return torch.zeros(batch, *shape, dtype=like.dtype, device=like.device)
 
-        return DNCState(h=zeros(C), c=zeros(C), memory=zeros(N, M), usage=zeros(N), link=zeros(N, N),
-                        precedence=zeros(N), read_weights=zeros(R, N), write_weights=zeros(N), reads=zeros(R, M))
+        return DNCState(
+            h=zeros(C),
+            c=zeros(C),
+            memory=zeros(N, M),
+            usage=zeros(N),
+            link=zeros(N, N),
+            precedence=zeros(N),
+            read_weights=zeros(R, N),
+            write_weights=zeros(N),
+            reads=zeros(R, M),
+        )
 
     def control(self, x: torch.Tensor, state: DNCState) -> tuple[torch.Tensor, torch.Tensor]:
         """LSTM controller step on [x_t, r_{t-1}, h_{t-1}]: returns (h_t, c_t)."""
         gates = self.controller_layer(torch.cat([x, state.reads.flatten(1), state.h], dim=-1))
         C = self.controller_size
         i, f, o = torch.sigmoid(gates[:, : 3 * C]).chunk(3, dim=-1)
-        c = f * state.c + i * torch.tanh(gates[:, 3 * C:])
+        c = f * state.c + i * torch.tanh(gates[:, 3 * C :])
         return o * torch.tanh(c), c
 
     def interface_parameters(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split and activate the interface vector of h [B, C] (see the module docstring)."""
         B, R, M = h.shape[0], self.read_heads, self.memory_width
         raw = self.interface(h).clamp(-self.clip, self.clip)
-        rk, rs, wk, ws, erase, add, free, alloc, write, modes = raw.split(self.interface_split, dim=-1)
+        rk, rs, wk, ws, erase, add, free, alloc, write, modes = raw.split(
+            self.interface_split, dim=-1
+        )
         return {
             "read_keys": rk.reshape(B, R, M),
             "read_strengths": 1 + F.softplus(rs),
-            "write_key": wk.unsqueeze(1),                    # [B, 1, M]: one head for content_weights
-            "write_strength": 1 + F.softplus(ws),            # [B, 1]
-            "erase": torch.sigmoid(erase).unsqueeze(1),      # [B, 1, M]: one head for mem.write
+            "write_key": wk.unsqueeze(1),  # [B, 1, M]: one head for content_weights
+            "write_strength": 1 + F.softplus(ws),  # [B, 1]
+            "erase": torch.sigmoid(erase).unsqueeze(1),  # [B, 1, M]: one head for mem.write
             "add": add.unsqueeze(1),
-            "free_gates": torch.sigmoid(free),               # [B, R]
-            "allocation_gate": torch.sigmoid(alloc[:, 0]),   # [B]
+            "free_gates": torch.sigmoid(free),  # [B, R]
+            "allocation_gate": torch.sigmoid(alloc[:, 0]),  # [B]
             "write_gate": torch.sigmoid(write[:, 0]),
             "read_modes": torch.softmax(modes.reshape(B, R, 3), dim=-1),
         }
@@ -133,38 +144,61 @@ class DNC(FusedModel):
         """One time step: x [B, I] -> (logits [B, O], next state)."""
         h, c = self.control(x, state)
         p = self.interface_parameters(h)
-        usage = dm.usage(state.usage, state.write_weights, dm.retention(p["free_gates"], state.read_weights))
+        usage = dm.usage(
+            state.usage, state.write_weights, dm.retention(p["free_gates"], state.read_weights)
+        )
         write_content = mem.content_weights(state.memory, p["write_key"], p["write_strength"])[:, 0]
-        write_weights = dm.write_weighting(write_content, dm.allocation(usage), p["write_gate"], p["allocation_gate"])
+        write_weights = dm.write_weighting(
+            write_content, dm.allocation(usage), p["write_gate"], p["allocation_gate"]
+        )
         memory = mem.write(state.memory, write_weights.unsqueeze(1), p["erase"], p["add"])
-        link, forward, backward = dm.temporal_links(state.link, state.precedence, write_weights, state.read_weights)
+        link, forward, backward = dm.temporal_links(
+            state.link, state.precedence, write_weights, state.read_weights
+        )
         read_content = mem.content_weights(memory, p["read_keys"], p["read_strengths"])
         read_weights = dm.read_weighting(backward, read_content, forward, p["read_modes"])
         reads = mem.read(memory, read_weights)
         logits = self.out(torch.cat([h, reads.flatten(1)], dim=-1))
         precedence = dm.precedence(state.precedence, write_weights)
-        return logits, DNCState(h, c, memory, usage, link, precedence, read_weights, write_weights, reads)
+        return logits, DNCState(
+            h, c, memory, usage, link, precedence, read_weights, write_weights, reads
+        )
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
         """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the fused
         sequence unless `fused` is off or a trace is asked for."""
         if self.fused and not trace:
             return self.fused_forward(inputs)
-        traced = (lambda state: (state.read_weights, state.write_weights.unsqueeze(1))) if trace else None
+        traced = (
+            (lambda state: (state.read_weights, state.write_weights.unsqueeze(1)))
+            if trace
+            else None
+        )
         logits, weights = self.unroll(inputs, self.initial_state(inputs.shape[1], inputs), traced)
         if not trace:
             return logits
-        return logits, {"read_weights": torch.stack([r for r, _ in weights]),
-                        "write_weights": torch.stack([w for _, w in weights])}
+        return logits, {
+            "read_weights": torch.stack([r for r, _ in weights]),
+            "write_weights": torch.stack([w for _, w in weights]),
+        }
 
     def fused_operands(self, batch: int, tensors: dict | None = None, seeds: int = 1) -> Operands:
         """The all-zero initial state and the weights (the interface layer's rows in
         interface_order) the fused sequence starts from (FusedModel.fused_operands)."""
-        if tensors is None:   # attributes, not get_parameter: functional_call swaps in plain tensors
-            tensors = {"controller_layer.weight": self.controller_layer.weight,
-                       "controller_layer.bias": self.controller_layer.bias,
-                       "interface.weight": self.interface.weight, "interface.bias": self.interface.bias}
+        if tensors is None:  # attributes, not get_parameter: functional_call swaps in plain tensors
+            tensors = {
+                "controller_layer.weight": self.controller_layer.weight,
+                "controller_layer.bias": self.controller_layer.bias,
+                "interface.weight": self.interface.weight,
+                "interface.bias": self.interface.bias,
+            }
         order = self.interface_order
-        weights = Weights(tensors["controller_layer.weight"], tensors["controller_layer.bias"],
-                          tensors["interface.weight"][..., order, :], tensors["interface.bias"][..., order])
-        return Operands(self.initial_state(seeds * batch, weights.controller), weights, NoConstants())
+        weights = Weights(
+            tensors["controller_layer.weight"],
+            tensors["controller_layer.bias"],
+            tensors["interface.weight"][..., order, :],
+            tensors["interface.bias"][..., order],
+        )
+        return Operands(
+            self.initial_state(seeds * batch, weights.controller), weights, NoConstants()
+        )

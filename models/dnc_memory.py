@@ -28,15 +28,15 @@ class DNCState(NamedTuple):
     """A DNC's recurrent state between steps: what the reference step (models.dnc) and the fused
     one (models.dnc_fused, which models.dnc imports, hence here) both carry."""
 
-    h: torch.Tensor              # controller output [B, C]
-    c: torch.Tensor              # controller cell [B, C]
-    memory: torch.Tensor         # [B, N, M]
-    usage: torch.Tensor          # [B, N]
-    link: torch.Tensor           # temporal link matrix [B, N, N]
-    precedence: torch.Tensor     # [B, N]
-    read_weights: torch.Tensor   # [B, R, N]
+    h: torch.Tensor  # controller output [B, C]
+    c: torch.Tensor  # controller cell [B, C]
+    memory: torch.Tensor  # [B, N, M]
+    usage: torch.Tensor  # [B, N]
+    link: torch.Tensor  # temporal link matrix [B, N, N]
+    precedence: torch.Tensor  # [B, N]
+    read_weights: torch.Tensor  # [B, R, N]
     write_weights: torch.Tensor  # [B, N]
-    reads: torch.Tensor          # read vectors [B, R, M]
+    reads: torch.Tensor  # read vectors [B, R, M]
 
 
 def retention(free_gates: torch.Tensor, read_weights: torch.Tensor) -> torch.Tensor:
@@ -49,7 +49,9 @@ def retention(free_gates: torch.Tensor, read_weights: torch.Tensor) -> torch.Ten
     return keep[:, 0] if keep.shape[1] == 1 else keep.prod(dim=1)
 
 
-def usage(previous: torch.Tensor, write_weights: torch.Tensor, retention: torch.Tensor) -> torch.Tensor:
+def usage(
+    previous: torch.Tensor, write_weights: torch.Tensor, retention: torch.Tensor
+) -> torch.Tensor:
     """u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t   (usage vector).
 
     previous usage [B, N], the previous write weighting [B, N], retention psi_t [B, N] -> [B, N],
@@ -81,18 +83,29 @@ def allocation_parts(usage: torch.Tensor):
     sorted_usage, order = torch.sort(usage, dim=-1, stable=True)
     # exclusive cumulative product: the product of the usages of all less-used locations
     before = torch.cumprod(F.pad(sorted_usage[..., :-1], (1, 0), value=1.0), dim=-1)
-    return torch.zeros_like(usage).scatter(-1, order, (1 - sorted_usage) * before), sorted_usage, order, before
+    return (
+        torch.zeros_like(usage).scatter(-1, order, (1 - sorted_usage) * before),
+        sorted_usage,
+        order,
+        before,
+    )
 
 
-def write_weighting(content: torch.Tensor, allocation: torch.Tensor, write_gate: torch.Tensor,
-                    allocation_gate: torch.Tensor) -> torch.Tensor:
+def write_weighting(
+    content: torch.Tensor,
+    allocation: torch.Tensor,
+    write_gate: torch.Tensor,
+    allocation_gate: torch.Tensor,
+) -> torch.Tensor:
     """w^w_t = g^w_t [g^a_t a_t + (1 - g^a_t) c^w_t]   (write weighting).
 
     content c^w [B, N] (the write key's lookup in M_{t-1}), allocation a [B, N], gates [B] in
     [0, 1] -> [B, N], summing to at most 1.
     """
     allocation_gate = allocation_gate.unsqueeze(-1)
-    return write_gate.unsqueeze(-1) * (allocation_gate * allocation + (1 - allocation_gate) * content)
+    return write_gate.unsqueeze(-1) * (
+        allocation_gate * allocation + (1 - allocation_gate) * content
+    )
 
 
 def precedence(previous: torch.Tensor, write_weights: torch.Tensor) -> torch.Tensor:
@@ -103,7 +116,9 @@ def precedence(previous: torch.Tensor, write_weights: torch.Tensor) -> torch.Ten
     return (1 - write_weights.sum(dim=-1, keepdim=True)) * previous + write_weights
 
 
-def link(previous: torch.Tensor, previous_precedence: torch.Tensor, write_weights: torch.Tensor) -> torch.Tensor:
+def link(
+    previous: torch.Tensor, previous_precedence: torch.Tensor, write_weights: torch.Tensor
+) -> torch.Tensor:
     """L_t[i,j] = (1 - w^w_t[i] - w^w_t[j]) L_{t-1}[i,j] + w^w_t[i] p_{t-1}[j],  L_t[i,i] = 0.
 
     previous link L [B, N, N], previous precedence p_{t-1} [B, N], write weighting [B, N] ->
@@ -117,7 +132,9 @@ def link(previous: torch.Tensor, previous_precedence: torch.Tensor, write_weight
     return new.masked_fill(eye, 0.0)
 
 
-def directional_weights(link: torch.Tensor, read_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def directional_weights(
+    link: torch.Tensor, read_weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """f^i_t = L_t w^{r,i}_{t-1},  b^i_t = L_t^T w^{r,i}_{t-1}   (forward, backward weightings).
 
     link [B, N, N], previous read weightings [B, R, N] -> (forward [B, R, N], backward [B, R, N]):
@@ -127,7 +144,9 @@ def directional_weights(link: torch.Tensor, read_weights: torch.Tensor) -> tuple
     return torch.matmul(read_weights, link.transpose(-1, -2)), torch.matmul(read_weights, link)
 
 
-def links_forward(previous: torch.Tensor, precedence: torch.Tensor, write: torch.Tensor, reads: torch.Tensor):
+def links_forward(
+    previous: torch.Tensor, precedence: torch.Tensor, write: torch.Tensor, reads: torch.Tensor
+):
     """(L_t, f_t, b_t) of `link` and `directional_weights` with one fresh [B, N, N] buffer,
     updated in place: (1 - w_i - w_j) L + w_i p_j, then the diagonal zeroed."""
     wi, wj = write.unsqueeze(-1), write.unsqueeze(-2)
@@ -175,7 +194,9 @@ class _TemporalLinks(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_link, grad_forward, grad_backward):
         previous, precedence, write, reads, new = ctx.saved_tensors
-        return links_grad(grad_link, grad_forward, grad_backward, previous, precedence, write, reads, new)
+        return links_grad(
+            grad_link, grad_forward, grad_backward, previous, precedence, write, reads, new
+        )
 
     @staticmethod
     def vmap(info, in_dims, *args):
@@ -191,8 +212,12 @@ class _TemporalLinks(torch.autograd.Function):
         return tuple(o.reshape(size, -1, *o.shape[1:]) for o in outputs), (0, 0, 0)
 
 
-def temporal_links(previous: torch.Tensor, previous_precedence: torch.Tensor, write_weights: torch.Tensor,
-                   read_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def temporal_links(
+    previous: torch.Tensor,
+    previous_precedence: torch.Tensor,
+    write_weights: torch.Tensor,
+    read_weights: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(L_t, f_t, b_t) = (link(L_{t-1}, p_{t-1}, w^w_t), directional_weights(L_t, w^r_{t-1})).
 
     Same values and gradients as the two reference functions, at a fraction of the cost: the
@@ -205,8 +230,9 @@ def temporal_links(previous: torch.Tensor, previous_precedence: torch.Tensor, wr
     return _TemporalLinks.apply(previous, previous_precedence, write_weights, read_weights)
 
 
-def read_weighting(backward: torch.Tensor, content: torch.Tensor, forward: torch.Tensor,
-                   modes: torch.Tensor) -> torch.Tensor:
+def read_weighting(
+    backward: torch.Tensor, content: torch.Tensor, forward: torch.Tensor, modes: torch.Tensor
+) -> torch.Tensor:
     """w^{r,i}_t = pi^i_t[1] b^i_t + pi^i_t[2] c^{r,i}_t + pi^i_t[3] f^i_t   (read weighting).
 
     backward, content, forward [B, R, N], read modes pi [B, R, 3] (a distribution per head, in

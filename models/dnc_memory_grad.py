@@ -37,7 +37,12 @@ def retention_grad(dretention: torch.Tensor, free_gates: torch.Tensor, read_weig
     return -(dq * read_weights).sum(-1), -dq * free_gates.unsqueeze(-1)
 
 
-def usage_grad(dusage: torch.Tensor, previous: torch.Tensor, write_weights: torch.Tensor, retention: torch.Tensor):
+def usage_grad(
+    dusage: torch.Tensor,
+    previous: torch.Tensor,
+    write_weights: torch.Tensor,
+    retention: torch.Tensor,
+):
     """u = v o psi,  v = u_prev + w - u_prev o w:
 
         dv = du o psi,  dpsi = du o v,  du_prev = dv o (1 - w),  dw = dv o (1 - u_prev)
@@ -49,8 +54,9 @@ def usage_grad(dusage: torch.Tensor, previous: torch.Tensor, write_weights: torc
     return dv * (1 - write_weights), dv * (1 - previous), dusage * kept
 
 
-def allocation_grad(dallocation: torch.Tensor, sorted_usage: torch.Tensor, order: torch.Tensor,
-                    before: torch.Tensor) -> torch.Tensor:
+def allocation_grad(
+    dallocation: torch.Tensor, sorted_usage: torch.Tensor, order: torch.Tensor, before: torch.Tensor
+) -> torch.Tensor:
     """a[phi_j] = (1 - s_j) P_j,  P_j = prod_{i<j} s_i,  s = the floored usage sorted (phi):
 
         ds_j = -da[phi_j] P_j + (1 / s_j) sum_{k>j} da[phi_k] a[phi_k]
@@ -69,8 +75,13 @@ def allocation_grad(dallocation: torch.Tensor, sorted_usage: torch.Tensor, order
     return torch.zeros_like(dsorted).scatter(-1, order, dsorted)
 
 
-def write_weighting_grad(dwrite: torch.Tensor, content: torch.Tensor, allocation: torch.Tensor,
-                         write_gate: torch.Tensor, allocation_gate: torch.Tensor):
+def write_weighting_grad(
+    dwrite: torch.Tensor,
+    content: torch.Tensor,
+    allocation: torch.Tensor,
+    write_gate: torch.Tensor,
+    allocation_gate: torch.Tensor,
+):
     """w^w = g^w m,  m = g^a a + (1 - g^a) c:
 
         dm = g^w dw,  dg^w = sum_n dw m,  da = g^a dm,  dc = (1 - g^a) dm,  dg^a = sum_n dm (a - c)
@@ -96,8 +107,13 @@ def precedence_grad(dprecedence: torch.Tensor, previous: torch.Tensor, write_wei
     return kept * dprecedence, dprecedence - (dprecedence * previous).sum(-1, keepdim=True)
 
 
-def read_weighting_grad(dread: torch.Tensor, backward: torch.Tensor, content: torch.Tensor,
-                        forward: torch.Tensor, modes: torch.Tensor):
+def read_weighting_grad(
+    dread: torch.Tensor,
+    backward: torch.Tensor,
+    content: torch.Tensor,
+    forward: torch.Tensor,
+    modes: torch.Tensor,
+):
     """w^r = pi[1] b + pi[2] c + pi[3] f  (per head):
 
         db = pi[1] dw,  dc = pi[2] dw,  df = pi[3] dw,  dpi[k] = sum_n dw o (b, c, f)[k]
@@ -106,5 +122,5 @@ def read_weighting_grad(dread: torch.Tensor, backward: torch.Tensor, content: to
     dcontent, dforward, dmodes).
     """
     dmodes = torch.stack([(dread * x).sum(-1) for x in (backward, content, forward)], -1)
-    scaled = dread.unsqueeze(2) * modes.unsqueeze(-1)                # [B, R, 3, N]
+    scaled = dread.unsqueeze(2) * modes.unsqueeze(-1)  # [B, R, 3, N]
     return scaled[:, :, 0], scaled[:, :, 1], scaled[:, :, 2], dmodes

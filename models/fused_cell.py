@@ -43,7 +43,9 @@ def layer_grads(seeds: int, x, state_in, hs, dgates, dlayer, w_ctrl, want_dx: bo
     second layer's input); dgates, dlayer [T*B, ...]: the gradients of the two layers' outputs."""
     T, B = x.shape[:2]
     batch = B // seeds
-    dw_ctrl, db_ctrl = weight_grads(seeds, batch, dgates, torch.cat([x, state_in], -1).flatten(0, 1))
+    dw_ctrl, db_ctrl = weight_grads(
+        seeds, batch, dgates, torch.cat([x, state_in], -1).flatten(0, 1)
+    )
     dw_layer, db_layer = weight_grads(seeds, batch, dlayer, hs.flatten(0, 1))
     dx = None
     if want_dx:
@@ -58,7 +60,7 @@ def seeds_logits(hs, reads, seeds: int, weight, bias):
     seed-major) through per-seed weight [K, O, F] and bias [K, O] -> logits [K, T, B, O]."""
     T = hs.shape[0]
     features = torch.cat([hs, reads], -1).view(T, seeds, -1, hs.shape[-1] + reads.shape[-1])
-    features = features.transpose(0, 1).flatten(1, 2)                      # [K, T*B, F]
+    features = features.transpose(0, 1).flatten(1, 2)  # [K, T*B, F]
     logits = torch.baddbmm(bias.unsqueeze(1), features, weight.transpose(1, 2))
     return logits.view(seeds, T, -1, logits.shape[-1])
 
@@ -69,7 +71,7 @@ def input_gates(seeds: int, inputs, w_in_t, bias):
     T, B = inputs.shape[:2]
     if seeds == 1:
         return torch.addmm(bias, inputs.flatten(0, 1), w_in_t).view(T, B, -1)
-    x = per_seed(inputs.flatten(0, 1), seeds, B // seeds)            # [K, T*B/K, I]
+    x = per_seed(inputs.flatten(0, 1), seeds, B // seeds)  # [K, T*B/K, I]
     gates = torch.baddbmm(bias.unsqueeze(1), x, w_in_t)
     return gates.unflatten(1, (T, -1)).transpose(0, 1).flatten(1, 2)
 
@@ -79,20 +81,20 @@ def lstm_cell(gates, c, size: int):
 
     gates [B, 4C], c [B, C] -> (sig [B, 3C], g, c', tanh(c'), h'): what lstm_cell_grad needs."""
     sig = torch.sigmoid(gates[:, : 3 * size])
-    cand = torch.tanh(gates[:, 3 * size:])
-    c = torch.addcmul(sig[:, size: 2 * size] * c, sig[:, :size], cand)
+    cand = torch.tanh(gates[:, 3 * size :])
+    c = torch.addcmul(sig[:, size : 2 * size] * c, sig[:, :size], cand)
     tanh_c = torch.tanh(c)
-    return sig, cand, c, tanh_c, sig[:, 2 * size:] * tanh_c
+    return sig, cand, c, tanh_c, sig[:, 2 * size :] * tanh_c
 
 
 def lstm_cell_grad(dh, dc, sig, cand, c_prev, tanh_c, size: int):
     """The gradients (dgates [B, 4C], dc_prev) of lstm_cell from those of h' and c':
 
-        dc~ = dc' + dh' o (1 - tanh(c')^2)
-        d(i, f, o) = (dc~ g, dc~ c, dh' tanh(c')) * sig (1 - sig),  dg = dc~ i (1 - g^2)
-        dc = dc~ f
+    dc~ = dc' + dh' o (1 - tanh(c')^2)
+    d(i, f, o) = (dc~ g, dc~ c, dh' tanh(c')) * sig (1 - sig),  dg = dc~ i (1 - g^2)
+    dc = dc~ f
     """
     C = size
-    dc = dc + dh * sig[:, 2 * C:] * (1 - tanh_c * tanh_c)
+    dc = dc + dh * sig[:, 2 * C :] * (1 - tanh_c * tanh_c)
     dsig = torch.cat([dc * cand, dc * c_prev, dh * tanh_c], 1) * sig * (1 - sig)
-    return torch.cat([dsig, dc * sig[:, :C] * (1 - cand * cand)], 1), dc * sig[:, C: 2 * C]
+    return torch.cat([dsig, dc * sig[:, :C] * (1 - cand * cand)], 1), dc * sig[:, C : 2 * C]

@@ -48,7 +48,7 @@ class NoConstants(NamedTuple):
 class Steps(NamedTuple):
     """A memory model's step math, what the engine runs (see the module docstring)."""
 
-    name: str            # names its compiled chunk functions (see `own_code`)
+    name: str  # names its compiled chunk functions (see `own_code`)
     forward: Callable
     backward: Callable
     state: type
@@ -60,44 +60,44 @@ class Steps(NamedTuple):
 class Weights(NamedTuple):
     """The two linear layers as the sequence takes them ([K, ...] each with K seeds)."""
 
-    controller: torch.Tensor        # [G, I + recurrent inputs], G = 4C (LSTM) or C
-    controller_bias: torch.Tensor   # [G]
-    interface: torch.Tensor         # [P, C], rows in the model's fused layout
-    interface_bias: torch.Tensor    # [P]
+    controller: torch.Tensor  # [G, I + recurrent inputs], G = 4C (LSTM) or C
+    controller_bias: torch.Tensor  # [G]
+    interface: torch.Tensor  # [P, C], rows in the model's fused layout
+    interface_bias: torch.Tensor  # [P]
 
 
 class StepWeights(NamedTuple):
     """The weights a step uses, transposed for x @ w (the inputs' share of the controller is
     applied to the whole sequence at once, before the steps: fused_cell.input_gates)."""
 
-    state: torch.Tensor             # [(K,) recurrent inputs, G]
-    interface: torch.Tensor         # [(K,) C, P]
-    interface_bias: torch.Tensor    # [P], or [K, 1, P] per seed
+    state: torch.Tensor  # [(K,) recurrent inputs, G]
+    interface: torch.Tensor  # [(K,) C, P]
+    interface_bias: torch.Tensor  # [P], or [K, 1, P] per seed
 
 
 class LayerGrads(NamedTuple):
     """A step's gradients of the two linear layers' outputs; the engine sums their weight
     gradients over all steps at the end."""
 
-    controller: torch.Tensor        # [B, G]
-    interface: torch.Tensor         # [B, P]
+    controller: torch.Tensor  # [B, G]
+    interface: torch.Tensor  # [B, P]
 
 
 class Operands(NamedTuple):
     """What a sequence starts from, besides its inputs."""
 
-    state: NamedTuple               # the initial state (a `Steps.state`)
+    state: NamedTuple  # the initial state (a `Steps.state`)
     weights: Weights
-    constants: NamedTuple           # a `Steps.constants`
+    constants: NamedTuple  # a `Steps.constants`
 
 
 class Chunk(NamedTuple):
     """What forward_chunk returns."""
 
-    state: NamedTuple               # the state after the chunk
-    hs: list                        # each step's controller output [B, C]
-    reads: list                     # each step's read vectors [B, R*M]
-    saved: NamedTuple | None        # a `Steps.saved` as `keep` keeps it; None unless saving
+    state: NamedTuple  # the state after the chunk
+    hs: list  # each step's controller output [B, C]
+    reads: list  # each step's read vectors [B, R*M]
+    saved: NamedTuple | None  # a `Steps.saved` as `keep` keeps it; None unless saving
 
 
 def flatten(operands: Operands) -> tuple:
@@ -114,17 +114,24 @@ def previous_of(steps: Steps, source, last: bool = False):
     """What a step's backward needs of the state before it, read by field name from `source`: the
     previous step's saved values, the initial state, or (`last`) a chunk's stacked saved values
     (`keep`), at its last step."""
-    return steps.previous._make(getattr(source, name)[-1] if last else getattr(source, name)
-                                for name in steps.previous._fields)
+    return steps.previous._make(
+        getattr(source, name)[-1] if last else getattr(source, name)
+        for name in steps.previous._fields
+    )
 
 
 def step_weights(layout, weights: Weights) -> StepWeights:
     bias = weights.interface_bias.unsqueeze(1) if layout.seeds > 1 else weights.interface_bias
-    return StepWeights(weights.controller.transpose(-2, -1)[..., layout.inputs:, :],
-                       weights.interface.transpose(-2, -1), bias)
+    return StepWeights(
+        weights.controller.transpose(-2, -1)[..., layout.inputs :, :],
+        weights.interface.transpose(-2, -1),
+        bias,
+    )
 
 
-def forward_chunk(steps: Steps, layout, x_gates, state, weights: StepWeights, constants, save: bool = True) -> Chunk:
+def forward_chunk(
+    steps: Steps, layout, x_gates, state, weights: StepWeights, constants, save: bool = True
+) -> Chunk:
     """steps.forward over the time steps of x_gates [chunk, B, G] (the inputs' share of the
     controller's pre-activations) from `state`. The unit that `compiled_kernels` compiles."""
     hs, reads, saved = [], [], []
@@ -141,7 +148,11 @@ def keep(steps: Steps, saved: list):
     """A chunk's saved values as the sequence keeps them: a one-step chunk's as its step left them
     (eager: no view per field to make here and undo in backward, ~40 us a step at the paper's
     size), a longer chunk's each stacked over its steps (compiled: one tensor per field)."""
-    return saved[0] if len(saved) == 1 else steps.saved._make(torch.stack(field) for field in zip(*saved))
+    return (
+        saved[0]
+        if len(saved) == 1
+        else steps.saved._make(torch.stack(field) for field in zip(*saved))
+    )
 
 
 def unkeep(steps: Steps, kept, length: int) -> list:
@@ -151,7 +162,9 @@ def unkeep(steps: Steps, kept, length: int) -> list:
     return [steps.saved._make(fields) for fields in zip(*(field.unbind(0) for field in kept))]
 
 
-def backward_chunk(steps: Steps, layout, carry, saved, previous, dhs, dreads, weights: StepWeights, constants):
+def backward_chunk(
+    steps: Steps, layout, carry, saved, previous, dhs, dreads, weights: StepWeights, constants
+):
     """steps.backward over a chunk in reverse. saved: the chunk's saved values (`keep`);
     previous: what its first step needs of the state before it; dhs [chunk, B, C], dreads
     [chunk, B, R*M]: the output layer's gradients. Returns (carry before the chunk, LayerGrads
@@ -159,7 +172,9 @@ def backward_chunk(steps: Steps, layout, carry, saved, previous, dhs, dreads, we
     step_saved = unkeep(steps, saved, len(dhs))
     grads = []
     for k in reversed(range(len(step_saved))):
-        carry = carry._replace(h=carry.h + dhs[k], reads=carry.reads + dreads[k].view(carry.reads.shape))
+        carry = carry._replace(
+            h=carry.h + dhs[k], reads=carry.reads + dreads[k].view(carry.reads.shape)
+        )
         before = previous_of(steps, step_saved[k - 1]) if k else previous
         carry, step_grads = steps.backward(layout, carry, step_saved[k], before, weights, constants)
         grads.append(step_grads)
@@ -180,8 +195,11 @@ def compiled_kernels(steps: Steps, chunk: int) -> Kernels:
     """The chunk functions torch.compile'd for `chunk` steps each, one graph per chunk: no
     autograd graph to trace, so no autograd wrappers per call (see SequenceModel.compile_step
     for why chunks)."""
-    return Kernels(torch.compile(own_code(forward_chunk, steps.name), dynamic=False),
-                   torch.compile(own_code(backward_chunk, steps.name), dynamic=False), chunk)
+    return Kernels(
+        torch.compile(own_code(forward_chunk, steps.name), dynamic=False),
+        torch.compile(own_code(backward_chunk, steps.name), dynamic=False),
+        chunk,
+    )
 
 
 @functools.cache
@@ -190,7 +208,9 @@ def own_code(function: Callable, owner: str) -> Callable:
     keeps its compiled graphs and its recompile limit (8) per code object, so one model's runs in
     a worker process neither evict nor use up another's, as when each had its own chunk code."""
     code = function.__code__.replace(co_name=f"{function.__name__}_{owner}")
-    copy = types.FunctionType(code, function.__globals__, code.co_name, function.__defaults__, function.__closure__)
+    copy = types.FunctionType(
+        code, function.__globals__, code.co_name, function.__defaults__, function.__closure__
+    )
     copy.__qualname__, copy.__doc__ = code.co_name, function.__doc__
     return copy
 
@@ -198,25 +218,31 @@ def own_code(function: Callable, owner: str) -> Callable:
 class Run(NamedTuple):
     """What `run` returns."""
 
-    hs: torch.Tensor                # controller outputs [T, B, C]
-    reads: torch.Tensor             # read vectors [T, B, R*M]
-    saved: list                     # each chunk's `Steps.saved` (`keep`) in turn; empty unless saving
+    hs: torch.Tensor  # controller outputs [T, B, C]
+    reads: torch.Tensor  # read vectors [T, B, R*M]
+    saved: list  # each chunk's `Steps.saved` (`keep`) in turn; empty unless saving
 
 
 def run(steps: Steps, layout, kernels: Kernels, inputs, operands: Operands, save: bool) -> Run:
     """The forward pass over inputs [T, B, I] (T a multiple of the kernels' chunk)."""
     weights = operands.weights
-    x_gates = input_gates(layout.seeds, inputs, weights.controller.transpose(-2, -1)[..., : layout.inputs, :],
-                          weights.controller_bias)
+    x_gates = input_gates(
+        layout.seeds,
+        inputs,
+        weights.controller.transpose(-2, -1)[..., : layout.inputs, :],
+        weights.controller_bias,
+    )
     state, per_step, hs, reads, saved = operands.state, step_weights(layout, weights), [], [], []
     for x_chunk in x_gates.split(kernels.chunk):
         chunk = kernels.forward(steps, layout, x_chunk, state, per_step, operands.constants, save)
-        state = chunk.state   # not kept past the next chunk: without saving, each state is freed in turn
+        state = (
+            chunk.state
+        )  # not kept past the next chunk: without saving, each state is freed in turn
         hs += chunk.hs
         reads += chunk.reads
         if save:
             saved.append(chunk.saved)
-    return Run(torch.stack(hs), torch.stack(reads), saved)   # one copy each, no view per step
+    return Run(torch.stack(hs), torch.stack(reads), saved)  # one copy each, no view per step
 
 
 class Sequence(torch.autograd.Function):
@@ -229,11 +255,17 @@ class Sequence(torch.autograd.Function):
     @staticmethod
     def forward(steps, layout, kernels, inputs, *tensors):
         rest = iter(tensors)
-        operands = Operands(take(steps.state, rest), take(Weights, rest), take(steps.constants, rest))
+        operands = Operands(
+            take(steps.state, rest), take(Weights, rest), take(steps.constants, rest)
+        )
         out = run(steps, layout, kernels, inputs, operands, True)
         # autograd's rule: an input saved as is (the NTM's first memory and weightings) leaves as a view
         given = {id(tensor) for tensor in tensors}
-        saved = (field.view_as(field) if id(field) in given else field for chunk in out.saved for field in chunk)
+        saved = (
+            field.view_as(field) if id(field) in given else field
+            for chunk in out.saved
+            for field in chunk
+        )
         return (out.hs, out.reads, *saved)
 
     @staticmethod
@@ -249,7 +281,11 @@ class Sequence(torch.autograd.Function):
         steps, layout, kernels = ctx.steps, ctx.layout, ctx.kernels
         rest = iter(ctx.saved_tensors)
         x = next(rest)
-        state, weights, constants = take(steps.state, rest), take(Weights, rest), take(steps.constants, rest)
+        state, weights, constants = (
+            take(steps.state, rest),
+            take(Weights, rest),
+            take(steps.constants, rest),
+        )
         hs, reads = next(rest), next(rest)
         chunks = [take(steps.saved, rest) for _ in range(0, len(hs), kernels.chunk)]
         dhs = (torch.zeros_like(hs) if dhs is None else dhs).split(kernels.chunk)
@@ -257,13 +293,29 @@ class Sequence(torch.autograd.Function):
         per_step = step_weights(layout, weights)
         carry, grads = steps.state._make(t.new_zeros(t.shape) for t in state), []
         for n in reversed(range(len(chunks))):
-            previous = previous_of(steps, chunks[n - 1], last=kernels.chunk > 1) if n else previous_of(steps, state)
-            carry, chunk_grads = kernels.backward(steps, layout, carry, chunks[n], previous, dhs[n], dreads[n],
-                                                  per_step, constants)
+            previous = (
+                previous_of(steps, chunks[n - 1], last=kernels.chunk > 1)
+                if n
+                else previous_of(steps, state)
+            )
+            carry, chunk_grads = kernels.backward(
+                steps, layout, carry, chunks[n], previous, dhs[n], dreads[n], per_step, constants
+            )
             grads.append(chunk_grads)
-        dgates, dinterface = (torch.cat(layer[::-1]) for layer in zip(*grads))   # [T * B, ...], in time order
-        state_in = torch.cat([chunk.state_in for chunk in chunks]).view(*hs.shape[:2], -1)   # [T, B, ...]
-        dx, *dweights = layer_grads(layout.seeds, x, state_in, hs, dgates, dinterface, weights.controller,
-                                    ctx.needs_input_grad[3])             # inputs: after steps, layout, kernels
+        dgates, dinterface = (
+            torch.cat(layer[::-1]) for layer in zip(*grads)
+        )  # [T * B, ...], in time order
+        state_in = torch.cat([chunk.state_in for chunk in chunks]).view(
+            *hs.shape[:2], -1
+        )  # [T, B, ...]
+        dx, *dweights = layer_grads(
+            layout.seeds,
+            x,
+            state_in,
+            hs,
+            dgates,
+            dinterface,
+            weights.controller,
+            ctx.needs_input_grad[3],
+        )  # inputs: after steps, layout, kernels
         return (None, None, None, dx, *carry, *dweights, *(None for _ in constants))
-

@@ -21,9 +21,11 @@ class FusedModel(SequenceModel):
     `fused_operands` and an output layer `out` on [h_t, r_t]; its `step` stays the readable
     reference, run where `fused` is off and for traces."""
 
-    fused = True          # False: the plain `step` loop, the reference the fused sequence is tested against
-    kernels = Kernels()   # eager, a step per chunk; compile_step swaps in compiled chunks
-    fused_steps: Steps   # the step math (a class attribute); not `steps`, the step loop of SequenceModel
+    fused = True  # False: the plain `step` loop, the reference the fused sequence is tested against
+    kernels = Kernels()  # eager, a step per chunk; compile_step swaps in compiled chunks
+    fused_steps: (
+        Steps  # the step math (a class attribute); not `steps`, the step loop of SequenceModel
+    )
 
     def fused_operands(self, batch: int, tensors: dict | None = None, seeds: int = 1) -> Operands:
         """The initial state [seeds * batch, ...], weights and constants the sequence starts from:
@@ -43,8 +45,12 @@ class FusedModel(SequenceModel):
         """inputs [T, B, I] -> logits [T, B, O] by the fused sequence."""
         return self.out(torch.cat(self.fused_sequence(inputs), dim=-1))
 
-    def fused_sequence(self, inputs: torch.Tensor, operands: Operands | None = None,
-                       layout: NamedTuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def fused_sequence(
+        self,
+        inputs: torch.Tensor,
+        operands: Operands | None = None,
+        layout: NamedTuple | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Controller outputs [T, B, C] and read vectors [T, B, R*M] of the whole sequence: this
         model's, or with `operands` and `layout` K seeds'. Without grad it runs eager and keeps
         nothing for a backward pass (evaluation: any batch size or length, no recompilation).
@@ -56,7 +62,9 @@ class FusedModel(SequenceModel):
             out = run(self.fused_steps, layout, Kernels(), inputs, operands, save=False)
             return out.hs, out.reads
         padded = pad_steps(inputs, self.kernels.chunk)
-        hs, reads = Sequence.apply(self.fused_steps, layout, self.kernels, padded, *flatten(operands))[:2]
+        hs, reads = Sequence.apply(
+            self.fused_steps, layout, self.kernels, padded, *flatten(operands)
+        )[:2]
         return hs[: len(inputs)], reads[: len(inputs)]
 
     def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
@@ -66,6 +74,9 @@ class FusedModel(SequenceModel):
         torch.func.vmap over the model (benchmarks/batched.py), whose per-op batching costs more.
         Runs this model's kernels: compiled ones after compile_step."""
         K, B = inputs.shape[0], inputs.shape[2]
-        hs, reads = self.fused_sequence(inputs.transpose(0, 1).flatten(1, 2), self.fused_operands(B, tensors, K),
-                                        self.layout._replace(seeds=K))
+        hs, reads = self.fused_sequence(
+            inputs.transpose(0, 1).flatten(1, 2),
+            self.fused_operands(B, tensors, K),
+            self.layout._replace(seeds=K),
+        )
         return seeds_logits(hs, reads, K, tensors["out.weight"], tensors["out.bias"])

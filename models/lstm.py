@@ -15,7 +15,9 @@ from models.base import SequenceModel, expand_initial, positive
 class LSTM(SequenceModel):
     """`num_layers` LSTM layers of `hidden_size` units; logits from the top layer."""
 
-    def __init__(self, input_size: int, output_size: int, hidden_size: int = 256, num_layers: int = 3):
+    def __init__(
+        self, input_size: int, output_size: int, hidden_size: int = 256, num_layers: int = 3
+    ):
         super().__init__(input_size, output_size)
         self.hidden_size = positive("hidden_size", hidden_size)
         self.num_layers = positive("num_layers", num_layers)

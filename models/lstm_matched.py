@@ -28,8 +28,8 @@ from models.lstm import LSTM
 
 
 class Match(NamedTuple):
-    hidden_size: int   # the solved H
-    count: int         # the LSTM's trainable parameters at H
+    hidden_size: int  # the solved H
+    count: int  # the LSTM's trainable parameters at H
 
 
 def lstm_param_count(input_size: int, output_size: int, hidden_size: int, num_layers: int) -> int:
@@ -40,18 +40,29 @@ def lstm_param_count(input_size: int, output_size: int, hidden_size: int, num_la
     return first + rest + H * output_size + output_size
 
 
-def matched_hidden_size(input_size: int, output_size: int, params: int, num_layers: int = 1) -> Match:
+def matched_hidden_size(
+    input_size: int, output_size: int, params: int, num_layers: int = 1
+) -> Match:
     """The H >= 1 whose LSTM count is closest to `params`; ValueError when H = 1 exceeds 1.1 x params."""
     params, num_layers = positive("params", params), positive("num_layers", num_layers)
     smallest = lstm_param_count(input_size, output_size, 1, num_layers)
     if smallest > 1.1 * params:
-        raise ValueError(f"params={params} is too small: even hidden_size 1 has {smallest} parameters "
-                         f"(input {input_size}, output {output_size}, {num_layers} layers)")
-    a, b, c = 8 * num_layers - 4, 4 * input_size + 10 * num_layers + output_size, output_size - params
+        raise ValueError(
+            f"params={params} is too small: even hidden_size 1 has {smallest} parameters "
+            f"(input {input_size}, output {output_size}, {num_layers} layers)"
+        )
+    a, b, c = (
+        8 * num_layers - 4,
+        4 * input_size + 10 * num_layers + output_size,
+        output_size - params,
+    )
     root = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
     # the real root lies between floor and ceil; a neighbour each side guards against rounding
     candidates = range(max(1, math.floor(root) - 1), math.ceil(root) + 2)
-    best = min(candidates, key=lambda H: (abs(lstm_param_count(input_size, output_size, H, num_layers) - params), H))
+    best = min(
+        candidates,
+        key=lambda H: (abs(lstm_param_count(input_size, output_size, H, num_layers) - params), H),
+    )
     return Match(best, lstm_param_count(input_size, output_size, best, num_layers))
 
 
@@ -60,5 +71,7 @@ class LSTMMatched(LSTM):
 
     def __init__(self, input_size: int, output_size: int, params: int = 62736, num_layers: int = 1):
         match = matched_hidden_size(input_size, output_size, params, num_layers)
-        super().__init__(input_size, output_size, hidden_size=match.hidden_size, num_layers=num_layers)
+        super().__init__(
+            input_size, output_size, hidden_size=match.hidden_size, num_layers=num_layers
+        )
         self.target_params = int(params)

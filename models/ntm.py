@@ -82,8 +82,11 @@ class NTM(FusedModel):
         clip: float = 20.0,
     ):
         super().__init__(input_size, output_size)
-        for name, value, known in (("controller", controller, CONTROLLERS), ("memory_init", memory_init, MEMORY_INITS),
-                                   ("weighting_init", weighting_init, WEIGHTING_INITS)):
+        for name, value, known in (
+            ("controller", controller, CONTROLLERS),
+            ("memory_init", memory_init, MEMORY_INITS),
+            ("weighting_init", weighting_init, WEIGHTING_INITS),
+        ):
             if value not in known:
                 raise ValueError(f"{name} must be one of {', '.join(known)}, got {value!r}")
         self.controller = controller
@@ -94,11 +97,13 @@ class NTM(FusedModel):
         W = self.write_heads = positive("write_heads", write_heads)
         self.shift_range = positive("shift_range", shift_range, minimum=0)
         if 2 * self.shift_range + 1 > N:
-            raise ValueError(f"shift_range {shift_range} needs at least {2 * shift_range + 1} memory locations, "
-                             f"got {N}")
+            raise ValueError(
+                f"shift_range {shift_range} needs at least {2 * shift_range + 1} memory locations, "
+                f"got {N}"
+            )
         self.clip = clip
         S = 2 * self.shift_range + 1
-        self.address_size = M + S + 3                       # key, beta, g, shift, gamma
+        self.address_size = M + S + 3  # key, beta, g, shift, gamma
         offsets = torch.arange(-self.shift_range, self.shift_range + 1)
         self.register_buffer("shift_index", mem.shift_index(N, offsets))
         # for the fused sequence only: derived from the sizes, so not saved in checkpoints
@@ -107,7 +112,9 @@ class NTM(FusedModel):
         self.layout = ntm_fused.Layout(input_size, C, R, W, M, S, controller == "lstm", clip)
 
         gates = 4 * C if controller == "lstm" else C
-        self.controller_layer = nn.Linear(input_size + R * M + (C if controller == "lstm" else 0), gates)
+        self.controller_layer = nn.Linear(
+            input_size + R * M + (C if controller == "lstm" else 0), gates
+        )
         self.heads = nn.Linear(C, R * self.address_size + W * (self.address_size + 2 * M))
         self.out = nn.Linear(C + R * M, output_size)
 
@@ -120,7 +127,7 @@ class NTM(FusedModel):
         self.read0 = nn.Parameter(torch.randn(R, M) * 0.01)
         logits = torch.zeros(R + W, N) if weighting_init == "first" else torch.randn(R + W, N)
         if weighting_init == "first":
-            logits[:, 0] = 10.0                             # softmax puts ~0.99 on location 0
+            logits[:, 0] = 10.0  # softmax puts ~0.99 on location 0
         self.weight_logits0 = nn.Parameter(logits)
         if memory_init == "learned":
             bound = 1 / math.sqrt(N + M)
@@ -149,7 +156,7 @@ class NTM(FusedModel):
         gates = self.controller_layer(torch.cat([x, reads, state.h], dim=-1))
         C = self.controller_size
         i, f, o = torch.sigmoid(gates[:, : 3 * C]).chunk(3, dim=-1)
-        c = f * state.c + i * torch.tanh(gates[:, 3 * C:])
+        c = f * state.c + i * torch.tanh(gates[:, 3 * C :])
         return o * torch.tanh(c), c
 
     def head_parameters(self, h: torch.Tensor):
@@ -157,22 +164,24 @@ class NTM(FusedModel):
         B, R, W, M = h.shape[0], self.read_heads, self.write_heads, self.memory_width
         raw = self.heads(h).clamp(-self.clip, self.clip)
         read_raw = raw[:, : R * self.address_size].reshape(B, R, self.address_size)
-        write_raw = raw[:, R * self.address_size:].reshape(B, W, self.address_size + 2 * M)
-        addr = torch.cat([read_raw, write_raw[..., : self.address_size]], dim=1)   # [B, R + W, A]
+        write_raw = raw[:, R * self.address_size :].reshape(B, W, self.address_size + 2 * M)
+        addr = torch.cat([read_raw, write_raw[..., : self.address_size]], dim=1)  # [B, R + W, A]
         key = addr[..., :M]
         strength = F.softplus(addr[..., M])
         gate = torch.sigmoid(addr[..., M + 1])
-        shift = torch.softmax(addr[..., M + 2: -1], dim=-1)
+        shift = torch.softmax(addr[..., M + 2 : -1], dim=-1)
         gamma = 1 + F.softplus(addr[..., -1])
-        erase = torch.sigmoid(write_raw[..., self.address_size: self.address_size + M])
-        add = torch.tanh(write_raw[..., self.address_size + M:])
+        erase = torch.sigmoid(write_raw[..., self.address_size : self.address_size + M])
+        add = torch.tanh(write_raw[..., self.address_size + M :])
         return key, strength, gate, shift, gamma, erase, add
 
     def step(self, x: torch.Tensor, state: NTMState) -> tuple[torch.Tensor, NTMState]:
         """One time step: x [B, I] -> (logits [B, O], next state)."""
         h, c = self.control(x, state)
         key, strength, gate, shift, gamma, erase, add = self.head_parameters(h)
-        weights = mem.address(state.memory, state.weights, key, strength, gate, shift, gamma, self.shift_index)
+        weights = mem.address(
+            state.memory, state.weights, key, strength, gate, shift, gamma, self.shift_index
+        )
         R = self.read_heads
         reads = mem.read(state.memory, weights[:, :R])
         memory = mem.write(state.memory, weights[:, R:], erase, add)
@@ -184,11 +193,14 @@ class NTM(FusedModel):
         sequence unless `fused` is off or a trace is asked for."""
         if self.fused and not trace:
             return self.fused_forward(inputs)
-        logits, weights = self.unroll(inputs, self.initial_state(inputs.shape[1]),
-                                      (lambda state: state.weights) if trace else None)
+        logits, weights = self.unroll(
+            inputs,
+            self.initial_state(inputs.shape[1]),
+            (lambda state: state.weights) if trace else None,
+        )
         if not trace:
             return logits
-        weights, R = torch.stack(weights), self.read_heads   # [T, B, R + W, N]
+        weights, R = torch.stack(weights), self.read_heads  # [T, B, R + W, N]
         return logits, {"read_weights": weights[:, :, :R], "write_weights": weights[:, :, R:]}
 
     def fused_operands(self, batch: int, tensors: dict | None = None, seeds: int = 1) -> Operands:
@@ -196,24 +208,38 @@ class NTM(FusedModel):
         indices the fused sequence starts from (FusedModel.fused_operands)."""
         order, shifts = self.head_order, ntm_fused.Shifts(self.shift_index, self.shift_inverse)
         if tensors is None:
-            weights = Weights(self.controller_layer.weight, self.controller_layer.bias, self.heads.weight[order],
-                              self.heads.bias[order])
+            weights = Weights(
+                self.controller_layer.weight,
+                self.controller_layer.bias,
+                self.heads.weight[order],
+                self.heads.bias[order],
+            )
             return Operands(self.initial_state(batch), weights, shifts)
 
-        def rows(value, dims):   # [K, ...] per seed (or shared [...]) -> [K*B, ...]
+        def rows(value, dims):  # [K, ...] per seed (or shared [...]) -> [K*B, ...]
             value = value if value.dim() > dims else value.expand(seeds, *value.shape)
             return value.unsqueeze(1).expand(seeds, batch, *value.shape[1:]).flatten(0, 1)
 
-        state = NTMState(h=rows(tensors["h0"], 1), c=rows(tensors["c0"], 1), memory=rows(tensors["memory0"], 2),
-                         weights=rows(torch.softmax(tensors["weight_logits0"], dim=-1), 2),
-                         reads=rows(tensors["read0"], 2))
-        weights = Weights(tensors["controller_layer.weight"], tensors["controller_layer.bias"],
-                          tensors["heads.weight"][:, order], tensors["heads.bias"][:, order])
+        state = NTMState(
+            h=rows(tensors["h0"], 1),
+            c=rows(tensors["c0"], 1),
+            memory=rows(tensors["memory0"], 2),
+            weights=rows(torch.softmax(tensors["weight_logits0"], dim=-1), 2),
+            reads=rows(tensors["read0"], 2),
+        )
+        weights = Weights(
+            tensors["controller_layer.weight"],
+            tensors["controller_layer.bias"],
+            tensors["heads.weight"][:, order],
+            tensors["heads.bias"][:, order],
+        )
         return Operands(state, weights, shifts)
 
 
 class NTMFeedForward(NTM):
     """The NTM with a feed-forward controller (the paper's first column): `ntm_ff`."""
 
-    def __init__(self, input_size: int, output_size: int, controller: str = "feedforward", **params):
+    def __init__(
+        self, input_size: int, output_size: int, controller: str = "feedforward", **params
+    ):
         super().__init__(input_size, output_size, controller=controller, **params)

@@ -26,11 +26,11 @@ class NTMState(NamedTuple):
     """An NTM's recurrent state between steps: what the reference step (models.ntm) and the fused
     one (models.ntm_fused, which models.ntm imports, hence here) both carry."""
 
-    h: torch.Tensor          # controller output [B, C]
-    c: torch.Tensor          # controller cell [B, C] (unused by the feed-forward controller)
-    memory: torch.Tensor     # [B, N, M]
-    weights: torch.Tensor    # previous weightings of all heads, reads first [B, R + W, N]
-    reads: torch.Tensor      # previous read vectors [B, R, M]
+    h: torch.Tensor  # controller output [B, C]
+    c: torch.Tensor  # controller cell [B, C] (unused by the feed-forward controller)
+    memory: torch.Tensor  # [B, N, M]
+    weights: torch.Tensor  # previous weightings of all heads, reads first [B, R + W, N]
+    reads: torch.Tensor  # previous read vectors [B, R, M]
 
 
 def cosine_parts(memory: torch.Tensor, keys: torch.Tensor):
@@ -38,7 +38,7 @@ def cosine_parts(memory: torch.Tensor, keys: torch.Tensor):
 
     memory [B, N, M], keys [B, H, M] -> (K [B, H, N], |k_h| [B, H, 1], |M_i| [B, 1, N]).
     """
-    dots = keys @ memory.transpose(1, 2)   # plain matmul: einsum adds permutes per call
+    dots = keys @ memory.transpose(1, 2)  # plain matmul: einsum adds permutes per call
     key_norm, row_norm = keys.norm(dim=-1, keepdim=True), memory.norm(dim=-1).unsqueeze(1)
     return dots / (key_norm * row_norm + EPS), key_norm, row_norm
 
@@ -51,7 +51,9 @@ def cosine_similarity(memory: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     return cosine_parts(memory, keys)[0]
 
 
-def content_weights(memory: torch.Tensor, keys: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+def content_weights(
+    memory: torch.Tensor, keys: torch.Tensor, strength: torch.Tensor
+) -> torch.Tensor:
     """w^c_h(i) = exp(beta_h K[h,i]) / sum_j exp(beta_h K[h,j])   (paper eq. 5, 6).
 
     memory [B, N, M], keys [B, H, M], strength beta [B, H] (>= 0) -> [B, H, N].
@@ -79,7 +81,7 @@ def circular_shift(weights: torch.Tensor, shift: torch.Tensor, index: torch.Tens
     weights [B, H, N], shift s [B, H, S] (a distribution over the offsets o_j), index [S, N]
     from `shift_index` -> [B, H, N]. One gather builds all S shifted copies at once.
     """
-    shifted = weights[..., index]                        # [B, H, S, N]
+    shifted = weights[..., index]  # [B, H, S, N]
     return (shift.unsqueeze(-2) @ shifted).squeeze(-2)
 
 
@@ -117,7 +119,9 @@ def read(memory: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return weights @ memory
 
 
-def write(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+def write(
+    memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add: torch.Tensor
+) -> torch.Tensor:
     """M_t(i) = M_{t-1}(i) prod_h (1 - w_h(i) e_h) + sum_h w_h(i) a_h   (paper eq. 3, 4).
 
     memory [B, N, M], weights [B, H, N], erase e [B, H, M] in [0, 1], add a [B, H, M] -> [B, N, M].
@@ -132,5 +136,5 @@ def kept(weights: torch.Tensor, erase: torch.Tensor) -> torch.Tensor:
 
     weights [B, H, N], erase [B, H, M] -> [B, N, M].
     """
-    keep = 1 - weights.unsqueeze(-1) * erase.unsqueeze(-2)   # [B, H, N, M]
+    keep = 1 - weights.unsqueeze(-1) * erase.unsqueeze(-2)  # [B, H, N, M]
     return keep[:, 0] if keep.shape[1] == 1 else keep.prod(dim=1)

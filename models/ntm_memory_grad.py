@@ -22,8 +22,14 @@ def softmax_grad(dout: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return out * (dout - (dout * out).sum(-1, keepdim=True))
 
 
-def write_grad(dnew: torch.Tensor, memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor,
-               add: torch.Tensor, keep: torch.Tensor):
+def write_grad(
+    dnew: torch.Tensor,
+    memory: torch.Tensor,
+    weights: torch.Tensor,
+    erase: torch.Tensor,
+    add: torch.Tensor,
+    keep: torch.Tensor,
+):
     """M' = M * keep + w^T a,  keep(i, m) = prod_h q_h(i, m),  q_h(i, m) = 1 - w_h(i) e_h(m):
 
         dM = dM' * keep
@@ -38,9 +44,9 @@ def write_grad(dnew: torch.Tensor, memory: torch.Tensor, weights: torch.Tensor, 
     """
     dkeep = dnew * memory
     if weights.shape[1] == 1:
-        dq = dkeep.unsqueeze(1)                                       # [B, 1, N, M]
+        dq = dkeep.unsqueeze(1)  # [B, 1, N, M]
     else:
-        q = 1 - weights.unsqueeze(-1) * erase.unsqueeze(-2)           # [B, W, N, M]
+        q = 1 - weights.unsqueeze(-1) * erase.unsqueeze(-2)  # [B, W, N, M]
         ones = torch.ones_like(q[:, :1])
         before = torch.cat([ones, q[:, :-1]], dim=1).cumprod(dim=1)
         after = torch.cat([q[:, 1:], ones], dim=1).flip(1).cumprod(dim=1).flip(1)
@@ -63,8 +69,13 @@ def sharpen_grad(dout: torch.Tensor, shifted: torch.Tensor, gamma: torch.Tensor,
     return gamma.unsqueeze(-1) * u / base, (u * base.log()).sum(-1)
 
 
-def shift_grad(dout: torch.Tensor, gated: torch.Tensor, shift: torch.Tensor, index: torch.Tensor,
-               inverse: torch.Tensor):
+def shift_grad(
+    dout: torch.Tensor,
+    gated: torch.Tensor,
+    shift: torch.Tensor,
+    index: torch.Tensor,
+    inverse: torch.Tensor,
+):
     """w~(i) = sum_j s_j w^g((i - o_j) mod N):
 
         ds_j = sum_i dw~(i) w^g((i - o_j) mod N)
@@ -78,7 +89,9 @@ def shift_grad(dout: torch.Tensor, gated: torch.Tensor, shift: torch.Tensor, ind
     return dgated, dshift
 
 
-def interpolate_grad(dout: torch.Tensor, content: torch.Tensor, previous: torch.Tensor, gate: torch.Tensor):
+def interpolate_grad(
+    dout: torch.Tensor, content: torch.Tensor, previous: torch.Tensor, gate: torch.Tensor
+):
     """w^g = g w^c + (1 - g) w_prev:
 
         dw^c = g dw^g,  dw_prev = (1 - g) dw^g,  dg = sum_i dw^g_i (w^c_i - w_prev_i)
@@ -89,8 +102,16 @@ def interpolate_grad(dout: torch.Tensor, content: torch.Tensor, previous: torch.
     return g * dout, dout - g * dout, (dout * (content - previous)).sum(-1)
 
 
-def content_grad(dout: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor, strength: torch.Tensor,
-                 similarity: torch.Tensor, key_norm: torch.Tensor, row_norm: torch.Tensor, out: torch.Tensor):
+def content_grad(
+    dout: torch.Tensor,
+    memory: torch.Tensor,
+    keys: torch.Tensor,
+    strength: torch.Tensor,
+    similarity: torch.Tensor,
+    key_norm: torch.Tensor,
+    row_norm: torch.Tensor,
+    out: torch.Tensor,
+):
     """w^c = softmax(beta K),  K(h, i) = k_h . M_i / D(h, i),  D = |k_h| |M_i| + eps. With
     dz = softmax_grad(dw^c, w^c) and dK = beta dz:
 
@@ -106,9 +127,11 @@ def content_grad(dout: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor, s
     dz = softmax_grad(dout, out)
     dstrength = (dz * similarity).sum(-1)
     denominator = key_norm * row_norm + EPS
-    dsim = strength.unsqueeze(-1) * dz / denominator                  # d similarity / d dot
-    dden = -dsim * similarity                                         # dD, already over D
+    dsim = strength.unsqueeze(-1) * dz / denominator  # d similarity / d dot
+    dden = -dsim * similarity  # dD, already over D
     dkeys = dsim @ memory + (dden @ row_norm.transpose(1, 2)) * keys / key_norm.clamp_min(1e-30)
-    drow = (key_norm.transpose(1, 2) @ dden).transpose(1, 2)         # [B, N, 1]
-    dmemory = dsim.transpose(1, 2) @ keys + drow * memory / row_norm.transpose(1, 2).clamp_min(1e-30)
+    drow = (key_norm.transpose(1, 2) @ dden).transpose(1, 2)  # [B, N, 1]
+    dmemory = dsim.transpose(1, 2) @ keys + drow * memory / row_norm.transpose(1, 2).clamp_min(
+        1e-30
+    )
     return dmemory, dkeys, dstrength

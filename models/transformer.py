@@ -46,7 +46,7 @@ def sinusoidal_table(length: int, dim: int, device=None, dtype=torch.float32) ->
     """PE [length, dim]: PE[p, 2i] = sin(p / BASE^(2i/dim)), PE[p, 2i+1] = cos(p / BASE^(2i/dim)).
     An odd `dim` drops the last cosine column."""
     positions = torch.arange(length, device=device, dtype=dtype)[:, None]
-    freqs = BASE ** (-torch.arange(0, dim, 2, device=device, dtype=dtype) / dim)       # [ceil(dim/2)]
+    freqs = BASE ** (-torch.arange(0, dim, 2, device=device, dtype=dtype) / dim)  # [ceil(dim/2)]
     angles = positions * freqs
     return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)[:, :dim]
 
@@ -54,8 +54,8 @@ def sinusoidal_table(length: int, dim: int, device=None, dtype=torch.float32) ->
 def rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """RoPE: x [..., T, d] (d even) with pair i of step t rotated by positions[t] * BASE^(-2i/d)."""
     d = x.shape[-1]
-    freqs = BASE ** (-torch.arange(0, d, 2, device=x.device, dtype=x.dtype) / d)       # [d/2]
-    angles = positions.to(x.dtype)[:, None] * freqs                                     # [T, d/2]
+    freqs = BASE ** (-torch.arange(0, d, 2, device=x.device, dtype=x.dtype) / d)  # [d/2]
+    angles = positions.to(x.dtype)[:, None] * freqs  # [T, d/2]
     cos, sin = angles.cos(), angles.sin()
     even, odd = x.unflatten(-1, (d // 2, 2)).unbind(-1)
     return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
@@ -77,18 +77,28 @@ class RotaryLayer(nn.Module):
         nn.init.zeros_(self.qkv.bias)
         nn.init.zeros_(self.proj.bias)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.linear1, self.linear2 = nn.Linear(d_model, feedforward), nn.Linear(feedforward, d_model)
-        self.drop1, self.drop2, self.drop_ff = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
+        self.linear1, self.linear2 = (
+            nn.Linear(d_model, feedforward),
+            nn.Linear(feedforward, d_model),
+        )
+        self.drop1, self.drop2, self.drop_ff = (
+            nn.Dropout(dropout),
+            nn.Dropout(dropout),
+            nn.Dropout(dropout),
+        )
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """Causal multi-head self-attention of x [T, B, d] with rotated queries and keys."""
         T, B, d = x.shape
-        heads = self.qkv(x).view(T, B, 3, self.num_heads, d // self.num_heads).permute(2, 1, 3, 0, 4)
-        q, k, v = heads.unbind(0)                                                  # each [B, H, T, d_head]
+        heads = (
+            self.qkv(x).view(T, B, 3, self.num_heads, d // self.num_heads).permute(2, 1, 3, 0, 4)
+        )
+        q, k, v = heads.unbind(0)  # each [B, H, T, d_head]
         positions = torch.arange(T, device=x.device)
         q, k = rotate(q, positions), rotate(k, positions)
-        mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                               is_causal=True)
+        mixed = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+        )
         return self.proj(mixed.permute(2, 0, 1, 3).reshape(T, B, d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,8 +110,17 @@ class Transformer(SequenceModel):
     """`num_layers` causal pre-LN layers of width `d_model`, `num_heads` heads and a ReLU
     feed-forward of `feedforward` units; `positional` is "sinusoidal", "rotary" or "none"."""
 
-    def __init__(self, input_size: int, output_size: int, d_model: int = 128, num_layers: int = 2,
-                 num_heads: int = 4, feedforward: int = 256, dropout: float = 0.0, positional: str = "sinusoidal"):
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        d_model: int = 128,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        feedforward: int = 256,
+        dropout: float = 0.0,
+        positional: str = "sinusoidal",
+    ):
         super().__init__(input_size, output_size)
         self.d_model = positive("d_model", d_model)
         self.num_layers = positive("num_layers", num_layers)
@@ -110,38 +129,56 @@ class Transformer(SequenceModel):
         self.dropout, self.positional = check_choices(d_model, num_heads, dropout, positional)
         self.embed = nn.Linear(input_size, self.d_model)
         if positional == "rotary":
-            self.layers = nn.ModuleList(RotaryLayer(self.d_model, self.num_heads, self.feedforward, self.dropout)
-                                        for _ in range(self.num_layers))
+            self.layers = nn.ModuleList(
+                RotaryLayer(self.d_model, self.num_heads, self.feedforward, self.dropout)
+                for _ in range(self.num_layers)
+            )
         else:
             self.layers = nn.ModuleList(
-                nn.TransformerEncoderLayer(self.d_model, self.num_heads, self.feedforward, self.dropout,
-                                           norm_first=True, batch_first=False) for _ in range(self.num_layers))
-        self.norm = nn.LayerNorm(self.d_model)  # pre-LN layers leave the residual stream unnormalized
+                nn.TransformerEncoderLayer(
+                    self.d_model,
+                    self.num_heads,
+                    self.feedforward,
+                    self.dropout,
+                    norm_first=True,
+                    batch_first=False,
+                )
+                for _ in range(self.num_layers)
+            )
+        self.norm = nn.LayerNorm(
+            self.d_model
+        )  # pre-LN layers leave the residual stream unnormalized
         self.out = nn.Linear(self.d_model, output_size)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         T = inputs.shape[0]
-        x = self.embed(inputs)                                                         # [T, B, d_model]
+        x = self.embed(inputs)  # [T, B, d_model]
         if self.positional == "sinusoidal":
             x = x + sinusoidal_table(T, self.d_model, inputs.device, x.dtype)[:, None]
         if self.positional == "rotary":
             for layer in self.layers:
                 x = layer(x)
         else:
-            mask = nn.Transformer.generate_square_subsequent_mask(T, device=inputs.device, dtype=x.dtype)
+            mask = nn.Transformer.generate_square_subsequent_mask(
+                T, device=inputs.device, dtype=x.dtype
+            )
             for layer in self.layers:
                 x = layer(x, src_mask=mask, is_causal=True)
         return self.out(self.norm(x))
 
 
-def check_choices(d_model: int, num_heads: int, dropout: float, positional: str) -> tuple[float, str]:
+def check_choices(
+    d_model: int, num_heads: int, dropout: float, positional: str
+) -> tuple[float, str]:
     """(dropout, positional) once checked against each other and the sizes; ValueError otherwise."""
     if positional not in POSITIONAL:
         raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}, got {positional!r}")
     if d_model % num_heads:
         raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
     if positional == "rotary" and (d_model // num_heads) % 2:
-        raise ValueError(f"rotary needs an even head dimension, got d_model / num_heads = {d_model // num_heads}")
-    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):   # NaN fails the range too
+        raise ValueError(
+            f"rotary needs an even head dimension, got d_model / num_heads = {d_model // num_heads}"
+        )
+    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):  # NaN fails the range too
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     return float(dropout), positional

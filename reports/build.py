@@ -56,18 +56,31 @@ def load(store_path: str | Path, profile: str | None) -> Data:
         runs = store.runs()
         profiles = sorted(runs.profile.unique())
         if runs.empty:
-            raise ReportError(f"results store {store_path} has no runs: run `python run_suite.py` first")
+            raise ReportError(
+                f"results store {store_path} has no runs: run `python run_suite.py` first"
+            )
         if profile is None and len(profiles) > 1:
-            raise ReportError(f"results store {store_path} has runs of several profiles ({', '.join(profiles)}): "
-                              "name the one to report")
+            raise ReportError(
+                f"results store {store_path} has runs of several profiles ({', '.join(profiles)}): "
+                "name the one to report"
+            )
         profile = profiles[0] if profile is None else profile
         runs = runs[runs.profile == profile].reset_index(drop=True)
         if runs.empty:
-            raise ReportError(f"results store {store_path} has no runs of profile {profile!r} "
-                              f"(it has: {', '.join(profiles)})")
+            raise ReportError(
+                f"results store {store_path} has no runs of profile {profile!r} "
+                f"(it has: {', '.join(profiles)})"
+            )
         ids = set(runs.run_id)
         pick = lambda frame: frame[frame.run_id.isin(ids)].reset_index(drop=True)
-        return Data(profile, runs, pick(store.curves()), pick(store.evals()), pick(store.traces()), store.speed())
+        return Data(
+            profile,
+            runs,
+            pick(store.curves()),
+            pick(store.evals()),
+            pick(store.traces()),
+            store.speed(),
+        )
     finally:
         store.close()
 
@@ -83,13 +96,17 @@ def prepare(out_dir: Path) -> None:
 
 def bits_section(data: Data, reference: dict, out_dir: Path) -> str:
     raw = tables.bits_table(data.runs, reference)
-    caption = ("Final validation cost and bit errors, in bits per sequence, over the seeds with status done: median, "
-               "and mean ± half-width of the 95% t-interval (n/a with fewer than 2 seeds). Converged: seeds that reached "
-               "< 0.1 bit errors per sequence on the validation set, out of all seeds of the pair (diverged or "
-               "unfinished seeds count as not converged); sequences to converge: median over the converged seeds. "
-               f"Parameter counts: ours, and the paper's ({cite(reference, reference['params_source'])}). "
-               f"{reference.get('params_note', '')}")
-    paths = tables.write_table(raw, tables.format_bits_table(raw), out_dir, "bits_per_sequence", caption)
+    caption = (
+        "Final validation cost and bit errors, in bits per sequence, over the seeds with status done: median, "
+        "and mean ± half-width of the 95% t-interval (n/a with fewer than 2 seeds). Converged: seeds that reached "
+        "< 0.1 bit errors per sequence on the validation set, out of all seeds of the pair (diverged or "
+        "unfinished seeds count as not converged); sequences to converge: median over the converged seeds. "
+        f"Parameter counts: ours, and the paper's ({cite(reference, reference['params_source'])}). "
+        f"{reference.get('params_note', '')}"
+    )
+    paths = tables.write_table(
+        raw, tables.format_bits_table(raw), out_dir, "bits_per_sequence", caption
+    )
     shown = tables.format_bits_table(raw)
     numeric = tuple(c for c in shown.columns if c not in ("task", "model", "seeds"))
     return html.note(caption) + html.table(shown, numeric) + html.downloads(paths)
@@ -99,29 +116,35 @@ def comparison_section(data: Data, out_dir: Path) -> str:
     raw = tables.comparison_table(data.runs)
     if raw.empty:
         return html.note("No task has runs of two or more models: nothing to compare.")
-    caption = ("Pairwise comparison of the final validation cost (bits per sequence) over the seeds with status done: "
-               "difference of the medians (A − B; negative: A is better), Hodges-Lehmann shift (median of all "
-               "pairwise differences) and the two-sided Mann-Whitney U p-value. With few seeds even a complete "
-               "separation cannot reach a small p (the note gives the smallest attainable p).")
+    caption = (
+        "Pairwise comparison of the final validation cost (bits per sequence) over the seeds with status done: "
+        "difference of the medians (A − B; negative: A is better), Hodges-Lehmann shift (median of all "
+        "pairwise differences) and the two-sided Mann-Whitney U p-value. With few seeds even a complete "
+        "separation cannot reach a small p (the note gives the smallest attainable p)."
+    )
     shown = tables.format_comparison(raw)
     paths = tables.write_table(raw, shown, out_dir, "model_comparison", caption)
     numeric = tuple(c for c in shown.columns if c not in ("task", "A", "B", "note"))
     return html.note(caption) + html.table(shown, numeric) + html.downloads(paths)
 
 
-CLAIMS_NOTE = ("Each claim of the paper's section 4 (reports/claims.yaml, thresholds fixed before any result) "
-               "tested on this profile's runs. holds: the test passes; fails: it does not; inconclusive: the data "
-               "cannot decide yet (seeds pending or too few, an evaluation point missing, a comparison whose sample "
-               "sizes cannot reach p < alpha, or absolute values at task sizes other than the paper's). Ours: median "
-               "over seeds (IQR), or Kaplan-Meier estimates that count runs that never converged as censored; "
-               "comparisons are one-sided Mann-Whitney U or log-rank tests. The paper reports one run per model, so "
-               "its values have no spread; values marked ~ were read off its figures. Our training budget is far "
-               "below the paper's (budget note).")
+CLAIMS_NOTE = (
+    "Each claim of the paper's section 4 (reports/claims.yaml, thresholds fixed before any result) "
+    "tested on this profile's runs. holds: the test passes; fails: it does not; inconclusive: the data "
+    "cannot decide yet (seeds pending or too few, an evaluation point missing, a comparison whose sample "
+    "sizes cannot reach p < alpha, or absolute values at task sizes other than the paper's). Ours: median "
+    "over seeds (IQR), or Kaplan-Meier estimates that count runs that never converged as censored; "
+    "comparisons are one-sided Mann-Whitney U or log-rank tests. The paper reports one run per model, so "
+    "its values have no spread; values marked ~ were read off its figures. Our training budget is far "
+    "below the paper's (budget note)."
+)
 
 
 def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
     """The verdict table: claims.yaml evaluated on the profile's frames, written as CSV, Markdown and LaTeX."""
-    frame = claims.evaluate_claims(data.runs, data.curves, data.evals, claims.load_claims(), reference)
+    frame = claims.evaluate_claims(
+        data.runs, data.curves, data.evals, claims.load_claims(), reference
+    )
     if frame.empty:
         return html.note("No claim of the paper concerns the tasks of this profile.")
     folder = out_dir / "tables"
@@ -131,55 +154,89 @@ def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
     counts = frame.verdict.value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "fails", "inconclusive"))
     shown = frame[["claim", "task", "paper", "ours", "verdict", "why", "budget_note", "id"]].rename(
-        columns={"budget_note": "budget note"})
-    return (html.note(f"{len(frame)} claims: {summary}.") + html.table(shown) + html.note(CLAIMS_NOTE)
-            + html.downloads({k: f"tables/claims.{k}" for k in ("csv", "md", "tex")}))
+        columns={"budget_note": "budget note"}
+    )
+    return (
+        html.note(f"{len(frame)} claims: {summary}.")
+        + html.table(shown)
+        + html.note(CLAIMS_NOTE)
+        + html.downloads({k: f"tables/claims.{k}" for k in ("csv", "md", "tex")})
+    )
 
 
 def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Path) -> str:
     """Kaplan-Meier figures per task, the KM table and the pairwise log-rank table."""
     saved = {t: survival.km_figure(t, data.runs, data.curves, colors, out_dir) for t in tasks}
-    body = figure_section([s for s in saved.values() if s], [t for t, s in saved.items() if not s], "finished runs")
+    body = figure_section(
+        [s for s in saved.values() if s], [t for t, s in saved.items() if not s], "finished runs"
+    )
     km = survival.km_table(data.runs, data.curves)
     if km.empty:
         return body
-    caption = ("Kaplan-Meier estimates of the training sequences to converge (< 0.1 bit errors per sequence on the "
-               "validation set), over the finished (done or diverged) runs; a run that never converged is censored "
-               "at its budget. Median: the first n with P(not converged by n) <= 1/2, with the 95% CI read off the "
-               "log-log band; '> budget': fewer than half the runs converged.")
+    caption = (
+        "Kaplan-Meier estimates of the training sequences to converge (< 0.1 bit errors per sequence on the "
+        "validation set), over the finished (done or diverged) runs; a run that never converged is censored "
+        "at its budget. Median: the first n with P(not converged by n) <= 1/2, with the 95% CI read off the "
+        "log-log band; '> budget': fewer than half the runs converged."
+    )
     shown = survival.format_km_table(km)
-    body += html.note(caption) + html.table(shown, ("runs", "converged")) + html.downloads(
-        tables.write_table(km, shown, out_dir, "kaplan_meier", caption))
+    body += (
+        html.note(caption)
+        + html.table(shown, ("runs", "converged"))
+        + html.downloads(tables.write_table(km, shown, out_dir, "kaplan_meier", caption))
+    )
     ranks = survival.logrank_table(data.runs, data.curves)
     if ranks.empty:
-        return body + html.note("No task has finished runs of two or more models: no log-rank test.")
-    caption = ("Two-sided log-rank test of each pair of models' convergence times on a task (scipy.stats.logrank; "
-               "Z > 0: A converges sooner). With few seeds no test can reach a small p.")
+        return body + html.note(
+            "No task has finished runs of two or more models: no log-rank test."
+        )
+    caption = (
+        "Two-sided log-rank test of each pair of models' convergence times on a task (scipy.stats.logrank; "
+        "Z > 0: A converges sooner). With few seeds no test can reach a small p."
+    )
     shown = survival.format_logrank_table(ranks)
-    return body + html.note(caption) + html.table(shown) + html.downloads(
-        tables.write_table(ranks, shown, out_dir, "logrank", caption))
+    return (
+        body
+        + html.note(caption)
+        + html.table(shown)
+        + html.downloads(tables.write_table(ranks, shown, out_dir, "logrank", caption))
+    )
 
 
 def figure_section(saved: list, missing: list[str], what: str) -> str:
     body = "".join(html.figure(s) for s in saved)
     if missing:
-        body += html.note(f"No {what} in the store for: {', '.join(task_label(t) for t in missing)}.")
+        body += html.note(
+            f"No {what} in the store for: {', '.join(task_label(t) for t in missing)}."
+        )
     return body
 
 
 def speed_section(data: Data, colors: dict, out_dir: Path) -> str:
     if data.speed.empty:
-        return html.note("No benchmark rows in the store yet: `python run_suite.py --bench` fills them.")
+        return html.note(
+            "No benchmark rows in the store yet: `python run_suite.py --bench` fills them."
+        )
     raw, shown = speed.speed_table(data.speed)
-    caption = ("Speed benchmark rows (all profiles; latest measurement per configuration): training throughput in "
-               "sequences per second, peak memory in MB, and throughput relative to the LSTM of the same benchmark. "
-               "Rows with seeds > 1 train that many models as one batched model (their sequences per second count "
-               "every seed's); wall_vs_one_seed is their time per step over that of one seed alone.")
+    caption = (
+        "Speed benchmark rows (all profiles; latest measurement per configuration): training throughput in "
+        "sequences per second, peak memory in MB, and throughput relative to the LSTM of the same benchmark. "
+        "Rows with seeds > 1 train that many models as one batched model (their sequences per second count "
+        "every seed's); wall_vs_one_seed is their time per step over that of one seed alone."
+    )
     paths = tables.write_table(raw, shown, out_dir, "speed", caption)
     saved = speed.speed_figure(data.speed, colors, out_dir)
     numeric = tuple(c for c in shown.columns if c not in ("name", "model", "mode", "device"))
-    return (html.note(caption) + html.table(shown, numeric) + html.downloads(paths)
-            + (html.figure(saved) if saved else html.note("No benchmark varies a size with the rest fixed: no scaling plot.")))
+    return (
+        html.note(caption)
+        + html.table(shown, numeric)
+        + html.downloads(paths)
+        + (
+            html.figure(saved)
+            if saved
+            else html.note("No benchmark varies a size with the rest fixed: no scaling plot.")
+        )
+    )
 
 
 def reference_section(reference: dict, tasks: list[str]) -> str:
@@ -188,23 +245,43 @@ def reference_section(reference: dict, tasks: list[str]) -> str:
         return html.note("The paper has no published values for these tasks.")
     rows["value"] = ["≈" + v if a else v for v, a in zip(rows.value, rows.approx)]
     rows = rows.drop(columns="approx").rename(columns={"value": "bits / sequence"})
-    return (html.note("Published values drawn in the figures (≈: read off a figure, approximate), from "
-                      "reports/paper_reference.yaml.") + html.table(rows))
+    return html.note(
+        "Published values drawn in the figures (≈: read off a figure, approximate), from "
+        "reports/paper_reference.yaml."
+    ) + html.table(rows)
 
 
-def build_report(store_path: str | Path, profile: str | None = None, out_dir: str | Path | None = None) -> Path:
+def build_report(
+    store_path: str | Path, profile: str | None = None, out_dir: str | Path | None = None
+) -> Path:
     """Build the report of `profile` (None: the store's only profile) into `out_dir` (default
     reports/out/<profile>/) and return the path of its index.html. Raises ReportError when the
     store is missing or empty or has no runs of the profile."""
     data = load(store_path, profile)
-    out_dir = Path(out_dir) if out_dir is not None else OUT_ROOT / re.sub(r"[^\w.-]+", "_", data.profile)
+    out_dir = (
+        Path(out_dir) if out_dir is not None else OUT_ROOT / re.sub(r"[^\w.-]+", "_", data.profile)
+    )
     prepare(out_dir)
     reference = load_reference()
-    colors = model_colors(set(data.runs.model) | set(data.speed.model if not data.speed.empty else []))
+    colors = model_colors(
+        set(data.runs.model) | set(data.speed.model if not data.speed.empty else [])
+    )
     tasks = order(data.runs.task.unique(), known=TASK_ORDER)
-    learning = {t: figures.learning_curves(t, data.runs, data.curves, reference, colors, out_dir) for t in tasks}
-    general = {t: figures.generalization(t, data.runs, data.evals, reference, colors, out_dir) for t in tasks}
-    joint = [j for j in (joint_points.joint_points(t, data.runs, data.evals, colors, out_dir) for t in tasks) if j]
+    learning = {
+        t: figures.learning_curves(t, data.runs, data.curves, reference, colors, out_dir)
+        for t in tasks
+    }
+    general = {
+        t: figures.generalization(t, data.runs, data.evals, reference, colors, out_dir)
+        for t in tasks
+    }
+    joint = [
+        j
+        for j in (
+            joint_points.joint_points(t, data.runs, data.evals, colors, out_dir) for t in tasks
+        )
+        if j
+    ]
     pictures = memory.memory_pictures(data.traces, data.runs, out_dir)
     warnings = "".join(html.note(w, bad=True) for w in html.mixed_configs(data.runs))
     sections = [
@@ -212,28 +289,62 @@ def build_report(store_path: str | Path, profile: str | None = None, out_dir: st
         ("runs", "Runs", html.provenance(data.runs, store_path, data.profile) + warnings),
         ("problems", "Runs that did not finish", html.problems(data.runs)),
         ("bits", "Final cost per model and task", bits_section(data, reference, out_dir)),
-        ("learning", "Learning curves", figure_section([s for s in learning.values() if s],
-                                                      [t for t, s in learning.items() if not s], "curve points")),
-        ("convergence", "Convergence (Kaplan–Meier)", convergence_section(data, colors, tasks, out_dir)),
-        ("generalization", "Generalization", figure_section([s for s in general.values() if s] + joint,
-                                                             [t for t, s in general.items() if not s], "evaluations")),
+        (
+            "learning",
+            "Learning curves",
+            figure_section(
+                [s for s in learning.values() if s],
+                [t for t, s in learning.items() if not s],
+                "curve points",
+            ),
+        ),
+        (
+            "convergence",
+            "Convergence (Kaplan–Meier)",
+            convergence_section(data, colors, tasks, out_dir),
+        ),
+        (
+            "generalization",
+            "Generalization",
+            figure_section(
+                [s for s in general.values() if s] + joint,
+                [t for t, s in general.items() if not s],
+                "evaluations",
+            ),
+        ),
         ("comparison", "Model comparison", comparison_section(data, out_dir)),
-        ("memory", "Memory use", figure_section(pictures, [t for t in tasks if t not in set(data.traces.task)], "traces")),
+        (
+            "memory",
+            "Memory use",
+            figure_section(
+                pictures, [t for t in tasks if t not in set(data.traces.task)], "traces"
+            ),
+        ),
         ("speed", "Speed", speed_section(data, colors, out_dir)),
         ("paper", "Paper reference values", reference_section(reference, tasks)),
     ]
     index = out_dir / "index.html"
-    subtitle = (f"Profile {data.profile}: {len(data.runs)} runs, {len(tasks)} tasks, "
-                f"{data.runs.model.nunique()} models. Costs are in bits per sequence throughout.")
-    index.write_text(html.page(f"ntm-bench report: {data.profile}", sections, subtitle), encoding="utf-8")
+    subtitle = (
+        f"Profile {data.profile}: {len(data.runs)} runs, {len(tasks)} tasks, "
+        f"{data.runs.model.nunique()} models. Costs are in bits per sequence throughout."
+    )
+    index.write_text(
+        html.page(f"ntm-bench report: {data.profile}", sections, subtitle), encoding="utf-8"
+    )
     return index
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m reports.build", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--store", default="results/results.sqlite", help="SQLite results store")
-    parser.add_argument("--profile", default=None, help="profile to report (default: the store's only one)")
-    parser.add_argument("--out", default=None, help="output folder (default: reports/out/<profile>/)")
+    parser.add_argument(
+        "--profile", default=None, help="profile to report (default: the store's only one)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: reports/out/<profile>/)"
+    )
     args = parser.parse_args(argv)
     try:
         index = build_report(args.store, args.profile, args.out)

@@ -39,10 +39,24 @@ from reports import survival, tables
 from reports.style import MODEL_ORDER, TASK_ORDER
 
 CLAIMS_PATH = Path(__file__).with_name("claims.yaml")
-MEASURES = {"converged_fraction": {"within"}, "sequences_to_converge": {"relative_to_budget"},
-            "final_cost": {"minus_reference"}, "eval": {"point", "field", "channel"}}
+MEASURES = {
+    "converged_fraction": {"within"},
+    "sequences_to_converge": {"relative_to_budget"},
+    "final_cost": {"minus_reference"},
+    "eval": {"point", "field", "channel"},
+}
 BOUNDS = {"at_least": "≥", "at_most": "≤", "more_than": ">", "less_than": "<", "in_range": "in"}
-CLAIM_KEYS = {"id", "task", "claim", "paper", "budget_note", "min_seeds", "measure", "test", "all_of"}
+CLAIM_KEYS = {
+    "id",
+    "task",
+    "claim",
+    "paper",
+    "budget_note",
+    "min_seeds",
+    "measure",
+    "test",
+    "all_of",
+}
 COLUMNS = ["id", "task", "claim", "paper", "ours", "verdict", "why", "budget_note"]
 FIELDS, CHANNELS = ("cost_bits", "bit_errors"), ("content", "end_marker")
 
@@ -75,20 +89,42 @@ def check_part(where: str, part: dict) -> None:
         fail(where, "measure.kind", f"unknown kind {kind!r} (known: {', '.join(MEASURES)})")
     for key in set(measure) - MEASURES[kind] - {"kind", "model"}:
         fail(where, f"measure.{key}", f"unknown key for {kind}")
-    models = [measure.get("model")] + ([(test.get("below") or {}).get("model")] if "below" in test else [])
+    models = [measure.get("model")] + (
+        [(test.get("below") or {}).get("model")] if "below" in test else []
+    )
     for model in models:
         if model not in MODEL_ORDER:
             fail(where, "model", f"unknown model {model!r} (known: {', '.join(MODEL_ORDER)})")
-    if kind == "eval" and (not isinstance(measure.get("point"), str) or measure.get("field") not in FIELDS
-                           or (measure.get("channel") or "content") not in CHANNELS):
-        fail(where, "measure", f"eval needs point (text), field in {FIELDS}, channel in {CHANNELS} or none")
+    if kind == "eval" and (
+        not isinstance(measure.get("point"), str)
+        or measure.get("field") not in FIELDS
+        or (measure.get("channel") or "content") not in CHANNELS
+    ):
+        fail(
+            where,
+            "measure",
+            f"eval needs point (text), field in {FIELDS}, channel in {CHANNELS} or none",
+        )
     kinds = [k for k in test if k in BOUNDS or k == "below"]
     if len(kinds) != 1 or set(test) - set(kinds) - {"paper_setting"}:
-        fail(where, "test", f"needs exactly one of {', '.join([*BOUNDS, 'below'])} (and paper_setting), got {test}")
-    if kinds[0] == "below" and (kind == "converged_fraction" or test.get("paper_setting")
-                                or set(test["below"]) - {"model", "alpha"}):
-        fail(where, "test.below", "compares final_cost, eval or sequences_to_converge; keys model, alpha")
-    if kinds[0] == "in_range" and not (isinstance(test["in_range"], list) and len(test["in_range"]) == 2):
+        fail(
+            where,
+            "test",
+            f"needs exactly one of {', '.join([*BOUNDS, 'below'])} (and paper_setting), got {test}",
+        )
+    if kinds[0] == "below" and (
+        kind == "converged_fraction"
+        or test.get("paper_setting")
+        or set(test["below"]) - {"model", "alpha"}
+    ):
+        fail(
+            where,
+            "test.below",
+            "compares final_cost, eval or sequences_to_converge; keys model, alpha",
+        )
+    if kinds[0] == "in_range" and not (
+        isinstance(test["in_range"], list) and len(test["in_range"]) == 2
+    ):
         fail(where, "test.in_range", "needs [low, high]")
 
 
@@ -103,8 +139,16 @@ def check_claim(claim: dict, sources: dict, seen: set) -> dict:
         fail(where, "task", f"unknown task {claim.get('task')!r}")
     if not claim.get("claim") or not (claim.get("paper") or {}).get("text"):
         fail(where, "claim/paper.text", "missing")
-    if claim["paper"].get("source") not in sources or set(claim["paper"]) - {"text", "source", "approx"}:
-        fail(where, "paper", f"needs text and a source of paper_reference.yaml ({', '.join(sources)}), approx")
+    if claim["paper"].get("source") not in sources or set(claim["paper"]) - {
+        "text",
+        "source",
+        "approx",
+    }:
+        fail(
+            where,
+            "paper",
+            f"needs text and a source of paper_reference.yaml ({', '.join(sources)}), approx",
+        )
     if ("all_of" in claim) == ("measure" in claim or "test" in claim):
         fail(where, "all_of", "give either measure and test, or all_of")
     parts = claim.get("all_of") or [{"measure": claim.get("measure"), "test": claim.get("test")}]
@@ -151,9 +195,13 @@ def eval_values(finished: pd.DataFrame, evals: pd.DataFrame, measure: dict) -> p
     rows = rows[rows.run_id.isin(set(finished.run_id))]
     field, channel = measure["field"], measure.get("channel")
     if channel:
-        texts = rows.channels_json if "channels_json" in rows.columns else pd.Series([None] * len(rows))
-        picked = [json.loads(t).get(channel, {}).get(field, math.nan) if isinstance(t, str) else math.nan
-                  for t in texts]
+        texts = (
+            rows.channels_json if "channels_json" in rows.columns else pd.Series([None] * len(rows))
+        )
+        picked = [
+            json.loads(t).get(channel, {}).get(field, math.nan) if isinstance(t, str) else math.nan
+            for t in texts
+        ]
     else:
         picked = rows[field].tolist()
     return pd.Series(picked, index=rows.run_id, dtype=float).reindex(finished.run_id)
@@ -186,23 +234,31 @@ def values_text(sample: np.ndarray) -> str:
     return f"median {number(median)} (IQR {number(q25)}–{number(q75)}), n={len(sample)}{extra}"
 
 
-def survival_summary(group: pd.DataFrame, curves: pd.DataFrame, measure: dict) -> tuple[Summary, list[str]]:
+def survival_summary(
+    group: pd.DataFrame, curves: pd.DataFrame, measure: dict
+) -> tuple[Summary, list[str]]:
     """The KM value a converged_fraction or sequences_to_converge test reads, and its problems."""
     km = survival.fit(survival.observations(group, curves))
     budget, diverged = survival.budget(group, curves), int((group.status == "diverged").sum())
     if km.n == 0:
         return Summary(math.nan, math.nan, "no finished runs"), []
-    counts = f"n={km.n} ({km.events} converged" + (f", {diverged} diverged: not converged)" if diverged else ")")
+    counts = f"n={km.n} ({km.events} converged" + (
+        f", {diverged} diverged: not converged)" if diverged else ")"
+    )
     if measure["kind"] == "converged_fraction":
         at = float(measure.get("within") or budget)
         frac = survival.converged_by(km, at)
         ci = "CI n/a" if np.isnan(frac.low) else f"[{frac.low:.2f}, {frac.high:.2f}]"
         text = f"KM {frac.estimate:.2f} {ci} by {survival.count(at)} seq., {counts}"
         beyond = at > km.longest and km.last_censored
-        problems = [f"{survival.count(at)} sequences is past the longest run ({survival.count(km.longest)})"]
+        problems = [
+            f"{survival.count(at)} sequences is past the longest run ({survival.count(km.longest)})"
+        ]
         return Summary(frac.estimate, frac.estimate, text), problems if beyond else []
     scale = budget if measure.get("relative_to_budget") else 1.0
-    low, high = (km.longest / scale, math.inf) if math.isinf(km.median) else (km.median / scale,) * 2
+    low, high = (
+        (km.longest / scale, math.inf) if math.isinf(km.median) else (km.median / scale,) * 2
+    )
     text = f"KM median {survival.median_text(km, budget)} seq."
     if measure.get("relative_to_budget") and not math.isinf(km.median):
         text += f" = {low:.2f} of the budget {survival.count(budget)}"
@@ -211,21 +267,37 @@ def survival_summary(group: pd.DataFrame, curves: pd.DataFrame, measure: dict) -
 
 def bound_test(summary: Summary, test: dict) -> tuple[str, str]:
     """(verdict, why) of an absolute test on a summary known to lie in [low, high]."""
-    (kind, bound), = [(k, v) for k, v in test.items() if k in BOUNDS]
-    summary = summary._replace(low=round(summary.low, 9), high=round(summary.high, 9))  # 1 - 4/5 is 0.2, not 0.19999...
-    lo, hi = (bound if kind == "in_range" else (bound, bound))
-    holds = {"at_least": summary.low >= lo, "at_most": summary.high <= hi, "more_than": summary.low > lo,
-             "less_than": summary.high < hi, "in_range": lo <= summary.low and summary.high <= hi}[kind]
-    fails = {"at_least": summary.high < lo, "at_most": summary.low > hi, "more_than": summary.high <= lo,
-             "less_than": summary.low >= hi, "in_range": summary.high < lo or summary.low > hi}[kind]
+    ((kind, bound),) = [(k, v) for k, v in test.items() if k in BOUNDS]
+    summary = summary._replace(
+        low=round(summary.low, 9), high=round(summary.high, 9)
+    )  # 1 - 4/5 is 0.2, not 0.19999...
+    lo, hi = bound if kind == "in_range" else (bound, bound)
+    holds = {
+        "at_least": summary.low >= lo,
+        "at_most": summary.high <= hi,
+        "more_than": summary.low > lo,
+        "less_than": summary.high < hi,
+        "in_range": lo <= summary.low and summary.high <= hi,
+    }[kind]
+    fails = {
+        "at_least": summary.high < lo,
+        "at_most": summary.low > hi,
+        "more_than": summary.high <= lo,
+        "less_than": summary.low >= hi,
+        "in_range": summary.high < lo or summary.low > hi,
+    }[kind]
     shown = number(summary.low) if summary.low == summary.high else f"> {number(summary.low)}"
     target = f"[{number(lo)}, {number(hi)}]" if kind == "in_range" else number(lo)
     if holds or fails:
-        return ("holds" if holds else "fails"), f"{shown} {BOUNDS[kind] if holds else 'not ' + BOUNDS[kind]} {target}"
+        return (
+            "holds" if holds else "fails"
+        ), f"{shown} {BOUNDS[kind] if holds else 'not ' + BOUNDS[kind]} {target}"
     return "inconclusive", f"{shown} does not decide {BOUNDS[kind]} {target}"
 
 
-def absolute(group: pd.DataFrame, curves: pd.DataFrame, evals: pd.DataFrame, part: dict) -> tuple[Part, list]:
+def absolute(
+    group: pd.DataFrame, curves: pd.DataFrame, evals: pd.DataFrame, part: dict
+) -> tuple[Part, list]:
     measure = part["measure"]
     if measure["kind"] in ("converged_fraction", "sequences_to_converge"):
         summary, problems = survival_summary(group, curves, measure)
@@ -249,7 +321,9 @@ def mann_whitney(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.mannwhitneyu(a, b, alternative="less", method=method).pvalue)
 
 
-def comparison(groups: tuple, curves: pd.DataFrame, evals: pd.DataFrame, part: dict) -> tuple[Part, list]:
+def comparison(
+    groups: tuple, curves: pd.DataFrame, evals: pd.DataFrame, part: dict
+) -> tuple[Part, list]:
     """The claim's model below the other: Mann-Whitney for values, log-rank for sequences to converge."""
     measure, other = part["measure"], part["test"]["below"]
     alpha, names = float(other.get("alpha", 0.05)), (measure["model"], other["model"])
@@ -268,18 +342,28 @@ def comparison(groups: tuple, curves: pd.DataFrame, evals: pd.DataFrame, part: d
     ours = f"{names[0]}: {texts[0]} vs {names[1]}: {texts[1]}; {test} p={'n/a' if np.isnan(p) else f'{p:.3g}'}"
     smallest = 1 / math.comb(sum(sizes), sizes[0]) if min(sizes) else 1.0
     if min(sizes) and smallest >= alpha:
-        problems.append(f"{sizes[0]} vs {sizes[1]} seeds: smallest attainable p {smallest:.3g} is not below {alpha:g}")
+        problems.append(
+            f"{sizes[0]} vs {sizes[1]} seeds: smallest attainable p {smallest:.3g} is not below {alpha:g}"
+        )
     if np.isnan(p):
         return Part("inconclusive", ours, f"{test} undefined"), problems
     verdict = "holds" if p < alpha else "fails"
-    return Part(verdict, ours, f"{test} one-sided p={p:.3g} {'<' if p < alpha else '≥'} {alpha:g}"), problems
+    return Part(
+        verdict, ours, f"{test} one-sided p={p:.3g} {'<' if p < alpha else '≥'} {alpha:g}"
+    ), problems
 
 
 def task_difference(runs: pd.DataFrame, models: list[str], task: str, reference: dict) -> str:
     """How the task parameters of these models' runs differ from the paper's setting ("" when they do not)."""
     setting = ref.task_reference(reference, task).get("setting") or {}
-    params = [json.loads(c).get("task_params", {}) for c in runs[runs.model.isin(models)].config_json]
-    return "" if not setting or ref.setting_matches(setting, params) else ref.setting_difference(setting, params)
+    params = [
+        json.loads(c).get("task_params", {}) for c in runs[runs.model.isin(models)].config_json
+    ]
+    return (
+        ""
+        if not setting or ref.setting_matches(setting, params)
+        else ref.setting_difference(setting, params)
+    )
 
 
 def part_models(part: dict) -> list[str]:
@@ -287,15 +371,24 @@ def part_models(part: dict) -> list[str]:
     return [part["measure"]["model"]] + ([below["model"]] if below else [])
 
 
-def evaluate_part(runs: pd.DataFrame, curves: pd.DataFrame, evals: pd.DataFrame, part: dict, claim: dict,
-                  reference: dict) -> Part:
+def evaluate_part(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    evals: pd.DataFrame,
+    part: dict,
+    claim: dict,
+    reference: dict,
+) -> Part:
     """One {measure, test} on the claim's task's runs (failed runs are not data)."""
     runs = runs[runs.status != "failed"]
     models = part_models(part)
     groups = tuple(runs[runs.model == m] for m in models)
     problems = [p for g, m in zip(groups, models) for p in readiness(g, m, claim["min_seeds"])]
-    result, found = (comparison(groups, curves, evals, part) if len(models) > 1 else
-                     absolute(groups[0], curves, evals, part))
+    result, found = (
+        comparison(groups, curves, evals, part)
+        if len(models) > 1
+        else absolute(groups[0], curves, evals, part)
+    )
     problems += found
     difference = task_difference(runs, models, claim["task"], reference)
     if difference and part["test"].get("paper_setting"):
@@ -305,13 +398,23 @@ def evaluate_part(runs: pd.DataFrame, curves: pd.DataFrame, evals: pd.DataFrame,
 
 def part_label(measure: dict) -> str:
     if measure["kind"] == "eval":
-        return f"{measure['point']} {measure.get('channel') or ''} {measure['field']}".replace("  ", " ")
-    return {"converged_fraction": "P(converged)", "sequences_to_converge": "median sequences",
-            "final_cost": "final cost"}[measure["kind"]]
+        return f"{measure['point']} {measure.get('channel') or ''} {measure['field']}".replace(
+            "  ", " "
+        )
+    return {
+        "converged_fraction": "P(converged)",
+        "sequences_to_converge": "median sequences",
+        "final_cost": "final cost",
+    }[measure["kind"]]
 
 
-def evaluate_claims(runs: pd.DataFrame, curves: pd.DataFrame, evals: pd.DataFrame, claims: list[dict],
-                    reference: dict) -> pd.DataFrame:
+def evaluate_claims(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    evals: pd.DataFrame,
+    claims: list[dict],
+    reference: dict,
+) -> pd.DataFrame:
     """One row per claim whose task has runs: id, task, claim, paper, ours, verdict, why, budget_note."""
     rows = []
     for claim in claims:
@@ -321,17 +424,35 @@ def evaluate_claims(runs: pd.DataFrame, curves: pd.DataFrame, evals: pd.DataFram
         parts = [evaluate_part(mine, curves, evals, p, claim, reference) for p in claim["parts"]]
         label = (lambda p: part_label(p["measure"]) + ": ") if len(parts) > 1 else (lambda p: "")
         verdicts = {p.verdict for p in parts}
-        verdict = "fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "inconclusive"
-        paper, why = claim["paper"], "; ".join(label(s) + p.why for s, p in zip(claim["parts"], parts))
-        difference = task_difference(mine, sorted({m for p in claim["parts"] for m in part_models(p)}),
-                                     claim["task"], reference)
-        if difference and "not the paper's task sizes" not in why:  # comparisons hold at any size: say which
+        verdict = (
+            "fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "inconclusive"
+        )
+        paper, why = (
+            claim["paper"],
+            "; ".join(label(s) + p.why for s, p in zip(claim["parts"], parts)),
+        )
+        difference = task_difference(
+            mine,
+            sorted({m for p in claim["parts"] for m in part_models(p)}),
+            claim["task"],
+            reference,
+        )
+        if (
+            difference and "not the paper's task sizes" not in why
+        ):  # comparisons hold at any size: say which
             why += f" (at our task sizes: {difference})"
-        rows.append({"id": claim["id"], "task": claim["task"], "claim": claim["claim"],
-                     "paper": f"{'~' if paper.get('approx') else ''}{paper['text']} [{paper['source']}]",
-                     "ours": "; ".join(label(s) + p.ours for s, p in zip(claim["parts"], parts)), "verdict": verdict,
-                     "why": why,
-                     "budget_note": claim.get("budget_note", "")})
+        rows.append(
+            {
+                "id": claim["id"],
+                "task": claim["task"],
+                "claim": claim["claim"],
+                "paper": f"{'~' if paper.get('approx') else ''}{paper['text']} [{paper['source']}]",
+                "ours": "; ".join(label(s) + p.ours for s, p in zip(claim["parts"], parts)),
+                "verdict": verdict,
+                "why": why,
+                "budget_note": claim.get("budget_note", ""),
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -344,8 +465,10 @@ def format_claims_text(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "Does the paper replicate? no claim's task has runs."
     counts = frame.verdict.value_counts()
-    lines = ["Does the paper replicate? " + ", ".join(f"{v} {counts.get(v, 0)}" for v in
-                                                      ("holds", "fails", "inconclusive"))]
+    lines = [
+        "Does the paper replicate? "
+        + ", ".join(f"{v} {counts.get(v, 0)}" for v in ("holds", "fails", "inconclusive"))
+    ]
     width = max(len(i) for i in frame.id)
     for row in frame.itertuples(index=False):
         lines.append(f"  {row.id:<{width}}  {row.verdict:<12}  {row.ours}")

@@ -16,7 +16,9 @@ from matplotlib.lines import Line2D
 
 from reports.style import model_label, order
 
-MAX_LABELLED = 12   # more rises than this: their numbers would crowd the panel, the ticks alone remain
+MAX_LABELLED = (
+    12  # more rises than this: their numbers would crowd the panel, the ticks alone remain
+)
 
 
 def growth(config: dict) -> list[tuple[int, int]]:
@@ -52,19 +54,30 @@ def schedules(runs: pd.DataFrame) -> dict[tuple, list[str]]:
 
 
 def describe(schedule: dict, last: int) -> str:
-    return (f"max {schedule['axis']} {schedule['start']} → {last}, +{schedule['step']} every "
-            f"{schedule['every']} steps")
+    return (
+        f"max {schedule['axis']} {schedule['start']} → {last}, +{schedule['step']} every "
+        f"{schedule['every']} steps"
+    )
 
 
 def draw_ticks(ax, rises: list[tuple[int, int]], color, xmax: float, numbered: bool) -> None:
     """One schedule's ticks on one panel, with the new maximum under each when `numbered`."""
     for x, maximum in rises:
-        if x > xmax:   # a run that stopped early (stop_on_converge) never reached this rise
+        if x > xmax:  # a run that stopped early (stop_on_converge) never reached this rise
             continue
         ax.axvline(x, ymin=0.94, ymax=1.0, color=color, linewidth=1.2, zorder=5)
         if numbered:
-            ax.text(x, 0.93, str(maximum), transform=ax.get_xaxis_transform(), ha="center", va="top",
-                    fontsize="x-small", color=color, zorder=5)
+            ax.text(
+                x,
+                0.93,
+                str(maximum),
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="top",
+                fontsize="x-small",
+                color=color,
+                zorder=5,
+            )
 
 
 def draw_curriculum(axes, runs: pd.DataFrame, colors: dict, xmax: float) -> tuple[list, str]:
@@ -79,12 +92,26 @@ def draw_curriculum(axes, runs: pd.DataFrame, colors: dict, xmax: float) -> tupl
         color = colors[models[0]] if len(models) == 1 else "0.3"
         for ax in axes:
             draw_ticks(ax, rises, color, xmax, numbered and ax is axes[0])
-        texts.append(f"{', '.join(model_label(m) for m in models)}: {describe(schedule, rises[-1][1])}")
-        handles.append(Line2D([], [], color=color, marker="|", markersize=10, markeredgewidth=1.5, linestyle="none",
-                              label=f"curriculum rise ({texts[-1]})"))
+        texts.append(
+            f"{', '.join(model_label(m) for m in models)}: {describe(schedule, rises[-1][1])}"
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=color,
+                marker="|",
+                markersize=10,
+                markeredgewidth=1.5,
+                linestyle="none",
+                label=f"curriculum rise ({texts[-1]})",
+            )
+        )
     if not texts:
         return [], ""
-    caption = (" Ticks along the top edge: where the training curriculum raises the maximum size of the training "
-               f"batches{', numbered with the new maximum' if numbered else ''} ({'; '.join(texts)}); validation "
-               "stays on the full training distribution, so its curves compare with runs without a curriculum.")
+    caption = (
+        " Ticks along the top edge: where the training curriculum raises the maximum size of the training "
+        f"batches{', numbered with the new maximum' if numbered else ''} ({'; '.join(texts)}); validation "
+        "stays on the full training distribution, so its curves compare with runs without a curriculum."
+    )
     return handles, caption

@@ -37,24 +37,31 @@ def table(frame: pd.DataFrame, numeric: tuple[str, ...] = ()) -> str:
     head = "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns)
     body = []
     for row in frame.itertuples(index=False):
-        cells = [f'<td class="num">{esc(str(v))}</td>' if c in numeric else f"<td>{esc(str(v))}</td>"
-                 for c, v in zip(frame.columns, row)]
+        cells = [
+            f'<td class="num">{esc(str(v))}</td>' if c in numeric else f"<td>{esc(str(v))}</td>"
+            for c, v in zip(frame.columns, row)
+        ]
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def figure(saved: Saved) -> str:
     """The PNG, linked to its SVG, with its caption."""
-    return (f'<figure id="{esc(saved.png.rsplit("/", 1)[-1][:-4])}"><a href="{esc(saved.svg)}">'
-            f'<img src="{esc(saved.png)}" alt="{esc(saved.title)}"></a>'
-            f"<figcaption>{esc(saved.caption)} <a href=\"{esc(saved.png)}\">PNG</a> · "
-            f"<a href=\"{esc(saved.svg)}\">SVG</a></figcaption></figure>")
+    return (
+        f'<figure id="{esc(saved.png.rsplit("/", 1)[-1][:-4])}"><a href="{esc(saved.svg)}">'
+        f'<img src="{esc(saved.png)}" alt="{esc(saved.title)}"></a>'
+        f'<figcaption>{esc(saved.caption)} <a href="{esc(saved.png)}">PNG</a> · '
+        f'<a href="{esc(saved.svg)}">SVG</a></figcaption></figure>'
+    )
 
 
 def downloads(paths: dict) -> str:
     names = {"csv": "CSV", "md": "Markdown", "tex": "LaTeX"}
-    return "<p class=\"note\">Files: " + " · ".join(
-        f'<a href="{esc(p)}">{names.get(k, k)}</a>' for k, p in paths.items()) + "</p>"
+    return (
+        '<p class="note">Files: '
+        + " · ".join(f'<a href="{esc(p)}">{names.get(k, k)}</a>' for k, p in paths.items())
+        + "</p>"
+    )
 
 
 def note(text: str, bad: bool = False) -> str:
@@ -70,23 +77,30 @@ def values_with_counts(series: pd.Series) -> str:
 def when(seconds) -> str:
     if seconds is None or pd.isna(seconds):
         return "n/a"
-    return datetime.datetime.fromtimestamp(float(seconds), tz=datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.datetime.fromtimestamp(float(seconds), tz=datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M UTC"
+    )
 
 
 def provenance(runs: pd.DataFrame, store_path: str, profile: str) -> str:
     """Where the numbers come from: profile, seeds, devices, threads, torch versions, git shas."""
     statuses = ", ".join(f"{s} {n}" for s, n in runs.status.value_counts().items())
     rows = [
-        ("results store", str(store_path)), ("profile", profile),
+        ("results store", str(store_path)),
+        ("profile", profile),
         ("runs", f"{len(runs)} ({statuses})"),
-        ("tasks", ", ".join(sorted(runs.task.unique()))), ("models", ", ".join(sorted(runs.model.unique()))),
+        ("tasks", ", ".join(sorted(runs.task.unique()))),
+        ("models", ", ".join(sorted(runs.model.unique()))),
         ("seeds", ", ".join(str(s) for s in sorted(runs.seed.unique()))),
         ("devices", values_with_counts(runs.device)),
         ("threads per run", values_with_counts(runs.threads.astype("Int64"))),
         ("torch versions", values_with_counts(runs.torch_version)),
         ("git shas", values_with_counts(runs.git_sha)),
         ("runs started", f"{when(runs.started_at.min())} to {when(runs.started_at.max())}"),
-        ("training wall time (sum)", f"{runs.wall_s.sum() / 3600:.2f} h" if runs.wall_s.notna().any() else "n/a"),
+        (
+            "training wall time (sum)",
+            f"{runs.wall_s.sum() / 3600:.2f} h" if runs.wall_s.notna().any() else "n/a",
+        ),
     ]
     return table(pd.DataFrame(rows, columns=["", "value"]))
 
@@ -101,8 +115,10 @@ def mixed_configs(runs: pd.DataFrame) -> list[str]:
             config.pop("seed", None)
             configs.add(json.dumps(config, sort_keys=True))
         if len(configs) > 1:
-            warnings.append(f"{task_label(task)} / {model_label(model)}: {len(configs)} different configurations "
-                            "(e.g. --set overrides) are pooled in the statistics below.")
+            warnings.append(
+                f"{task_label(task)} / {model_label(model)}: {len(configs)} different configurations "
+                "(e.g. --set overrides) are pooled in the statistics below."
+            )
     return warnings
 
 
@@ -111,16 +127,28 @@ def problems(runs: pd.DataFrame) -> str:
     stopped = runs[runs.status.isin(["diverged", "failed", "running", "pending"])]
     if stopped.empty:
         return note("Every run finished (status done).")
-    frame = pd.DataFrame({"task": stopped.task, "model": stopped.model, "seed": stopped.seed,
-                          "status": stopped.status, "error": stopped.error.fillna(""), "run_id": stopped.run_id})
+    frame = pd.DataFrame(
+        {
+            "task": stopped.task,
+            "model": stopped.model,
+            "seed": stopped.seed,
+            "status": stopped.status,
+            "error": stopped.error.fillna(""),
+            "run_id": stopped.run_id,
+        }
+    )
     return table(frame)
 
 
 def page(title: str, sections: list[tuple[str, str, str]], subtitle: str = "") -> str:
     """The document: a title, a table of contents and the sections (anchor, heading, body HTML)."""
     nav = "".join(f'<a href="#{esc(anchor)}">{esc(heading)}</a>' for anchor, heading, _ in sections)
-    body = "".join(f'<section id="{esc(anchor)}"><h2>{esc(heading)}</h2>{content}</section>'
-                   for anchor, heading, content in sections)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-            f"<body><h1>{esc(title)}</h1>{note(subtitle) if subtitle else ''}<nav>{nav}</nav>{body}</body></html>\n")
+    body = "".join(
+        f'<section id="{esc(anchor)}"><h2>{esc(heading)}</h2>{content}</section>'
+        for anchor, heading, content in sections
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+        f"<body><h1>{esc(title)}</h1>{note(subtitle) if subtitle else ''}<nav>{nav}</nav>{body}</body></html>\n"
+    )

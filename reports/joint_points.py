@@ -17,7 +17,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from reports.style import Saved, model_label, new_figure, order, save, set_value_scale, styled, task_label
+from reports.style import (
+    Saved,
+    model_label,
+    new_figure,
+    order,
+    save,
+    set_value_scale,
+    styled,
+    task_label,
+)
 
 
 def joint_frame(evals: pd.DataFrame) -> pd.DataFrame:
@@ -31,7 +40,9 @@ def joint_frame(evals: pd.DataFrame) -> pd.DataFrame:
     return joint
 
 
-def joint_points(task: str, runs: pd.DataFrame, evals: pd.DataFrame, colors: dict, out_dir: Path) -> Saved | None:
+def joint_points(
+    task: str, runs: pd.DataFrame, evals: pd.DataFrame, colors: dict, out_dir: Path
+) -> Saved | None:
     """Bit errors per sequence at each joint point of `task`, per channel group and model; None
     when the task has no joint points among its done runs."""
     done = set(runs[(runs.task == task) & (runs.status == "done")].run_id)
@@ -53,16 +64,29 @@ def joint_points(task: str, runs: pd.DataFrame, evals: pd.DataFrame, colors: dic
                     if values.empty:
                         continue
                     x = j - 0.4 + width * (i + 0.5)
-                    ax.bar([x], [values.median()], width=width * 0.9, color=colors[model], alpha=0.35)
+                    ax.bar(
+                        [x], [values.median()], width=width * 0.9, color=colors[model], alpha=0.35
+                    )
                     ax.plot([x] * len(values), values, "o", color=colors[model], markersize=4)
                     drawn += list(values)
             set_value_scale(ax, drawn)
             ax.set_xticks(range(len(points)), [p.replace(",", "\n") for p in points])
-            ax.set(title=f"{group.replace('_', ' ')} channels" if group != "all" else "all channels",
-                   ylabel="bit errors / sequence")
-        legend = [Line2D([], [], color=colors[m], marker="o", linestyle="none", label=model_label(m)) for m in models]
-        fig.legend(handles=legend, loc="outside lower center", fontsize="small", ncols=min(len(legend), 4))
+            ax.set(
+                title=f"{group.replace('_', ' ')} channels" if group != "all" else "all channels",
+                ylabel="bit errors / sequence",
+            )
+        legend = [
+            Line2D([], [], color=colors[m], marker="o", linestyle="none", label=model_label(m))
+            for m in models
+        ]
+        fig.legend(
+            handles=legend, loc="outside lower center", fontsize="small", ncols=min(len(legend), 4)
+        )
         fig.suptitle(f"{task_label(task)}: joint generalization points")
-        caption = (f"{task_label(task)}: bit errors per sequence at the points that set several axes at once, scored "
-                   "on all output channels and on each channel group apart. Dots: seeds; bars: median over seeds.")
-        return save(fig, out_dir, f"{task}_joint_points", f"{task_label(task)}: joint points", caption)
+        caption = (
+            f"{task_label(task)}: bit errors per sequence at the points that set several axes at once, scored "
+            "on all output channels and on each channel group apart. Dots: seeds; bars: median over seeds."
+        )
+        return save(
+            fig, out_dir, f"{task}_joint_points", f"{task_label(task)}: joint points", caption
+        )

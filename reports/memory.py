@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from reports.style import TASK_ORDER, Saved, model_label, new_figure, order, save, styled, task_label
+from reports.style import (
+    TASK_ORDER,
+    Saved,
+    model_label,
+    new_figure,
+    order,
+    save,
+    styled,
+    task_label,
+)
 
 MAX_HEADS = 3  # per kind (read, write); priority sort's NTM has up to 8 heads
 BITS_CMAP, WEIGHTS_CMAP = "Greys", "rocket_r"
@@ -43,8 +52,14 @@ def unscored_spans(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def show(ax, image: np.ndarray, title: str, ylabel: str, cmap: str, vmin: float, vmax: float):
     """`image` [T, rows] as rows x time, time step 0 at the left."""
-    drawn = ax.imshow(np.asarray(image, dtype=float).T, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
-                      interpolation="nearest")
+    drawn = ax.imshow(
+        np.asarray(image, dtype=float).T,
+        aspect="auto",
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+    )
     ax.set(title=title, xlabel="time step", ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -55,10 +70,22 @@ def show(ax, image: np.ndarray, title: str, ylabel: str, cmap: str, vmin: float,
 def memory_picture(row: pd.Series, out_dir: Path) -> Saved:
     """The picture of one trace row (see `results.store.Store.traces`)."""
     task, model, seed = row.task, row.model, int(row.seed)
-    heads = [(f"read head {i}", w) for i, w in enumerate(np.moveaxis(row["read_weights"], 1, 0)[:MAX_HEADS])] \
-        if row["read_weights"] is not None else []
-    heads += [(f"write head {i}", w) for i, w in enumerate(np.moveaxis(row["write_weights"], 1, 0)[:MAX_HEADS])] \
-        if row["write_weights"] is not None else []
+    heads = (
+        [
+            (f"read head {i}", w)
+            for i, w in enumerate(np.moveaxis(row["read_weights"], 1, 0)[:MAX_HEADS])
+        ]
+        if row["read_weights"] is not None
+        else []
+    )
+    heads += (
+        [
+            (f"write head {i}", w)
+            for i, w in enumerate(np.moveaxis(row["write_weights"], 1, 0)[:MAX_HEADS])
+        ]
+        if row["write_weights"] is not None
+        else []
+    )
     with styled():
         fig = new_figure(13, 7.4 if heads else 3.6)
         top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.25]) if heads else (fig, None)
@@ -69,7 +96,15 @@ def memory_picture(row: pd.Series, out_dir: Path) -> Saved:
         scale = "" if (low, high) == (0.0, 1.0) else f" (white {low:.2g}, black {high:.2g})"
         show(data_axes[0], row["input"], f"input{scale}", "input channel", BITS_CMAP, low, high)
         show(data_axes[1], row["target"], "target", "output channel", BITS_CMAP, 0, 1)
-        image = show(data_axes[2], row["output"], "output (unscored steps dimmed)", "output channel", BITS_CMAP, 0, 1)
+        image = show(
+            data_axes[2],
+            row["output"],
+            "output (unscored steps dimmed)",
+            "output channel",
+            BITS_CMAP,
+            0,
+            1,
+        )
         for first, last in unscored_spans(row["mask"]):
             data_axes[2].axvspan(first - 0.5, last + 0.5, color="white", alpha=0.65, linewidth=0)
         top.colorbar(image, ax=list(data_axes), label="bit value / P(bit = 1)", shrink=0.9)
@@ -77,18 +112,28 @@ def memory_picture(row: pd.Series, out_dir: Path) -> Saved:
             vmax = max(float(np.max(w)) for _, w in heads) or 1.0
             head_axes = np.atleast_1d(bottom.subplots(1, len(heads)))
             for ax, (name, weights) in zip(head_axes, heads):
-                image = show(ax, weights, f"{name} weighting", "memory location", WEIGHTS_CMAP, 0, vmax)
-            bottom.colorbar(image, ax=list(head_axes), label="weight (sums to 1 over locations)", shrink=0.9)
+                image = show(
+                    ax, weights, f"{name} weighting", "memory location", WEIGHTS_CMAP, 0, vmax
+                )
+            bottom.colorbar(
+                image, ax=list(head_axes), label="weight (sums to 1 over locations)", shrink=0.9
+            )
         fig.suptitle(f"{task_label(task)}: {model_label(model)}, seed {seed}")
-    caption = (f"{task_label(task)}, {model_label(model)} (seed {seed}): one fixed evaluation sequence at the top of "
-               f"the training range; channels (rows) against time steps (columns). Output: the model's probability "
-               f"of a 1, dimmed where it is not scored.")
+    caption = (
+        f"{task_label(task)}, {model_label(model)} (seed {seed}): one fixed evaluation sequence at the top of "
+        f"the training range; channels (rows) against time steps (columns). Output: the model's probability "
+        f"of a 1, dimmed where it is not scored."
+    )
     if heads:
         counts = [w.shape[1] for w in (row["read_weights"], row["write_weights"]) if w is not None]
         shown = f" (first {MAX_HEADS} heads of each kind)" if max(counts) > MAX_HEADS else ""
-        caption += (f" Below: the heads' weightings over memory locations at every time step{shown}; dark = high "
-                    f"weight (scale 0 to {vmax:.2g}).")
-    return save(fig, out_dir, f"{task}_{model}_memory", f"{task_label(task)}: {model_label(model)}", caption)
+        caption += (
+            f" Below: the heads' weightings over memory locations at every time step{shown}; dark = high "
+            f"weight (scale 0 to {vmax:.2g})."
+        )
+    return save(
+        fig, out_dir, f"{task}_{model}_memory", f"{task_label(task)}: {model_label(model)}", caption
+    )
 
 
 def memory_pictures(traces: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[Saved]:

@@ -21,11 +21,15 @@ def load_reference(path: str | Path = REFERENCE_PATH) -> dict:
         for kind in ("curve", "generalization"):
             for entry in entries.get(kind) or []:
                 if entry.get("source") not in sources or not entry.get("models"):
-                    raise ValueError(f"{path}: tasks.{task}.{kind}: every entry needs models and a known source, "
-                                     f"got {entry}")
+                    raise ValueError(
+                        f"{path}: tasks.{task}.{kind}: every entry needs models and a known source, "
+                        f"got {entry}"
+                    )
         for kind in ("optimum_cost_bits", "chance_cost_bits"):
             if kind in entries and entries[kind].get("source") not in sources:
-                raise ValueError(f"{path}: tasks.{task}.{kind}: unknown source {entries[kind].get('source')!r}")
+                raise ValueError(
+                    f"{path}: tasks.{task}.{kind}: unknown source {entries[kind].get('source')!r}"
+                )
     return data
 
 
@@ -42,7 +46,9 @@ def cite(reference: dict, key: str) -> str:
 def setting_matches(setting: dict, task_params: list[dict]) -> bool:
     """Whether every run's task parameters hold exactly `setting` (keys a run lacks do not match)."""
     return bool(task_params) and all(
-        all(key in params and params[key] == value for key, value in setting.items()) for params in task_params)
+        all(key in params and params[key] == value for key, value in setting.items())
+        for params in task_params
+    )
 
 
 def setting_difference(setting: dict, task_params: list[dict]) -> str:
@@ -52,7 +58,9 @@ def setting_difference(setting: dict, task_params: list[dict]) -> str:
         for key, value in setting.items():
             if params.get(key, "unset") != value:
                 ours.setdefault(key, set()).add(str(params.get(key, "unset")))
-    return ", ".join(f"{key} {'/'.join(sorted(values))} (paper {setting[key]})" for key, values in ours.items())
+    return ", ".join(
+        f"{key} {'/'.join(sorted(values))} (paper {setting[key]})" for key, values in ours.items()
+    )
 
 
 def comparable_entries(task_entries: dict, kind: str, task_params: list[dict]) -> tuple[list, str]:
@@ -63,7 +71,9 @@ def comparable_entries(task_entries: dict, kind: str, task_params: list[dict]) -
     setting = task_entries.get("setting") or {}
     if setting_matches(setting, task_params):
         return entries, ""
-    return [e for e in entries if as_range(e["cost_bits"]) == (0.0, 0.0)], setting_difference(setting, task_params)
+    return [e for e in entries if as_range(e["cost_bits"]) == (0.0, 0.0)], setting_difference(
+        setting, task_params
+    )
 
 
 def as_range(value) -> tuple[float, float] | None:
@@ -99,24 +109,63 @@ def reference_rows(reference: dict, tasks: list[str]) -> list[dict]:
     for task in tasks:
         entries = task_reference(reference, task)
         if entries.get("setting"):
-            rows.append({"task": task, "models": "all", "what": "the paper's task parameters (values other than 0 "
-                         "are drawn only for runs with exactly these)", "value": "",
-                         "where": ", ".join(f"{k} = {v}" for k, v in entries["setting"].items()),
-                         "approx": False, "source": cite(reference, "graves2014")})
+            rows.append(
+                {
+                    "task": task,
+                    "models": "all",
+                    "what": "the paper's task parameters (values other than 0 "
+                    "are drawn only for runs with exactly these)",
+                    "value": "",
+                    "where": ", ".join(f"{k} = {v}" for k, v in entries["setting"].items()),
+                    "approx": False,
+                    "source": cite(reference, "graves2014"),
+                }
+            )
         for entry in entries.get("curve") or []:
-            where = "" if entry.get("sequences") is None else f"at {format_value(entry['sequences'])} sequences"
-            rows.append({"task": task, "models": ", ".join(entry["models"]), "what": entry.get("note", ""),
-                         "value": format_value(entry.get("cost_bits")), "where": where,
-                         "approx": bool(entry.get("approx")), "source": cite(reference, entry["source"])})
+            where = (
+                ""
+                if entry.get("sequences") is None
+                else f"at {format_value(entry['sequences'])} sequences"
+            )
+            rows.append(
+                {
+                    "task": task,
+                    "models": ", ".join(entry["models"]),
+                    "what": entry.get("note", ""),
+                    "value": format_value(entry.get("cost_bits")),
+                    "where": where,
+                    "approx": bool(entry.get("approx")),
+                    "source": cite(reference, entry["source"]),
+                }
+            )
         for entry in entries.get("generalization") or []:
-            rows.append({"task": task, "models": ", ".join(entry["models"]), "what": entry.get("note", ""),
-                         "value": format_value(entry["cost_bits"]), "where": f"{entry['axis']} = {entry['value']}",
-                         "approx": bool(entry.get("approx")), "source": cite(reference, entry["source"])})
+            rows.append(
+                {
+                    "task": task,
+                    "models": ", ".join(entry["models"]),
+                    "what": entry.get("note", ""),
+                    "value": format_value(entry["cost_bits"]),
+                    "where": f"{entry['axis']} = {entry['value']}",
+                    "approx": bool(entry.get("approx")),
+                    "source": cite(reference, entry["source"]),
+                }
+            )
         for kind, label in (("optimum_cost_bits", "optimum"), ("chance_cost_bits", "chance level")):
             if kind in entries:
                 entry = entries[kind]
-                where = ", ".join(f"{k} = {v}" for k, v in (entry.get("setting", entries.get("setting")) or {}).items())
-                rows.append({"task": task, "models": label, "what": entry.get("note", ""),
-                             "value": format_value(entry["value"]), "where": where,
-                             "approx": bool(entry.get("approx")), "source": cite(reference, entry["source"])})
+                where = ", ".join(
+                    f"{k} = {v}"
+                    for k, v in (entry.get("setting", entries.get("setting")) or {}).items()
+                )
+                rows.append(
+                    {
+                        "task": task,
+                        "models": label,
+                        "what": entry.get("note", ""),
+                        "value": format_value(entry["value"]),
+                        "where": where,
+                        "approx": bool(entry.get("approx")),
+                        "source": cite(reference, entry["source"]),
+                    }
+                )
     return rows

@@ -19,11 +19,28 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from reports.style import Saved, model_label, new_figure, order, plain_log_labels, save, styled
 
-COLUMNS = ["name", "model", "mode", "device", "threads", "batch", "memory_size", "seq_len", "seeds", "n_params",
-           "seqs_per_s", "peak_mem_mb", "ratio_to_lstm"]
-SIZES = {"batch": "batch size (sequences)", "memory_size": "memory size (locations)",
-         "seq_len": "sequence length (time steps)", "seeds": "seeds trained together (count)",
-         "threads": "intra-op threads (count)"}
+COLUMNS = [
+    "name",
+    "model",
+    "mode",
+    "device",
+    "threads",
+    "batch",
+    "memory_size",
+    "seq_len",
+    "seeds",
+    "n_params",
+    "seqs_per_s",
+    "peak_mem_mb",
+    "ratio_to_lstm",
+]
+SIZES = {
+    "batch": "batch size (sequences)",
+    "memory_size": "memory size (locations)",
+    "seq_len": "sequence length (time steps)",
+    "seeds": "seeds trained together (count)",
+    "threads": "intra-op threads (count)",
+}
 DESCRIPTORS = ["model", "mode", "device", *SIZES]
 LINESTYLES = ["-", "--", ":", "-."]
 
@@ -31,7 +48,9 @@ LINESTYLES = ["-", "--", ":", "-."]
 def latest(speed: pd.DataFrame) -> pd.DataFrame:
     """One row per benchmark configuration (model, mode, device and sizes): the latest measurement."""
     speed = speed.sort_values("measured_at", na_position="first", kind="stable")
-    return speed.drop_duplicates(subset=[c for c in DESCRIPTORS if c in speed], keep="last").reset_index(drop=True)
+    return speed.drop_duplicates(
+        subset=[c for c in DESCRIPTORS if c in speed], keep="last"
+    ).reset_index(drop=True)
 
 
 def speed_table(speed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -39,11 +58,21 @@ def speed_table(speed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     raw numbers and display text."""
     rows = latest(speed)
     raw = rows[[c for c in COLUMNS if c in speed]].reset_index(drop=True)
-    extras = [json.loads(e) if isinstance(e, str) else {} for e in rows.get("extra_json", [None] * len(rows))]
-    if any("wall_vs_one_seed" in e for e in extras):   # only stores with batched-seeds rows get the column
+    extras = [
+        json.loads(e) if isinstance(e, str) else {}
+        for e in rows.get("extra_json", [None] * len(rows))
+    ]
+    if any(
+        "wall_vs_one_seed" in e for e in extras
+    ):  # only stores with batched-seeds rows get the column
         raw["wall_vs_one_seed"] = [e.get("wall_vs_one_seed", np.nan) for e in extras]
     shown = raw.astype(object).where(raw.notna(), "n/a")
-    for column, digits in (("seqs_per_s", 1), ("peak_mem_mb", 1), ("ratio_to_lstm", 3), ("wall_vs_one_seed", 2)):
+    for column, digits in (
+        ("seqs_per_s", 1),
+        ("peak_mem_mb", 1),
+        ("ratio_to_lstm", 3),
+        ("wall_vs_one_seed", 2),
+    ):
         if column in raw:
             shown[column] = [f"{v:,.{digits}f}" if pd.notna(v) else "n/a" for v in raw[column]]
     if "n_params" in raw:
@@ -76,20 +105,41 @@ def speed_figure(speed: pd.DataFrame, colors: dict, out_dir: Path) -> Saved | No
         for ax, (size, found) in zip(axes, panels):
             for group in found:
                 first = group.iloc[0]
-                ax.plot(group[size], group.seqs_per_s, marker="o", markersize=4, linewidth=1.8,
-                        color=colors.get(first.model, "0.3"), linestyle=style[f"{first['mode']} on {first.device}"])
-            ax.set(xscale="log", yscale="log", xlabel=SIZES[size], ylabel="throughput (sequences / s)",
-                   title=f"throughput vs {size.replace('_', ' ')}")
+                ax.plot(
+                    group[size],
+                    group.seqs_per_s,
+                    marker="o",
+                    markersize=4,
+                    linewidth=1.8,
+                    color=colors.get(first.model, "0.3"),
+                    linestyle=style[f"{first['mode']} on {first.device}"],
+                )
+            ax.set(
+                xscale="log",
+                yscale="log",
+                xlabel=SIZES[size],
+                ylabel="throughput (sequences / s)",
+                title=f"throughput vs {size.replace('_', ' ')}",
+            )
             ax.set_xticks(sorted({v for group in found for v in group[size]}))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
             plain_log_labels(ax.yaxis, dense=True)
-        handles = [Line2D([], [], color=colors.get(m, "0.3"), linewidth=2, label=model_label(m))
-                   for m in order(speed.model.unique())]
+        handles = [
+            Line2D([], [], color=colors.get(m, "0.3"), linewidth=2, label=model_label(m))
+            for m in order(speed.model.unique())
+        ]
         handles += [Line2D([], [], color="0.3", linestyle=style[m], label=m) for m in modes]
         fig.suptitle("Training throughput scaling")
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize="small")
-    caption = ("Training throughput in sequences per second (log-log) against each size that a benchmark varied "
-               "with everything else fixed; colour: model, line style: mode and device. Latest measurement per "
-               "configuration.")
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 4),
+            fontsize="small",
+        )
+    caption = (
+        "Training throughput in sequences per second (log-log) against each size that a benchmark varied "
+        "with everything else fixed; colour: model, line style: mode and device. Latest measurement per "
+        "configuration."
+    )
     return save(fig, out_dir, "speed_scaling", "Training throughput scaling", caption)

@@ -19,13 +19,25 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 # Known models first, in this order, so a model keeps its colour whatever else is in the store.
 MODEL_ORDER = ("ntm", "ntm_ff", "lstm", "dnc")
-MODEL_LABELS = {"ntm": "NTM (LSTM controller)", "ntm_ff": "NTM (feed-forward controller)",
-                "lstm": "LSTM", "dnc": "DNC"}
+MODEL_LABELS = {
+    "ntm": "NTM (LSTM controller)",
+    "ntm_ff": "NTM (feed-forward controller)",
+    "lstm": "LSTM",
+    "dnc": "DNC",
+}
 TASK_ORDER = ("copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort")
-TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat copy", "associative_recall": "Associative recall",
-               "ngrams": "Dynamic n-grams", "priority_sort": "Priority sort"}
-AXIS_LABELS = {"length": "sequence length (vectors)", "repeats": "number of repeats (count)",
-               "items": "number of items (count)"}
+TASK_LABELS = {
+    "copy": "Copy",
+    "repeat_copy": "Repeat copy",
+    "associative_recall": "Associative recall",
+    "ngrams": "Dynamic n-grams",
+    "priority_sort": "Priority sort",
+}
+AXIS_LABELS = {
+    "length": "sequence length (vectors)",
+    "repeats": "number of repeats (count)",
+    "items": "number of items (count)",
+}
 PALETTE = "colorblind"
 
 
@@ -51,7 +63,9 @@ def model_colors(models) -> dict:
     palette = sns.color_palette(PALETTE, 10)
     colors = {name: palette[i] for i, name in enumerate(MODEL_ORDER)}
     extra = sorted(set(models) - set(colors))
-    colors.update({name: palette[(len(MODEL_ORDER) + i) % len(palette)] for i, name in enumerate(extra)})
+    colors.update(
+        {name: palette[(len(MODEL_ORDER) + i) % len(palette)] for i, name in enumerate(extra)}
+    )
     return {name: colors[name] for name in order(models)}
 
 
@@ -70,8 +84,16 @@ def axis_label(axis: str) -> str:
 def rc() -> dict:
     """The report's rc parameters: seaborn whitegrid + paper context, editable SVG text."""
     params = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.2)}
-    params.update({"svg.fonttype": "none", "svg.hashsalt": "ntm-bench", "savefig.dpi": 120,
-                   "axes.titleweight": "bold", "legend.frameon": False, "image.interpolation": "nearest"})
+    params.update(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "ntm-bench",
+            "savefig.dpi": 120,
+            "axes.titleweight": "bold",
+            "legend.frameon": False,
+            "image.interpolation": "nearest",
+        }
+    )
     return params
 
 

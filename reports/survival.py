@@ -34,8 +34,17 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from reports.style import (SEQUENCE_FORMATTER, TASK_ORDER, Saved, model_label, new_figure, order, save, styled,
-                           task_label)
+from reports.style import (
+    SEQUENCE_FORMATTER,
+    TASK_ORDER,
+    Saved,
+    model_label,
+    new_figure,
+    order,
+    save,
+    styled,
+    task_label,
+)
 
 FINISHED = ("done", "diverged")
 CI_METHOD = "log-log"  # stays inside [0, 1], unlike the linear (Greenwood) interval
@@ -97,8 +106,15 @@ def observations(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
             time = float(last.get(run.run_id, math.nan))
             if math.isnan(time):
                 time = run_budget(run.config_json)
-        rows.append({"run_id": run.run_id, "task": run.task, "model": run.model,
-                     "sequences": 0.0 if math.isnan(time) else time, "converged": converged})
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "task": run.task,
+                "model": run.model,
+                "sequences": 0.0 if math.isnan(time) else time,
+                "converged": converged,
+            }
+        )
     return pd.DataFrame(rows, columns=["run_id", "task", "model", "sequences", "converged"])
 
 
@@ -108,13 +124,18 @@ def budget(runs: pd.DataFrame, curves: pd.DataFrame) -> float:
     budgets = [b for b in map(run_budget, runs.config_json) if not math.isnan(b)]
     if budgets:
         return max(budgets)
-    reached = [*curves[curves.run_id.isin(set(runs.run_id))].sequences, *runs.converged_sequences.dropna()]
+    reached = [
+        *curves[curves.run_id.isin(set(runs.run_id))].sequences,
+        *runs.converged_sequences.dropna(),
+    ]
     return float(max(reached)) if reached else math.nan
 
 
 def censored_data(obs: pd.DataFrame) -> stats.CensoredData:
-    return stats.CensoredData(uncensored=obs.sequences[obs.converged].to_numpy(float),
-                              right=obs.sequences[~obs.converged].to_numpy(float))
+    return stats.CensoredData(
+        uncensored=obs.sequences[obs.converged].to_numpy(float),
+        right=obs.sequences[~obs.converged].to_numpy(float),
+    )
 
 
 def band(edf) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +144,9 @@ def band(edf) -> tuple[np.ndarray, np.ndarray]:
         warnings.simplefilter("ignore", RuntimeWarning)
         ci = edf.confidence_interval(0.95, method=CI_METHOD)
     low, high = ci.low.probabilities, ci.high.probabilities
-    return np.where(np.isnan(low), edf.probabilities, low), np.where(np.isnan(high), edf.probabilities, high)
+    return np.where(np.isnan(low), edf.probabilities, low), np.where(
+        np.isnan(high), edf.probabilities, high
+    )
 
 
 def first_at_most(times: np.ndarray, values: np.ndarray, level: float) -> float:
@@ -140,8 +163,16 @@ def fit(obs: pd.DataFrame) -> KM:
     low, high = band(result.sf)
     longest = float(obs.sequences.max())
     last_censored = not obs[obs.sequences == longest].converged.all()
-    return KM(len(obs), int(obs.converged.sum()), result, first_at_most(times, survival, 0.5),
-              first_at_most(times, low, 0.5), first_at_most(times, high, 0.5), longest, last_censored)
+    return KM(
+        len(obs),
+        int(obs.converged.sum()),
+        result,
+        first_at_most(times, survival, 0.5),
+        first_at_most(times, low, 0.5),
+        first_at_most(times, high, 0.5),
+        longest,
+        last_censored,
+    )
 
 
 def converged_by(km: KM, at: float) -> Fraction:
@@ -152,7 +183,9 @@ def converged_by(km: KM, at: float) -> Fraction:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ci = cdf.confidence_interval(0.95, method=CI_METHOD)
-    return Fraction(at, float(cdf.evaluate(at)), float(ci.low.evaluate(at)), float(ci.high.evaluate(at)))
+    return Fraction(
+        at, float(cdf.evaluate(at)), float(ci.low.evaluate(at)), float(ci.high.evaluate(at))
+    )
 
 
 def sooner(a: pd.DataFrame, b: pd.DataFrame, alternative: str = "greater") -> Rank:
@@ -181,7 +214,11 @@ def median_text(km: KM, budget_seqs: float) -> str:
     if km.n == 0:
         return "n/a"
     if math.isinf(km.median):
-        return f"> budget ({count(budget_seqs)})" if km.longest >= budget_seqs else f"> {count(km.longest)}"
+        return (
+            f"> budget ({count(budget_seqs)})"
+            if km.longest >= budget_seqs
+            else f"> {count(km.longest)}"
+        )
     return f"{count(km.median)} [{count(km.ci_low)}, {count(km.ci_high)}]"
 
 
@@ -193,21 +230,49 @@ def km_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
             mine = obs[(obs.task == task) & (obs.model == model)]
             km = fit(mine)
             seqs = budget(runs[(runs.task == task) & (runs.model == model)], curves)
-            rows.append({"task": task, "model": model, "n": km.n, "events": km.events, "budget": seqs,
-                         "converged_by_budget": converged_by(km, seqs).estimate, "median_sequences": km.median,
-                         "ci_low": km.ci_low, "ci_high": km.ci_high, "median_text": median_text(km, seqs)})
-    columns = ["task", "model", "n", "events", "budget", "converged_by_budget", "median_sequences", "ci_low",
-               "ci_high", "median_text"]
+            rows.append(
+                {
+                    "task": task,
+                    "model": model,
+                    "n": km.n,
+                    "events": km.events,
+                    "budget": seqs,
+                    "converged_by_budget": converged_by(km, seqs).estimate,
+                    "median_sequences": km.median,
+                    "ci_low": km.ci_low,
+                    "ci_high": km.ci_high,
+                    "median_text": median_text(km, seqs),
+                }
+            )
+    columns = [
+        "task",
+        "model",
+        "n",
+        "events",
+        "budget",
+        "converged_by_budget",
+        "median_sequences",
+        "ci_low",
+        "ci_high",
+        "median_text",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def format_km_table(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "task": table.task, "model": table.model, "runs": table.n, "converged": table.events,
-        "budget (sequences)": table.budget.map(count),
-        "KM P(converged by budget)": table.converged_by_budget.map(lambda v: "n/a" if np.isnan(v) else f"{v:.2f}"),
-        "KM median sequences [95% CI]": table.median_text,
-    })
+    return pd.DataFrame(
+        {
+            "task": table.task,
+            "model": table.model,
+            "runs": table.n,
+            "converged": table.events,
+            "budget (sequences)": table.budget.map(count),
+            "KM P(converged by budget)": table.converged_by_budget.map(
+                lambda v: "n/a" if np.isnan(v) else f"{v:.2f}"
+            ),
+            "KM median sequences [95% CI]": table.median_text,
+        }
+    )
 
 
 def logrank_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
@@ -218,22 +283,49 @@ def logrank_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         for model_a, model_b in itertools.combinations(order(mine.model.unique()), 2):
             a, b = mine[mine.model == model_a], mine[mine.model == model_b]
             rank = sooner(a, b, "two-sided")
-            rows.append({"task": task, "model_a": model_a, "model_b": model_b, "n_a": len(a), "n_b": len(b),
-                         "events_a": int(a.converged.sum()), "events_b": int(b.converged.sum()),
-                         "statistic": rank.statistic, "p_value": rank.p_value, "note": rank.note})
-    columns = ["task", "model_a", "model_b", "n_a", "n_b", "events_a", "events_b", "statistic", "p_value", "note"]
+            rows.append(
+                {
+                    "task": task,
+                    "model_a": model_a,
+                    "model_b": model_b,
+                    "n_a": len(a),
+                    "n_b": len(b),
+                    "events_a": int(a.converged.sum()),
+                    "events_b": int(b.converged.sum()),
+                    "statistic": rank.statistic,
+                    "p_value": rank.p_value,
+                    "note": rank.note,
+                }
+            )
+    columns = [
+        "task",
+        "model_a",
+        "model_b",
+        "n_a",
+        "n_b",
+        "events_a",
+        "events_b",
+        "statistic",
+        "p_value",
+        "note",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def format_logrank_table(table: pd.DataFrame) -> pd.DataFrame:
     fmt = lambda v, spec: "n/a" if not np.isfinite(v) else format(v, spec)
-    return pd.DataFrame({
-        "task": table.task, "A": table.model_a, "B": table.model_b,
-        "runs A / B": [f"{a} / {b}" for a, b in zip(table.n_a, table.n_b)],
-        "converged A / B": [f"{a} / {b}" for a, b in zip(table.events_a, table.events_b)],
-        "log-rank Z (A sooner: +)": [fmt(v, ".2f") for v in table.statistic],
-        "p (two-sided)": [fmt(v, ".3g") for v in table.p_value], "note": table.note,
-    })
+    return pd.DataFrame(
+        {
+            "task": table.task,
+            "A": table.model_a,
+            "B": table.model_b,
+            "runs A / B": [f"{a} / {b}" for a, b in zip(table.n_a, table.n_b)],
+            "converged A / B": [f"{a} / {b}" for a, b in zip(table.events_a, table.events_b)],
+            "log-rank Z (A sooner: +)": [fmt(v, ".2f") for v in table.statistic],
+            "p (two-sided)": [fmt(v, ".3g") for v in table.p_value],
+            "note": table.note,
+        }
+    )
 
 
 def draw_model(ax, km: KM, obs: pd.DataFrame, right: float, color) -> None:
@@ -246,11 +338,20 @@ def draw_model(ax, km: KM, obs: pd.DataFrame, right: float, color) -> None:
     ax.step(x, pad(cdf.probabilities), where="post", color=color, linewidth=2)
     censored = obs.sequences[~obs.converged].to_numpy(float)
     if len(censored):
-        ax.plot(censored, cdf.evaluate(censored), linestyle="none", marker="|", markersize=12,
-                markeredgewidth=2, color=color)
+        ax.plot(
+            censored,
+            cdf.evaluate(censored),
+            linestyle="none",
+            marker="|",
+            markersize=12,
+            markeredgewidth=2,
+            color=color,
+        )
 
 
-def km_figure(task: str, runs: pd.DataFrame, curves: pd.DataFrame, colors: dict, out_dir: Path) -> Saved | None:
+def km_figure(
+    task: str, runs: pd.DataFrame, curves: pd.DataFrame, colors: dict, out_dir: Path
+) -> Saved | None:
     """P(converged by n training sequences) per model for one task; None without finished runs."""
     runs = runs[runs.task == task]
     obs = observations(runs, curves)
@@ -269,16 +370,33 @@ def km_figure(task: str, runs: pd.DataFrame, curves: pd.DataFrame, colors: dict,
             handles.append(Line2D([], [], color=colors[model], linewidth=2, label=label))
             counts.append(f"{model_label(model)} {km.n}")
         ax.axhline(0.5, color="0.4", linestyle=":", linewidth=1.2)
-        handles.append(Line2D([], [], color="0.3", linestyle="none", marker="|", markersize=12, markeredgewidth=2,
-                              label="censored: never converged within the budget"))
-        ax.set(xlim=(0, right * 1.02), ylim=(-0.02, 1.02), xlabel="training sequences seen",
-               ylabel="P(converged by n sequences)", title="Kaplan-Meier estimate")
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                linestyle="none",
+                marker="|",
+                markersize=12,
+                markeredgewidth=2,
+                label="censored: never converged within the budget",
+            )
+        )
+        ax.set(
+            xlim=(0, right * 1.02),
+            ylim=(-0.02, 1.02),
+            xlabel="training sequences seen",
+            ylabel="P(converged by n sequences)",
+            title="Kaplan-Meier estimate",
+        )
         ax.xaxis.set_major_formatter(SEQUENCE_FORMATTER)
         fig.suptitle(f"{task_label(task)}: time to converge")
         fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize="small")
-        caption = (f"{task_label(task)}: Kaplan-Meier estimate of the probability that a run has converged (< 0.1 "
-                   "bit errors per sequence on the validation set) by n training sequences, with its pointwise 95% "
-                   "band (log-log). Runs that never converged are censored where they stopped (ticks) and stay in the "
-                   f"denominator until then; dotted: 1/2, where the median is read. "
-                   f"Finished runs: {', '.join(counts)}.")
+        caption = (
+            f"{task_label(task)}: Kaplan-Meier estimate of the probability that a run has converged (< 0.1 "
+            "bit errors per sequence on the validation set) by n training sequences, with its pointwise 95% "
+            "band (log-log). Runs that never converged are censored where they stopped (ticks) and stay in the "
+            f"denominator until then; dotted: 1/2, where the median is read. "
+            f"Finished runs: {', '.join(counts)}."
+        )
         return save(fig, out_dir, f"{task}_km", f"{task_label(task)}: time to converge", caption)

@@ -47,7 +47,11 @@ def status_text(group: pd.DataFrame) -> str:
     counts = group.status.value_counts()
     n = len(group)
     parts = [f"{counts.get('done', 0)}/{n} done"]
-    parts += [f"{s} {counts[s]}/{n}" for s in ("diverged", "failed", "running", "pending") if counts.get(s, 0)]
+    parts += [
+        f"{s} {counts[s]}/{n}"
+        for s in ("diverged", "failed", "running", "pending")
+        if counts.get(s, 0)
+    ]
     return ", ".join(parts)
 
 
@@ -71,17 +75,31 @@ def bits_table(runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
             err_mean, err_low, err_high = ci95(errors)
             converged = group.converged_step.notna()
             paper = ref.task_reference(reference, task).get("params", {}).get(model)
-            rows.append({
-                "task": task, "model": model, "seeds": len(group), "done": len(done),
-                "diverged": int((group.status == "diverged").sum()), "failed": int((group.status == "failed").sum()),
-                "status": status_text(group), "n": len(cost),
-                "cost_median": cost.median(), "cost_mean": cost_mean, "cost_ci_low": cost_low, "cost_ci_high": cost_high,
-                "bit_errors_median": errors.median(), "bit_errors_mean": err_mean,
-                "bit_errors_ci_low": err_low, "bit_errors_ci_high": err_high,
-                "converged": int(converged.sum()), "converged_fraction": converged.sum() / len(group),
-                "seqs_to_converge_median": group.converged_sequences.dropna().median(),
-                "n_params": count_text(group.n_params), "paper_n_params": NA if paper is None else f"{paper:,}",
-            })
+            rows.append(
+                {
+                    "task": task,
+                    "model": model,
+                    "seeds": len(group),
+                    "done": len(done),
+                    "diverged": int((group.status == "diverged").sum()),
+                    "failed": int((group.status == "failed").sum()),
+                    "status": status_text(group),
+                    "n": len(cost),
+                    "cost_median": cost.median(),
+                    "cost_mean": cost_mean,
+                    "cost_ci_low": cost_low,
+                    "cost_ci_high": cost_high,
+                    "bit_errors_median": errors.median(),
+                    "bit_errors_mean": err_mean,
+                    "bit_errors_ci_low": err_low,
+                    "bit_errors_ci_high": err_high,
+                    "converged": int(converged.sum()),
+                    "converged_fraction": converged.sum() / len(group),
+                    "seqs_to_converge_median": group.converged_sequences.dropna().median(),
+                    "n_params": count_text(group.n_params),
+                    "paper_n_params": NA if paper is None else f"{paper:,}",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -98,17 +116,28 @@ def mean_ci(mean, low, high) -> str:
 
 def format_bits_table(table: pd.DataFrame) -> pd.DataFrame:
     """The bits table as display text."""
-    return pd.DataFrame({
-        "task": table.task, "model": table.model, "seeds": table.status,
-        "cost median": table.cost_median.map(number),
-        "cost mean ± 95% CI": [mean_ci(*r) for r in table[["cost_mean", "cost_ci_low", "cost_ci_high"]].to_numpy()],
-        "bit errors median": table.bit_errors_median.map(number),
-        "bit errors mean ± 95% CI": [mean_ci(*r) for r in
-                                     table[["bit_errors_mean", "bit_errors_ci_low", "bit_errors_ci_high"]].to_numpy()],
-        "converged": [f"{c}/{s}" for c, s in zip(table.converged, table.seeds)],
-        "median seqs to converge": table.seqs_to_converge_median.map(lambda v: number(v, 0)),
-        "params (ours)": table.n_params, "params (paper)": table.paper_n_params,
-    })
+    return pd.DataFrame(
+        {
+            "task": table.task,
+            "model": table.model,
+            "seeds": table.status,
+            "cost median": table.cost_median.map(number),
+            "cost mean ± 95% CI": [
+                mean_ci(*r) for r in table[["cost_mean", "cost_ci_low", "cost_ci_high"]].to_numpy()
+            ],
+            "bit errors median": table.bit_errors_median.map(number),
+            "bit errors mean ± 95% CI": [
+                mean_ci(*r)
+                for r in table[
+                    ["bit_errors_mean", "bit_errors_ci_low", "bit_errors_ci_high"]
+                ].to_numpy()
+            ],
+            "converged": [f"{c}/{s}" for c, s in zip(table.converged, table.seeds)],
+            "median seqs to converge": table.seqs_to_converge_median.map(lambda v: number(v, 0)),
+            "params (ours)": table.n_params,
+            "params (paper)": table.paper_n_params,
+        }
+    )
 
 
 def smallest_p(n_a: int, n_b: int) -> float:
@@ -129,18 +158,30 @@ def mann_whitney_method(a: np.ndarray, b: np.ndarray):
 def compare(a, b) -> dict:
     """Differences and Mann-Whitney U of two samples; p is NaN with a `note` when undefined."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    row = {"n_a": len(a), "n_b": len(b), "median_a": np.median(a) if len(a) else math.nan,
-           "median_b": np.median(b) if len(b) else math.nan, "u": math.nan, "p_value": math.nan, "note": ""}
+    row = {
+        "n_a": len(a),
+        "n_b": len(b),
+        "median_a": np.median(a) if len(a) else math.nan,
+        "median_b": np.median(b) if len(b) else math.nan,
+        "u": math.nan,
+        "p_value": math.nan,
+        "note": "",
+    }
     row["median_diff"] = row["median_a"] - row["median_b"]
-    row["hodges_lehmann"] = float(np.median(np.subtract.outer(a, b))) if len(a) and len(b) else math.nan
+    row["hodges_lehmann"] = (
+        float(np.median(np.subtract.outer(a, b))) if len(a) and len(b) else math.nan
+    )
     if len(a) < 2 or len(b) < 2:
         row["note"] = "n/a: fewer than 2 finished seeds"
     elif np.ptp(np.concatenate([a, b])) == 0:
         row["note"] = "n/a: all values identical"
     else:
         result = stats.mannwhitneyu(a, b, alternative="two-sided", method=mann_whitney_method(a, b))
-        row.update(u=float(result.statistic), p_value=float(result.pvalue),
-                   note=f"smallest possible p: {smallest_p(len(a), len(b)):.3g}")
+        row.update(
+            u=float(result.statistic),
+            p_value=float(result.pvalue),
+            note=f"smallest possible p: {smallest_p(len(a), len(b)):.3g}",
+        )
     return row
 
 
@@ -149,24 +190,55 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
     the done seeds compared with `compare`."""
     rows = []
     for task in order(runs.task.unique(), known=TASK_ORDER):
-        done = runs[(runs.task == task) & (runs.status == "done")].dropna(subset=["final_cost_bits"])
-        for model_a, model_b in itertools.combinations(order(runs[runs.task == task].model.unique()), 2):
-            rows.append({"task": task, "model_a": model_a, "model_b": model_b,
-                         **compare(done[done.model == model_a].final_cost_bits, done[done.model == model_b].final_cost_bits)})
-    columns = ["task", "model_a", "model_b", "n_a", "n_b", "median_a", "median_b", "median_diff", "hodges_lehmann",
-               "u", "p_value", "note"]
+        done = runs[(runs.task == task) & (runs.status == "done")].dropna(
+            subset=["final_cost_bits"]
+        )
+        for model_a, model_b in itertools.combinations(
+            order(runs[runs.task == task].model.unique()), 2
+        ):
+            rows.append(
+                {
+                    "task": task,
+                    "model_a": model_a,
+                    "model_b": model_b,
+                    **compare(
+                        done[done.model == model_a].final_cost_bits,
+                        done[done.model == model_b].final_cost_bits,
+                    ),
+                }
+            )
+    columns = [
+        "task",
+        "model_a",
+        "model_b",
+        "n_a",
+        "n_b",
+        "median_a",
+        "median_b",
+        "median_diff",
+        "hodges_lehmann",
+        "u",
+        "p_value",
+        "note",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "task": table.task, "A": table.model_a, "B": table.model_b,
-        "seeds A / B": [f"{a} / {b}" for a, b in zip(table.n_a, table.n_b)],
-        "median A": table.median_a.map(number), "median B": table.median_b.map(number),
-        "median A − median B": table.median_diff.map(number), "Hodges-Lehmann shift": table.hodges_lehmann.map(number),
-        "Mann-Whitney p": [NA if not np.isfinite(p) else f"{p:.3g}" for p in table.p_value],
-        "note": table.note,
-    })
+    return pd.DataFrame(
+        {
+            "task": table.task,
+            "A": table.model_a,
+            "B": table.model_b,
+            "seeds A / B": [f"{a} / {b}" for a, b in zip(table.n_a, table.n_b)],
+            "median A": table.median_a.map(number),
+            "median B": table.median_b.map(number),
+            "median A − median B": table.median_diff.map(number),
+            "Hodges-Lehmann shift": table.hodges_lehmann.map(number),
+            "Mann-Whitney p": [NA if not np.isfinite(p) else f"{p:.3g}" for p in table.p_value],
+            "note": table.note,
+        }
+    )
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
@@ -175,9 +247,21 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines + [cells(row) for row in frame.itertuples(index=False)]) + "\n"
 
 
-LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                 "±": r"$\pm$", "−": "$-$", "≈": r"$\approx$"}
+LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "−": "$-$",
+    "≈": r"$\approx$",
+}
 
 
 def latex_escape(text) -> str:
@@ -186,14 +270,30 @@ def latex_escape(text) -> str:
 
 def to_latex(frame: pd.DataFrame, caption: str) -> str:
     """A booktabs table (needs \\usepackage{booktabs})."""
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{" + "l" * len(frame.columns) + "}",
-             r"\toprule", " & ".join(latex_escape(c) for c in frame.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in frame.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{latex_escape(caption)}}}", r"\end{table}"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\begin{tabular}{" + "l" * len(frame.columns) + "}",
+        r"\toprule",
+        " & ".join(latex_escape(c) for c in frame.columns) + r" \\",
+        r"\midrule",
+    ]
+    lines += [
+        " & ".join(latex_escape(v) for v in row) + r" \\" for row in frame.itertuples(index=False)
+    ]
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        rf"\caption{{{latex_escape(caption)}}}",
+        r"\end{table}",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def write_table(raw: pd.DataFrame, shown: pd.DataFrame, out_dir: Path, name: str, caption: str) -> dict:
+def write_table(
+    raw: pd.DataFrame, shown: pd.DataFrame, out_dir: Path, name: str, caption: str
+) -> dict:
     """`raw` as tables/<name>.csv, `shown` as .md and .tex; returns {format: relative path}."""
     folder = Path(out_dir) / "tables"
     folder.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,11 @@ def changed_verdicts(frame: pd.DataFrame, committed: Path) -> list[str]:
         return [f"no committed claims table at {committed} (write it with --update-baseline)"]
     before = dict(pd.read_csv(committed)[["id", "verdict"]].itertuples(index=False))
     now = dict(frame[["id", "verdict"]].itertuples(index=False))
-    lines = [f"{key}: {before.get(key, 'absent')} -> {now.get(key, 'absent')}"
-             for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+    lines = [
+        f"{key}: {before.get(key, 'absent')} -> {now.get(key, 'absent')}"
+        for key in sorted(set(before) | set(now))
+        if before.get(key) != now.get(key)
+    ]
     return lines
 
 

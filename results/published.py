@@ -27,9 +27,18 @@ from results.store import Store
 
 ROOT = Path(__file__).with_name("published")
 FINISHED = ("done", "diverged")
-SKIPPED = ("owner", "lease_until")          # claim bookkeeping, not results
+SKIPPED = ("owner", "lease_until")  # claim bookkeeping, not results
 CURVE_FIELDS = ("split", "step", "sequences", "cost_bits", "bit_errors", "wall_s")
-EVAL_FIELDS = ("point", "axis", "value", "cost_bits", "bit_errors", "n", "memory_needed", "beyond_memory")
+EVAL_FIELDS = (
+    "point",
+    "axis",
+    "value",
+    "cost_bits",
+    "bit_errors",
+    "n",
+    "memory_needed",
+    "beyond_memory",
+)
 TRACE_DIGITS = 4
 # INTEGER columns that pandas reads as floats when some run has NULL there (never converged).
 INTEGER_COLUMNS = {"seed", "n_params", "threads", "converged_step", "converged_sequences"}
@@ -86,17 +95,27 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
         own_evals = evals[evals.run_id == run["run_id"]]
         document = {
             "run": row,
-            "curves": [{f: plain(c[f]) for f in CURVE_FIELDS} for c in own_curves.to_dict("records")],
-            "evals": [{**{f: plain(e[f]) for f in EVAL_FIELDS},
-                       "channels": None if e["channels_json"] is None else json.loads(e["channels_json"])}
-                      for e in own_evals.to_dict("records")],
+            "curves": [
+                {f: plain(c[f]) for f in CURVE_FIELDS} for c in own_curves.to_dict("records")
+            ],
+            "evals": [
+                {
+                    **{f: plain(e[f]) for f in EVAL_FIELDS},
+                    "channels": None
+                    if e["channels_json"] is None
+                    else json.loads(e["channels_json"]),
+                }
+                for e in own_evals.to_dict("records")
+            ],
             "trace": None,
         }
         trace = traces[traces.run_id == run["run_id"]]
         if run["run_id"] in traced and not trace.empty:
             arrays = trace.iloc[0]
-            document["trace"] = {name: None if arrays[name] is None else rounded(arrays[name].tolist())
-                                 for name in ("input", "target", "mask", "output", "read_weights", "write_weights")}
+            document["trace"] = {
+                name: None if arrays[name] is None else rounded(arrays[name].tolist())
+                for name in ("input", "target", "mask", "output", "read_weights", "write_weights")
+            }
         path = run_path(folder, row)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dumps(document), encoding="utf-8")
@@ -106,7 +125,10 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
 
 def read(folder: Path) -> list[dict]:
     """Every published run document under `folder`, in path order."""
-    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(folder).rglob("seed*-*.json"))]
+    return [
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(Path(folder).rglob("seed*-*.json"))
+    ]
 
 
 def import_into(store: Store, folder: Path) -> int:
@@ -118,11 +140,26 @@ def import_into(store: Store, folder: Path) -> int:
         run_id = run.pop("run_id")
         if store.status(run_id) in FINISHED:
             continue
-        store.register(run_id, run["model"], run["task"], run["seed"], run["profile"], json.loads(run["config_json"]))
-        fields = {k: v for k, v in run.items() if k not in ("model", "task", "seed", "profile", "config_json")}
+        store.register(
+            run_id,
+            run["model"],
+            run["task"],
+            run["seed"],
+            run["profile"],
+            json.loads(run["config_json"]),
+        )
+        fields = {
+            k: v
+            for k, v in run.items()
+            if k not in ("model", "task", "seed", "profile", "config_json")
+        }
         finished_at = fields.pop("finished_at", None)
-        store.finish_run(run_id, document["curves"], document["evals"], document.get("trace"), **fields)
-        store.update_run(run_id, finished_at=finished_at)  # finish_run stamps now; keep the original
+        store.finish_run(
+            run_id, document["curves"], document["evals"], document.get("trace"), **fields
+        )
+        store.update_run(
+            run_id, finished_at=finished_at
+        )  # finish_run stamps now; keep the original
         added += 1
     return added
 
@@ -132,7 +169,9 @@ def rebuild(profile: str, store_path: Path, folder: Path | None = None) -> Path:
     already there is replaced): what `run_suite.py --report --published` reports from."""
     folder = Path(folder) if folder is not None else ROOT / profile
     if not folder.is_dir():
-        raise FileNotFoundError(f"no published results for profile {profile!r} (no folder {folder})")
+        raise FileNotFoundError(
+            f"no published results for profile {profile!r} (no folder {folder})"
+        )
     store_path = Path(store_path)
     for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):
         stale.unlink(missing_ok=True)
@@ -145,12 +184,21 @@ def rebuild(profile: str, store_path: Path, folder: Path | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m results.published", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("export", "import"),
-                        help="export: store -> files; import: files -> store (finished runs are kept)")
+    parser = argparse.ArgumentParser(
+        prog="python -m results.published", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "action",
+        choices=("export", "import"),
+        help="export: store -> files; import: files -> store (finished runs are kept)",
+    )
     parser.add_argument("--store", required=True, help="SQLite results store")
-    parser.add_argument("--profile", required=True, help="profile whose runs are published (e.g. replicate)")
-    parser.add_argument("--dir", default=None, help="published folder (default: results/published/<profile>)")
+    parser.add_argument(
+        "--profile", required=True, help="profile whose runs are published (e.g. replicate)"
+    )
+    parser.add_argument(
+        "--dir", default=None, help="published folder (default: results/published/<profile>)"
+    )
     args = parser.parse_args(argv)
     folder = Path(args.dir) if args.dir else ROOT / args.profile
     if args.action == "import" and not folder.is_dir():

@@ -86,10 +86,30 @@ INSERT INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n)
 DROP TABLE evals_v1;
 """
 
-RUN_COLUMNS = ("model", "task", "seed", "profile", "config_json", "status", "n_params", "device", "threads",
-               "torch_version", "git_sha", "started_at", "finished_at", "wall_s", "converged_step",
-               "converged_sequences", "final_cost_bits", "final_bit_errors", "reference_cost_bits", "error",
-               "owner", "lease_until")
+RUN_COLUMNS = (
+    "model",
+    "task",
+    "seed",
+    "profile",
+    "config_json",
+    "status",
+    "n_params",
+    "device",
+    "threads",
+    "torch_version",
+    "git_sha",
+    "started_at",
+    "finished_at",
+    "wall_s",
+    "converged_step",
+    "converged_sequences",
+    "final_cost_bits",
+    "final_bit_errors",
+    "reference_cost_bits",
+    "error",
+    "owner",
+    "lease_until",
+)
 
 
 def make_owner() -> str:
@@ -120,23 +140,33 @@ class Store:
 
     def __init__(self, path: str | Path, before_commit=None):
         self.path = Path(path)
-        self.before_commit = before_commit  # called inside finish_run's transaction (fault-injection tests)
+        self.before_commit = (
+            before_commit  # called inside finish_run's transaction (fault-injection tests)
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         except (sqlite3.DatabaseError, OSError) as error:
             raise StoreError(f"cannot open results store {self.path}: {error}") from None
         if version > SCHEMA_VERSION:
-            raise StoreError(f"results store {self.path} has schema version {version}, newer than this "
-                             f"code's {SCHEMA_VERSION}: upgrade ntm-bench or use another --store")
+            raise StoreError(
+                f"results store {self.path} has schema version {version}, newer than this "
+                f"code's {SCHEMA_VERSION}: upgrade ntm-bench or use another --store"
+            )
         if version == 0 and tables:
             raise StoreError(f"{self.path} is an SQLite file but not an ntm-bench results store")
         if version < SCHEMA_VERSION:
             upgrade = MIGRATE_1_TO_2 if version == 1 else SCHEMA
             try:
-                self.db.executescript("BEGIN IMMEDIATE;" + upgrade + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                self.db.executescript(
+                    "BEGIN IMMEDIATE;"
+                    + upgrade
+                    + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
             except sqlite3.OperationalError as error:
                 raise StoreError(f"cannot write results store {self.path}: {error}") from None
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -164,7 +194,9 @@ class Store:
         row = self.db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return row[0] if row else None
 
-    def register(self, run_id: str, model: str, task: str, seed: int, profile: str, config: dict) -> None:
+    def register(
+        self, run_id: str, model: str, task: str, seed: int, profile: str, config: dict
+    ) -> None:
         """Insert the run as pending if the store does not know it yet."""
         with self.transaction() as db:
             db.execute(
@@ -182,7 +214,9 @@ class Store:
             raise ValueError(f"unknown status {fields['status']!r}")
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self.transaction() as db:
-            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id))
+            db.execute(
+                f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id)
+            )
 
     def claim(self, run_id: str, owner: str, lease_s: float) -> bool:
         """Atomically mark a run as ours to train; False if it is done, diverged, or running under
@@ -190,41 +224,74 @@ class Store:
         host, until its owner process exits (so a rerun right after a kill resumes at once)."""
         now = time.time()
         with self.transaction() as db:
-            row = db.execute("SELECT status, owner, lease_until FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute(
+                "SELECT status, owner, lease_until FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
             if row is None or row[0] in ("done", "diverged"):
                 return False
             status, holder, until = row
-            if status == "running" and holder != owner and until is not None and until > now and owner_alive(holder):
+            if (
+                status == "running"
+                and holder != owner
+                and until is not None
+                and until > now
+                and owner_alive(holder)
+            ):
                 return False
-            db.execute("UPDATE runs SET status = 'running', owner = ?, lease_until = ?, error = NULL WHERE run_id = ?",
-                       (owner, now + lease_s, run_id))
+            db.execute(
+                "UPDATE runs SET status = 'running', owner = ?, lease_until = ?, error = NULL WHERE run_id = ?",
+                (owner, now + lease_s, run_id),
+            )
             return True
 
     def renew(self, run_ids: list[str], owner: str, lease_s: float) -> None:
         """Extend our claims on `run_ids` (the driver's heartbeat)."""
         with self.transaction() as db:
-            db.executemany("UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ? AND status = 'running'",
-                           [(time.time() + lease_s, run_id, owner) for run_id in run_ids])
+            db.executemany(
+                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ? AND status = 'running'",
+                [(time.time() + lease_s, run_id, owner) for run_id in run_ids],
+            )
 
     def release(self, run_ids: list[str], owner: str) -> None:
         """Give back claims without a result (e.g. on Ctrl-C): the runs become pending again."""
         with self.transaction() as db:
-            db.executemany("UPDATE runs SET status = 'pending', owner = NULL, lease_until = NULL "
-                           "WHERE run_id = ? AND owner = ? AND status = 'running'", [(r, owner) for r in run_ids])
+            db.executemany(
+                "UPDATE runs SET status = 'pending', owner = NULL, lease_until = NULL "
+                "WHERE run_id = ? AND owner = ? AND status = 'running'",
+                [(r, owner) for r in run_ids],
+            )
 
-    def finish_run(self, run_id: str, curves: list[dict], evals: list[dict], trace: dict | None = None,
-                   **fields) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        curves: list[dict],
+        evals: list[dict],
+        trace: dict | None = None,
+        **fields,
+    ) -> None:
         """Write a finished (or diverged/failed) run's curves, evals, trace ({name: nested lists})
         and fields in one transaction."""
         with self.transaction() as db:
             if trace:
-                db.execute("INSERT OR REPLACE INTO traces (run_id, arrays_json) VALUES (?, ?)",
-                           (run_id, json.dumps(trace)))
+                db.execute(
+                    "INSERT OR REPLACE INTO traces (run_id, arrays_json) VALUES (?, ?)",
+                    (run_id, json.dumps(trace)),
+                )
             db.executemany(
                 "INSERT OR REPLACE INTO curves (run_id, split, step, sequences, cost_bits, bit_errors, wall_s) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, c["split"], c["step"], c["sequences"], c["cost_bits"], c["bit_errors"], c["wall_s"])
-                 for c in curves],
+                [
+                    (
+                        run_id,
+                        c["split"],
+                        c["step"],
+                        c["sequences"],
+                        c["cost_bits"],
+                        c["bit_errors"],
+                        c["wall_s"],
+                    )
+                    for c in curves
+                ],
             )
             self.write_evals(run_id, evals)
             self.update_run(run_id, finished_at=time.time(), owner=None, lease_until=None, **fields)
@@ -238,10 +305,23 @@ class Store:
             db.executemany(
                 "INSERT OR REPLACE INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n, channels_json, "
                 "memory_needed, beyond_memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, e.get("point") or f"{e['axis']}={e['value']}", e["axis"], e["value"], e["cost_bits"], e["bit_errors"], e["n"],
-                  None if e.get("channels") is None else json.dumps(e["channels"], sort_keys=True),
-                  e.get("memory_needed"), None if e.get("beyond_memory") is None else int(e["beyond_memory"]))
-                 for e in evals],
+                [
+                    (
+                        run_id,
+                        e.get("point") or f"{e['axis']}={e['value']}",
+                        e["axis"],
+                        e["value"],
+                        e["cost_bits"],
+                        e["bit_errors"],
+                        e["n"],
+                        None
+                        if e.get("channels") is None
+                        else json.dumps(e["channels"], sort_keys=True),
+                        e.get("memory_needed"),
+                        None if e.get("beyond_memory") is None else int(e["beyond_memory"]),
+                    )
+                    for e in evals
+                ],
             )
 
     def add_speed(self, rows: list[dict]) -> None:
@@ -252,8 +332,10 @@ class Store:
         with self.transaction() as db:
             for row in rows:
                 names = [c for c in columns if c in row]
-                db.execute(f"INSERT OR REPLACE INTO speed ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                           [row[n] for n in names])
+                db.execute(
+                    f"INSERT OR REPLACE INTO speed ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                    [row[n] for n in names],
+                )
 
     # -- loaders -------------------------------------------------------------------------------
 
@@ -264,7 +346,9 @@ class Store:
         """Curve points joined with their run's model, task, seed and profile."""
         return pd.read_sql_query(
             "SELECT r.model, r.task, r.seed, r.profile, c.* FROM curves c JOIN runs r USING (run_id) "
-            "ORDER BY r.task, r.model, r.seed, c.split, c.step", self.db)
+            "ORDER BY r.task, r.model, r.seed, c.split, c.step",
+            self.db,
+        )
 
     def evals(self) -> pd.DataFrame:
         """Evaluation points joined with their run's model, task, seed and profile. `value` and
@@ -272,8 +356,12 @@ class Store:
         joint point, a task with no memory bound, a model with no memory)."""
         frame = pd.read_sql_query(
             "SELECT r.model, r.task, r.seed, r.profile, e.* FROM evals e JOIN runs r USING (run_id) "
-            "ORDER BY r.task, r.model, r.seed, e.axis, e.value, e.point", self.db)
-        return frame.astype({"value": "Int64", "memory_needed": "Int64", "beyond_memory": "boolean"})
+            "ORDER BY r.task, r.model, r.seed, e.axis, e.value, e.point",
+            self.db,
+        )
+        return frame.astype(
+            {"value": "Int64", "memory_needed": "Int64", "beyond_memory": "boolean"}
+        )
 
     def traces(self) -> pd.DataFrame:
         """One row per traced run: model, task, seed, profile, run_id and one column per array
@@ -281,7 +369,9 @@ class Store:
         read_weights [T, R, N] and write_weights [T, W, N] for memory models, else None)."""
         frame = pd.read_sql_query(
             "SELECT r.model, r.task, r.seed, r.profile, t.run_id, t.arrays_json FROM traces t "
-            "JOIN runs r USING (run_id) ORDER BY r.task, r.model, r.seed", self.db)
+            "JOIN runs r USING (run_id) ORDER BY r.task, r.model, r.seed",
+            self.db,
+        )
         arrays = [json.loads(text) for text in frame.pop("arrays_json")]
         for name in TRACE_ARRAYS:
             frame[name] = [np.asarray(a[name]) if a.get(name) is not None else None for a in arrays]

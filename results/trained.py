@@ -38,7 +38,9 @@ def weights_path(checkpoints, run_id: str) -> Path:
     return Path(checkpoints) / f"{run_id}{SUFFIX}"
 
 
-def save_weights(checkpoints, run_id: str, model: torch.nn.Module, config: dict, profile: str) -> Path:
+def save_weights(
+    checkpoints, run_id: str, model: torch.nn.Module, config: dict, profile: str
+) -> Path:
     """Write a finished run's final weights (temporary file, then rename: never half a file)."""
     path = weights_path(checkpoints, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,9 @@ def load_run(store, run_id: str, checkpoints=None):
 
     opened = store if isinstance(store, Store) else Store(store)
     try:
-        row = opened.db.execute("SELECT config_json, profile, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = opened.db.execute(
+            "SELECT config_json, profile, status FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
         path = weights_path(checkpoints or default_checkpoints(opened.path), run_id)
     finally:
         if opened is not store:
@@ -66,8 +70,10 @@ def load_run(store, run_id: str, checkpoints=None):
     if row is None:
         raise KeyError(f"no run {run_id!r} in the store")
     if not path.is_file():
-        raise WeightsMissing(f"run {run_id} ({row[2]}) has no kept weights at {path}: pruned, or trained elsewhere "
-                             "(--checkpoints); retrain it to get them back")
+        raise WeightsMissing(
+            f"run {run_id} ({row[2]}) has no kept weights at {path}: pruned, or trained elsewhere "
+            "(--checkpoints); retrain it to get them back"
+        )
     spec = RunSpec.from_config(json.loads(row[0]), row[1])
     task, model = build_seeded(spec)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state"])
@@ -81,31 +87,53 @@ def kept(checkpoints) -> list[Path]:
 def main(argv=None) -> int:
     from results.store import Store
 
-    parser = argparse.ArgumentParser(prog="python -m results.trained", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("list", "prune"), help="list kept weights, or delete them")
-    parser.add_argument("--store", default="results/results.sqlite", help="results store (default: %(default)s)")
-    parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: checkpoints/ beside the store)")
+    parser = argparse.ArgumentParser(
+        prog="python -m results.trained", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "action", choices=("list", "prune"), help="list kept weights, or delete them"
+    )
+    parser.add_argument(
+        "--store", default="results/results.sqlite", help="results store (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--checkpoints",
+        default=None,
+        help="checkpoint folder (default: checkpoints/ beside the store)",
+    )
     parser.add_argument("--profile", default=None, help="prune only this profile's runs")
-    parser.add_argument("--run-id", action="append", default=[], help="prune only these runs (repeatable)")
+    parser.add_argument(
+        "--run-id", action="append", default=[], help="prune only these runs (repeatable)"
+    )
     args = parser.parse_args(argv)
     if not Path(args.store).is_file():
-        print(f"python -m results.trained: error: no results store at {args.store}", file=sys.stderr)
+        print(
+            f"python -m results.trained: error: no results store at {args.store}", file=sys.stderr
+        )
         return 2
     folder = Path(args.checkpoints) if args.checkpoints else default_checkpoints(args.store)
     store = Store(args.store)
     runs = store.runs().set_index("run_id")
     store.close()
-    chosen = [p for p in kept(folder) if p.name[: -len(SUFFIX)] in runs.index
-              and (args.profile is None or runs.loc[p.name[: -len(SUFFIX)], "profile"] == args.profile)
-              and (not args.run_id or p.name[: -len(SUFFIX)] in args.run_id)]
+    chosen = [
+        p
+        for p in kept(folder)
+        if p.name[: -len(SUFFIX)] in runs.index
+        and (args.profile is None or runs.loc[p.name[: -len(SUFFIX)], "profile"] == args.profile)
+        and (not args.run_id or p.name[: -len(SUFFIX)] in args.run_id)
+    ]
     for path in chosen:
         run = runs.loc[path.name[: -len(SUFFIX)]]
-        print(f"{path.name[: -len(SUFFIX)]}  {run.profile:<10} {run.model:<8} {run.task:<20} seed {run.seed:<4} "
-              f"{path.stat().st_size / 1e6:.2f} MB")
+        print(
+            f"{path.name[: -len(SUFFIX)]}  {run.profile:<10} {run.model:<8} {run.task:<20} seed {run.seed:<4} "
+            f"{path.stat().st_size / 1e6:.2f} MB"
+        )
         if args.action == "prune":
             path.unlink()
     total = sum(p.stat().st_size for p in chosen) / 1e6 if args.action == "list" else 0
-    print(f"{len(chosen)} runs' weights {'pruned' if args.action == 'prune' else f'kept, {total:.1f} MB'} in {folder}")
+    print(
+        f"{len(chosen)} runs' weights {'pruned' if args.action == 'prune' else f'kept, {total:.1f} MB'} in {folder}"
+    )
     return 0
 
 

@@ -39,12 +39,20 @@ class AssociativeRecall(Task):
 
     axes = ("items",)
 
-    def __init__(self, width: int = 6, item_length: int = 3, min_items: int = 2, max_items: int = 6,
-                 distinct: bool = True):
+    def __init__(
+        self,
+        width: int = 6,
+        item_length: int = 3,
+        min_items: int = 2,
+        max_items: int = 6,
+        distinct: bool = True,
+    ):
         if width < 1:
             raise ValueError(f"associative_recall needs width >= 1, got width={width}")
         if item_length < 1:
-            raise ValueError(f"associative_recall needs item_length >= 1, got item_length={item_length}")
+            raise ValueError(
+                f"associative_recall needs item_length >= 1, got item_length={item_length}"
+            )
         if not 2 <= min_items <= max_items:
             raise ValueError(
                 "associative_recall needs 2 <= min_items <= max_items (the query is never the last "
@@ -65,36 +73,49 @@ class AssociativeRecall(Task):
             )
 
     def memory_needed(self, items: int | None = None) -> int:
-        return (items or self.max_items) * self.item_length  # every vector of every item, to be found again
+        return (
+            items or self.max_items
+        ) * self.item_length  # every vector of every item, to be found again
 
-    def sample(self, batch_size: int, generator: torch.Generator, items: int | None = None) -> Batch:
+    def sample(
+        self, batch_size: int, generator: torch.Generator, items: int | None = None
+    ) -> Batch:
         self.check_size({"items": items})
         if items is None:
             counts = randint(self.min_items, self.max_items, batch_size, generator)
         else:
             if int(items) < 2:
-                raise ValueError(f"items must be at least 2 (one to query, one to recall), got {items}")
+                raise ValueError(
+                    f"items must be at least 2 (one to query, one to recall), got {items}"
+                )
             self._check_distinct(int(items), "items")
             counts = torch.full((batch_size,), int(items))
         n, L, W = int(counts.max()), self.item_length, self.width
-        lists = self._draw_items(batch_size, n, counts, generator)               # [B, n, L, W]
+        lists = self._draw_items(batch_size, n, counts, generator)  # [B, n, L, W]
         # uniform in [0, n_b - 2]; the clamp guards against float rounding up at the top
-        query = torch.minimum((torch.rand(batch_size, generator=generator) * (counts - 1)).long(), counts - 2)
+        query = torch.minimum(
+            (torch.rand(batch_size, generator=generator) * (counts - 1)).long(), counts - 2
+        )
 
-        span = L + 1                                  # one item and its opening delimiter
-        starts = counts * span                        # [B] step of the first query delimiter
+        span = L + 1  # one item and its opening delimiter
+        starts = counts * span  # [B] step of the first query delimiter
         steps = n * span + 2 * L + 2
-        t = torch.arange(steps)[:, None]              # [T, 1] against [B]
-        k, r = (t // span).clamp(max=n - 1), t % span  # item and position within it, in the list part
+        t = torch.arange(steps)[:, None]  # [T, 1] against [B]
+        k, r = (
+            (t // span).clamp(max=n - 1),
+            t % span,
+        )  # item and position within it, in the list part
         in_list = t < starts
-        q = t - starts                                # position in the query part
+        q = t - starts  # position in the query part
 
         # Item bits at each step: list item k (position r - 1), the queried item during the query,
         # the next item during the answer; which item and which vector are gathered per step.
         which = torch.where(in_list, k, torch.where(q <= L + 1, query, query + 1))
         pos = torch.where(in_list, r - 1, torch.where(q <= L + 1, q - 1, q - L - 2)).clamp(0, L - 1)
         flat = lists.reshape(batch_size, n * L, W)
-        picked = torch.gather(flat, 1, (which * L + pos).T.unsqueeze(-1).expand(-1, -1, W)).transpose(0, 1)
+        picked = torch.gather(
+            flat, 1, (which * L + pos).T.unsqueeze(-1).expand(-1, -1, W)
+        ).transpose(0, 1)
 
         show = (in_list & (r > 0)) | ((q >= 1) & (q <= L))
         answer = (q >= L + 2) & (q <= 2 * L + 1)
@@ -106,14 +127,16 @@ class AssociativeRecall(Task):
         targets = picked * mask.unsqueeze(-1)
         return Batch(inputs, targets, mask)
 
-    def _draw_items(self, batch_size: int, n: int, counts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _draw_items(
+        self, batch_size: int, n: int, counts: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         """Random items [B, n, L, W]; with `distinct`, every item of a list differs from the earlier ones."""
         L, W = self.item_length, self.width
         lists = random_bits((batch_size, n, L, W), generator)
         if not self.distinct:
             return lists
-        real = torch.arange(n) < counts[:, None]                                  # [B, n]
-        earlier = torch.ones(n, n).tril(-1).bool()                                # j < i
+        real = torch.arange(n) < counts[:, None]  # [B, n]
+        earlier = torch.ones(n, n).tril(-1).bool()  # j < i
         while True:
             x = lists.reshape(batch_size, n, L * W)
             # Hamming distance between items i and j, exact in float: 0 means equal.

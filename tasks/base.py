@@ -101,7 +101,9 @@ def randint(low: int, high: int, n: int, generator: torch.Generator) -> torch.Te
     return torch.randint(low, high + 1, (n,), generator=generator)
 
 
-def sizes(fixed: int | None, low: int, high: int, n: int, generator: torch.Generator) -> torch.Tensor:
+def sizes(
+    fixed: int | None, low: int, high: int, n: int, generator: torch.Generator
+) -> torch.Tensor:
     """Per-sequence sizes [n]: all `fixed` when a generalization size is given, else uniform in
     [low, high] from `generator` (the training distribution)."""
     if fixed is None:
@@ -114,7 +116,9 @@ def random_bits(shape: tuple[int, ...], generator: torch.Generator) -> torch.Ten
     return torch.randint(0, 2, shape, generator=generator).float()
 
 
-def per_sequence_bce_bits(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def per_sequence_bce_bits(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """Scored binary cross-entropy of each sequence in bits: a tensor [B]."""
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     return (bce.sum(-1) * mask).sum(0) / math.log(2.0)
@@ -125,7 +129,9 @@ def cost_bits(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -
     return per_sequence_bce_bits(logits, targets, mask).mean()
 
 
-def per_sequence_bit_errors(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def per_sequence_bit_errors(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """Wrong scored output bits of each sequence after thresholding at 0.5: a tensor [B]."""
     wrong = ((logits > 0) != (targets > 0.5)).float()
     return (wrong.sum(-1) * mask).sum(0)

@@ -37,21 +37,23 @@ class Copy(Task):
     def memory_needed(self, length: int | None = None) -> int:
         return length or self.max_length  # every input vector must be stored before it is replayed
 
-    def sample(self, batch_size: int, generator: torch.Generator, length: int | None = None) -> Batch:
+    def sample(
+        self, batch_size: int, generator: torch.Generator, length: int | None = None
+    ) -> Batch:
         self.check_size({"length": length})
         lengths = sizes(length, self.min_length, self.max_length, batch_size, generator)
         longest = int(lengths.max())
         steps = 2 * longest + 1
         bits = random_bits((longest, batch_size, self.width), generator)
-        t = torch.arange(steps)[:, None]                       # [T, 1] against lengths [B]
-        bits = bits * (t[:longest] < lengths).unsqueeze(-1)    # zero past each sequence's end
+        t = torch.arange(steps)[:, None]  # [T, 1] against lengths [B]
+        bits = bits * (t[:longest] < lengths).unsqueeze(-1)  # zero past each sequence's end
 
         inputs = torch.zeros(steps, batch_size, self.input_size)
         inputs[:longest, :, : self.width] = bits
         inputs[:, :, self.width] = (t == lengths).float()
 
         mask = ((t > lengths) & (t <= 2 * lengths)).float()
-        source = (t - lengths - 1).clamp(0, longest - 1)      # which input step each output replays
+        source = (t - lengths - 1).clamp(0, longest - 1)  # which input step each output replays
         targets = torch.gather(bits, 0, source.unsqueeze(-1).expand(-1, -1, self.width))
         targets = targets * mask.unsqueeze(-1)
         return Batch(inputs, targets, mask)

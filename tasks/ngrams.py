@@ -53,41 +53,53 @@ class NGrams(Task):
     input_size = 2
     output_size = 1
 
-    def __init__(self, order: int = 5, min_length: int = 200, max_length: int = 200, score_first: bool = True):
+    def __init__(
+        self, order: int = 5, min_length: int = 200, max_length: int = 200, score_first: bool = True
+    ):
         if not 1 <= order <= 16:
-            raise ValueError(f"ngrams needs 1 <= order <= 16 (2^order contexts per sequence), got order={order}")
+            raise ValueError(
+                f"ngrams needs 1 <= order <= 16 (2^order contexts per sequence), got order={order}"
+            )
         if not 1 <= min_length <= max_length:
-            raise ValueError(f"ngrams needs 1 <= min_length <= max_length, got min_length={min_length}, "
-                             f"max_length={max_length}")
+            raise ValueError(
+                f"ngrams needs 1 <= min_length <= max_length, got min_length={min_length}, "
+                f"max_length={max_length}"
+            )
         if not score_first and min_length <= order:
-            raise ValueError(f"ngrams with score_first=False needs min_length > order, got min_length={min_length}, "
-                             f"order={order}")
+            raise ValueError(
+                f"ngrams with score_first=False needs min_length > order, got min_length={min_length}, "
+                f"order={order}"
+            )
         self.order, self.min_length, self.max_length = order, min_length, max_length
         self.score_first = bool(score_first)
 
-    def sample(self, batch_size: int, generator: torch.Generator, length: int | None = None) -> Batch:
+    def sample(
+        self, batch_size: int, generator: torch.Generator, length: int | None = None
+    ) -> Batch:
         self.check_size({"length": length})
         if length is None:
             lengths = randint(self.min_length, self.max_length, batch_size, generator)
         else:
             if not self.score_first and int(length) <= self.order:
-                raise ValueError(f"length must exceed order={self.order} when score_first=False, got {length}")
+                raise ValueError(
+                    f"length must exceed order={self.order} when score_first=False, got {length}"
+                )
             lengths = torch.full((batch_size,), int(length))
         steps = int(lengths.max())
-        table = arcsine((batch_size, 2 ** self.order), generator)   # [B, contexts]: P(next = 1)
+        table = arcsine((batch_size, 2**self.order), generator)  # [B, contexts]: P(next = 1)
         draws = torch.rand(steps, batch_size, generator=generator, dtype=torch.float64)
         bits = torch.zeros(steps, batch_size)
         context = torch.zeros(batch_size, dtype=torch.long)
-        top = 2 ** self.order
-        for t in range(steps):                                     # the source is sequential in t
+        top = 2**self.order
+        for t in range(steps):  # the source is sequential in t
             p = table.gather(1, context[:, None])[:, 0] if t >= self.order else 0.5
             bits[t] = (draws[t] < p).float()
-            context = (2 * context + bits[t].long()) % top         # newest bit lowest
+            context = (2 * context + bits[t].long()) % top  # newest bit lowest
         t = torch.arange(steps)[:, None]
         real = t < lengths
         bits = bits * real
         inputs = torch.zeros(steps, batch_size, self.input_size)
-        inputs[1:, :, 0] = bits[:-1] * real[1:]                 # padding gets no last bit
+        inputs[1:, :, 0] = bits[:-1] * real[1:]  # padding gets no last bit
         inputs[0, :, 1] = 1.0
         mask = (real & ((t >= self.order) | self.score_first)).float()
         targets = (bits * mask).unsqueeze(-1)
@@ -107,12 +119,12 @@ class NGrams(Task):
         scored = mask > 0
         shifted = torch.zeros(steps, batch_size)
         shifted[:-1] = inputs[1:, :, 0]
-        stream = torch.where(scored, targets[:, :, 0], shifted).T.long()      # [B, T]
-        top = 2 ** self.order
+        stream = torch.where(scored, targets[:, :, 0], shifted).T.long()  # [B, T]
+        top = 2**self.order
         context = torch.zeros(batch_size, steps, dtype=torch.long)
-        for k in range(1, self.order + 1):                                    # newest bit lowest
+        for k in range(1, self.order + 1):  # newest bit lowest
             context[:, k:] += stream[:, :-k] << (k - 1)
-        full = torch.arange(steps) >= self.order                              # steps with a full context
+        full = torch.arange(steps) >= self.order  # steps with a full context
         key = torch.where(full, torch.arange(batch_size)[:, None] * top + context, -1).reshape(-1)
         order = torch.sort(key, stable=True).indices
         key, bit = key[order], stream.reshape(-1)[order].double()
@@ -120,12 +132,12 @@ class NGrams(Task):
         new_group = torch.ones_like(key, dtype=torch.bool)
         new_group[1:] = key[1:] != key[:-1]
         group_start = torch.cummax(torch.where(new_group, position, 0), 0).values
-        ones_before = torch.cumsum(bit, 0) - bit                              # exclusive running sum
+        ones_before = torch.cumsum(bit, 0) - bit  # exclusive running sum
         ones = ones_before - ones_before[group_start]
         seen = (position - group_start).double()
         p_one = (ones + 0.5) / (seen + 1.0)
         p = torch.where(bit == 1, p_one, 1.0 - p_one)
-        p = torch.where(key >= 0, p, 0.5)                                    # no full context: 1/2
+        p = torch.where(key >= 0, p, 0.5)  # no full context: 1/2
         bits_cost = torch.empty_like(p)
         bits_cost[order] = -torch.log2(p)
         return (bits_cost.reshape(batch_size, steps) * scored.T).sum(1)

@@ -38,14 +38,20 @@ class PrioritySort(Task):
 
     axes = ("length",)
 
-    def __init__(self, width: int = 8, min_length: int = 20, max_length: int = 20, keep_fraction: float = 0.8):
+    def __init__(
+        self, width: int = 8, min_length: int = 20, max_length: int = 20, keep_fraction: float = 0.8
+    ):
         if width < 1:
             raise ValueError(f"priority_sort needs width >= 1, got width={width}")
         if not 1 <= min_length <= max_length:
-            raise ValueError(f"priority_sort needs 1 <= min_length <= max_length, got min_length={min_length}, "
-                             f"max_length={max_length}")
+            raise ValueError(
+                f"priority_sort needs 1 <= min_length <= max_length, got min_length={min_length}, "
+                f"max_length={max_length}"
+            )
         if not 0 < keep_fraction <= 1:
-            raise ValueError(f"priority_sort needs 0 < keep_fraction <= 1, got keep_fraction={keep_fraction}")
+            raise ValueError(
+                f"priority_sort needs 0 < keep_fraction <= 1, got keep_fraction={keep_fraction}"
+            )
         self.width, self.min_length, self.max_length = width, min_length, max_length
         self.keep_fraction = float(keep_fraction)
         self.input_size = width + 2
@@ -59,7 +65,9 @@ class PrioritySort(Task):
     def memory_needed(self, length: int | None = None) -> int:
         return length or self.max_length  # every vector is stored until its rank is known
 
-    def sample(self, batch_size: int, generator: torch.Generator, length: int | None = None) -> Batch:
+    def sample(
+        self, batch_size: int, generator: torch.Generator, length: int | None = None
+    ) -> Batch:
         self.check_size({"length": length})
         lengths = sizes(length, self.min_length, self.max_length, batch_size, generator)
         longest = int(lengths.max())
@@ -67,14 +75,18 @@ class PrioritySort(Task):
         steps = int((lengths + 1 + keep).max())
         W = self.width
         t = torch.arange(steps)[:, None]
-        real = t[:longest] < lengths                                       # [n, B]
+        real = t[:longest] < lengths  # [n, B]
         bits = random_bits((longest, batch_size, W), generator) * real.unsqueeze(-1)
-        priority = torch.where(real, 2 * torch.rand(longest, batch_size, generator=generator) - 1, 0.0)
+        priority = torch.where(
+            real, 2 * torch.rand(longest, batch_size, generator=generator) - 1, 0.0
+        )
 
         # Padding steps sort last (priority -inf); stable, so ties keep input order.
-        order = torch.sort(priority.masked_fill(~real, float("-inf")), dim=0, descending=True, stable=True).indices
-        rank = (t - lengths - 1).clamp(0, longest - 1)                     # which sorted vector each step shows
-        source = torch.gather(order, 0, rank)                              # [T, B] input step
+        order = torch.sort(
+            priority.masked_fill(~real, float("-inf")), dim=0, descending=True, stable=True
+        ).indices
+        rank = (t - lengths - 1).clamp(0, longest - 1)  # which sorted vector each step shows
+        source = torch.gather(order, 0, rank)  # [T, B] input step
         mask = ((t > lengths) & (t <= lengths + keep)).float()
         targets = torch.gather(bits, 0, source.unsqueeze(-1).expand(-1, -1, W)) * mask.unsqueeze(-1)
 

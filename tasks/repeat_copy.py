@@ -66,13 +66,17 @@ class RepeatCopy(Task):
         return length or self.max_length  # the sequence is stored once and replayed from memory
 
     def sample(
-        self, batch_size: int, generator: torch.Generator, length: int | None = None, repeats: int | None = None
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        length: int | None = None,
+        repeats: int | None = None,
     ) -> Batch:
         self.check_size({"length": length, "repeats": repeats})
         lengths = sizes(length, self.min_length, self.max_length, batch_size, generator)
         counts = sizes(repeats, self.min_repeats, self.max_repeats, batch_size, generator)
         longest = int(lengths.max())
-        ends = lengths + 2 + counts * lengths                   # step of each end marker
+        ends = lengths + 2 + counts * lengths  # step of each end marker
         steps = int(ends.max()) + 1
         bits = random_bits((longest, batch_size, self.width), generator)
         t = torch.arange(steps)[:, None]
@@ -81,7 +85,9 @@ class RepeatCopy(Task):
         inputs = torch.zeros(steps, batch_size, self.input_size)
         inputs[:longest, :, : self.width] = bits
         inputs[:, :, self.width] = (t == lengths).float()
-        inputs[:, :, self.width + 1] = (t == lengths + 1).float() * (counts - self.count_mean) / self.count_std
+        inputs[:, :, self.width + 1] = (
+            (t == lengths + 1).float() * (counts - self.count_mean) / self.count_std
+        )
 
         replay = (t >= lengths + 2) & (t < ends)
         source = ((t - lengths - 2).clamp(min=0) % lengths).clamp(max=longest - 1)

@@ -3,7 +3,6 @@ exact; the one tiny profile the pipeline tests train (`tiny_profile`); a store s
 comparing an interrupted suite with an uninterrupted one (`snapshot`)."""
 
 import pytest
-import torch
 import yaml
 
 from benchmarks.executors import intra_op_threads
@@ -39,18 +38,36 @@ def interrupted_at_first_checkpoint(call) -> list:
 
 # The tiny profile: an NTM and an LSTM that train a 3-bit copy task in seconds. Tests that depend
 # on a cadence (how many points, which kill points) pass their own `train` keys.
-TINY_TRAIN = {"steps": 12, "batch_size": 4, "eval_interval": 6, "eval_size": 8, "log_interval": 3,
-              "checkpoint_interval": 5, "lr": 0.01}
-TINY_MODELS = {"ntm": {"controller_size": 8, "memory_size": 6, "memory_width": 4},
-               "lstm": {"hidden_size": 8, "num_layers": 1}}
+TINY_TRAIN = {
+    "steps": 12,
+    "batch_size": 4,
+    "eval_interval": 6,
+    "eval_size": 8,
+    "log_interval": 3,
+    "checkpoint_interval": 5,
+    "lr": 0.01,
+}
+TINY_MODELS = {
+    "ntm": {"controller_size": 8, "memory_size": 6, "memory_width": 4},
+    "lstm": {"hidden_size": 8, "num_layers": 1},
+}
 TINY_TASKS = {"copy": {"width": 3, "max_length": 3, "eval": {"length": [2, 5]}}}
 
 
-def tiny_profile(folder, train: dict | None = None, tasks: dict | None = None, name: str = "tiny") -> str:
+def tiny_profile(
+    folder, train: dict | None = None, tasks: dict | None = None, name: str = "tiny"
+) -> str:
     """Write the tiny profile (seeds 1 and 2; `train` keys override TINY_TRAIN, `tasks` adds or
     replaces tasks) to folder/<name>.yaml and return its path."""
-    text = yaml.safe_dump({"seeds": [1, 2], "train": {**TINY_TRAIN, **(train or {})}, "models": TINY_MODELS,
-                           "tasks": {**TINY_TASKS, **(tasks or {})}}, sort_keys=False)
+    text = yaml.safe_dump(
+        {
+            "seeds": [1, 2],
+            "train": {**TINY_TRAIN, **(train or {})},
+            "models": TINY_MODELS,
+            "tasks": {**TINY_TASKS, **(tasks or {})},
+        },
+        sort_keys=False,
+    )
     path = folder / f"{name}.yaml"
     path.write_text(text)
     return str(path)
@@ -62,7 +79,9 @@ def snapshot(store_path):
     from results.store import Store
 
     store = Store(store_path)
-    runs = store.runs()[["run_id", "status", "converged_step", "final_cost_bits", "final_bit_errors", "n_params"]]
+    runs = store.runs()[
+        ["run_id", "status", "converged_step", "final_cost_bits", "final_bit_errors", "n_params"]
+    ]
     curves = store.curves().drop(columns=["wall_s"])
     evals = store.evals()
     store.close()

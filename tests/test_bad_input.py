@@ -55,80 +55,238 @@ CASES = [
     ("empty model list", lambda f, p: ["--models", ","], "no model given"),
     ("unknown profile", lambda f, p: ["--profile", "nope"], "unknown profile 'nope' (known: "),
     ("missing profile file", lambda f, p: ["--profile", str(f / "missing.yaml")], "does not exist"),
-    ("malformed YAML", lambda f, p: ["--profile", write(f, "broken.yaml", "train: {steps: 3\n")], "malformed YAML at line"),
-    ("profile not a mapping", lambda f, p: ["--profile", write(f, "list.yaml", "- 1\n- 2\n")], "expected a mapping"),
-    ("unknown section", lambda f, p: ["--profile", write(f, "sect.yaml", "trian: {steps: 3}\n")], "unknown section 'trian'"),
+    (
+        "malformed YAML",
+        lambda f, p: ["--profile", write(f, "broken.yaml", "train: {steps: 3\n")],
+        "malformed YAML at line",
+    ),
+    (
+        "profile not a mapping",
+        lambda f, p: ["--profile", write(f, "list.yaml", "- 1\n- 2\n")],
+        "expected a mapping",
+    ),
+    (
+        "unknown section",
+        lambda f, p: ["--profile", write(f, "sect.yaml", "trian: {steps: 3}\n")],
+        "unknown section 'trian'",
+    ),
     ("unknown train key", lambda f, p: ["--set", "train.stepz=3"], "train: unknown key 'stepz'"),
-    ("unknown model key", lambda f, p: ["--set", "models.ntm.heads=2"], "models.ntm: unknown key 'heads'"),
-    ("unknown task key", lambda f, p: ["--set", "tasks.copy.size=2"], "tasks.copy: unknown key 'size'"),
-    ("unknown eval axis", lambda f, p: ["--set", "tasks.copy.eval.items=[3]"], "unknown axis 'items'"),
-    ("unknown per_task task", lambda f, p: ["--set", "models.ntm.per_task.sort={}"], "unknown task 'sort'"),
-    ("negative steps", lambda f, p: ["--set", "train.steps=-1"], "train.steps must be a positive integer"),
-    ("zero batch", lambda f, p: ["--set", "train.batch_size=0"], "train.batch_size must be a positive integer"),
+    (
+        "unknown model key",
+        lambda f, p: ["--set", "models.ntm.heads=2"],
+        "models.ntm: unknown key 'heads'",
+    ),
+    (
+        "unknown task key",
+        lambda f, p: ["--set", "tasks.copy.size=2"],
+        "tasks.copy: unknown key 'size'",
+    ),
+    (
+        "unknown eval axis",
+        lambda f, p: ["--set", "tasks.copy.eval.items=[3]"],
+        "unknown axis 'items'",
+    ),
+    (
+        "unknown per_task task",
+        lambda f, p: ["--set", "models.ntm.per_task.sort={}"],
+        "unknown task 'sort'",
+    ),
+    (
+        "negative steps",
+        lambda f, p: ["--set", "train.steps=-1"],
+        "train.steps must be a positive integer",
+    ),
+    (
+        "zero batch",
+        lambda f, p: ["--set", "train.batch_size=0"],
+        "train.batch_size must be a positive integer",
+    ),
     ("negative lr", lambda f, p: ["--set", "train.lr=-0.1"], "must be positive"),
-    ("bad optimizer", lambda f, p: ["--set", "train.optimizer=sgd"], "train.optimizer must be adam or rmsprop"),
-    ("zero read heads", lambda f, p: ["--set", "models.ntm.read_heads=0"], "read_heads must be an integer >= 1"),
-    ("zero write heads", lambda f, p: ["--set", "models.ntm.write_heads=0"], "write_heads must be an integer >= 1"),
-    ("memory smaller than the sequence", lambda f, p: ["--set", "tasks.copy.max_length=10"],
-     "memory_size 6 is smaller than the 10 vectors"),
-    ("negative length", lambda f, p: ["--set", "tasks.copy.min_length=-1"], "copy needs width >= 1"),
-    ("zero eval length", lambda f, p: ["--set", "tasks.copy.eval.length=[0]"],
-     "tasks.copy.eval.length: length values must be a list of positive integers"),
-    ("eval values not a list", lambda f, p: ["--set", "tasks.copy.eval.length=20"],
-     "tasks.copy.eval.length: length values must be a list"),
-    ("joint point with one axis", lambda f, p: ["--set", "tasks.copy.eval.joint=[{length: 20}]"],
-     "tasks.copy.eval.joint: expected a list of mappings of two or more axes"),
-    ("joint point with an unknown axis", lambda f, p: ["--set", "tasks.copy.eval.joint=[{length: 20, repeats: 3}]"],
-     "tasks.copy.eval.joint: unknown axis 'repeats'"),
+    (
+        "bad optimizer",
+        lambda f, p: ["--set", "train.optimizer=sgd"],
+        "train.optimizer must be adam or rmsprop",
+    ),
+    (
+        "zero read heads",
+        lambda f, p: ["--set", "models.ntm.read_heads=0"],
+        "read_heads must be an integer >= 1",
+    ),
+    (
+        "zero write heads",
+        lambda f, p: ["--set", "models.ntm.write_heads=0"],
+        "write_heads must be an integer >= 1",
+    ),
+    (
+        "memory smaller than the sequence",
+        lambda f, p: ["--set", "tasks.copy.max_length=10"],
+        "memory_size 6 is smaller than the 10 vectors",
+    ),
+    (
+        "negative length",
+        lambda f, p: ["--set", "tasks.copy.min_length=-1"],
+        "copy needs width >= 1",
+    ),
+    (
+        "zero eval length",
+        lambda f, p: ["--set", "tasks.copy.eval.length=[0]"],
+        "tasks.copy.eval.length: length values must be a list of positive integers",
+    ),
+    (
+        "eval values not a list",
+        lambda f, p: ["--set", "tasks.copy.eval.length=20"],
+        "tasks.copy.eval.length: length values must be a list",
+    ),
+    (
+        "joint point with one axis",
+        lambda f, p: ["--set", "tasks.copy.eval.joint=[{length: 20}]"],
+        "tasks.copy.eval.joint: expected a list of mappings of two or more axes",
+    ),
+    (
+        "joint point with an unknown axis",
+        lambda f, p: ["--set", "tasks.copy.eval.joint=[{length: 20, repeats: 3}]"],
+        "tasks.copy.eval.joint: unknown axis 'repeats'",
+    ),
     ("published without report", lambda f, p: ["--published"], "--published goes with --report"),
-    ("published profile never published", lambda f, p: ["--report", "--published"],
-     "no published results for profile 'tiny'"),
+    (
+        "published profile never published",
+        lambda f, p: ["--report", "--published"],
+        "no published results for profile 'tiny'",
+    ),
     ("empty --models", lambda f, p: ["--models", ""], "no model given"),
     ("empty --tasks", lambda f, p: ["--tasks", ""], "no task given"),
-    ("lr not a number", lambda f, p: ["--set", "train.lr=abc"], "train.lr: expected a number, got 'abc'"),
-    ("steps not whole", lambda f, p: ["--set", "train.steps=2.5"], "train.steps: expected an integer, got 2.5"),
-    ("steps too large for the store", lambda f, p: ["--set", "train.steps=1e20"], "train.steps: 100000000000000000000 is too large"),
-    ("bool where a number belongs", lambda f, p: ["--set", "train.clip=true"], "train.clip: expected a number, got True"),
-    ("number where a bool belongs", lambda f, p: ["--set", "train.compile=1"], "train.compile: expected true or false"),
-    ("model key not a number", lambda f, p: ["--set", "models.ntm.memory_size=big"],
-     "models.ntm.memory_size: expected an integer, got 'big'"),
-    ("per-task key not a number", lambda f, p: ["--set", "models.ntm.per_task.copy.read_heads=two"],
-     "models.ntm.per_task.copy.read_heads: expected an integer"),
-    ("task key not a number", lambda f, p: ["--set", "tasks.copy.width=wide"], "tasks.copy.width: expected an integer"),
-    ("text where text belongs is a number", lambda f, p: ["--set", "models.ntm.memory_init=3"],
-     "models.ntm.memory_init: expected text, got int 3"),
-    ("model too large for memory", lambda f, p: ["--set", "models.ntm.memory_size=2000000000"],
-     "GiB of parameters and buffers"),
-    ("profile not UTF-8", lambda f, p: ["--profile", write_bytes(f, "latin.yaml", b"seeds: [1]\n# caf\xe9\n")],
-     "not UTF-8 text"),
-    ("profile is a folder", lambda f, p: ["--profile", str(f)], "is a folder, expected a YAML file"),
+    (
+        "lr not a number",
+        lambda f, p: ["--set", "train.lr=abc"],
+        "train.lr: expected a number, got 'abc'",
+    ),
+    (
+        "steps not whole",
+        lambda f, p: ["--set", "train.steps=2.5"],
+        "train.steps: expected an integer, got 2.5",
+    ),
+    (
+        "steps too large for the store",
+        lambda f, p: ["--set", "train.steps=1e20"],
+        "train.steps: 100000000000000000000 is too large",
+    ),
+    (
+        "bool where a number belongs",
+        lambda f, p: ["--set", "train.clip=true"],
+        "train.clip: expected a number, got True",
+    ),
+    (
+        "number where a bool belongs",
+        lambda f, p: ["--set", "train.compile=1"],
+        "train.compile: expected true or false",
+    ),
+    (
+        "model key not a number",
+        lambda f, p: ["--set", "models.ntm.memory_size=big"],
+        "models.ntm.memory_size: expected an integer, got 'big'",
+    ),
+    (
+        "per-task key not a number",
+        lambda f, p: ["--set", "models.ntm.per_task.copy.read_heads=two"],
+        "models.ntm.per_task.copy.read_heads: expected an integer",
+    ),
+    (
+        "task key not a number",
+        lambda f, p: ["--set", "tasks.copy.width=wide"],
+        "tasks.copy.width: expected an integer",
+    ),
+    (
+        "text where text belongs is a number",
+        lambda f, p: ["--set", "models.ntm.memory_init=3"],
+        "models.ntm.memory_init: expected text, got int 3",
+    ),
+    (
+        "model too large for memory",
+        lambda f, p: ["--set", "models.ntm.memory_size=2000000000"],
+        "GiB of parameters and buffers",
+    ),
+    (
+        "profile not UTF-8",
+        lambda f, p: ["--profile", write_bytes(f, "latin.yaml", b"seeds: [1]\n# caf\xe9\n")],
+        "not UTF-8 text",
+    ),
+    (
+        "profile is a folder",
+        lambda f, p: ["--profile", str(f)],
+        "is a folder, expected a YAML file",
+    ),
     ("store is a folder", lambda f, p: ["--store", str(f)], "is a folder, expected a file"),
-    ("checkpoints is a file", lambda f, p: ["--checkpoints", str(p)], "is a file, expected a folder"),
-    ("report dir is a file", lambda f, p: ["--report", "--report-dir", str(p)], "is a file, expected a folder"),
-    ("model seeds not a list", lambda f, p: ["--set", "models.ntm.seeds=3"], "models.ntm.seeds must be a non-empty list"),
-    ("bad memory init", lambda f, p: ["--set", "models.ntm.memory_init=zeros"], "memory_init must be one of"),
-    ("seeds not integers", lambda f, p: ["--seeds", "a,b"], "--seeds must be a comma list of integers"),
+    (
+        "checkpoints is a file",
+        lambda f, p: ["--checkpoints", str(p)],
+        "is a file, expected a folder",
+    ),
+    (
+        "report dir is a file",
+        lambda f, p: ["--report", "--report-dir", str(p)],
+        "is a file, expected a folder",
+    ),
+    (
+        "model seeds not a list",
+        lambda f, p: ["--set", "models.ntm.seeds=3"],
+        "models.ntm.seeds must be a non-empty list",
+    ),
+    (
+        "bad memory init",
+        lambda f, p: ["--set", "models.ntm.memory_init=zeros"],
+        "memory_init must be one of",
+    ),
+    (
+        "seeds not integers",
+        lambda f, p: ["--seeds", "a,b"],
+        "--seeds must be a comma list of integers",
+    ),
     ("negative seed", lambda f, p: ["--seeds", "-3"], "--seeds must be non-negative"),
     ("no seeds in profile", lambda f, p: ["--set", "seeds=[]"], "seeds must be a non-empty list"),
     ("override without =", lambda f, p: ["--set", "train.steps"], "expected key=value"),
     ("override into a value", lambda f, p: ["--set", "train.steps.x=1"], "steps is not a section"),
     ("bad device", lambda f, p: ["--device", "tpu"], "--device 'tpu'"),
     ("zero jobs", lambda f, p: ["--jobs", "0"], "--jobs and --threads must be at least 1"),
-    ("curriculum not a mapping", lambda f, p: ["--set", "train.curriculum=short"],
-     'train: train.curriculum must be "none" or a mapping'),
-    ("curriculum unknown axis", lambda f, p: ["--set", "train.curriculum={axis: items, start: 2, every: 5}"],
-     "train.curriculum.axis: Copy has no axis 'items' (known: length)"),
-    ("curriculum start zero", lambda f, p: ["--set", "train.curriculum={axis: length, start: 0, every: 5}"],
-     "train: train.curriculum.start must be a positive integer, got 0"),
-    ("curriculum every zero", lambda f, p: ["--set", "train.curriculum={axis: length, start: 1, every: 0}"],
-     "train: train.curriculum.every must be a positive integer, got 0"),
-    ("curriculum step zero", lambda f, p: ["--set", "train.curriculum={axis: length, start: 1, every: 5, step: 0}"],
-     "train: train.curriculum.step must be a positive integer, got 0"),
-    ("curriculum start beyond the task", lambda f, p: ["--set", "tasks.copy.train.curriculum={axis: length, start: 4, "
-                                                       "every: 5}"], "train.curriculum.start 4 must lie in the task's"),
-    ("curriculum unknown key", lambda f, p: ["--set", "train.curriculum.axes=length"],
-     "train.curriculum: unknown key 'axes'"),
-    ("bench with an unknown model", lambda f, p: ["--bench", "--models", "gru"], "unknown model 'gru'"),
+    (
+        "curriculum not a mapping",
+        lambda f, p: ["--set", "train.curriculum=short"],
+        'train: train.curriculum must be "none" or a mapping',
+    ),
+    (
+        "curriculum unknown axis",
+        lambda f, p: ["--set", "train.curriculum={axis: items, start: 2, every: 5}"],
+        "train.curriculum.axis: Copy has no axis 'items' (known: length)",
+    ),
+    (
+        "curriculum start zero",
+        lambda f, p: ["--set", "train.curriculum={axis: length, start: 0, every: 5}"],
+        "train: train.curriculum.start must be a positive integer, got 0",
+    ),
+    (
+        "curriculum every zero",
+        lambda f, p: ["--set", "train.curriculum={axis: length, start: 1, every: 0}"],
+        "train: train.curriculum.every must be a positive integer, got 0",
+    ),
+    (
+        "curriculum step zero",
+        lambda f, p: ["--set", "train.curriculum={axis: length, start: 1, every: 5, step: 0}"],
+        "train: train.curriculum.step must be a positive integer, got 0",
+    ),
+    (
+        "curriculum start beyond the task",
+        lambda f, p: ["--set", "tasks.copy.train.curriculum={axis: length, start: 4, every: 5}"],
+        "train.curriculum.start 4 must lie in the task's",
+    ),
+    (
+        "curriculum unknown key",
+        lambda f, p: ["--set", "train.curriculum.axes=length"],
+        "train.curriculum: unknown key 'axes'",
+    ),
+    (
+        "bench with an unknown model",
+        lambda f, p: ["--bench", "--models", "gru"],
+        "unknown model 'gru'",
+    ),
     ("bench on a missing device", lambda f, p: ["--bench", "--device", "tpu"], "--device 'tpu'"),
 ]
 
@@ -138,7 +296,17 @@ def test_bad_input(case, argv, message, setup, capsys):
     folder, profile, store = setup
     before = hashlib.sha256(store.read_bytes()).hexdigest()
     with pytest.raises(SystemExit) as exit_info:
-        run_suite.main(["--profile", str(profile), "--store", str(store), "--jobs", "1", *argv(folder, profile)])
+        run_suite.main(
+            [
+                "--profile",
+                str(profile),
+                "--store",
+                str(store),
+                "--jobs",
+                "1",
+                *argv(folder, profile),
+            ]
+        )
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
@@ -162,11 +330,14 @@ def store_case(folder, name):
     return path
 
 
-@pytest.mark.parametrize("name,message", [
-    ("newer.sqlite", "has schema version 99, newer than this code's"),
-    ("corrupt.sqlite", "cannot open results store"),
-    ("foreign.sqlite", "not an ntm-bench results store"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("newer.sqlite", "has schema version 99, newer than this code's"),
+        ("corrupt.sqlite", "cannot open results store"),
+        ("foreign.sqlite", "not an ntm-bench results store"),
+    ],
+)
 def test_bad_store_files(name, message, setup, capsys):
     folder, profile, _ = setup
     path = store_case(folder, name)
@@ -184,19 +355,29 @@ def test_unwritable_store_path(setup, capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
     with pytest.raises(SystemExit) as exit_info:
-        run_suite.main(["--profile", str(profile), "--store", str(blocker / "results.sqlite"), "--jobs", "1"])
+        run_suite.main(
+            ["--profile", str(profile), "--store", str(blocker / "results.sqlite"), "--jobs", "1"]
+        )
     assert exit_info.value.code == 2
     assert "cannot open results store" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--models", "gru"], "unknown model 'gru'"),
-    (["--set", "train.stepz=3"], "unknown key 'stepz'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--models", "gru"], "unknown model 'gru'"),
+        (["--set", "train.stepz=3"], "unknown key 'stepz'"),
+    ],
+)
 def test_no_traceback_in_a_real_process(argv, message, tmp_path):
     store = tmp_path / "s.sqlite"
-    out = subprocess.run([sys.executable, str(ROOT / "run_suite.py"), "--store", str(store), *argv],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "run_suite.py"), "--store", str(store), *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and message in out.stderr and "Traceback" not in out.stderr
     assert not store.exists(), "bad input must not create the store"

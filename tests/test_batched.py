@@ -8,8 +8,6 @@ from benchmarks.batched import SeedStack
 from conftest import interrupted_at_first_checkpoint
 from benchmarks.config import load_profile
 from benchmarks.plan import group_units, plan_runs
-from models import MODELS
-from tasks.base import Batch
 
 PROFILE = """
 seeds: [1, 2, 3]
@@ -43,7 +41,9 @@ def assert_close_results(solo, batched):
     assert solo["status"] == batched["status"] == "done"
 
 
-@pytest.mark.parametrize("model,optimizer", [("ntm", "adam"), ("ntm", "rmsprop"), ("ntm_ff", "adam"), ("dnc", "adam")])
+@pytest.mark.parametrize(
+    "model,optimizer", [("ntm", "adam"), ("ntm", "rmsprop"), ("ntm_ff", "adam"), ("dnc", "adam")]
+)
 def test_batched_seeds_equal_each_seed_alone(model, optimizer, tmp_path):
     specs = specs_for(tmp_path, model, f"train.optimizer={optimizer}")
     units = group_units(specs)
@@ -60,7 +60,9 @@ def test_compiled_batched_seeds_run_chunked_and_equal_each_seed_alone(model, tmp
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
     compiled = []
     original = SeedStack.compile_step
-    monkeypatch.setattr(SeedStack, "compile_step", lambda self: compiled.append(original(self)) or compiled[-1])
+    monkeypatch.setattr(
+        SeedStack, "compile_step", lambda self: compiled.append(original(self)) or compiled[-1]
+    )
     specs = specs_for(tmp_path, model, "train.compile=true")
     batched = runner.execute_group(group_units(specs)[0], tmp_path / "g")
     assert compiled == [True]
@@ -70,13 +72,19 @@ def test_compiled_batched_seeds_run_chunked_and_equal_each_seed_alone(model, tmp
 
 def test_models_without_vmap_and_batch_seeds_off_run_alone(tmp_path):
     assert all(len(u) == 1 for u in group_units(specs_for(tmp_path, "lstm")))
-    assert all(len(u) == 1 for u in group_units(specs_for(tmp_path, "ntm", "train.batch_seeds=false")))
+    assert all(
+        len(u) == 1 for u in group_units(specs_for(tmp_path, "ntm", "train.batch_seeds=false"))
+    )
 
 
 def test_batched_group_resumes_from_its_checkpoint(tmp_path):
     specs = specs_for(tmp_path, "ntm")
     whole = runner.execute_group(specs, tmp_path / "a")
-    assert interrupted_at_first_checkpoint(lambda: runner.execute_group(specs, tmp_path / "b")) == [4]
+    assert interrupted_at_first_checkpoint(lambda: runner.execute_group(specs, tmp_path / "b")) == [
+        4
+    ]
     resumed = runner.execute_group(specs, tmp_path / "b")
     for a, b in zip(whole, resumed):
-        assert [(c["step"], c["cost_bits"]) for c in a["curves"]] == [(c["step"], c["cost_bits"]) for c in b["curves"]]
+        assert [(c["step"], c["cost_bits"]) for c in a["curves"]] == [
+            (c["step"], c["cost_bits"]) for c in b["curves"]
+        ]

@@ -23,19 +23,53 @@ BUDGET = 10000
 AR_SETTING = {"width": 6, "item_length": 3, "min_items": 2, "max_items": 6}
 
 
-def run(model, seed, task="copy", status="done", converged=None, cost=None, reference=None, params=None,
-        stopped=None):
+def run(
+    model,
+    seed,
+    task="copy",
+    status="done",
+    converged=None,
+    cost=None,
+    reference=None,
+    params=None,
+    stopped=None,
+):
     """One runs row and its last curve point: converged runs stop there, others at the budget
     (diverged: at `stopped`)."""
-    config = {"model_params": {}, "task_params": params or {}, "train": {"steps": BUDGET // 10, "batch_size": 10},
-              "seed": seed}
-    row = {"run_id": f"{task}-{model}-{seed}", "model": model, "task": task, "seed": seed, "profile": "t",
-           "config_json": json.dumps(config), "status": status, "converged_step": None if converged is None else
-           converged // 10, "converged_sequences": converged, "final_cost_bits": cost, "final_bit_errors": None,
-           "reference_cost_bits": reference, "n_params": 10}
+    config = {
+        "model_params": {},
+        "task_params": params or {},
+        "train": {"steps": BUDGET // 10, "batch_size": 10},
+        "seed": seed,
+    }
+    row = {
+        "run_id": f"{task}-{model}-{seed}",
+        "model": model,
+        "task": task,
+        "seed": seed,
+        "profile": "t",
+        "config_json": json.dumps(config),
+        "status": status,
+        "converged_step": None if converged is None else converged // 10,
+        "converged_sequences": converged,
+        "final_cost_bits": cost,
+        "final_bit_errors": None,
+        "reference_cost_bits": reference,
+        "n_params": 10,
+    }
     last = converged or (stopped if status == "diverged" else BUDGET)
-    return row, {"run_id": row["run_id"], "model": model, "task": task, "seed": seed, "split": "val",
-                 "step": last // 10, "sequences": last, "cost_bits": 1.0, "bit_errors": 0.0, "wall_s": 1.0}
+    return row, {
+        "run_id": row["run_id"],
+        "model": model,
+        "task": task,
+        "seed": seed,
+        "split": "val",
+        "step": last // 10,
+        "sequences": last,
+        "cost_bits": 1.0,
+        "bit_errors": 0.0,
+        "wall_s": 1.0,
+    }
 
 
 def frames(specs):
@@ -45,13 +79,39 @@ def frames(specs):
     return pd.DataFrame(list(rows)), pd.DataFrame(curves)
 
 
-NO_EVALS = pd.DataFrame(columns=["run_id", "model", "task", "seed", "point", "axis", "value", "cost_bits",
-                                 "bit_errors", "n", "channels_json", "memory_needed", "beyond_memory"])
+NO_EVALS = pd.DataFrame(
+    columns=[
+        "run_id",
+        "model",
+        "task",
+        "seed",
+        "point",
+        "axis",
+        "value",
+        "cost_bits",
+        "bit_errors",
+        "n",
+        "channels_json",
+        "memory_needed",
+        "beyond_memory",
+    ]
+)
 
 
 def claim(measure, test, task="copy", **extra):
-    return claims.check_claim({"id": "c", "task": task, "claim": "x", "paper": {"text": "p", "source": "graves2014"},
-                               "measure": measure, "test": test, **extra}, REFERENCE["sources"], set())
+    return claims.check_claim(
+        {
+            "id": "c",
+            "task": task,
+            "claim": "x",
+            "paper": {"text": "p", "source": "graves2014"},
+            "measure": measure,
+            "test": test,
+            **extra,
+        },
+        REFERENCE["sources"],
+        set(),
+    )
 
 
 def verdict(entry, runs, curves, evals=NO_EVALS):
@@ -68,8 +128,10 @@ def test_converged_fraction_holds_fails_and_is_inconclusive_while_pending():
     assert verdict(claim(measure, {"at_least": 0.8}), runs, curves)[0] == "holds"
     result, ours, why = verdict(claim(measure, {"at_least": 0.9}), runs, curves)
     assert result == "fails" and "KM 0.80" in ours and "n=5" in ours
-    pending = frames([run("ntm", s, converged=500 * s) for s in (1, 2, 3)] +
-                     [run("ntm", s, status="pending") for s in (4, 5)])
+    pending = frames(
+        [run("ntm", s, converged=500 * s) for s in (1, 2, 3)]
+        + [run("ntm", s, status="pending") for s in (4, 5)]
+    )
     result, _, why = verdict(claim(measure, {"at_least": 0.8}), *pending)
     assert result == "inconclusive" and "2 of 5 ntm seeds pending" in why
 
@@ -83,17 +145,26 @@ def test_never_converged_run_is_censored_in_the_denominator():
     assert km.median == 3000 and (km.n, km.events) == (5, 4)
     assert km.ci_low <= km.median <= km.ci_high
     # dropping the censored run would claim 1.0
-    assert survival.converged_by(survival.fit(survival.observations(runs.iloc[:4], curves)), BUDGET).estimate == 1.0
+    assert (
+        survival.converged_by(
+            survival.fit(survival.observations(runs.iloc[:4], curves)), BUDGET
+        ).estimate
+        == 1.0
+    )
     none = frames([run("lstm", s) for s in (1, 2, 3)])
     km = survival.fit(survival.observations(*none))
     assert math.isinf(km.median) and survival.median_text(km, BUDGET) == "> budget (10,000)"
     table = survival.km_table(*none)
-    assert table.median_text.iloc[0] == "> budget (10,000)" and table.converged_by_budget.iloc[0] == 0
+    assert (
+        table.median_text.iloc[0] == "> budget (10,000)" and table.converged_by_budget.iloc[0] == 0
+    )
     # a median not reached is only known to exceed the longest run: it decides at_most 0.5 of the budget
     median = {"kind": "sequences_to_converge", "model": "lstm", "relative_to_budget": True}
     result, ours, why = verdict(claim(median, {"at_most": 0.5}), *none)
     assert result == "fails" and "> budget (10,000)" in ours and why.startswith("> 1 not ≤ 0.5")
-    late = claim({"kind": "converged_fraction", "model": "lstm", "within": 2 * BUDGET}, {"at_most": 0.2})
+    late = claim(
+        {"kind": "converged_fraction", "model": "lstm", "within": 2 * BUDGET}, {"at_most": 0.2}
+    )
     assert "past the longest run" in verdict(late, *none)[2]
     diverged = frames([run("ntm", 1, status="diverged", stopped=700)])
     # A diverged run never converges: not converged within its whole budget, not cut short at 700.
@@ -107,7 +178,12 @@ def test_logrank_direction():
     obs = survival.observations(runs, curves)
     a, b = obs[obs.model == "ntm"], obs[obs.model == "lstm"]
     # scipy's convention, on the obvious case: "greater" = the first group's event rate is higher
-    assert stats.logrank(survival.censored_data(a), survival.censored_data(b), alternative="greater").pvalue < 0.01
+    assert (
+        stats.logrank(
+            survival.censored_data(a), survival.censored_data(b), alternative="greater"
+        ).pvalue
+        < 0.01
+    )
     assert survival.sooner(a, b).p_value < 0.01 and survival.sooner(b, a).p_value > 0.99
     measure = {"kind": "sequences_to_converge", "model": "ntm"}
     result, ours, why = verdict(claim(measure, {"below": {"model": "lstm"}}), runs, curves)
@@ -118,9 +194,13 @@ def test_logrank_direction():
 
 
 def costs(a, b, min_seeds=3):
-    runs, curves = frames([run("ntm", s, cost=v) for s, v in enumerate(a, 1)] +
-                          [run("lstm", s, cost=v) for s, v in enumerate(b, 1)])
-    entry = claim({"kind": "final_cost", "model": "ntm"}, {"below": {"model": "lstm"}}, min_seeds=min_seeds)
+    runs, curves = frames(
+        [run("ntm", s, cost=v) for s, v in enumerate(a, 1)]
+        + [run("lstm", s, cost=v) for s, v in enumerate(b, 1)]
+    )
+    entry = claim(
+        {"kind": "final_cost", "model": "ntm"}, {"below": {"model": "lstm"}}, min_seeds=min_seeds
+    )
     return verdict(entry, runs, curves)
 
 
@@ -132,50 +212,107 @@ def test_mann_whitney_below():
     result, _, why = costs([1, 2], [10, 11], min_seeds=2)
     assert result == "inconclusive" and "smallest attainable p 0.167" in why
     # a diverged seed counts as the worst value
-    runs, curves = frames([run("ntm", s, cost=s) for s in range(1, 5)] + [run("ntm", 5, status="diverged", stopped=50)])
-    result, ours, _ = verdict(claim({"kind": "final_cost", "model": "ntm"}, {"at_most": 3}), runs, curves)
+    runs, curves = frames(
+        [run("ntm", s, cost=s) for s in range(1, 5)]
+        + [run("ntm", 5, status="diverged", stopped=50)]
+    )
+    result, ours, _ = verdict(
+        claim({"kind": "final_cost", "model": "ntm"}, {"at_most": 3}), runs, curves
+    )
     assert result == "holds" and "1 diverged counted as inf" in ours
 
 
 def eval_rows(model, point, channels, task="repeat_copy"):
-    return [{"run_id": f"{task}-{model}-{s}", "model": model, "task": task, "seed": s, "point": point,
-             "axis": "length,repeats", "value": None, "cost_bits": 50.0, "bit_errors": 99.0, "n": 8,
-             "channels_json": json.dumps({"content": {"cost_bits": 1.0, "bit_errors": 0.0},
-                                          "end_marker": {"cost_bits": 2.0, "bit_errors": e}}),
-             "memory_needed": 200, "beyond_memory": 1} for s, e in enumerate(channels, 1)]
+    return [
+        {
+            "run_id": f"{task}-{model}-{s}",
+            "model": model,
+            "task": task,
+            "seed": s,
+            "point": point,
+            "axis": "length,repeats",
+            "value": None,
+            "cost_bits": 50.0,
+            "bit_errors": 99.0,
+            "n": 8,
+            "channels_json": json.dumps(
+                {
+                    "content": {"cost_bits": 1.0, "bit_errors": 0.0},
+                    "end_marker": {"cost_bits": 2.0, "bit_errors": e},
+                }
+            ),
+            "memory_needed": 200,
+            "beyond_memory": 1,
+        }
+        for s, e in enumerate(channels, 1)
+    ]
 
 
 def test_eval_channel_from_channels_json():
     runs, curves = frames([run("ntm", s, task="repeat_copy", converged=100) for s in range(1, 6)])
     point = "length=10,repeats=20"
     evals = pd.DataFrame(eval_rows("ntm", point, [0, 1, 2, 3, 4]))
-    measure = {"kind": "eval", "model": "ntm", "point": point, "field": "bit_errors", "channel": "end_marker"}
-    result, ours, _ = verdict(claim(measure, {"at_least": 1}, task="repeat_copy"), runs, curves, evals)
+    measure = {
+        "kind": "eval",
+        "model": "ntm",
+        "point": point,
+        "field": "bit_errors",
+        "channel": "end_marker",
+    }
+    result, ours, _ = verdict(
+        claim(measure, {"at_least": 1}, task="repeat_copy"), runs, curves, evals
+    )
     assert result == "holds" and "median 2" in ours
     content = {**measure, "channel": "content"}
-    assert verdict(claim(content, {"at_most": 0}, task="repeat_copy"), runs, curves, evals)[0] == "holds"
+    assert (
+        verdict(claim(content, {"at_most": 0}, task="repeat_copy"), runs, curves, evals)[0]
+        == "holds"
+    )
     unscored = {**measure, "channel": None}  # all channels: the row's bit_errors
-    assert verdict(claim(unscored, {"at_least": 99}, task="repeat_copy"), runs, curves, evals)[0] == "holds"
+    assert (
+        verdict(claim(unscored, {"at_least": 99}, task="repeat_copy"), runs, curves, evals)[0]
+        == "holds"
+    )
     missing = {**measure, "point": "length=20,repeats=10"}
-    result, _, why = verdict(claim(missing, {"at_least": 1}, task="repeat_copy"), runs, curves, evals)
+    result, _, why = verdict(
+        claim(missing, {"at_least": 1}, task="repeat_copy"), runs, curves, evals
+    )
     assert result == "inconclusive" and "missing for 5 of 5 ntm runs" in why
 
 
 def test_paper_setting_mismatch_is_inconclusive_but_comparisons_still_count():
     def ar(params):
-        specs = [run(m, s, task="associative_recall", converged=100, params=params) for m in ("ntm", "lstm")
-                 for s in range(1, 6)]
-        evals = pd.DataFrame([{**r, "point": "items=20", "cost_bits": c, "channels_json": None}
-                              for m, c in (("ntm", 7.0), ("lstm", 38.0))
-                              for r in eval_rows(m, "items=20", [0] * 5, task="associative_recall")])
+        specs = [
+            run(m, s, task="associative_recall", converged=100, params=params)
+            for m in ("ntm", "lstm")
+            for s in range(1, 6)
+        ]
+        evals = pd.DataFrame(
+            [
+                {**r, "point": "items=20", "cost_bits": c, "channels_json": None}
+                for m, c in (("ntm", 7.0), ("lstm", 38.0))
+                for r in eval_rows(m, "items=20", [0] * 5, task="associative_recall")
+            ]
+        )
         return (*frames(specs), evals)
-    entry = claim({"kind": "eval", "model": "ntm", "point": "items=20", "field": "cost_bits"},
-                  {"in_range": [3.5, 14], "paper_setting": True}, task="associative_recall")
+
+    entry = claim(
+        {"kind": "eval", "model": "ntm", "point": "items=20", "field": "cost_bits"},
+        {"in_range": [3.5, 14], "paper_setting": True},
+        task="associative_recall",
+    )
     assert verdict(entry, *ar(AR_SETTING))[0] == "holds"
     result, _, why = verdict(entry, *ar({**AR_SETTING, "max_items": 4}))
-    assert result == "inconclusive" and "not the paper's task sizes" in why and "max_items 4 (paper 6)" in why
-    below = claim({"kind": "eval", "model": "ntm", "point": "items=20", "field": "cost_bits"},
-                  {"below": {"model": "lstm"}}, task="associative_recall")
+    assert (
+        result == "inconclusive"
+        and "not the paper's task sizes" in why
+        and "max_items 4 (paper 6)" in why
+    )
+    below = claim(
+        {"kind": "eval", "model": "ntm", "point": "items=20", "field": "cost_bits"},
+        {"below": {"model": "lstm"}},
+        task="associative_recall",
+    )
     result, _, why = verdict(below, *ar({**AR_SETTING, "max_items": 4}))
     assert result == "holds" and "at our task sizes" in why
 
@@ -190,7 +327,10 @@ def test_real_claims_load_and_name_known_models_and_tasks(tmp_path):
         assert entry["task"] in TASKS, entry["id"]
         for part in entry["parts"]:
             assert all(m in MODELS for m in claims.part_models(part)), entry["id"]
-            if set(part["test"]) & {"at_least", "at_most", "in_range"} and part["measure"]["kind"] != "eval":
+            if (
+                set(part["test"]) & {"at_least", "at_most", "in_range"}
+                and part["measure"]["kind"] != "eval"
+            ):
                 assert entry.get("budget_note"), entry["id"]
     bad = yaml.safe_load(claims.CLAIMS_PATH.read_text())
     bad["claims"][3]["measure"]["kind"] = "accuracy"
@@ -198,7 +338,10 @@ def test_real_claims_load_and_name_known_models_and_tasks(tmp_path):
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ValueError, match=rf"{bad['claims'][3]['id']}.*measure.kind"):
         claims.load_claims(path)
-    bad["claims"][3]["measure"]["kind"], bad["claims"][3]["paper"]["source"] = "final_cost", "nature"
+    bad["claims"][3]["measure"]["kind"], bad["claims"][3]["paper"]["source"] = (
+        "final_cost",
+        "nature",
+    )
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ValueError, match=rf"{bad['claims'][3]['id']}.*paper"):
         claims.load_claims(path)
@@ -227,7 +370,11 @@ def test_report_has_claims_and_kaplan_meier_sections(tmp_path, models):
     index = build_report(path, out_dir=tmp_path / "out")
     text = index.read_text()
     assert text.index("Does the paper replicate?") < text.index("Runs that did not finish")
-    assert text.index("Learning curves") < text.index("Convergence (Kaplan–Meier)") < text.index("Generalization")
+    assert (
+        text.index("Learning curves")
+        < text.index("Convergence (Kaplan–Meier)")
+        < text.index("Generalization")
+    )
     assert "copy_ntm_converges" in text and "seeds pending" in text
     tables = index.parent / "tables"
     for name in ("claims", "kaplan_meier") + (("logrank",) if len(models) > 1 else ()):

@@ -19,10 +19,16 @@ def test_every_subcommand_has_its_own_help(command, capsys):
     assert f"usage: run_suite.py {command}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags,command", [
-    ([], "run"), (["--report"], "report"), (["--bench"], "bench"), (["--params"], "params"),
-    (["--profile", "ci", "--check"], "run"),
-])
+@pytest.mark.parametrize(
+    "flags,command",
+    [
+        ([], "run"),
+        (["--report"], "report"),
+        (["--bench"], "bench"),
+        (["--params"], "params"),
+        (["--profile", "ci", "--check"], "run"),
+    ],
+)
 def test_the_flag_form_picks_the_command(flags, command):
     assert parse(flags, "", "").command == command
 
@@ -30,23 +36,29 @@ def test_the_flag_form_picks_the_command(flags, command):
 def test_the_flag_form_and_run_plan_the_same_runs(tmp_path):
     profile = tiny_profile(tmp_path)
     plans = []
-    for argv in (["--profile", profile, "--seeds", "1,2"], ["run", "--profile", profile, "--seeds", "1,2"],
-                 ["check", "--profile", profile, "--seeds", "1,2"]):
+    for argv in (
+        ["--profile", profile, "--seeds", "1,2"],
+        ["run", "--profile", profile, "--seeds", "1,2"],
+        ["check", "--profile", profile, "--seeds", "1,2"],
+    ):
         plans.append([s.run_id for s in run_suite.build_plan(parse(argv, "", ""))[1]])
     assert plans[0] == plans[1] == plans[2] and len(plans[0]) == 4
     assert parse(["check"], "", "").profile == "ci" and parse(["check"], "", "").check
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--bench", "--report"], "--report and --bench are separate commands"),
-    (["--params", "--check"], "--check does not go with --params"),
-    (["--bench", "--update-baseline"], "--update-baseline does not go with --bench"),
-    (["report", "--check"], "needs --published"),
-    (["--json", "x.json"], "--json does not go with training"),
-    (["evaluate", "--profile", "quick"], "evaluate needs --at"),
-    (["evaluate", "--at", "length=abc"], "--at 'length=abc': expected AXIS=N"),
-    (["evaluate", "--joint", "length=3"], "a joint point sets two or more axes"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--bench", "--report"], "--report and --bench are separate commands"),
+        (["--params", "--check"], "--check does not go with --params"),
+        (["--bench", "--update-baseline"], "--update-baseline does not go with --bench"),
+        (["report", "--check"], "needs --published"),
+        (["--json", "x.json"], "--json does not go with training"),
+        (["evaluate", "--profile", "quick"], "evaluate needs --at"),
+        (["evaluate", "--at", "length=abc"], "--at 'length=abc': expected AXIS=N"),
+        (["evaluate", "--joint", "length=3"], "a joint point sets two or more axes"),
+    ],
+)
 def test_contradicting_or_incomplete_commands_exit_2(argv, message, capsys, tmp_path):
     store = tmp_path / "s.sqlite"
     Store(store).close()
@@ -60,9 +72,14 @@ def test_contradicting_or_incomplete_commands_exit_2(argv, message, capsys, tmp_
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     folder = tmp_path_factory.mktemp("evaluate")
-    profile = tiny_profile(folder, {"steps": 6, "eval_interval": 3, "log_interval": 2, "checkpoint_interval": 4})
+    profile = tiny_profile(
+        folder, {"steps": 6, "eval_interval": 3, "log_interval": 2, "checkpoint_interval": 4}
+    )
     store = folder / "s.sqlite"
-    assert run_suite.main(["--profile", profile, "--store", str(store), "--jobs", "1", "--no-report"]) == 0
+    assert (
+        run_suite.main(["--profile", profile, "--store", str(store), "--jobs", "1", "--no-report"])
+        == 0
+    )
     return folder, profile, store
 
 
@@ -70,16 +87,36 @@ def test_evaluate_adds_points_and_changes_no_existing_row(finished, capsys):
     folder, profile, store = finished
     before = Store(store).evals()
     runs_before = Store(store).runs()
-    assert run_suite.main(["evaluate", "--profile", profile, "--store", str(store), "--models", "ntm",
-                           "--at", "length=5,9", "--no-report"]) == 0
-    assert "2 evaluation rows added for 2 of 2 runs" in capsys.readouterr().out   # length=5 was there already
+    assert (
+        run_suite.main(
+            [
+                "evaluate",
+                "--profile",
+                profile,
+                "--store",
+                str(store),
+                "--models",
+                "ntm",
+                "--at",
+                "length=5,9",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
+    assert (
+        "2 evaluation rows added for 2 of 2 runs" in capsys.readouterr().out
+    )  # length=5 was there already
     after = Store(store).evals()
     key = ["run_id", "point"]
     kept = after.merge(before[key], on=key)
-    pd.testing.assert_frame_equal(kept.sort_values(key).reset_index(drop=True),
-                                  before.sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        kept.sort_values(key).reset_index(drop=True), before.sort_values(key).reset_index(drop=True)
+    )
     added = after[after.point == "length=9"]
-    assert sorted(added.model) == ["ntm", "ntm"] and added.beyond_memory.all()   # memory 6 < 9 vectors
+    assert (
+        sorted(added.model) == ["ntm", "ntm"] and added.beyond_memory.all()
+    )  # memory 6 < 9 vectors
     pd.testing.assert_frame_equal(Store(store).runs(), runs_before)
 
 
@@ -89,11 +126,26 @@ def test_evaluate_scores_like_training_does(finished):
     before = Store(store).evals().set_index(["run_id", "point"])
     db = Store(store)
     db.db.execute("DELETE FROM evals WHERE point = 'length=5'")
-    assert run_suite.main(["evaluate", "--profile", profile, "--store", str(store), "--at", "length=5",
-                           "--no-report"]) == 0
+    assert (
+        run_suite.main(
+            [
+                "evaluate",
+                "--profile",
+                profile,
+                "--store",
+                str(store),
+                "--at",
+                "length=5",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     after = Store(store).evals().set_index(["run_id", "point"])
     for index in [i for i in before.index if i[1] == "length=5"]:
-        assert after.loc[index, "cost_bits"] == pytest.approx(before.loc[index, "cost_bits"], rel=1e-5)
+        assert after.loc[index, "cost_bits"] == pytest.approx(
+            before.loc[index, "cost_bits"], rel=1e-5
+        )
 
 
 def test_evaluate_names_a_pruned_run_and_draws_memory_pictures(finished, capsys):
@@ -102,12 +154,41 @@ def test_evaluate_names_a_pruned_run_and_draws_memory_pictures(finished, capsys)
     victim = runs[runs.model == "lstm"].run_id.iloc[0]
     trained.main(["prune", "--store", str(store), "--run-id", victim])
     capsys.readouterr()
-    assert run_suite.main(["evaluate", "--profile", profile, "--store", str(store), "--models", "lstm",
-                           "--at", "length=7", "--no-report"]) == 0
+    assert (
+        run_suite.main(
+            [
+                "evaluate",
+                "--profile",
+                profile,
+                "--store",
+                str(store),
+                "--models",
+                "lstm",
+                "--at",
+                "length=7",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert f"skipped: run {victim} (done) has no kept weights" in captured.err
     ntm = runs[runs.model == "ntm"].run_id.iloc[0]
-    assert run_suite.main(["evaluate", "--profile", profile, "--store", str(store), "--run-id", ntm,
-                           "--trace-at", "length=12"]) == 0
+    assert (
+        run_suite.main(
+            [
+                "evaluate",
+                "--profile",
+                profile,
+                "--store",
+                str(store),
+                "--run-id",
+                ntm,
+                "--trace-at",
+                "length=12",
+            ]
+        )
+        == 0
+    )
     picture = capsys.readouterr().out.split("memory picture: ")[1].strip()
     assert picture.endswith(".png") and ntm in picture

@@ -20,8 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_registered_model_and_task_is_in_the_quick_profile():
     quick = load_profile("quick")
-    assert sorted(set(BUILTIN_MODELS) - set(quick.models)) == [], "add the model to benchmarks/profiles/quick.yaml"
-    assert sorted(set(BUILTIN_TASKS) - set(quick.tasks)) == [], "add the task to benchmarks/profiles/quick.yaml"
+    assert sorted(set(BUILTIN_MODELS) - set(quick.models)) == [], (
+        "add the model to benchmarks/profiles/quick.yaml"
+    )
+    assert sorted(set(BUILTIN_TASKS) - set(quick.tasks)) == [], (
+        "add the task to benchmarks/profiles/quick.yaml"
+    )
 
 
 @pytest.mark.parametrize("name", BUILTIN_MODELS)
@@ -29,12 +33,19 @@ def test_models_declare_what_the_harness_reads(name):
     cls = MODELS[name]
     assert issubclass(cls, SequenceModel)
     quick = load_profile("quick")
-    task = TASKS["copy"](**{k: v for k, v in quick.tasks["copy"].items() if k not in ("eval", "train")})
-    model = cls(task.input_size, task.output_size, **{k: v for k, v in quick.models[name].items()
-                                                      if k not in ("train", "per_task", "seeds")})
+    task = TASKS["copy"](
+        **{k: v for k, v in quick.tasks["copy"].items() if k not in ("eval", "train")}
+    )
+    model = cls(
+        task.input_size,
+        task.output_size,
+        **{k: v for k, v in quick.models[name].items() if k not in ("train", "per_task", "seeds")},
+    )
     assert (model.memory_size is not None) == model.has_memory
     if cls.fused:
-        assert cls.seeds_forward is not SequenceModel.seeds_forward, "fused models bring their K-seed pass"
+        assert cls.seeds_forward is not SequenceModel.seeds_forward, (
+            "fused models bring their K-seed pass"
+        )
 
 
 @pytest.mark.parametrize("name", BUILTIN_TASKS)
@@ -43,14 +54,20 @@ def test_tasks_declare_what_the_harness_reads(name):
     assert isinstance(task, Task) and task.axes
     for group in (task.channels or {}).values():
         assert 0 <= group.start < group.stop <= task.output_size
-    assert all(task.max_size(axis) is not None and task.min_size(axis) is not None for axis in task.axes)
+    assert all(
+        task.max_size(axis) is not None and task.min_size(axis) is not None for axis in task.axes
+    )
 
 
 def test_the_harness_does_not_probe_models_or_tasks():
     probe = re.compile(r"(getattr|hasattr)\((model|task|self\.template|MODELS\[|TASKS\[|cls|klass)")
-    hits = [f"{path.relative_to(ROOT)}:{n}" for folder in ("benchmarks", "reports", "results")
-            for path in sorted((ROOT / folder).glob("*.py"))
-            for n, line in enumerate(path.read_text().splitlines(), 1) if probe.search(line)]
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for folder in ("benchmarks", "reports", "results")
+        for path in sorted((ROOT / folder).glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if probe.search(line)
+    ]
     assert hits == [] and "hasattr(" not in (ROOT / "run_suite.py").read_text()
 
 
@@ -68,23 +85,35 @@ def test_readme_examples_add_a_model_and_a_task_that_train(tmp_path, monkeypatch
     monkeypatch.setitem(MODELS, "gru", model_code["GRU"])
     monkeypatch.setitem(TASKS, "reverse", task_code["Reverse"])
     profile = tmp_path / "tiny.yaml"
-    profile.write_text("seeds: [1]\ntrain: {steps: 6, batch_size: 2, eval_interval: 3, eval_size: 4, log_interval: 2, "
-                       "checkpoint_interval: 3}\nmodels:\n  gru: {hidden_size: 6}\n  ntm: {controller_size: 6, "
-                       "memory_size: 6, memory_width: 4}\ntasks:\n  reverse: {width: 3, max_length: 3, "
-                       "eval: {length: [2, 8]}}\n")
+    profile.write_text(
+        "seeds: [1]\ntrain: {steps: 6, batch_size: 2, eval_interval: 3, eval_size: 4, log_interval: 2, "
+        "checkpoint_interval: 3}\nmodels:\n  gru: {hidden_size: 6}\n  ntm: {controller_size: 6, "
+        "memory_size: 6, memory_width: 4}\ntasks:\n  reverse: {width: 3, max_length: 3, "
+        "eval: {length: [2, 8]}}\n"
+    )
     store = tmp_path / "s.sqlite"
-    assert run_suite.main(["--profile", str(profile), "--store", str(store), "--jobs", "1", "--no-report"]) == 0
+    assert (
+        run_suite.main(
+            ["--profile", str(profile), "--store", str(store), "--jobs", "1", "--no-report"]
+        )
+        == 0
+    )
     runs = Store(store).runs()
     assert sorted(runs.model) == ["gru", "ntm"] and set(runs.status) == {"done"}
     evals = Store(store).evals()
-    assert evals[evals.model == "ntm"].set_index("point").beyond_memory.to_dict() == {"length=2": False,
-                                                                                       "length=8": True}
+    assert evals[evals.model == "ntm"].set_index("point").beyond_memory.to_dict() == {
+        "length=2": False,
+        "length=8": True,
+    }
     # The reversed target, by hand: inputs x0 x1, then the delimiter, then x1 x0.
     import torch
 
-    batch = task_code["Reverse"](width=3, max_length=2).sample(1, torch.Generator().manual_seed(0), length=2)
-    assert torch.equal(batch.targets[3, 0], batch.inputs[1, 0, :3]) and torch.equal(batch.targets[4, 0],
-                                                                                    batch.inputs[0, 0, :3])
+    batch = task_code["Reverse"](width=3, max_length=2).sample(
+        1, torch.Generator().manual_seed(0), length=2
+    )
+    assert torch.equal(batch.targets[3, 0], batch.inputs[1, 0, :3]) and torch.equal(
+        batch.targets[4, 0], batch.inputs[0, 0, :3]
+    )
 
 
 @pytest.mark.parametrize("profile", ["quick", "replicate"])
@@ -99,5 +128,7 @@ def test_the_matched_lstm_has_the_ntms_parameter_count_on_every_task(profile):
         for model in ("ntm", "lstm_matched"):
             spec = resolve(loaded, model, task_name, 1)
             task = build_task(task_name, **spec.task_params)
-            counts[model] = build_model(model, task.input_size, task.output_size, **spec.model_params).n_params()
+            counts[model] = build_model(
+                model, task.input_size, task.output_size, **spec.model_params
+            ).n_params()
         assert abs(counts["lstm_matched"] / counts["ntm"] - 1) <= 0.10, (task_name, counts)

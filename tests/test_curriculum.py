@@ -25,7 +25,7 @@ from tasks import TASKS
 from tasks.copy import Copy
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEDULE = {"axis": "length", "start": 2, "every": 3, "step": 2}   # max_length 7: 2, 4, 6, 7, 7, ...
+SCHEDULE = {"axis": "length", "start": 2, "every": 3, "step": 2}  # max_length 7: 2, 4, 6, 7, 7, ...
 STEPS, BATCH, EVAL_SIZE = 14, 16, 5
 
 
@@ -37,8 +37,14 @@ def expected_max(steps_done: int, start=2, every=3, step=2, task_max=7) -> int:
 def test_the_maximum_is_the_hand_computed_schedule():
     curriculum = read(SCHEDULE)
     by_hand = [2, 2, 2, 4, 4, 4, 6, 6, 6, 7, 7, 7, 7]
-    assert [curriculum.maximum(s, 7) for s in range(13)] == by_hand == [expected_max(s) for s in range(13)]
-    assert read({"axis": "length", "start": 3, "every": 10}) == Curriculum("length", 3, 10, 1)   # step defaults to 1
+    assert (
+        [curriculum.maximum(s, 7) for s in range(13)]
+        == by_hand
+        == [expected_max(s) for s in range(13)]
+    )
+    assert read({"axis": "length", "start": 3, "every": 10}) == Curriculum(
+        "length", 3, 10, 1
+    )  # step defaults to 1
     assert read("none") == "none"
 
 
@@ -64,7 +70,9 @@ class RecordingCopy(Copy):
 
     def sample(self, batch_size, generator, length=None):
         batch = super().sample(batch_size, generator, length)
-        RecordingCopy.log.append((batch_size, self.max_length, length, batch.mask.sum(0).int().tolist()))
+        RecordingCopy.log.append(
+            (batch_size, self.max_length, length, batch.mask.sum(0).int().tolist())
+        )
         return batch
 
 
@@ -86,11 +94,13 @@ tasks:
 def training_draws(per_step: int) -> list[list[tuple]]:
     """The log's training batches, grouped by step (a group of K seeds draws K per step)."""
     train = [entry for entry in RecordingCopy.log if entry[0] == BATCH and entry[2] is None]
-    return [train[i:i + per_step] for i in range(0, len(train), per_step)]
+    return [train[i : i + per_step] for i in range(0, len(train), per_step)]
 
 
 @pytest.mark.parametrize("model,seeds", [("lstm", 1), ("ntm", 2)])
-def test_sampled_lengths_follow_the_schedule_and_validation_stays_full(model, seeds, tmp_path, monkeypatch):
+def test_sampled_lengths_follow_the_schedule_and_validation_stays_full(
+    model, seeds, tmp_path, monkeypatch
+):
     monkeypatch.setitem(TASKS, "rec_copy", RecordingCopy)
     monkeypatch.setattr(RecordingCopy, "log", [])
     units = group_units(recording_specs(tmp_path, model, SCHEDULE))
@@ -106,28 +116,60 @@ def test_sampled_lengths_follow_the_schedule_and_validation_stays_full(model, se
         for _, maximum, fixed, lengths in draws:
             assert fixed is None and maximum == expected_max(steps_done), steps_done
             assert all(1 <= n <= maximum for n in lengths), (steps_done, lengths)
-    for bound in (2, 4, 6, 7):   # each maximum is reached while it holds, so the draws span [1, bound]
-        drawn = {n for s, draws in enumerate(steps) if expected_max(s) == bound for d in draws for n in d[3]}
+    for bound in (
+        2,
+        4,
+        6,
+        7,
+    ):  # each maximum is reached while it holds, so the draws span [1, bound]
+        drawn = {
+            n
+            for s, draws in enumerate(steps)
+            if expected_max(s) == bound
+            for d in draws
+            for n in d[3]
+        }
         assert max(drawn) == bound and min(drawn) == 1
-    validation = [entry for entry in RecordingCopy.log if entry[0] == EVAL_SIZE and entry[2] is None]
+    validation = [
+        entry for entry in RecordingCopy.log if entry[0] == EVAL_SIZE and entry[2] is None
+    ]
     assert validation and all(maximum == 7 for _, maximum, _, _ in validation)
 
 
 def test_run_ids_leave_out_none_and_record_a_curriculum(tmp_path, monkeypatch):
     monkeypatch.setitem(TASKS, "rec_copy", RecordingCopy)
-    plain, explicit = recording_specs(tmp_path, "lstm", "none")[0], recording_specs(tmp_path, "lstm", "none")[0]
+    plain, explicit = (
+        recording_specs(tmp_path, "lstm", "none")[0],
+        recording_specs(tmp_path, "lstm", "none")[0],
+    )
     scheduled = recording_specs(tmp_path, "lstm", SCHEDULE)[0]
     assert "curriculum" not in plain.config()["train"] and plain.run_id == explicit.run_id
-    assert scheduled.config()["train"]["curriculum"] == SCHEDULE and scheduled.run_id != plain.run_id
-    stored = RunSpec.from_config(json.loads(json.dumps(scheduled.config())), "rec")   # as config_json reads back
+    assert (
+        scheduled.config()["train"]["curriculum"] == SCHEDULE and scheduled.run_id != plain.run_id
+    )
+    stored = RunSpec.from_config(
+        json.loads(json.dumps(scheduled.config())), "rec"
+    )  # as config_json reads back
     assert stored.train.curriculum == Curriculum(**SCHEDULE) and stored.run_id == scheduled.run_id
 
 
-@pytest.mark.parametrize("override,message", [
-    ("train.curriculum={axis: items, start: 2, every: 3}", "train.curriculum.axis: RecordingCopy has no axis 'items'"),
-    ("train.curriculum={axis: length, start: 8, every: 3}", "train.curriculum.start 8 must lie in the task's"),
-    ("train.curriculum={axis: length, start: 2, every: -1}", "train.curriculum.every must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "train.curriculum={axis: items, start: 2, every: 3}",
+            "train.curriculum.axis: RecordingCopy has no axis 'items'",
+        ),
+        (
+            "train.curriculum={axis: length, start: 8, every: 3}",
+            "train.curriculum.start 8 must lie in the task's",
+        ),
+        (
+            "train.curriculum={axis: length, start: 2, every: -1}",
+            "train.curriculum.every must be a positive integer",
+        ),
+    ],
+)
 def test_bad_curricula_are_config_errors(override, message, tmp_path, monkeypatch):
     monkeypatch.setitem(TASKS, "rec_copy", RecordingCopy)
     recording_specs(tmp_path, "lstm", "none")
@@ -136,8 +178,11 @@ def test_bad_curricula_are_config_errors(override, message, tmp_path, monkeypatc
 
 
 def results_without_timings(result: dict) -> dict:
-    return {"curves": [{k: v for k, v in c.items() if k != "wall_s"} for c in result["curves"]],
-            "evals": result["evals"], "final": (result["final_cost_bits"], result["final_bit_errors"])}
+    return {
+        "curves": [{k: v for k, v in c.items() if k != "wall_s"} for c in result["curves"]],
+        "evals": result["evals"],
+        "final": (result["final_cost_bits"], result["final_bit_errors"]),
+    }
 
 
 def test_a_curriculum_run_is_deterministic_and_differs_from_none(tmp_path, monkeypatch):
@@ -146,17 +191,34 @@ def test_a_curriculum_run_is_deterministic_and_differs_from_none(tmp_path, monke
     first = results_without_timings(runner.execute(spec, tmp_path / "a"))
     assert results_without_timings(runner.execute(spec, tmp_path / "b")) == first
     plain = recording_specs(tmp_path, "lstm", "none")[0]
-    assert results_without_timings(runner.execute(plain, tmp_path / "c"))["curves"] != first["curves"]
+    assert (
+        results_without_timings(runner.execute(plain, tmp_path / "c"))["curves"] != first["curves"]
+    )
 
 
-KILL_TRAIN = {"steps": 12, "checkpoint_interval": 5, "curriculum": {"axis": "length", "start": 1, "every": 3}}
+KILL_TRAIN = {
+    "steps": 12,
+    "checkpoint_interval": 5,
+    "curriculum": {"axis": "length", "start": 1, "every": 3},
+}
 KILL_TASKS = {"copy": {"width": 3, "max_length": 4, "eval": {"length": [2, 5]}}}
 
 
 def suite(profile: str, store: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "run_suite.py"), "--profile", profile, "--store", str(store),
-               "--jobs", "1", "--no-report"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+    command = [
+        sys.executable,
+        str(ROOT / "run_suite.py"),
+        "--profile",
+        profile,
+        "--store",
+        str(store),
+        "--jobs",
+        "1",
+        "--no-report",
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +243,9 @@ def test_curriculum_resumes_bit_for_bit_after_a_kill(kill_at, tmp_path, uninterr
     profile, store = tiny_profile(tmp_path, KILL_TRAIN, KILL_TASKS), tmp_path / "killed.sqlite"
     killed = suite(profile, store, {"NTM_BENCH_KILL_AT": kill_at})
     assert killed.returncode == -9, killed.stderr
-    resumable = [p for p in (tmp_path / "checkpoints").glob("*.pt") if not p.name.endswith(".final.pt")]
+    resumable = [
+        p for p in (tmp_path / "checkpoints").glob("*.pt") if not p.name.endswith(".final.pt")
+    ]
     assert len(resumable) == 1, "the kill leaves one checkpoint to resume from"
     rerun = suite(profile, store)
     assert rerun.returncode == 0, rerun.stderr
@@ -189,11 +253,16 @@ def test_curriculum_resumes_bit_for_bit_after_a_kill(kill_at, tmp_path, uninterr
 
 
 def test_the_report_reads_the_same_schedule_from_config_json():
-    config = {"train": {"steps": 40, "batch_size": 4, "curriculum": SCHEDULE}, "task_params": {"max_length": 7}}
+    config = {
+        "train": {"steps": 40, "batch_size": 4, "curriculum": SCHEDULE},
+        "task_params": {"max_length": 7},
+    }
     maxima = [read(SCHEDULE).maximum(s, 7) for s in range(40)]
     by_rises = [(s, maxima[s]) for s in range(1, 40) if maxima[s] > maxima[s - 1]]
     assert growth(config) == by_rises == [(3, 4), (6, 6), (9, 7)]
-    assert growth({**config, "train": {**config["train"], "steps": 6}}) == [(3, 4)]   # a rise needs a batch after it
+    assert growth({**config, "train": {**config["train"], "steps": 6}}) == [
+        (3, 4)
+    ]  # a rise needs a batch after it
     assert growth({"train": {"steps": 40}, "task_params": {}}) == []
 
 
@@ -208,10 +277,14 @@ def test_learning_curves_mark_where_the_maximum_grows(reference_store, tmp_path)
     runs, curves = store.runs(), store.curves()
     store.close()
     colors = model_colors(set(runs.model))
-    rises = [12, 24, 36]   # after steps 3, 6 and 9 at batch size 4 (max length 2, 3, 4)
+    rises = [12, 24, 36]  # after steps 3, 6 and 9 at batch size 4 (max length 2, 3, 4)
     # One schedule shared by both models: one grey set of ticks; only the LSTM's: in its colour.
-    lstm_only = runs.assign(config_json=[t if m == "lstm" else without_curriculum(t)
-                                         for m, t in zip(runs.model, runs.config_json)])
+    lstm_only = runs.assign(
+        config_json=[
+            t if m == "lstm" else without_curriculum(t)
+            for m, t in zip(runs.model, runs.config_json)
+        ]
+    )
     both = f"{model_label('ntm')}, {model_label('lstm')}"
     for frame, color, who in ((runs, "0.3", both), (lstm_only, colors["lstm"], "LSTM")):
         axes = new_figure(6, 3).subplots(1, 2)
@@ -220,7 +293,8 @@ def test_learning_curves_mark_where_the_maximum_grows(reference_store, tmp_path)
             assert sorted(line.get_xdata()[0] for line in ax.get_lines()) == rises
             assert all(line.get_color() == color for line in ax.get_lines())
         assert len(handles) == 1 and f"{who}: max length 1 → 4, +1 every 3 steps" in caption
-    assert draw_curriculum(axes, runs.assign(config_json=runs.config_json.map(without_curriculum)), colors, 48.0) \
-        == ([], "")
+    assert draw_curriculum(
+        axes, runs.assign(config_json=runs.config_json.map(without_curriculum)), colors, 48.0
+    ) == ([], "")
     saved = figures.learning_curves("copy", runs, curves, {}, colors, tmp_path)
     assert "Ticks along the top edge" in saved.caption and (tmp_path / saved.png).is_file()

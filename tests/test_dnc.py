@@ -39,7 +39,7 @@ def test_allocation_gives_the_least_used_location():
     got = dm.allocation(usage)
     torch.testing.assert_close(got, t([[0.0035, 0.9, 0.05, 0.015]]), atol=1e-5, rtol=0)
     assert got.argmax().item() == 1
-    u = dm.EPS + (1 - dm.EPS) * usage[0]                          # exactly, with the floor
+    u = dm.EPS + (1 - dm.EPS) * usage[0]  # exactly, with the floor
     torch.testing.assert_close(got[0, 1], 1 - u[1])
     torch.testing.assert_close(got[0, 0], (1 - u[0]) * u[1] * u[2] * u[3])
 
@@ -53,12 +53,12 @@ def test_allocation_ties_go_to_the_lowest_index_and_full_memory_gets_nothing():
 
 def test_write_weighting_hand_example():
     got = dm.write_weighting(t([[0.2, 0.8]]), t([[1.0, 0.0]]), t([0.5]), t([0.25]))
-    torch.testing.assert_close(got, t([[0.2, 0.3]]))              # 0.5 * (0.25 a + 0.75 c)
+    torch.testing.assert_close(got, t([[0.2, 0.3]]))  # 0.5 * (0.25 a + 0.75 c)
 
 
 def test_precedence_hand_example():
     got = dm.precedence(t([[0.5, 0.5, 0.0]]), t([[0.0, 0.2, 0.6]]))
-    torch.testing.assert_close(got, t([[0.1, 0.3, 0.6]]))          # 0.2 p + w
+    torch.testing.assert_close(got, t([[0.1, 0.3, 0.6]]))  # 0.2 p + w
 
 
 PREVIOUS_LINK = t([[[0.0, 0.5, 0.3], [0.2, 0.0, 0.1], [0.0, 0.4, 0.0]]])
@@ -77,7 +77,7 @@ def test_link_hand_example():
 def test_directional_and_read_weighting_hand_example():
     read = t([[[0.0, 1.0, 0.0]]])
     forward, backward = dm.directional_weights(PREVIOUS_LINK, read)
-    torch.testing.assert_close(forward, t([[[0.5, 0.0, 0.4]]]))   # column 1 of L
+    torch.testing.assert_close(forward, t([[[0.5, 0.0, 0.4]]]))  # column 1 of L
     torch.testing.assert_close(backward, t([[[0.2, 0.0, 0.1]]]))  # row 1 of L
     content = t([[[0.1, 0.1, 0.8]]])
     got = dm.read_weighting(backward, content, forward, t([[[0.5, 0.25, 0.25]]]))
@@ -86,7 +86,9 @@ def test_directional_and_read_weighting_hand_example():
 
 def random_write(g, B, N):
     """A write weighting summing to less than 1, as a gated DNC write is."""
-    return torch.rand(B, 1, generator=g, dtype=D) * torch.softmax(3 * torch.randn(B, N, generator=g, dtype=D), -1)
+    return torch.rand(B, 1, generator=g, dtype=D) * torch.softmax(
+        3 * torch.randn(B, N, generator=g, dtype=D), -1
+    )
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -103,7 +105,7 @@ def test_link_invariants_after_random_updates(fused):
         assert (link.sum(-1) <= 1 + 1e-12).all() and (link.sum(-2) <= 1 + 1e-12).all()
         assert (link.diagonal(dim1=-2, dim2=-1) == 0).all()
         assert (prec.sum(-1) <= 1 + 1e-12).all()
-    assert link.sum() > 0.5                                      # not trivially all zero
+    assert link.sum() > 0.5  # not trivially all zero
 
 
 @pytest.mark.parametrize("order", [[0, 1, 2, 3, 4], [3, 0, 4, 1, 2]])
@@ -111,18 +113,22 @@ def test_read_modes_follow_the_write_order(order):
     N = len(order)
     link, prec = torch.zeros(1, N, N, dtype=D), torch.zeros(1, N, dtype=D)
     eye = torch.eye(N, dtype=D)
-    for location in order:                                      # one full write per step
+    for location in order:  # one full write per step
         w = eye[location].unsqueeze(0)
         link, prec = dm.link(link, prec, w), dm.precedence(prec, w)
     # read heads sitting on every location at once: head h on location h
-    reads = eye.unsqueeze(0)                                     # [1, R = N, N]
+    reads = eye.unsqueeze(0)  # [1, R = N, N]
     forward, backward = dm.directional_weights(link, reads)
     for before, after in zip(order, order[1:]):
-        torch.testing.assert_close(forward[0, before], eye[after])    # forward: the next write
-        torch.testing.assert_close(backward[0, after], eye[before])   # backward: the previous one
+        torch.testing.assert_close(forward[0, before], eye[after])  # forward: the next write
+        torch.testing.assert_close(backward[0, after], eye[before])  # backward: the previous one
     assert forward[0, order[-1]].sum() == 0 and backward[0, order[0]].sum() == 0
     content = torch.full((1, N, N), 1.0 / N, dtype=D)
-    modes = {"backward": t([1.0, 0.0, 0.0]), "content": t([0.0, 1.0, 0.0]), "forward": t([0.0, 0.0, 1.0])}
+    modes = {
+        "backward": t([1.0, 0.0, 0.0]),
+        "content": t([0.0, 1.0, 0.0]),
+        "forward": t([0.0, 0.0, 1.0]),
+    }
     for mode, expected in (("backward", backward), ("content", content), ("forward", forward)):
         got = dm.read_weighting(backward, content, forward, modes[mode].expand(1, N, 3))
         torch.testing.assert_close(got, expected)
@@ -133,7 +139,7 @@ def random_inputs(g, B=2, R=2, N=5):
     return {
         "free_gates": torch.rand(B, R, generator=g, dtype=D),
         "read_weights": torch.softmax(torch.randn(B, R, N, generator=g, dtype=D), -1),
-        "usage": torch.rand(B, N, generator=g, dtype=D),           # distinct: no ties in the sort
+        "usage": torch.rand(B, N, generator=g, dtype=D),  # distinct: no ties in the sort
         "write_weights": random_write(g, B, N),
         "retention": torch.rand(B, N, generator=g, dtype=D),
         "content": torch.softmax(torch.randn(B, N, generator=g, dtype=D), -1),
@@ -177,7 +183,9 @@ def test_temporal_links_equals_link_then_directional_weights_with_gradients():
     fused = dm.temporal_links(*fused_args)
     link = dm.link(*plain_args[:3])
     plain = (link, *dm.directional_weights(link, plain_args[3]))
-    cotangents = [torch.randn_like(o, generator=torch.Generator().manual_seed(i)) for i, o in enumerate(plain)]
+    cotangents = [
+        torch.randn_like(o, generator=torch.Generator().manual_seed(i)) for i, o in enumerate(plain)
+    ]
     for a, b in zip(fused, plain):
         torch.testing.assert_close(a, b)
     torch.autograd.backward(fused, cotangents)
@@ -194,8 +202,13 @@ def tiny_dnc(seed=0, **extra):
     return build_model("dnc", 2, 2, **{**TINY, **extra})
 
 
-@pytest.mark.parametrize("size, T, fast", [({"controller_size": 3, "memory_width": 2}, 3, False),
-                                           ({"controller_size": 6, "memory_size": 5}, 6, True)])
+@pytest.mark.parametrize(
+    "size, T, fast",
+    [
+        ({"controller_size": 3, "memory_width": 2}, 3, False),
+        ({"controller_size": 6, "memory_size": 5}, 6, True),
+    ],
+)
 def test_dnc_forward_gradcheck_two_read_heads(size, T, fast):
     """Full Jacobians on the smallest instance; a random projection on a larger, longer one."""
     model = tiny_dnc(**size).double()
@@ -238,8 +251,16 @@ def test_parameter_count_at_the_copy_task_defaults():
     assert build_model("dnc", I, O).n_params() == controller + interface + output == 61_856
 
 
-@pytest.mark.parametrize("bad", [{"read_heads": 0}, {"memory_size": 0}, {"controller_size": 0},
-                                 {"memory_width": 1.5}, {"clip": 0.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"read_heads": 0},
+        {"memory_size": 0},
+        {"controller_size": 0},
+        {"memory_width": 1.5},
+        {"clip": 0.0},
+    ],
+)
 def test_dnc_rejects_impossible_parameters(bad):
     with pytest.raises(ValueError):
         tiny_dnc(**bad)

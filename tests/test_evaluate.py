@@ -29,7 +29,12 @@ class Constant(torch.nn.Module):
 
 def test_eval_points_single_axes_first_then_joint_points():
     sweeps = {"length": [5, 20], "repeats": [3], "joint": [{"length": 20, "repeats": 10}]}
-    assert eval_points(sweeps) == [{"length": 5}, {"length": 20}, {"repeats": 3}, {"length": 20, "repeats": 10}]
+    assert eval_points(sweeps) == [
+        {"length": 5},
+        {"length": 20},
+        {"repeats": 3},
+        {"length": 20, "repeats": 10},
+    ]
     assert point_name({"length": 20, "repeats": 10}) == "length=20,repeats=10"
 
 
@@ -54,8 +59,10 @@ def test_channel_groups_add_up_and_are_counted_by_hand():
     half = score_sequences(Constant(0.0, 4), batch, task.channels)
     # 2 x 3 replay steps + 1 marker step are scored; on each, 3 content bits and 1 marker bit.
     assert torch.allclose(half.channels["content"][0], torch.full((5,), 7 * 3.0))
-    assert torch.allclose(half.channels["end_marker"][0], torch.full((5,), 7.0))      # 7 scored steps
-    assert torch.allclose(half.cost_bits, half.channels["content"][0] + half.channels["end_marker"][0])
+    assert torch.allclose(half.channels["end_marker"][0], torch.full((5,), 7.0))  # 7 scored steps
+    assert torch.allclose(
+        half.cost_bits, half.channels["content"][0] + half.channels["end_marker"][0]
+    )
     zeros = score_sequences(Constant(-1.0, 4), batch, task.channels)
     assert torch.equal(zeros.channels["end_marker"][1], torch.ones(5))
     ones_in_content = (batch.targets[:, :, :3] * batch.mask[..., None]).sum((0, 2))
@@ -66,10 +73,15 @@ def test_channel_groups_add_up_and_are_counted_by_hand():
 def test_generalization_rows_mark_points_beyond_the_memory():
     task = build_task("copy", width=3, max_length=4)
     torch.manual_seed(0)
-    ntm = build_model("ntm", task.input_size, task.output_size, controller_size=6, memory_size=8, memory_width=4)
+    ntm = build_model(
+        "ntm", task.input_size, task.output_size, controller_size=6, memory_size=8, memory_width=4
+    )
     rows = generalization(ntm, "copy", {}, task, {"length": [4, 8, 9]}, 3)
     assert [(r["point"], r["memory_needed"], r["beyond_memory"]) for r in rows] == [
-        ("length=4", 4, False), ("length=8", 8, False), ("length=9", 9, True)]
+        ("length=4", 4, False),
+        ("length=8", 8, False),
+        ("length=9", 9, True),
+    ]
     assert all(r["channels"] is None and r["axis"] == "length" for r in rows)
     lstm = build_model("lstm", task.input_size, task.output_size, hidden_size=4, num_layers=1)
     assert generalization(lstm, "copy", {}, task, {"length": [9]}, 3)[0]["beyond_memory"] is None
@@ -77,8 +89,14 @@ def test_generalization_rows_mark_points_beyond_the_memory():
 
 def test_joint_rows_round_trip_through_the_store(tmp_path):
     task = build_task("repeat_copy", width=3, max_length=4, max_repeats=3)
-    rows = generalization(Constant(0.0, 4), "repeat_copy", {}, task,
-                          {"repeats": [2], "joint": [{"length": 2, "repeats": 3}]}, 4)
+    rows = generalization(
+        Constant(0.0, 4),
+        "repeat_copy",
+        {},
+        task,
+        {"repeats": [2], "joint": [{"length": 2, "repeats": 3}]},
+        4,
+    )
     store = Store(tmp_path / "s.sqlite")
     store.register("r1", "lstm", "repeat_copy", 1, "p", {})
     store.finish_run("r1", [], rows, status="done")
@@ -111,7 +129,8 @@ def test_version_1_store_is_migrated_with_its_evals(tmp_path):
     db.close()
     evals = Store(path).evals()
     assert evals[["point", "axis", "value", "cost_bits", "bit_errors", "n"]].values.tolist() == [
-        ["length=20", "length", 20, 3.5, 1.25, 256]]
+        ["length=20", "length", 20, 3.5, 1.25, 256]
+    ]
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
 
 

@@ -9,19 +9,29 @@ from conftest import tiny_profile
 from results.store import Store
 
 
-
 def results(store_path):
     store = Store(store_path)
     curves = store.curves().drop(columns=["wall_s"]).to_dict("records")
     evals = store.evals().to_dict("records")
-    runs = store.runs()[["run_id", "status", "final_cost_bits", "converged_step"]].to_dict("records")
+    runs = store.runs()[["run_id", "status", "final_cost_bits", "converged_step"]].to_dict(
+        "records"
+    )
     return runs, curves, evals
 
 
 @pytest.fixture
 def profile(tmp_path):
-    return tiny_profile(tmp_path, {"steps": 8, "batch_size": 3, "eval_interval": 4, "eval_size": 6, "log_interval": 2,
-                                   "checkpoint_interval": 4})
+    return tiny_profile(
+        tmp_path,
+        {
+            "steps": 8,
+            "batch_size": 3,
+            "eval_interval": 4,
+            "eval_size": 6,
+            "log_interval": 2,
+            "checkpoint_interval": 4,
+        },
+    )
 
 
 @pytest.mark.ray
@@ -29,18 +39,41 @@ def test_ray_executor_equals_local(profile, tmp_path):
     pytest.importorskip("ray", reason="the ray marker runs only with the cluster extra installed")
     base = ["--profile", profile, "--no-report"]
     assert run_suite.main([*base, "--store", str(tmp_path / "local.sqlite"), "--jobs", "1"]) == 0
-    assert run_suite.main([*base, "--store", str(tmp_path / "ray.sqlite"), "--executor", "ray", "--jobs", "2"]) == 0
+    assert (
+        run_suite.main(
+            [*base, "--store", str(tmp_path / "ray.sqlite"), "--executor", "ray", "--jobs", "2"]
+        )
+        == 0
+    )
     assert results(tmp_path / "ray.sqlite") == results(tmp_path / "local.sqlite")
 
 
 def test_tensorboard_event_files_hold_the_curves(profile, tmp_path):
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
     logdir = tmp_path / "tb"
-    assert run_suite.main(["--profile", profile, "--no-report", "--store", str(tmp_path / "s.sqlite"), "--jobs", "1",
-                           "--tensorboard", str(logdir), "--models", "ntm,lstm"]) == 0
+    assert (
+        run_suite.main(
+            [
+                "--profile",
+                profile,
+                "--no-report",
+                "--store",
+                str(tmp_path / "s.sqlite"),
+                "--jobs",
+                "1",
+                "--tensorboard",
+                str(logdir),
+                "--models",
+                "ntm,lstm",
+            ]
+        )
+        == 0
+    )
     folders = sorted({p.parent for p in Path(logdir).rglob("events.out.tfevents.*")})
-    assert len(folders) == 4            # 2 models x 2 seeds, the ntm seeds trained as one batch
+    assert len(folders) == 4  # 2 models x 2 seeds, the ntm seeds trained as one batch
     acc = event_accumulator.EventAccumulator(str(folders[0]))
     acc.Reload()
     val = acc.Scalars("val/cost_bits")
-    assert [e.step for e in val] == [12, 24]      # sequences seen at steps 4 and 8 (batch 3)
+    assert [e.step for e in val] == [12, 24]  # sequences seen at steps 4 and 8 (batch 3)

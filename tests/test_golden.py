@@ -39,19 +39,45 @@ tasks:
 def results(tmp_path: Path, models: str, batched: bool, compiled: bool) -> dict:
     """Every curve point and eval row of the tiny profile's runs, keyed by model/task/seed."""
     profile = tmp_path / "golden.yaml"
-    profile.write_text(PROFILE.replace("BATCHED", str(batched).lower()).replace("COMPILED", str(compiled).lower()))
+    profile.write_text(
+        PROFILE.replace("BATCHED", str(batched).lower()).replace("COMPILED", str(compiled).lower())
+    )
     store_path = tmp_path / "store.sqlite"
-    assert run_suite.main(["--profile", str(profile), "--store", str(store_path), "--jobs", "1", "--no-report",
-                           "--models", models]) == 0
+    assert (
+        run_suite.main(
+            [
+                "--profile",
+                str(profile),
+                "--store",
+                str(store_path),
+                "--jobs",
+                "1",
+                "--no-report",
+                "--models",
+                models,
+            ]
+        )
+        == 0
+    )
     store = Store(store_path)
     out = {}
     for (model, task, seed), points in store.curves().groupby(["model", "task", "seed"]):
-        out[f"{model}/{task}/{seed}"] = {"curves": [[p.split, int(p.step), int(p.sequences), p.cost_bits, p.bit_errors]
-                                                    for p in points.itertuples()]}
+        out[f"{model}/{task}/{seed}"] = {
+            "curves": [
+                [p.split, int(p.step), int(p.sequences), p.cost_bits, p.bit_errors]
+                for p in points.itertuples()
+            ]
+        }
     for (model, task, seed), rows in store.evals().groupby(["model", "task", "seed"]):
-        out[f"{model}/{task}/{seed}"]["evals"] = [[r.point, r.cost_bits, r.bit_errors,
-                                                   r.channels_json if isinstance(r.channels_json, str) else None]
-                                                  for r in rows.itertuples()]
+        out[f"{model}/{task}/{seed}"]["evals"] = [
+            [
+                r.point,
+                r.cost_bits,
+                r.bit_errors,
+                r.channels_json if isinstance(r.channels_json, str) else None,
+            ]
+            for r in rows.itertuples()
+        ]
     store.close()
     return out
 

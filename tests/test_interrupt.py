@@ -21,7 +21,10 @@ from benchmarks.plan import plan_runs
 from conftest import snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS, PAUSE_AT = 12, 5   # 5: inside a log window (log_interval 2) and after a validation (eval_interval 4)
+STEPS, PAUSE_AT = (
+    12,
+    5,
+)  # 5: inside a log window (log_interval 2) and after a validation (eval_interval 4)
 
 PROFILE = f"""
 seeds: [1, 2]
@@ -37,11 +40,16 @@ tasks:
 
 def interrupted_suite(args: list[str]) -> subprocess.CompletedProcess:
     """run_suite.py in a subprocess, paused after step PAUSE_AT until this sends it a SIGINT."""
-    child = subprocess.Popen([sys.executable, str(ROOT / "run_suite.py"), *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, PAUSE_ENV: f"step:{PAUSE_AT}"})
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_suite.py"), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, PAUSE_ENV: f"step:{PAUSE_AT}"},
+    )
     try:
         before = []
-        for line in child.stderr:   # until the pause is announced; EOF (the child ended) fails below
+        for line in child.stderr:  # until the pause is announced; EOF (the child ended) fails below
             before.append(line)
             if line.startswith(PAUSED):
                 break
@@ -55,12 +63,27 @@ def interrupted_suite(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(child.args, child.returncode, "", "".join(before) + rest)
 
 
-@pytest.mark.parametrize("model,seeds", [("ntm", [1, 2]), ("lstm", [1])], ids=["seed-group", "alone"])
-def test_sigint_checkpoints_at_the_next_step_and_the_rerun_equals_uninterrupted(model, seeds, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "model,seeds", [("ntm", [1, 2]), ("lstm", [1])], ids=["seed-group", "alone"]
+)
+def test_sigint_checkpoints_at_the_next_step_and_the_rerun_equals_uninterrupted(
+    model, seeds, tmp_path, monkeypatch
+):
     profile = tmp_path / "tiny.yaml"
     profile.write_text(PROFILE)
-    args = ["--profile", str(profile), "--jobs", "1", "--no-report", "--models", model, "--tasks", "copy",
-            "--seeds", ",".join(map(str, seeds))]
+    args = [
+        "--profile",
+        str(profile),
+        "--jobs",
+        "1",
+        "--no-report",
+        "--models",
+        model,
+        "--tasks",
+        "copy",
+        "--seeds",
+        ",".join(map(str, seeds)),
+    ]
     (tmp_path / "reference").mkdir()
     assert run_suite.main([*args, "--store", str(tmp_path / "reference" / "s.sqlite")]) == 0
 
@@ -69,13 +92,20 @@ def test_sigint_checkpoints_at_the_next_step_and_the_rerun_equals_uninterrupted(
     assert out.returncode == 130 and "interrupted" in out.stderr, out.stderr
     specs = plan_runs(load_profile(str(profile)), [model], ["copy"], seeds)
     checkpoints = tmp_path / "checkpoints"
-    expected = (runner.group_checkpoint(checkpoints, specs) if len(specs) > 1
-                else runner.checkpoint_path(checkpoints, specs[0].run_id))
+    expected = (
+        runner.group_checkpoint(checkpoints, specs)
+        if len(specs) > 1
+        else runner.checkpoint_path(checkpoints, specs[0].run_id)
+    )
     assert [p for p in checkpoints.glob("*.pt") if not p.name.endswith(".final.pt")] == [expected]
     saved = torch.load(expected, weights_only=True)
-    assert saved["step"] == PAUSE_AT and 0 < saved["step"] < STEPS   # the step boundary after the signal
+    assert (
+        saved["step"] == PAUSE_AT and 0 < saved["step"] < STEPS
+    )  # the step boundary after the signal
     windows = saved["windows"] if len(specs) > 1 else [saved["window"]]
-    assert [w[2] for w in windows] == [PAUSE_AT % 2] * len(specs)      # a partly averaged log window kept
+    assert [w[2] for w in windows] == [PAUSE_AT % 2] * len(
+        specs
+    )  # a partly averaged log window kept
 
     resumed_from = []
     load = runner.load_checkpoint
@@ -89,4 +119,6 @@ def test_sigint_checkpoints_at_the_next_step_and_the_rerun_equals_uninterrupted(
     assert run_suite.main([*args, "--store", str(store)]) == 0
     assert resumed_from == [(expected, PAUSE_AT)]
     assert snapshot(store) == snapshot(tmp_path / "reference" / "s.sqlite")
-    assert not [p for p in checkpoints.glob("*.pt") if not p.name.endswith(".final.pt")]  # kept weights stay
+    assert not [
+        p for p in checkpoints.glob("*.pt") if not p.name.endswith(".final.pt")
+    ]  # kept weights stay

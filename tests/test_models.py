@@ -45,7 +45,9 @@ def test_sequence_alone_equals_inside_batch(name):
     x = inputs(B=4)
     together = model(x)
     for b in range(4):
-        torch.testing.assert_close(model(x[:, b: b + 1])[:, 0], together[:, b], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(
+            model(x[:, b : b + 1])[:, 0], together[:, b], atol=1e-6, rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -61,7 +63,9 @@ def test_chunked_unroll_with_padding_equals_the_step_loop(name, T):
     """compile_step's chunking (chunk 3: T=7 and T=1 need padding) with the eager chunk in place
     of the compiled one: the same logits and gradients as the plain step loop."""
     plain, chunked = tiny(name), tiny(name)
-    plain.fused = chunked.fused = False        # the NTM's fused sequence and its chunks: test_ntm_fused.py
+    plain.fused = chunked.fused = (
+        False  # the NTM's fused sequence and its chunks: test_ntm_fused.py
+    )
     chunked.compiled_steps = (chunked.steps, 3)
     x = inputs(T=T)
     grads = []
@@ -94,7 +98,9 @@ def test_trace_shapes_and_weightings_are_distributions(name):
 
 @pytest.mark.parametrize("memory_init", ["constant", "learned"])
 def test_ntm_forward_gradcheck_two_read_two_write_heads(memory_init):
-    model = tiny("ntm", read_heads=2, write_heads=2, memory_init=memory_init, weighting_init="random").double()
+    model = tiny(
+        "ntm", read_heads=2, write_heads=2, memory_init=memory_init, weighting_init="random"
+    ).double()
     x = inputs(T=3, B=2).double().requires_grad_()
     params = [p for p in model.parameters()]
     names = [n for n, _ in model.named_parameters()]
@@ -102,11 +108,21 @@ def test_ntm_forward_gradcheck_two_read_two_write_heads(memory_init):
     def forward(x, *flat):
         return torch.func.functional_call(model, dict(zip(names, flat)), (x,))
 
-    assert torch.autograd.gradcheck(forward, (x, *[p.detach().clone().requires_grad_() for p in params]))
+    assert torch.autograd.gradcheck(
+        forward, (x, *[p.detach().clone().requires_grad_() for p in params])
+    )
 
 
-@pytest.mark.parametrize("bad", [{"read_heads": 0}, {"write_heads": 0}, {"memory_size": 2, "shift_range": 1},
-                                 {"memory_init": "zeros"}, {"controller": "gru"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"read_heads": 0},
+        {"write_heads": 0},
+        {"memory_size": 2, "shift_range": 1},
+        {"memory_init": "zeros"},
+        {"controller": "gru"},
+    ],
+)
 def test_ntm_rejects_impossible_parameters(bad):
     with pytest.raises(ValueError):
         tiny("ntm", **bad)

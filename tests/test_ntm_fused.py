@@ -10,7 +10,14 @@ from models import fused_engine
 from models import ntm_fused
 from models import ntm_memory as mem
 from models import ntm_memory_grad as grad
-from vjp_check import assert_each_seed_alone, assert_fused_equals_the_step_loop, close, distribution, rand, vjp
+from vjp_check import (
+    assert_each_seed_alone,
+    assert_fused_equals_the_step_loop,
+    close,
+    distribution,
+    rand,
+    vjp,
+)
 
 B, H, N, M = 2, 3, 6, 4
 
@@ -19,39 +26,64 @@ B, H, N, M = 2, 3, 6, 4
 def test_write_grad(heads):
     memory, weights = rand(B, N, M), distribution(B, heads, N, seed=1)
     erase, add = torch.sigmoid(rand(B, heads, M, seed=2)), torch.tanh(rand(B, heads, M, seed=3))
-    if heads > 1:   # an exactly zero factor: keep is 0 there, and dividing keep by it would fail
+    if heads > 1:  # an exactly zero factor: keep is 0 there, and dividing keep by it would fail
         weights[0, 1] = torch.nn.functional.one_hot(torch.tensor(2), N).double()
         erase[0, 1] = 1.0
     dnew = rand(B, N, M, seed=4)
     keep = mem.kept(weights, erase)
-    close(grad.write_grad(dnew, memory, weights, erase, add, keep), vjp(mem.write, [memory, weights, erase, add], dnew))
+    close(
+        grad.write_grad(dnew, memory, weights, erase, add, keep),
+        vjp(mem.write, [memory, weights, erase, add], dnew),
+    )
 
 
 def test_sharpen_grad():
-    shifted, gamma, dout = distribution(B, H, N), 1 + torch.rand(B, H, dtype=torch.float64) * 3, rand(B, H, N, seed=5)
-    shifted[0, 0, 1] = 0.0   # an exact zero: the epsilon keeps power and log finite
-    close(grad.sharpen_grad(dout, shifted, gamma, mem.sharpen(shifted, gamma)), vjp(mem.sharpen, [shifted, gamma], dout))
+    shifted, gamma, dout = (
+        distribution(B, H, N),
+        1 + torch.rand(B, H, dtype=torch.float64) * 3,
+        rand(B, H, N, seed=5),
+    )
+    shifted[0, 0, 1] = 0.0  # an exact zero: the epsilon keeps power and log finite
+    close(
+        grad.sharpen_grad(dout, shifted, gamma, mem.sharpen(shifted, gamma)),
+        vjp(mem.sharpen, [shifted, gamma], dout),
+    )
 
 
 @pytest.mark.parametrize("shift_range", [1, 2])
 def test_shift_grad(shift_range):
     offsets = torch.arange(-shift_range, shift_range + 1)
     index, inverse = mem.shift_index(N, offsets), mem.shift_index(N, -offsets)
-    gated, shift, dout = distribution(B, H, N), distribution(B, H, len(offsets), seed=6), rand(B, H, N, seed=7)
+    gated, shift, dout = (
+        distribution(B, H, N),
+        distribution(B, H, len(offsets), seed=6),
+        rand(B, H, N, seed=7),
+    )
     expected = vjp(lambda w, s: mem.circular_shift(w, s, index), [gated, shift], dout)
     close(grad.shift_grad(dout, gated, shift, index, inverse), expected)
 
 
 def test_interpolate_grad():
-    content, previous, gate, dout = distribution(B, H, N), distribution(B, H, N, seed=8), torch.rand(B, H).double(), \
-        rand(B, H, N, seed=9)
-    close(grad.interpolate_grad(dout, content, previous, gate), vjp(mem.interpolate, [content, previous, gate], dout))
+    content, previous, gate, dout = (
+        distribution(B, H, N),
+        distribution(B, H, N, seed=8),
+        torch.rand(B, H).double(),
+        rand(B, H, N, seed=9),
+    )
+    close(
+        grad.interpolate_grad(dout, content, previous, gate),
+        vjp(mem.interpolate, [content, previous, gate], dout),
+    )
 
 
 def test_content_grad_including_a_zero_key():
-    memory, keys, strength, dout = rand(B, N, M), rand(B, H, M, seed=10), torch.rand(B, H).double() * 5, \
-        rand(B, H, N, seed=11)
-    keys[1, 2] = 0.0   # a zero key: its norm's gradient is zero, as autograd's
+    memory, keys, strength, dout = (
+        rand(B, N, M),
+        rand(B, H, M, seed=10),
+        torch.rand(B, H).double() * 5,
+        rand(B, H, N, seed=11),
+    )
+    keys[1, 2] = 0.0  # a zero key: its norm's gradient is zero, as autograd's
     similarity, key_norm, row_norm = mem.cosine_parts(memory, keys)
     out = mem.content_weights(memory, keys, strength)
     actual = grad.content_grad(dout, memory, keys, strength, similarity, key_norm, row_norm, out)
@@ -60,7 +92,10 @@ def test_content_grad_including_a_zero_key():
 
 def test_softmax_grad():
     x, dout = rand(B, H, N), rand(B, H, N, seed=12)
-    close([grad.softmax_grad(dout, torch.softmax(x, -1))], vjp(lambda v: torch.softmax(v, -1), [x], dout))
+    close(
+        [grad.softmax_grad(dout, torch.softmax(x, -1))],
+        vjp(lambda v: torch.softmax(v, -1), [x], dout),
+    )
 
 
 def test_head_order_is_a_permutation_of_the_heads_layer():
@@ -72,17 +107,27 @@ def test_head_order_is_a_permutation_of_the_heads_layer():
 CONFIGS = {
     "lstm": ("ntm", {}),
     "lstm-2r-3w-learned": ("ntm", {"read_heads": 2, "write_heads": 3, "memory_init": "learned"}),
-    "lstm-shift2-random": ("ntm", {"shift_range": 2, "memory_init": "random", "weighting_init": "random"}),
+    "lstm-shift2-random": (
+        "ntm",
+        {"shift_range": 2, "memory_init": "random", "weighting_init": "random"},
+    ),
     "feedforward-2r-2w": ("ntm_ff", {"read_heads": 2, "write_heads": 2}),
-    "clip-active": ("ntm", {"clip": 0.3}),   # most head outputs clamped: the clamp's gradient mask matters
+    "clip-active": (
+        "ntm",
+        {"clip": 0.3},
+    ),  # most head outputs clamped: the clamp's gradient mask matters
 }
 
 
 def model_pair(config):
     name, params = CONFIGS[config]
     torch.manual_seed(0)
-    model = build_model(name, 3, 2, controller_size=5, memory_size=6, memory_width=4, **params).double()
-    return model, torch.randn(7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    model = build_model(
+        name, 3, 2, controller_size=5, memory_size=6, memory_width=4, **params
+    ).double()
+    return model, torch.randn(
+        7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -93,13 +138,17 @@ def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
 
 def test_gradcheck_of_the_fused_function_in_every_input():
     model, x = model_pair("lstm-2r-3w-learned")
-    operands = model.fused_operands(x.shape[1])   # the initial state, the weights in head_order, the shifts
+    operands = model.fused_operands(
+        x.shape[1]
+    )  # the initial state, the weights in head_order, the shifts
     inputs = [x, *operands.state, *operands.weights]
     inputs = [t.detach().clone().contiguous().requires_grad_(True) for t in inputs]
 
     def fn(*args):
-        return fused_engine.Sequence.apply(model.fused_steps, model.layout, model.kernels, *args,
-                                           *operands.constants)[:2]
+        return fused_engine.Sequence.apply(
+            model.fused_steps, model.layout, model.kernels, *args, *operands.constants
+        )[:2]
+
     assert torch.autograd.gradcheck(fn, inputs)
 
 
@@ -118,17 +167,25 @@ def test_chunked_kernels_with_padding_equal_the_whole_sequence(steps):
     torch.testing.assert_close(results[1][0], results[0][0], atol=1e-12, rtol=1e-10)
     assert results[1][0].shape == (steps, 2, 2)
     for name in results[0][1]:
-        torch.testing.assert_close(results[1][1][name], results[0][1][name], atol=1e-12, rtol=1e-10, msg=name)
+        torch.testing.assert_close(
+            results[1][1][name], results[0][1][name], atol=1e-12, rtol=1e-10, msg=name
+        )
 
 
-@pytest.mark.parametrize("config", ["lstm-2r-3w-learned", "feedforward-2r-2w", "lstm-shift2-random"])
+@pytest.mark.parametrize(
+    "config", ["lstm-2r-3w-learned", "feedforward-2r-2w", "lstm-shift2-random"]
+)
 def test_seeds_forward_equals_each_seed_alone_in_outputs_and_gradients(config):
     """K seeds in one fused pass (per-seed weights, K*B sequences through the memory ops)."""
     name, params = CONFIGS[config]
     models = []
     for seed in range(3):
         torch.manual_seed(seed)
-        models.append(build_model(name, 3, 2, controller_size=5, memory_size=6, memory_width=4, **params).double())
+        models.append(
+            build_model(
+                name, 3, 2, controller_size=5, memory_size=6, memory_width=4, **params
+            ).double()
+        )
     stacked, buffers = torch.func.stack_module_state(models)
     x = torch.randn(3, 7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     assert_each_seed_alone(models, x, models[0].seeds_forward({**stacked, **buffers}, x), stacked)
@@ -158,6 +215,7 @@ def test_really_compiled_seed_pass_equals_each_seed_alone(name):
     """The compiled K-seed pass (SeedStack.compile_step, as train.compile uses for batched
     seeds) against each seed's eager model: logits and gradients, float32, padded length."""
     from benchmarks.batched import SeedStack
+
     models = []
     for seed in range(2):
         torch.manual_seed(seed)

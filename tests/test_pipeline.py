@@ -14,7 +14,9 @@ from results.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 
 # The shared tiny profile with repeat copy added.
-REPEAT_COPY = {"repeat_copy": {"width": 3, "max_length": 2, "max_repeats": 2, "eval": {"repeats": [3]}}}
+REPEAT_COPY = {
+    "repeat_copy": {"width": 3, "max_length": 2, "max_repeats": 2, "eval": {"repeats": [3]}}
+}
 
 
 @pytest.fixture
@@ -23,7 +25,9 @@ def profile(tmp_path):
 
 
 def run(profile, store, *extra):
-    return run_suite.main(["--profile", profile, "--store", str(store), "--jobs", "1", "--no-report", *extra])
+    return run_suite.main(
+        ["--profile", profile, "--store", str(store), "--jobs", "1", "--no-report", *extra]
+    )
 
 
 def test_pipeline_trains_stores_and_skips_on_rerun(profile, tmp_path, capsys):
@@ -41,7 +45,9 @@ def test_pipeline_trains_stores_and_skips_on_rerun(profile, tmp_path, capsys):
     evals = store.evals()
     assert len(evals) == 4 * 2 + 4 * 1
     left = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
-    assert left == sorted(f"{r}.final.pt" for r in runs.run_id), "finished runs keep their weights, no checkpoint"
+    assert left == sorted(f"{r}.final.pt" for r in runs.run_id), (
+        "finished runs keep their weights, no checkpoint"
+    )
     capsys.readouterr()
     assert run(profile, store_path) == 0
     assert "0 to train" in capsys.readouterr().out
@@ -54,10 +60,16 @@ def test_two_runs_of_the_same_config_give_identical_curves(profile, tmp_path):
     torch.manual_seed(999)  # the global seed must not matter
     assert run(profile, tmp_path / "b.sqlite", "--models", "ntm", "--tasks", "copy") == 0
     columns = ["run_id", "split", "step", "cost_bits", "bit_errors"]
-    a, b = Store(tmp_path / "a.sqlite").curves()[columns], Store(tmp_path / "b.sqlite").curves()[columns]
+    a, b = (
+        Store(tmp_path / "a.sqlite").curves()[columns],
+        Store(tmp_path / "b.sqlite").curves()[columns],
+    )
     assert len(a) > 0 and a.equals(b)
     # different seeds do give different curves
-    assert a[a.run_id == a.run_id.iloc[0]].cost_bits.tolist() != a[a.run_id != a.run_id.iloc[0]].cost_bits.tolist()
+    assert (
+        a[a.run_id == a.run_id.iloc[0]].cost_bits.tolist()
+        != a[a.run_id != a.run_id.iloc[0]].cost_bits.tolist()
+    )
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(profile, tmp_path):
@@ -86,7 +98,11 @@ def test_traces_are_stored_for_every_finished_run(profile, tmp_path):
     assert len(traces) == 4
     for row in traces.itertuples():
         T = row.input.shape[0]
-        assert row.target.shape[0] == T and row.output.shape == row.target.shape and row.mask.shape == (T,)
+        assert (
+            row.target.shape[0] == T
+            and row.output.shape == row.target.shape
+            and row.mask.shape == (T,)
+        )
         if row.model == "ntm":
             assert row.read_weights.shape == (T, 1, 6) and row.write_weights.shape == (T, 1, 6)
         else:
@@ -95,8 +111,25 @@ def test_traces_are_stored_for_every_finished_run(profile, tmp_path):
 
 def test_suite_writes_its_report_beside_the_store_and_report_rebuilds_it(profile, tmp_path, capsys):
     store_path = tmp_path / "r.sqlite"
-    assert run_suite.main(["--profile", profile, "--store", str(store_path), "--jobs", "1", "--seeds", "1",
-                           "--models", "ntm", "--tasks", "copy"]) == 0
+    assert (
+        run_suite.main(
+            [
+                "--profile",
+                profile,
+                "--store",
+                str(store_path),
+                "--jobs",
+                "1",
+                "--seeds",
+                "1",
+                "--models",
+                "ntm",
+                "--tasks",
+                "copy",
+            ]
+        )
+        == 0
+    )
     index = tmp_path / "reports" / "tiny" / "index.html"
     assert index.exists()
     index.unlink()
@@ -109,7 +142,12 @@ def test_suite_writes_its_report_beside_the_store_and_report_rebuilds_it(profile
 
 
 def test_params_prints_our_counts_beside_the_papers(capsys):
-    assert run_suite.main(["--profile", "paper", "--models", "ntm,lstm", "--tasks", "copy", "--params"]) == 0
+    assert (
+        run_suite.main(
+            ["--profile", "paper", "--models", "ntm,lstm", "--tasks", "copy", "--params"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "67561" in out and "1352969" in out           # the paper's Table 1 counts
-    assert "62736" in out                                 # our NTM at the paper's copy size
+    assert "67561" in out and "1352969" in out  # the paper's Table 1 counts
+    assert "62736" in out  # our NTM at the paper's copy size

@@ -78,32 +78,44 @@ def package(tmp_path, monkeypatch):
     info = tmp_path / "myplugins-2.5.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugins\nVersion: 2.5\n")
-    (info / "entry_points.txt").write_text("[ntm_bench.models]\ntiny = myplugins:Tiny\n\n"
-                                           "[ntm_bench.tasks]\nflip = myplugins:Flip\n")
+    (info / "entry_points.txt").write_text(
+        "[ntm_bench.models]\ntiny = myplugins:Tiny\n\n[ntm_bench.tasks]\nflip = myplugins:Flip\n"
+    )
     (info / "top_level.txt").write_text("myplugins\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    for registry, names in ((MODELS, ("tiny", "myplugins:Tiny", "myplugins:NotAModel")),
-                            (TASKS, ("flip", "myplugins:Flip", "myplugins:NoAxes"))):
+    for registry, names in (
+        (MODELS, ("tiny", "myplugins:Tiny", "myplugins:NotAModel")),
+        (TASKS, ("flip", "myplugins:Flip", "myplugins:NoAxes")),
+    ):
         for name in names:
             monkeypatch.delitem(registry, name, raising=False)
     yield tmp_path
-    for registry in (MODELS, TASKS):   # leave the registries as the other tests expect them
+    for registry in (MODELS, TASKS):  # leave the registries as the other tests expect them
         for name in [n for n in registry if n in ("tiny", "flip") or n.startswith("myplugins:")]:
             del registry[name]
 
 
-@pytest.mark.parametrize("model,task", [("myplugins:Tiny", "myplugins:Flip"), ("tiny", "flip")],
-                         ids=["module-path", "entry-point"])
+@pytest.mark.parametrize(
+    "model,task",
+    [("myplugins:Tiny", "myplugins:Flip"), ("tiny", "flip")],
+    ids=["module-path", "entry-point"],
+)
 def test_a_plugin_trains_into_the_store_and_the_report(package, model, task, capsys):
     profile = package / "p.yaml"
     profile.write_text(PROFILE.replace("MODEL", f'"{model}"').replace("TASK", f'"{task}"'))
     store = package / "s.sqlite"
     assert run_suite.main(["--profile", str(profile), "--store", str(store), "--jobs", "1"]) == 0
     runs = Store(store).runs()
-    assert sorted(runs.model) == sorted([model, "lstm"]) and set(runs.status) == {"done"} and set(runs.task) == {task}
+    assert (
+        sorted(runs.model) == sorted([model, "lstm"])
+        and set(runs.status) == {"done"}
+        and set(runs.task) == {task}
+    )
     config = json.loads(runs[runs.model == model].config_json.iloc[0])
     assert config["plugins"] == {"model": "myplugins==2.5", "task": "myplugins==2.5"}
-    assert "plugins" in json.loads(runs[runs.model == "lstm"].config_json.iloc[0])   # the task is a plugin
+    assert "plugins" in json.loads(
+        runs[runs.model == "lstm"].config_json.iloc[0]
+    )  # the task is a plugin
     assert (package / "reports" / "p" / "index.html").is_file()
     evals = Store(store).evals()
     assert set(evals.point) == {"length=2", "length=6"}
@@ -111,22 +123,42 @@ def test_a_plugin_trains_into_the_store_and_the_report(package, model, task, cap
 
 def test_a_plugin_named_on_the_command_line(package, capsys):
     profile = package / "p.yaml"
-    profile.write_text(PROFILE.replace("MODEL", "lstm_matched").replace("{hidden: 4}", "{params: 300}")
-                       .replace("TASK", "copy").replace("width: 2, max_length: 3", "width: 2, max_length: 2"))
-    assert run_suite.main(["params", "--profile", str(profile), "--models", "lstm,myplugins:Tiny"]) == 0
+    profile.write_text(
+        PROFILE.replace("MODEL", "lstm_matched")
+        .replace("{hidden: 4}", "{params: 300}")
+        .replace("TASK", "copy")
+        .replace("width: 2, max_length: 3", "width: 2, max_length: 2")
+    )
+    assert (
+        run_suite.main(["params", "--profile", str(profile), "--models", "lstm,myplugins:Tiny"])
+        == 0
+    )
     assert "myplugins:Tiny" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--models", "myplugins:NotAModel"], "plugin 'myplugins:NotAModel' is not a models.base.SequenceModel subclass"),
-    (["--models", "myplugins:Missing"], "module myplugins has no attribute 'Missing'"),
-    (["--models", "nowhere.pkg:Model"], "plugin 'nowhere.pkg:Model': cannot import nowhere.pkg"),
-    (["--tasks", "myplugins:NoAxes"], "does not define axes"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["--models", "myplugins:NotAModel"],
+            "plugin 'myplugins:NotAModel' is not a models.base.SequenceModel subclass",
+        ),
+        (["--models", "myplugins:Missing"], "module myplugins has no attribute 'Missing'"),
+        (
+            ["--models", "nowhere.pkg:Model"],
+            "plugin 'nowhere.pkg:Model': cannot import nowhere.pkg",
+        ),
+        (["--tasks", "myplugins:NoAxes"], "does not define axes"),
+    ],
+)
 def test_a_broken_plugin_exits_2_with_one_line(package, argv, message, capsys):
     profile = package / "p.yaml"
-    profile.write_text(PROFILE.replace("MODEL", "lstm_matched").replace("{hidden: 4}", "{params: 300}")
-                       .replace("TASK", "copy").replace("width: 2, max_length: 3", "width: 2, max_length: 2"))
+    profile.write_text(
+        PROFILE.replace("MODEL", "lstm_matched")
+        .replace("{hidden: 4}", "{params: 300}")
+        .replace("TASK", "copy")
+        .replace("width: 2, max_length: 3", "width: 2, max_length: 2")
+    )
     with pytest.raises(SystemExit) as exit_info:
         run_suite.main(["params", "--profile", str(profile), *argv])
     assert exit_info.value.code == 2
@@ -135,7 +167,7 @@ def test_a_broken_plugin_exits_2_with_one_line(package, argv, message, capsys):
 
 
 def test_contract_check_names_what_is_missing():
-    class Half(MODELS["lstm"].__mro__[1]):   # a SequenceModel that forgot forward
+    class Half(MODELS["lstm"].__mro__[1]):  # a SequenceModel that forgot forward
         pass
 
     with pytest.raises(plugins.PluginError, match="does not define forward"):

@@ -26,8 +26,17 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("published")
     (folder / "tiny.yaml").write_text(PROFILE)
     store = folder / "store.sqlite"
-    code = run_suite.main(["--profile", str(folder / "tiny.yaml"), "--store", str(store), "--jobs", "1",
-                           "--no-report"])
+    code = run_suite.main(
+        [
+            "--profile",
+            str(folder / "tiny.yaml"),
+            "--store",
+            str(store),
+            "--jobs",
+            "1",
+            "--no-report",
+        ]
+    )
     assert code == 0
     return folder, store
 
@@ -35,7 +44,12 @@ def trained(tmp_path_factory):
 def frames(path):
     store = Store(path)
     try:
-        runs = store.runs().drop(columns=["owner", "lease_until"]).sort_values("run_id").reset_index(drop=True)
+        runs = (
+            store.runs()
+            .drop(columns=["owner", "lease_until"])
+            .sort_values("run_id")
+            .reset_index(drop=True)
+        )
         curves = store.curves().sort_values(["run_id", "split", "step"]).reset_index(drop=True)
         evals = store.evals().sort_values(["run_id", "point"]).reset_index(drop=True)
         traces = store.traces().sort_values("run_id").reset_index(drop=True)
@@ -52,12 +66,14 @@ def test_export_then_import_gives_the_same_numbers(trained, tmp_path):
     assert len(files) == 4 and all(f.suffix == ".json" for f in files)
     copy = Store(tmp_path / "copy.sqlite")
     assert published.import_into(copy, tmp_path / "pub") == 4
-    assert published.import_into(copy, tmp_path / "pub") == 0   # already there: nothing re-added
+    assert published.import_into(copy, tmp_path / "pub") == 0  # already there: nothing re-added
     copy.close()
     original, rebuilt = frames(store_path), frames(tmp_path / "copy.sqlite")
-    pd.testing.assert_frame_equal(original[0], rebuilt[0])       # runs: every column, exactly
-    pd.testing.assert_frame_equal(original[1], rebuilt[1])       # curves
-    pd.testing.assert_frame_equal(original[2], rebuilt[2])       # evals, joint point and channels included
+    pd.testing.assert_frame_equal(original[0], rebuilt[0])  # runs: every column, exactly
+    pd.testing.assert_frame_equal(original[1], rebuilt[1])  # curves
+    pd.testing.assert_frame_equal(
+        original[2], rebuilt[2]
+    )  # evals, joint point and channels included
     # One trace per (model, task): the lowest seed's, rounded for pictures.
     assert sorted(rebuilt[3].seed) == [1, 1]
     assert set(rebuilt[3].model) == {"ntm", "lstm"}
@@ -71,7 +87,9 @@ def test_files_have_one_curve_point_per_line(trained, tmp_path):
     text = path.read_text()
     document = json.loads(text)
     # Keys are sorted: a curve point's line starts with bit_errors, an eval row's with axis.
-    point_lines = [line for line in text.splitlines() if line.strip().startswith(('{"bit_errors"', '{"axis"'))]
+    point_lines = [
+        line for line in text.splitlines() if line.strip().startswith(('{"bit_errors"', '{"axis"'))
+    ]
     assert len(point_lines) == len(document["curves"]) + len(document["evals"])
     assert path.parent.name == document["run"]["model"] and path.parent.parent.name == "repeat_copy"
 
@@ -82,14 +100,41 @@ def test_rerun_after_import_trains_nothing(trained, tmp_path, capsys):
     published.export(store, "tiny", tmp_path / "pub")
     store.close()
     fresh = tmp_path / "fresh.sqlite"
-    assert published.main(["import", "--store", str(fresh), "--profile", "tiny", "--dir", str(tmp_path / "pub")]) == 0
-    run_suite.main(["--profile", str(folder / "tiny.yaml"), "--store", str(fresh), "--jobs", "1", "--no-report"])
+    assert (
+        published.main(
+            ["import", "--store", str(fresh), "--profile", "tiny", "--dir", str(tmp_path / "pub")]
+        )
+        == 0
+    )
+    run_suite.main(
+        [
+            "--profile",
+            str(folder / "tiny.yaml"),
+            "--store",
+            str(fresh),
+            "--jobs",
+            "1",
+            "--no-report",
+        ]
+    )
     assert "4 already in" in capsys.readouterr().out
 
 
 def test_import_of_a_missing_folder_is_an_error(tmp_path, capsys):
-    assert published.main(["import", "--store", str(tmp_path / "s.sqlite"), "--profile", "x",
-                           "--dir", str(tmp_path / "nothing")]) == 2
+    assert (
+        published.main(
+            [
+                "import",
+                "--store",
+                str(tmp_path / "s.sqlite"),
+                "--profile",
+                "x",
+                "--dir",
+                str(tmp_path / "nothing"),
+            ]
+        )
+        == 2
+    )
     assert "no published folder" in capsys.readouterr().err
 
 
@@ -97,10 +142,15 @@ def test_a_changed_verdict_is_reported(tmp_path):
     from reports.verdicts import changed_verdicts
 
     committed = tmp_path / "claims.csv"
-    pd.DataFrame({"id": ["a", "b"], "verdict": ["holds", "inconclusive"]}).to_csv(committed, index=False)
+    pd.DataFrame({"id": ["a", "b"], "verdict": ["holds", "inconclusive"]}).to_csv(
+        committed, index=False
+    )
     same = pd.DataFrame({"id": ["a", "b"], "verdict": ["holds", "inconclusive"]})
     assert changed_verdicts(same, committed) == []
     flipped = pd.DataFrame({"id": ["a", "c"], "verdict": ["fails", "holds"]})
-    assert changed_verdicts(flipped, committed) == ["a: holds -> fails", "b: inconclusive -> absent",
-                                                    "c: absent -> holds"]
+    assert changed_verdicts(flipped, committed) == [
+        "a: holds -> fails",
+        "b: inconclusive -> absent",
+        "c: absent -> holds",
+    ]
     assert "no committed claims table" in changed_verdicts(same, tmp_path / "none.csv")[0]

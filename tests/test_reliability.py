@@ -1,13 +1,11 @@
 """Crash safety, divergence, concurrent suites: the store never loses or duplicates a result."""
 
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import run_suite
 from conftest import snapshot
@@ -37,10 +35,21 @@ def profile(tmp_path):
 
 def suite(profile, store, *extra, env=None, check=True):
     """run_suite.py in a subprocess, one job (so the fault counters are this process's)."""
-    command = [sys.executable, str(ROOT / "run_suite.py"), "--profile", profile, "--store", str(store),
-               "--jobs", "1", "--no-report", *extra]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, **(env or {})})
+    command = [
+        sys.executable,
+        str(ROOT / "run_suite.py"),
+        "--profile",
+        profile,
+        "--store",
+        str(store),
+        "--jobs",
+        "1",
+        "--no-report",
+        *extra,
+    ]
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
     if check:
         assert out.returncode == 0, out.stderr
     return out
@@ -56,7 +65,9 @@ def reference(tmp_path_factory):
     return snapshot(folder / "reference.sqlite")
 
 
-@pytest.mark.parametrize("kill_at", ["step:5", "step:40", "checkpoint:1", "checkpoint:6", "store:1", "store:3"])
+@pytest.mark.parametrize(
+    "kill_at", ["step:5", "step:40", "checkpoint:1", "checkpoint:6", "store:1", "store:3"]
+)
 def test_sigkill_then_rerun_equals_uninterrupted(kill_at, profile, tmp_path, reference):
     store = tmp_path / "killed.sqlite"
     killed = suite(profile, store, env={"NTM_BENCH_KILL_AT": kill_at}, check=False)
@@ -86,13 +97,27 @@ def test_corrupt_checkpoint_is_set_aside_and_the_run_restarts(profile, tmp_path,
 def test_two_concurrent_suites_train_every_run_exactly_once(profile, tmp_path, reference):
     store = tmp_path / "shared.sqlite"
     Store(store).close()
-    command = [sys.executable, str(ROOT / "run_suite.py"), "--profile", profile, "--store", str(store), "--jobs", "1"]
+    command = [
+        sys.executable,
+        str(ROOT / "run_suite.py"),
+        "--profile",
+        profile,
+        "--store",
+        str(store),
+        "--jobs",
+        "1",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = [p.communicate(timeout=300) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
-    trained = [line.split() for out, _ in outputs for line in out.splitlines() if line.strip().endswith(" done")]
-    assert len(trained) == 4, outputs                       # 2 models x 2 seeds, each exactly once
+    trained = [
+        line.split()
+        for out, _ in outputs
+        for line in out.splitlines()
+        if line.strip().endswith(" done")
+    ]
+    assert len(trained) == 4, outputs  # 2 models x 2 seeds, each exactly once
     assert len({tuple(t[:4]) for t in trained}) == 4
     assert snapshot(store) == reference
 
@@ -113,9 +138,13 @@ class NaNModel(LSTM):
 def test_injected_nan_marks_the_run_diverged_and_the_suite_goes_on(profile, tmp_path, monkeypatch):
     monkeypatch.setitem(MODELS, "nan", NaNModel)
     path = tmp_path / "nan.yaml"
-    path.write_text(PROFILE.replace("models:\n", "models:\n  nan: {hidden_size: 8, num_layers: 1}\n"))
+    path.write_text(
+        PROFILE.replace("models:\n", "models:\n  nan: {hidden_size: 8, num_layers: 1}\n")
+    )
     store_path = tmp_path / "nan.sqlite"
-    code = run_suite.main(["--profile", str(path), "--store", str(store_path), "--jobs", "1", "--seeds", "1"])
+    code = run_suite.main(
+        ["--profile", str(path), "--store", str(store_path), "--jobs", "1", "--seeds", "1"]
+    )
     runs = Store(store_path).runs().set_index("model")
     assert runs.loc["nan", "status"] == "diverged"
     assert runs.loc["nan", "error"] == "non-finite loss at step 10"
@@ -124,4 +153,9 @@ def test_injected_nan_marks_the_run_diverged_and_the_suite_goes_on(profile, tmp_
     assert len(curves[curves.model == "nan"]) > 0, "the curve before the divergence is kept"
     assert code == 0
     # a diverged run is a result: a rerun does not train it again
-    assert run_suite.main(["--profile", str(path), "--store", str(store_path), "--jobs", "1", "--seeds", "1"]) == 0
+    assert (
+        run_suite.main(
+            ["--profile", str(path), "--store", str(store_path), "--jobs", "1", "--seeds", "1"]
+        )
+        == 0
+    )

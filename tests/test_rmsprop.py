@@ -34,8 +34,11 @@ def test_two_steps_match_the_equations_by_hand():
     #           = -0.0240882379...;  theta_2 = 0.9302205959...
     param = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
     optimizer = GravesRMSprop([param], lr=0.01, decay=0.95, momentum=0.9, eps=1e-4)
-    first, second = stepped(param, optimizer, [torch.tensor(0.5, dtype=torch.float64),
-                                               torch.tensor(-0.2, dtype=torch.float64)])
+    first, second = stepped(
+        param,
+        optimizer,
+        [torch.tensor(0.5, dtype=torch.float64), torch.tensor(-0.2, dtype=torch.float64)],
+    )
     assert first.item() == pytest.approx(0.9543088338, abs=1e-10)
     assert second.item() == pytest.approx(0.9302205959, abs=1e-10)
     state = optimizer.state[param]
@@ -52,14 +55,18 @@ def test_first_step_is_smaller_than_torch_centered_rmsprop_by_the_eps_factor():
     theirs = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
     grad = torch.full((4,), 1e-3, dtype=torch.float64)
     stepped(ours, GravesRMSprop([ours], lr=1e-4), [grad])
-    stepped(theirs, torch.optim.RMSprop([theirs], lr=1e-4, alpha=0.95, eps=1e-4, momentum=0.9, centered=True), [grad])
+    stepped(
+        theirs,
+        torch.optim.RMSprop([theirs], lr=1e-4, alpha=0.95, eps=1e-4, momentum=0.9, centered=True),
+        [grad],
+    )
     assert (theirs / ours).tolist() == pytest.approx([31.4595] * 4, rel=1e-5)
 
 
 def test_state_dict_round_trip_resumes_bit_for_bit():
     generator = torch.Generator().manual_seed(0)
     init = torch.randn(5, 7, generator=generator)
-    grads = [torch.randn(5, 7, generator=generator) * 10 ** -k for k in range(5)]
+    grads = [torch.randn(5, 7, generator=generator) * 10**-k for k in range(5)]
 
     whole = torch.nn.Parameter(init.clone())
     expected = stepped(whole, GravesRMSprop([whole], lr=1e-3), grads)[-1]
@@ -67,7 +74,7 @@ def test_state_dict_round_trip_resumes_bit_for_bit():
     first = torch.nn.Parameter(init.clone())
     optimizer = GravesRMSprop([first], lr=1e-3)
     stepped(first, optimizer, grads[:3])
-    saved = io.BytesIO()                      # as a checkpoint file would hold it
+    saved = io.BytesIO()  # as a checkpoint file would hold it
     torch.save({"param": first.detach(), "optimizer": optimizer.state_dict()}, saved)
     saved.seek(0)
     checkpoint = torch.load(saved)
@@ -94,5 +101,9 @@ def test_make_optimizer_uses_it_for_rmsprop():
     param = torch.nn.Parameter(torch.zeros(2))
     optimizer = make_optimizer([param], TrainConfig(optimizer="rmsprop", lr=1e-4, momentum=0.9))
     assert isinstance(optimizer, GravesRMSprop)
-    assert {k: optimizer.defaults[k] for k in ("lr", "decay", "momentum", "eps")} == \
-        {"lr": 1e-4, "decay": 0.95, "momentum": 0.9, "eps": 1e-4}
+    assert {k: optimizer.defaults[k] for k in ("lr", "decay", "momentum", "eps")} == {
+        "lr": 1e-4,
+        "decay": 0.95,
+        "momentum": 0.9,
+        "eps": 1e-4,
+    }

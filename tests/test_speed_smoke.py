@@ -21,7 +21,7 @@ from models import BUILTIN, MODELS
 from reports import speed as speed_report
 from tasks.base import Batch
 
-SEEDS = configs.PROFILES["smoke"].seeds[0]   # the smoke profile's one batched seed count
+SEEDS = configs.PROFILES["smoke"].seeds[0]  # the smoke profile's one batched seed count
 
 
 def patch_compile(patch: pytest.MonkeyPatch) -> None:
@@ -40,8 +40,15 @@ def bench(tmp_path_factory):
     folder = tmp_path_factory.mktemp("speed")
     with pytest.MonkeyPatch.context() as patch:
         patch_compile(patch)
-        rows = speed_bench.run_bench(list(BUILTIN), "cpu", str(folder / "s.sqlite"), str(folder / "s.json"), profile="smoke",
-                               progress=False, max_mem_mb=float("inf"))
+        rows = speed_bench.run_bench(
+            list(BUILTIN),
+            "cpu",
+            str(folder / "s.sqlite"),
+            str(folder / "s.json"),
+            profile="smoke",
+            progress=False,
+            max_mem_mb=float("inf"),
+        )
     return rows, folder
 
 
@@ -58,17 +65,22 @@ def test_rows_reach_the_store_and_the_json_file_with_the_table_columns(bench):
 
 def test_every_configuration_has_a_reference_and_a_ratio_against_it(bench):
     rows, _ = bench
-    refs = {(r["mode"], r["batch"], r["seq_len"]): r for r in rows if r["model"] == configs.REFERENCE}
+    refs = {
+        (r["mode"], r["batch"], r["seq_len"]): r for r in rows if r["model"] == configs.REFERENCE
+    }
     assert {(r["mode"], r["batch"], r["seq_len"]) for r in rows} == set(refs)
     assert {(m, b) for m in ("forward", "train") for b in (1, 2)} <= {(m, b) for m, b, _ in refs}
     for row in rows:
-        assert row["seqs_per_s"] > 0 and row["peak_mem_mb"] >= 0 and row["n_params"] > 0, row["name"]
+        assert row["seqs_per_s"] > 0 and row["peak_mem_mb"] >= 0 and row["n_params"] > 0, row[
+            "name"
+        ]
         ref = refs[(row["mode"], row["batch"], row["seq_len"])]
         assert row["ratio_to_lstm"] == pytest.approx(row["seqs_per_s"] / ref["seqs_per_s"])
         assert row["threads"] == 1 and row["device"].startswith("cpu (")
         assert row["seeds"] == (SEEDS if row["name"].endswith(f"/s{SEEDS}") else 1)
-        assert (row["memory_size"] is None) == (not getattr(MODELS.get(row["model"].removesuffix("+compile")),
-                                                            "has_memory", False))
+        assert (row["memory_size"] is None) == (
+            not getattr(MODELS.get(row["model"].removesuffix("+compile")), "has_memory", False)
+        )
         extra = json.loads(row["extra_json"])
         assert "peak_mem_method" in extra and extra["allocator"] == tune_malloc()
 
@@ -89,21 +101,44 @@ def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(ben
     vmap = [name for name in BUILTIN if MODELS[name].supports_vmap]
     # compiled too where the model has its own K-seed pass (the fused NTM and DNC)
     own = [name for name in vmap if MODELS[name].fused]
-    assert vmap and own and sorted((r["model"], r["mode"], r["batch"]) for r in batched) == sorted(
-        [(name, "train", b) for name in vmap for b in (1, 2)] + [(f"{name}+compile", "train", b) for name in own
-                                                                  for b in (1, 2)])
-    alone = {(r["model"], r["batch"]): r for r in rows if r["mode"] == "train" and r["seeds"] == 1
-             and r["seq_len"] == 5 and r["memory_size"] in (None, 8)}
+    assert (
+        vmap
+        and own
+        and sorted((r["model"], r["mode"], r["batch"]) for r in batched)
+        == sorted(
+            [(name, "train", b) for name in vmap for b in (1, 2)]
+            + [(f"{name}+compile", "train", b) for name in own for b in (1, 2)]
+        )
+    )
+    alone = {
+        (r["model"], r["batch"]): r
+        for r in rows
+        if r["mode"] == "train"
+        and r["seeds"] == 1
+        and r["seq_len"] == 5
+        and r["memory_size"] in (None, 8)
+    }
     for row in batched:
-        extra, one = json.loads(row["extra_json"]), json.loads(alone[(row["model"], row["batch"])]["extra_json"])
+        extra, one = (
+            json.loads(row["extra_json"]),
+            json.loads(alone[(row["model"], row["batch"])]["extra_json"]),
+        )
         assert row["seeds"] == SEEDS and row["name"].endswith(f"/t5/s{SEEDS}"), row["name"]
-        assert row["seqs_per_s"] == pytest.approx(SEEDS * row["batch"] * extra["iters"] / extra["timed_s"])
-        assert extra["wall_vs_one_seed"] == pytest.approx(extra["median_iter_s"] / one["median_iter_s"])
-        assert extra["wall_vs_one_seed"] > 0 and ("compile_s" in extra) == row["model"].endswith("+compile")
+        assert row["seqs_per_s"] == pytest.approx(
+            SEEDS * row["batch"] * extra["iters"] / extra["timed_s"]
+        )
+        assert extra["wall_vs_one_seed"] == pytest.approx(
+            extra["median_iter_s"] / one["median_iter_s"]
+        )
+        assert extra["wall_vs_one_seed"] > 0 and ("compile_s" in extra) == row["model"].endswith(
+            "+compile"
+        )
     table = output.format_table(rows)
     assert f"ntm/train/b1/n8/t5/s{SEEDS}" in table and "x 1 seed" in table
     _, shown = speed_report.speed_table(pd.DataFrame(rows))
-    assert shown.loc[shown.name == f"ntm/train/b2/n8/t5/s{SEEDS}", "wall_vs_one_seed"].item() != "n/a"
+    assert (
+        shown.loc[shown.name == f"ntm/train/b2/n8/t5/s{SEEDS}", "wall_vs_one_seed"].item() != "n/a"
+    )
 
 
 def test_sweeps_vary_one_size_of_the_memory_models(bench):
@@ -115,20 +150,51 @@ def test_sweeps_vary_one_size_of_the_memory_models(bench):
 
 
 def test_format_table_lists_every_row():
-    rows = [{"bench_id": "b", "name": "x/train/b1/t5", "model": "x", "device": "cpu (2 cores)", "threads": 1,
-             "torch_version": "t", "seqs_per_s": 10.0, "ratio_to_lstm": 0.5, "peak_mem_mb": 1.0, "n_params": 3,
-             "extra_json": json.dumps({"iters": 3, "compile_s": 1.5, "label": "x(a=1)"})},
-            {"bench_id": "b", "name": "y/train/b1/t5", "model": "y", "device": "cpu (2 cores)", "threads": 1,
-             "torch_version": "t", "seqs_per_s": None, "ratio_to_lstm": None, "peak_mem_mb": None, "n_params": None,
-             "extra_json": json.dumps({"skipped": "too big"})}]
+    rows = [
+        {
+            "bench_id": "b",
+            "name": "x/train/b1/t5",
+            "model": "x",
+            "device": "cpu (2 cores)",
+            "threads": 1,
+            "torch_version": "t",
+            "seqs_per_s": 10.0,
+            "ratio_to_lstm": 0.5,
+            "peak_mem_mb": 1.0,
+            "n_params": 3,
+            "extra_json": json.dumps({"iters": 3, "compile_s": 1.5, "label": "x(a=1)"}),
+        },
+        {
+            "bench_id": "b",
+            "name": "y/train/b1/t5",
+            "model": "y",
+            "device": "cpu (2 cores)",
+            "threads": 1,
+            "torch_version": "t",
+            "seqs_per_s": None,
+            "ratio_to_lstm": None,
+            "peak_mem_mb": None,
+            "n_params": None,
+            "extra_json": json.dumps({"skipped": "too big"}),
+        },
+    ]
     table = output.format_table(rows)
     assert "x/train/b1/t5" in table and "skipped: too big" in table and "x(a=1)" in table
 
 
 def test_configurations_over_the_memory_budget_are_recorded_as_skipped(no_compile):
-    profile = configs.BenchProfile("tiny", (1,), ("train",), configs.PROFILES["smoke"].timing, steps=3, compile=False,
-                                 sizes=dict(configs.SMOKE_SIZES))
-    rows = speed_bench.run_bench(["ntm"], "cpu", None, None, profile, progress=False, max_mem_mb=1e-6)
+    profile = configs.BenchProfile(
+        "tiny",
+        (1,),
+        ("train",),
+        configs.PROFILES["smoke"].timing,
+        steps=3,
+        compile=False,
+        sizes=dict(configs.SMOKE_SIZES),
+    )
+    rows = speed_bench.run_bench(
+        ["ntm"], "cpu", None, None, profile, progress=False, max_mem_mb=1e-6
+    )
     ref, ntm = rows
     assert ref["seqs_per_s"] > 0 and ntm["seqs_per_s"] is None and ntm["ratio_to_lstm"] is None
     assert "exceeds" in json.loads(ntm["extra_json"])["skipped"]
@@ -137,7 +203,9 @@ def test_configurations_over_the_memory_budget_are_recorded_as_skipped(no_compil
 def test_the_memory_estimate_grows_with_memory_batch_steps_and_seeds():
     def estimate(memory, batch, steps, seeds=1):
         params = configs.model_params("ntm", configs.SMOKE_SIZES, memory)
-        return speed_memory.estimate_mb("ntm", params, configs.Config("ntm", False, "train", batch, memory, steps, seeds), {})
+        return speed_memory.estimate_mb(
+            "ntm", params, configs.Config("ntm", False, "train", batch, memory, steps, seeds), {}
+        )
 
     base = estimate(8, 1, 5)
     assert 0 < base < estimate(64, 1, 5) and base < estimate(8, 2, 5) and base < estimate(8, 1, 9)
@@ -150,8 +218,14 @@ def test_bad_names_and_devices_are_refused():
     with pytest.raises(KeyError, match="known"):
         speed_bench.run_bench(["ntm"], "cpu", None, None, "nope", progress=False)
     with pytest.raises(ValueError):
-        speed_bench.run_bench(["ntm"], "mps" if not torch.backends.mps.is_available() else "xla", None, None, "smoke",
-                        progress=False)
+        speed_bench.run_bench(
+            ["ntm"],
+            "mps" if not torch.backends.mps.is_available() else "xla",
+            None,
+            None,
+            "smoke",
+            progress=False,
+        )
 
 
 def test_copy_batches_have_exactly_the_requested_steps():
@@ -165,35 +239,60 @@ def test_malloc_is_tuned_once_on_glibc_and_says_so_elsewhere():
     state = tune_malloc()
     assert state == tune_malloc()
     import platform
+
     if platform.libc_ver()[0] == "glibc":
         assert state == "glibc tuned"
     else:
         assert state.startswith("default (")
 
 
-def test_interleaved_rows_time_every_contender_in_turns_with_ratios_between_them(tmp_path, no_compile):
+def test_interleaved_rows_time_every_contender_in_turns_with_ratios_between_them(
+    tmp_path, no_compile
+):
     """benchmarks/speed_suite/interleaved.py at toy sizes: the reference, each model eager and
     compiled (torch.compile as the identity), per-round times, and `vs` ratios that agree with
     them."""
     from benchmarks.speed_suite.interleaved import format_pairs, run_interleaved
     from benchmarks.speed_suite.configs import SMOKE_SIZES
-    rows = run_interleaved(["ntm", "dnc"], "cpu", str(tmp_path / "s.sqlite"), None, batches=(2,), rounds=3,
-                           round_s=0.0, sizes=SMOKE_SIZES, progress=False)
-    assert [r["model"] for r in rows] == [configs.REFERENCE, "ntm", "ntm+compile", "dnc", "dnc+compile"]
-    assert sqlite3.connect(tmp_path / "s.sqlite").execute("SELECT COUNT(*) FROM speed").fetchone() == (5,)
+
+    rows = run_interleaved(
+        ["ntm", "dnc"],
+        "cpu",
+        str(tmp_path / "s.sqlite"),
+        None,
+        batches=(2,),
+        rounds=3,
+        round_s=0.0,
+        sizes=SMOKE_SIZES,
+        progress=False,
+    )
+    assert [r["model"] for r in rows] == [
+        configs.REFERENCE,
+        "ntm",
+        "ntm+compile",
+        "dnc",
+        "dnc+compile",
+    ]
+    assert sqlite3.connect(tmp_path / "s.sqlite").execute(
+        "SELECT COUNT(*) FROM speed"
+    ).fetchone() == (5,)
     times = {r["model"]: json.loads(r["extra_json"])["round_iter_s"] for r in rows}
     for row in rows:
         extra = json.loads(row["extra_json"])
         assert len(extra["round_iter_s"]) == 3 and row["name"].endswith("/t41/interleaved")
         assert row["seqs_per_s"] == pytest.approx(2 / sorted(extra["round_iter_s"])[1])
         for other, ratio in extra["vs"].items():
-            assert ratio == pytest.approx(sorted(a / b for a, b in zip(times[row["model"]], times[other]))[1])
-        assert row["ratio_to_lstm"] == pytest.approx(1 / extra["vs"][configs.REFERENCE] if extra["vs"].get(
-            configs.REFERENCE) else 1.0)
+            assert ratio == pytest.approx(
+                sorted(a / b for a, b in zip(times[row["model"]], times[other]))[1]
+            )
+        assert row["ratio_to_lstm"] == pytest.approx(
+            1 / extra["vs"][configs.REFERENCE] if extra["vs"].get(configs.REFERENCE) else 1.0
+        )
     assert format_pairs(rows).splitlines() == [
         f"batch 2: dnc takes {json.loads(rows[3]['extra_json'])['vs']['ntm']:.2f} x the time per step of ntm",
         f"batch 2: dnc+compile takes {json.loads(rows[4]['extra_json'])['vs']['ntm+compile']:.2f} x the time per "
-        "step of ntm+compile"]
+        "step of ntm+compile",
+    ]
 
 
 @pytest.mark.parametrize("model", [n for n in MODELS if MODELS[n].supports_vmap])
@@ -214,7 +313,11 @@ def test_the_speed_benchs_batched_step_trains_every_seed_as_it_would_alone(model
         alone_step()
         assert any(p.grad[k].abs().sum() > 0 for p in stack.params.values())
         for name, p in alone.named_parameters():
-            torch.testing.assert_close(stack.params[name].grad[k], p.grad, atol=1e-10, rtol=1e-8, msg=name)
-            torch.testing.assert_close(stack.params[name][k].detach(), p.detach(), atol=1e-10, rtol=1e-8, msg=name)
+            torch.testing.assert_close(
+                stack.params[name].grad[k], p.grad, atol=1e-10, rtol=1e-8, msg=name
+            )
+            torch.testing.assert_close(
+                stack.params[name][k].detach(), p.detach(), atol=1e-10, rtol=1e-8, msg=name
+            )
             if p.grad.abs().sum() > 0:
                 assert not torch.equal(stack.params[name][k], before[name][k]), (k, name)

@@ -71,8 +71,8 @@ def test_padding_is_at_the_end_and_zero(name):
     steps = batch.mask.shape[0]
     for b in range(16):
         last = max(t for t in range(steps) if batch.mask[t, b] == 1)
-        assert (batch.inputs[last + 1:, b] == 0).all()
-        assert (batch.mask[last + 1:, b] == 0).all()
+        assert (batch.inputs[last + 1 :, b] == 0).all()
+        assert (batch.mask[last + 1 :, b] == 0).all()
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -124,11 +124,13 @@ def repeat_copy_oracle(inputs, width, mean, std):
 
 def test_repeat_copy_oracle_and_normalization():
     task = build_task("repeat_copy", width=3, max_length=4, max_repeats=5)
-    assert task.count_mean == 3.0 and task.count_std == pytest.approx(2 ** 0.5)
+    assert task.count_mean == 3.0 and task.count_std == pytest.approx(2**0.5)
     batch = task.sample(8, torch.Generator().manual_seed(4))
     counts = []
     for b in range(8):
-        target, mask, repeats = repeat_copy_oracle(batch.inputs[:, b], 3, task.count_mean, task.count_std)
+        target, mask, repeats = repeat_copy_oracle(
+            batch.inputs[:, b], 3, task.count_mean, task.count_std
+        )
         counts.append(repeats)
         assert batch.targets[:, b].tolist() == target
         assert batch.mask[:, b].tolist() == mask
@@ -147,7 +149,7 @@ def test_metrics_hand_example():
     logits = torch.tensor([[[0.0]], [[2.0]], [[5.0]]])
     targets = torch.tensor([[[1.0]], [[0.0]], [[0.0]]])
     mask = torch.tensor([[1.0], [1.0], [0.0]])
-    expected = (np.log(2) + np.log(1 + np.exp(2.0))) / np.log(2)   # BCE in nats / ln 2
+    expected = (np.log(2) + np.log(1 + np.exp(2.0))) / np.log(2)  # BCE in nats / ln 2
     assert float(cost_bits(logits, targets, mask)) == pytest.approx(expected, rel=1e-6)
     # logit 0 is not > 0, so predicts 0 against target 1 (wrong); logit 2 predicts 1 against 0 (wrong)
     assert float(bit_errors(logits, targets, mask)) == 2.0

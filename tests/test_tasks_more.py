@@ -68,7 +68,7 @@ def test_associative_recall_paper_layout_and_query_distribution():
     batch = task.sample(600, generator(5), items=4)
     assert batch.mask.shape[0] == 4 * 4 + 2 * 3 + 2
     queried = Counter(recall_oracle(batch.inputs[:, b], 6)[3] for b in range(600))
-    assert set(queried) == {0, 1, 2}                     # uniform over all items but the last
+    assert set(queried) == {0, 1, 2}  # uniform over all items but the last
     assert all(150 <= queried[i] <= 250 for i in range(3)), queried
 
 
@@ -78,10 +78,14 @@ def test_associative_recall_items_are_distinct_even_when_scarce():
     batch = task.sample(50, generator(0))
     for b in range(50):
         _, _, items, _ = recall_oracle(batch.inputs[:, b], 1)
-        assert sorted(map(str, items)) == sorted(map(str, [[[0.0], [0.0]], [[0.0], [1.0]], [[1.0], [0.0]], [[1.0], [1.0]]]))
+        assert sorted(map(str, items)) == sorted(
+            map(str, [[[0.0], [0.0]], [[0.0], [1.0]], [[1.0], [0.0]], [[1.0], [1.0]]])
+        )
     with pytest.raises(ValueError, match="items"):
         task.sample(2, generator(0), items=5)
-    duplicates = build_task("associative_recall", width=1, item_length=1, max_items=6, distinct=False)
+    duplicates = build_task(
+        "associative_recall", width=1, item_length=1, max_items=6, distinct=False
+    )
     assert duplicates.sample(4, generator(0), items=6).inputs.shape[1] == 4
 
 
@@ -111,7 +115,9 @@ def test_priority_sort_oracle():
         assert batch.targets[:, b].tolist() == target
         assert batch.mask[:, b].tolist() == mask
         priorities += p
-    assert all(-1 <= p <= 1 for p in priorities) and min(priorities) < -0.8 and max(priorities) > 0.8
+    assert (
+        all(-1 <= p <= 1 for p in priorities) and min(priorities) < -0.8 and max(priorities) > 0.8
+    )
 
 
 def test_priority_sort_paper_sizes():
@@ -122,7 +128,9 @@ def test_priority_sort_paper_sizes():
         batch = task.sample(3, generator(0), length=length)
         assert batch.mask.shape[0] == length + 1 + keep
         assert batch.mask.sum(0).tolist() == [keep] * 3
-    assert build_task("priority_sort", keep_fraction=0.5).kept(torch.tensor([5]))[0] == 3  # halves up
+    assert (
+        build_task("priority_sort", keep_fraction=0.5).kept(torch.tensor([5]))[0] == 3
+    )  # halves up
 
 
 # ---------------------------------------------------------------- n-grams
@@ -134,7 +142,7 @@ def ngram_optimum_python(bits, scored, order):
     for t, x in enumerate(bits):
         p = 0.5
         if t >= order:
-            context = tuple(bits[t - order: t])
+            context = tuple(bits[t - order : t])
             n0, n1 = counts.get(context, (0, 0))
             p_one = (n1 + 0.5) / (n0 + n1 + 1)
             p = p_one if x == 1 else 1 - p_one
@@ -158,17 +166,23 @@ def test_ngrams_layout_and_optimal_cost_match_python_counting():
     scored_all = build_task("ngrams", min_length=30, max_length=60)
     scored_late = build_task("ngrams", min_length=30, max_length=60, score_first=False)
     every, late = scored_all.sample(6, generator(4)), scored_late.sample(6, generator(4))
-    assert torch.equal(every.inputs, late.inputs)        # same draws, only the mask differs
+    assert torch.equal(every.inputs, late.inputs)  # same draws, only the mask differs
     fast_every, fast_late = scored_all.optimal_cost(every), scored_late.optimal_cost(late)
     lengths = every.mask.sum(0).long().tolist()
     assert len(set(lengths)) > 1, "the batch mixes lengths, so padding is exercised"
     for b, n in enumerate(lengths):
         bits = [int(x) for x in every.targets[:n, b, 0].tolist()]
         assert every.inputs[:n, b].tolist() == [[0.0, 1.0]] + [[float(x), 0.0] for x in bits[:-1]]
-        assert late.mask[:, b].tolist() == [0.0] * 5 + [1.0] * (n - 5) + [0.0] * (len(late.mask) - n)
-        assert float(fast_every[b]) == pytest.approx(ngram_optimum_python(bits, [1] * n, 5), abs=1e-9)
+        assert late.mask[:, b].tolist() == [0.0] * 5 + [1.0] * (n - 5) + [0.0] * (
+            len(late.mask) - n
+        )
+        assert float(fast_every[b]) == pytest.approx(
+            ngram_optimum_python(bits, [1] * n, 5), abs=1e-9
+        )
         late_scored = [t >= 5 for t in range(n)]
-        assert float(fast_late[b]) == pytest.approx(ngram_optimum_python(bits, late_scored, 5), abs=1e-9)
+        assert float(fast_late[b]) == pytest.approx(
+            ngram_optimum_python(bits, late_scored, 5), abs=1e-9
+        )
 
 
 def test_ngrams_optimum_matches_the_paper():
@@ -177,16 +191,16 @@ def test_ngrams_optimum_matches_the_paper():
     batch = task.sample(10_000, generator(2014))
     cost = task.optimal_cost(batch)
     assert abs(float(cost.mean()) - 133.14) < 0.8
-    assert 30 < float(cost.std()) < 42                 # "one sequence's cost varies by ~36 bits"
+    assert 30 < float(cost.std()) < 42  # "one sequence's cost varies by ~36 bits"
     late = build_task("ngrams", score_first=False)
     late_cost = late.optimal_cost(late.sample(10_000, generator(2014)))
-    assert torch.allclose(late_cost, cost - 5)        # the same streams; the first 5 bits cost 1 each
+    assert torch.allclose(late_cost, cost - 5)  # the same streams; the first 5 bits cost 1 each
 
 
 def test_arcsine_is_beta_half_half():
     x = arcsine((200_000,), generator(0))
     assert abs(float(x.mean()) - 0.5) < 0.005 and abs(float(x.var()) - 1 / 8) < 0.003
-    for q in (0.01, 0.1, 0.3, 0.5, 0.8, 0.97):         # against F(x) = (2/pi) asin(sqrt(x))
+    for q in (0.01, 0.1, 0.3, 0.5, 0.8, 0.97):  # against F(x) = (2/pi) asin(sqrt(x))
         assert abs(float((x <= q).double().mean()) - 2 / math.pi * math.asin(math.sqrt(q))) < 0.005
 
 
@@ -194,56 +208,66 @@ def test_ngrams_tables_are_fresh_per_sequence():
     # Long sequences estimate each context's P(1); the estimates must spread across sequences like
     # Beta(1/2, 1/2) (variance 1/8, much mass near 0 and 1), not sit at one shared table's values.
     task = build_task("ngrams", order=3, min_length=4000, max_length=4000)
-    bits = task.sample(48, generator(6)).targets[:, :, 0].T.long()               # [B, T]
+    bits = task.sample(48, generator(6)).targets[:, :, 0].T.long()  # [B, T]
     context = bits[:, 2:-1] * 4 + bits[:, 1:-2] * 2 + bits[:, :-3]
     nxt = bits[:, 3:].double()
-    onehot = torch.nn.functional.one_hot(context, 8).double()                      # [B, T', 8]
+    onehot = torch.nn.functional.one_hot(context, 8).double()  # [B, T', 8]
     seen = onehot.sum(1)
-    freq = ((onehot * nxt[..., None]).sum(1) / seen)[seen >= 30]   # contexts the source visits
-    assert abs(float(freq.var()) - 1 / 8) < 0.02                   # one shared table: ~0.002
+    freq = ((onehot * nxt[..., None]).sum(1) / seen)[seen >= 30]  # contexts the source visits
+    assert abs(float(freq.var()) - 1 / 8) < 0.02  # one shared table: ~0.002
     extreme = float(((freq < 0.1) | (freq > 0.9)).double().mean())
-    assert 0.3 < extreme < 0.5                                     # Beta(1/2, 1/2): 0.41
+    assert 0.3 < extreme < 0.5  # Beta(1/2, 1/2): 0.41
     first = task.sample(2000, generator(7)).targets[:3, :, 0]
-    assert abs(float(first.mean()) - 0.5) < 0.03                                   # uniform first bits
+    assert abs(float(first.mean()) - 0.5) < 0.03  # uniform first bits
 
 
 # ---------------------------------------------------------------- all three
 
 
-@pytest.mark.parametrize("name, params, word", [
-    ("associative_recall", {"width": 0}, "width"),
-    ("associative_recall", {"item_length": 0}, "item_length"),
-    ("associative_recall", {"min_items": 1}, "min_items"),
-    ("associative_recall", {"min_items": 5, "max_items": 4}, "max_items"),
-    ("associative_recall", {"width": 1, "item_length": 1, "max_items": 3}, "max_items"),
-    ("ngrams", {"order": 0}, "order"),
-    ("ngrams", {"min_length": 0}, "min_length"),
-    ("ngrams", {"min_length": 10, "max_length": 5}, "max_length"),
-    ("ngrams", {"min_length": 5, "score_first": False}, "score_first"),
-    ("priority_sort", {"width": 0}, "width"),
-    ("priority_sort", {"min_length": 3, "max_length": 2}, "max_length"),
-    ("priority_sort", {"keep_fraction": 0.0}, "keep_fraction"),
-    ("priority_sort", {"keep_fraction": 1.5}, "keep_fraction"),
-])
+@pytest.mark.parametrize(
+    "name, params, word",
+    [
+        ("associative_recall", {"width": 0}, "width"),
+        ("associative_recall", {"item_length": 0}, "item_length"),
+        ("associative_recall", {"min_items": 1}, "min_items"),
+        ("associative_recall", {"min_items": 5, "max_items": 4}, "max_items"),
+        ("associative_recall", {"width": 1, "item_length": 1, "max_items": 3}, "max_items"),
+        ("ngrams", {"order": 0}, "order"),
+        ("ngrams", {"min_length": 0}, "min_length"),
+        ("ngrams", {"min_length": 10, "max_length": 5}, "max_length"),
+        ("ngrams", {"min_length": 5, "score_first": False}, "score_first"),
+        ("priority_sort", {"width": 0}, "width"),
+        ("priority_sort", {"min_length": 3, "max_length": 2}, "max_length"),
+        ("priority_sort", {"keep_fraction": 0.0}, "keep_fraction"),
+        ("priority_sort", {"keep_fraction": 1.5}, "keep_fraction"),
+    ],
+)
 def test_bad_parameters_are_named(name, params, word):
     with pytest.raises(ValueError, match=word):
         build_task(name, **params)
 
 
-SMALL_MODELS = {"ntm": {"controller_size": 16, "memory_size": 8, "memory_width": 5},
-                "lstm": {"hidden_size": 16, "num_layers": 2}}
+SMALL_MODELS = {
+    "ntm": {"controller_size": 16, "memory_size": 8, "memory_width": 5},
+    "lstm": {"hidden_size": 16, "num_layers": 2},
+}
 
 
 @pytest.mark.parametrize("model_name", SMALL_MODELS)
-@pytest.mark.parametrize("task_name, params", [
-    ("associative_recall", {"width": 3, "item_length": 2, "max_items": 4}),
-    ("ngrams", {"min_length": 10, "max_length": 20}),
-    ("priority_sort", {"width": 3, "min_length": 2, "max_length": 6}),
-])
+@pytest.mark.parametrize(
+    "task_name, params",
+    [
+        ("associative_recall", {"width": 3, "item_length": 2, "max_items": 4}),
+        ("ngrams", {"min_length": 10, "max_length": 20}),
+        ("priority_sort", {"width": 3, "min_length": 2, "max_length": 6}),
+    ],
+)
 def test_models_run_and_a_sequence_scores_the_same_alone(model_name, task_name, params):
     task = build_task(task_name, **params)
     torch.manual_seed(0)
-    model = build_model(model_name, task.input_size, task.output_size, **SMALL_MODELS[model_name]).eval()
+    model = build_model(
+        model_name, task.input_size, task.output_size, **SMALL_MODELS[model_name]
+    ).eval()
     batch = task.sample(4, generator(1))
     with torch.no_grad():
         logits = model(batch.inputs)
@@ -251,7 +275,9 @@ def test_models_run_and_a_sequence_scores_the_same_alone(model_name, task_name, 
         together = per_sequence_bce_bits(logits, batch.targets, batch.mask)
         assert torch.isfinite(together).all()
         for b in range(4):
-            n = int(batch.mask[:, b].nonzero().max()) + 1    # the sequence without its padding
-            alone = model(batch.inputs[:n, b: b + 1])
-            cost = per_sequence_bce_bits(alone, batch.targets[:n, b: b + 1], batch.mask[:n, b: b + 1])
+            n = int(batch.mask[:, b].nonzero().max()) + 1  # the sequence without its padding
+            alone = model(batch.inputs[:n, b : b + 1])
+            cost = per_sequence_bce_bits(
+                alone, batch.targets[:n, b : b + 1], batch.mask[:n, b : b + 1]
+            )
             assert float(cost) == pytest.approx(float(together[b]), rel=1e-5, abs=1e-5)

@@ -15,14 +15,21 @@ from models.lstm_matched import LSTMMatched, lstm_param_count, matched_hidden_si
 POSITIONAL = tr.POSITIONAL
 SMALL = {"d_model": 8, "num_layers": 2, "num_heads": 2, "feedforward": 16}
 # input/output sizes of the paper's five tasks, and the parameter targets the lead compares at
-PAPER_SHAPES = {"copy": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6), "ngrams": (1, 1),
-                "priority_sort": (10, 8)}
+PAPER_SHAPES = {
+    "copy": (9, 8),
+    "repeat_copy": (10, 9),
+    "associative_recall": (8, 6),
+    "ngrams": (1, 1),
+    "priority_sort": (10, 8),
+}
 TARGETS = (62736, 63257, 62094, 59089, 134048)
 
 
 def small(positional, input_size=3, output_size=2, **extra):
     torch.manual_seed(0)
-    return build_model("transformer", input_size, output_size, **{**SMALL, "positional": positional, **extra})
+    return build_model(
+        "transformer", input_size, output_size, **{**SMALL, "positional": positional, **extra}
+    )
 
 
 def randn(*shape, seed=0, dtype=torch.float32):
@@ -39,10 +46,10 @@ def test_changing_later_inputs_leaves_earlier_logits_unchanged(positional, evalu
         before = model(x)
         for t in range(8):
             changed = x.clone()
-            changed[t + 1:] = randn(8 - t, 2, 3, seed=t + 1)
+            changed[t + 1 :] = randn(8 - t, 2, 3, seed=t + 1)
             after = model(changed)
             torch.testing.assert_close(after[: t + 1], before[: t + 1], atol=1e-6, rtol=1e-5)
-            assert not torch.allclose(after[t + 1:], before[t + 1:]), "later inputs must matter"
+            assert not torch.allclose(after[t + 1 :], before[t + 1 :]), "later inputs must matter"
 
 
 def test_sinusoidal_table_against_hand_computed_values():
@@ -51,17 +58,21 @@ def test_sinusoidal_table_against_hand_computed_values():
     # position 1: pair 0 has frequency 1, pair 1 has 10000^(-2/4) = 1/100
     expected = torch.tensor([math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)])
     torch.testing.assert_close(table[1], expected)
-    assert tr.sinusoidal_table(2, 5).shape == (2, 5)   # an odd width drops the last cosine
-    torch.testing.assert_close(tr.sinusoidal_table(2, 5)[1, 4], torch.tensor(math.sin(1 / 10000 ** 0.8)))
+    assert tr.sinusoidal_table(2, 5).shape == (2, 5)  # an odd width drops the last cosine
+    torch.testing.assert_close(
+        tr.sinusoidal_table(2, 5)[1, 4], torch.tensor(math.sin(1 / 10000**0.8))
+    )
 
 
 def test_rotary_preserves_norms_and_rotates_each_pair_by_its_angle():
-    x = randn(2, 3, 7, 8, dtype=torch.float64)                                  # [B, H, T, d_head]
+    x = randn(2, 3, 7, 8, dtype=torch.float64)  # [B, H, T, d_head]
     positions = torch.arange(7)
     rotated = tr.rotate(x, positions)
     torch.testing.assert_close(rotated.norm(dim=-1), x.norm(dim=-1))
     pairs, pairs_rotated = x.unflatten(-1, (4, 2)), rotated.unflatten(-1, (4, 2))
-    torch.testing.assert_close(pairs_rotated.norm(dim=-1), pairs.norm(dim=-1))  # each pair alone, too
+    torch.testing.assert_close(
+        pairs_rotated.norm(dim=-1), pairs.norm(dim=-1)
+    )  # each pair alone, too
     # the unit vector of pair i at position p lands at angle p * 10000^(-2i/d_head)
     for p in (0, 1, 5):
         for i in range(4):
@@ -69,8 +80,10 @@ def test_rotary_preserves_norms_and_rotates_each_pair_by_its_angle():
             unit[0, 2 * i] = 1.0
             angle = p * 10000 ** (-2 * i / 8)
             out = tr.rotate(unit, torch.tensor([p]))[0]
-            torch.testing.assert_close(out[2 * i: 2 * i + 2], torch.tensor([math.cos(angle), math.sin(angle)],
-                                                                            dtype=torch.float64))
+            torch.testing.assert_close(
+                out[2 * i : 2 * i + 2],
+                torch.tensor([math.cos(angle), math.sin(angle)], dtype=torch.float64),
+            )
 
 
 def test_rotary_dot_products_depend_only_on_relative_position():
@@ -116,7 +129,9 @@ def test_rotary_layer_equals_torchs_layer_with_the_rotation_removed(monkeypatch)
     theirs = nn.TransformerEncoderLayer(8, 2, 16, 0.0, norm_first=True)
     with torch.no_grad():
         theirs.self_attn.in_proj_weight.copy_(ours.qkv.weight)
-        theirs.self_attn.in_proj_bias.copy_(ours.qkv.bias.add(randn(24)))       # nonzero biases count too
+        theirs.self_attn.in_proj_bias.copy_(
+            ours.qkv.bias.add(randn(24))
+        )  # nonzero biases count too
         ours.qkv.bias.copy_(theirs.self_attn.in_proj_bias)
         theirs.self_attn.out_proj.weight.copy_(ours.proj.weight)
         theirs.self_attn.out_proj.bias.copy_(ours.proj.bias)
@@ -125,11 +140,13 @@ def test_rotary_layer_equals_torchs_layer_with_the_rotation_removed(monkeypatch)
     monkeypatch.setattr(tr, "rotate", lambda x, positions: x)
     x = randn(6, 3, 8)
     mask = nn.Transformer.generate_square_subsequent_mask(6)
-    torch.testing.assert_close(ours(x), theirs(x, src_mask=mask, is_causal=True), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        ours(x), theirs(x, src_mask=mask, is_causal=True), atol=1e-6, rtol=1e-5
+    )
 
 
 def test_the_encodings_have_equal_parameter_counts_in_closed_form():
-    d, ff, layers, I, O = 128, 256, 2, 9, 8                                        # copy at the defaults
+    d, ff, layers, I, O = 128, 256, 2, 9, 8  # copy at the defaults
     per_layer = (3 * d * d + 3 * d) + (d * d + d) + (d * ff + ff) + (ff * d + d) + 4 * d
     expected = (I * d + d) + layers * per_layer + 2 * d + (d * O + O)
     counts = {p: build_model("transformer", I, O, positional=p).n_params() for p in POSITIONAL}
@@ -142,9 +159,16 @@ def test_construction_is_deterministic_under_the_global_seed():
         assert torch.equal(p, q), name
 
 
-BAD = [{"d_model": 10, "num_heads": 4}, {"d_model": 6, "num_heads": 2, "positional": "rotary"},
-       {"positional": "learned"}, {"dropout": 1.0}, {"dropout": -0.1}, {"dropout": float("nan")},
-       {"num_layers": 0}, {"d_model": 0}]
+BAD = [
+    {"d_model": 10, "num_heads": 4},
+    {"d_model": 6, "num_heads": 2, "positional": "rotary"},
+    {"positional": "learned"},
+    {"dropout": 1.0},
+    {"dropout": -0.1},
+    {"dropout": float("nan")},
+    {"num_layers": 0},
+    {"d_model": 0},
+]
 
 
 @pytest.mark.parametrize("bad", BAD)
@@ -171,12 +195,14 @@ def test_lstm_matched_lands_within_ten_percent_and_at_the_closest_size(task, tar
     H = model.hidden_size
     for neighbour in (H - 1, H + 1):
         if neighbour >= 1:
-            assert abs(lstm_param_count(I, O, neighbour, 1) - target) >= abs(model.n_params() - target)
+            assert abs(lstm_param_count(I, O, neighbour, 1) - target) >= abs(
+                model.n_params() - target
+            )
     assert matched_hidden_size(I, O, target).count == model.n_params()
 
 
 def test_lstm_matched_rejects_targets_below_one_unit():
-    smallest = lstm_param_count(9, 8, 1, 1)                                         # 66
+    smallest = lstm_param_count(9, 8, 1, 1)  # 66
     assert LSTMMatched(9, 8, params=math.ceil(smallest / 1.1)).hidden_size == 1
     with pytest.raises(ValueError, match="too small"):
         LSTMMatched(9, 8, params=math.ceil(smallest / 1.1) - 1)

@@ -7,21 +7,43 @@ from benchmarks.plan import resolve
 from benchmarks.values import ValueProblem, coerce
 
 
-@pytest.mark.parametrize("text,kind,value", [
-    ("1e-4", float, 1e-4), ("3E-5", float, 3e-5), ("1_000", int, 1000), ("1_000", float, 1000.0),
-    ("1e3", int, 1000), (" 7 ", int, 7), (50, float, 50), (2.0, int, 2), ("-0.5", float, -0.5),
-    (None, float | None, None), (True, bool, True), ("lstm", str, "lstm"), ([1, 2], list, [1, 2]),
-])
+@pytest.mark.parametrize(
+    "text,kind,value",
+    [
+        ("1e-4", float, 1e-4),
+        ("3E-5", float, 3e-5),
+        ("1_000", int, 1000),
+        ("1_000", float, 1000.0),
+        ("1e3", int, 1000),
+        (" 7 ", int, 7),
+        (50, float, 50),
+        (2.0, int, 2),
+        ("-0.5", float, -0.5),
+        (None, float | None, None),
+        (True, bool, True),
+        ("lstm", str, "lstm"),
+        ([1, 2], list, [1, 2]),
+    ],
+)
 def test_numbers_are_read_as_people_write_them(text, kind, value):
     got = coerce(text, kind)
     assert got == value and type(got) is type(value)
 
 
-@pytest.mark.parametrize("text,kind,fragment", [
-    ("abc", float, "expected a number"), ("2.5", int, "expected an integer"), (True, int, "expected an integer"),
-    ("nan", float, "finite"), (float("inf"), float, "finite"), (2**40, int, "too large"),
-    (1, bool, "true or false"), (3, str, "expected text"), (None, int, "got nothing"),
-])
+@pytest.mark.parametrize(
+    "text,kind,fragment",
+    [
+        ("abc", float, "expected a number"),
+        ("2.5", int, "expected an integer"),
+        (True, int, "expected an integer"),
+        ("nan", float, "finite"),
+        (float("inf"), float, "finite"),
+        (2**40, int, "too large"),
+        (1, bool, "true or false"),
+        (3, str, "expected text"),
+        (None, int, "got nothing"),
+    ],
+)
 def test_values_that_do_not_fit_are_problems(text, kind, fragment):
     with pytest.raises(ValueProblem, match=fragment):
         coerce(text, kind)

@@ -60,4 +60,6 @@ def assert_each_seed_alone(models, x, together, stacked, atol=1e-12, rtol=1e-10)
         alone.sin().sum().backward()
         torch.testing.assert_close(together[k], alone, atol=atol, rtol=rtol)
         for name, p in model.named_parameters():
-            torch.testing.assert_close(stacked[name].grad[k], p.grad, atol=atol, rtol=rtol, msg=name)
+            torch.testing.assert_close(
+                stacked[name].grad[k], p.grad, atol=atol, rtol=rtol, msg=name
+            )

@@ -18,10 +18,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3   # mallopt parameters (malloc.h)
-MMAP_BYTES = 32 << 20      # blocks up to this come from the heap (glibc's maximum on 64-bit)
-TRIM_BYTES = 1 << 30       # free heap kept before it is given back to the kernel
-TOP_PAD_BYTES = 64 << 20   # extra heap requested per growth, so growth is rare
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # mallopt parameters (malloc.h)
+MMAP_BYTES = 32 << 20  # blocks up to this come from the heap (glibc's maximum on 64-bit)
+TRIM_BYTES = 1 << 30  # free heap kept before it is given back to the kernel
+TOP_PAD_BYTES = 64 << 20  # extra heap requested per growth, so growth is rare
 
 _state = {"tuned": None}
 
@@ -42,7 +42,11 @@ def _apply() -> str:
         libc = None
     if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
         return "default (not glibc)"
-    settings = ((M_MMAP_THRESHOLD, MMAP_BYTES), (M_TRIM_THRESHOLD, TRIM_BYTES), (M_TOP_PAD, TOP_PAD_BYTES))
+    settings = (
+        (M_MMAP_THRESHOLD, MMAP_BYTES),
+        (M_TRIM_THRESHOLD, TRIM_BYTES),
+        (M_TOP_PAD, TOP_PAD_BYTES),
+    )
     if not all(libc.mallopt(param, value) == 1 for param, value in settings):
         return "default (mallopt refused)"
     return "glibc tuned"

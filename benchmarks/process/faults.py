@@ -21,7 +21,7 @@ from collections import Counter
 ENV = "NTM_BENCH_KILL_AT"
 PAUSE_ENV = "NTM_BENCH_PAUSE_AT"
 PAUSED = "ntm-bench: paused at"
-PAUSE_LIMIT_S = 120.0   # a pause nobody answers ends, so a broken test fails instead of hanging
+PAUSE_LIMIT_S = 120.0  # a pause nobody answers ends, so a broken test fails instead of hanging
 _seen: Counter = Counter()
 _paused: Counter = Counter()
 
@@ -64,7 +64,7 @@ def maybe_pause(point: str) -> None:
         print(f"{PAUSED} {point}:{_paused[point]}", file=sys.stderr, flush=True)
         deadline = time.monotonic() + PAUSE_LIMIT_S
         while not arrived and time.monotonic() < deadline:
-            time.sleep(0.01)   # polls a flag the handler sets: no race with the signal's arrival
+            time.sleep(0.01)  # polls a flag the handler sets: no race with the signal's arrival
     finally:
-        if previous is not None:   # None: a handler set outside Python, which Python cannot put back
+        if previous is not None:  # None: a handler set outside Python, which Python cannot put back
             signal.signal(signal.SIGINT, previous)

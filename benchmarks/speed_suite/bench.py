@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import statistics
 import time
 import uuid
@@ -54,14 +53,23 @@ from benchmarks.executors import intra_op_threads
 from benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb, peak_memory
 from benchmarks.speed_suite.output import log, write
 from benchmarks.speed_suite.configs import (
-    PAPER_SIZES, PROFILES, REFERENCE, REFERENCE_LABEL, SMOKE_SIZES, SWEEP_MODELS, WIDTH, BenchProfile, Config,
-    ReferenceLSTM, Timing,
-    build, copy_batch, model_params, plan)
+    PROFILES,
+    REFERENCE,
+    REFERENCE_LABEL,
+    BenchProfile,
+    Config,
+    Timing,
+    build,
+    copy_batch,
+    model_params,
+    plan,
+)
 from benchmarks.devices import resolve_device
 from models import MODELS
 from tasks.base import Batch, cost_bits
 
 # -- measuring ---------------------------------------------------------------------------------
+
 
 def step_parts(model: nn.Module | SeedStack, data: Batch):
     """(forward: () -> logits, cost: logits -> loss, parameters, the other tensors it keeps alive)
@@ -69,14 +77,19 @@ def step_parts(model: nn.Module | SeedStack, data: Batch):
     I]: a real copy, so the forward takes train_seeds' path, where every seed has its own
     batch) with the sum of the seeds' cost_bits as the loss: its gradient for seed k's parameters
     is seed k's own."""
+
     def cost(logits):
         return cost_bits(logits, data.targets, data.mask)
 
     if not isinstance(model, SeedStack):
         return lambda: model(data.inputs), cost, list(model.parameters()), [*model.buffers(), *data]
     inputs = data.inputs.expand(model.k, *data.inputs.shape).contiguous()
-    return (lambda: model.forward(inputs), lambda logits: sum(cost(l) for l in logits), list(model.params.values()),
-            [*model.buffers.values(), *data, inputs])
+    return (
+        lambda: model.forward(inputs),
+        lambda logits: sum(cost(l) for l in logits),
+        list(model.params.values()),
+        [*model.buffers.values(), *data, inputs],
+    )
 
 
 def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
@@ -84,9 +97,11 @@ def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
     of a SeedStack (step_parts); a training iteration is forward, cost, backward and an Adam step."""
     forward, cost, params, held = step_parts(model, data)
     if mode == "forward":
+
         def step():
             with torch.no_grad():
                 forward()
+
         return step, lambda: [*params, *held]
     optimizer = torch.optim.Adam(params, lr=1e-3)
 
@@ -99,6 +114,7 @@ def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
     def resident():
         state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
         return [*params, *held, *(p.grad for p in params if p.grad is not None), *state]
+
     return step, resident
 
 
@@ -126,10 +142,17 @@ def time_step(step, device: torch.device, timing: Timing) -> dict:
         spent = time.perf_counter() - begin
         if (len(times) >= timing.min_iters and spent >= timing.min_s) or spent >= timing.max_s:
             break
-    return {"first_iter_s": first, "iters": len(times), "timed_s": spent, "median_iter_s": statistics.median(times)}
+    return {
+        "first_iter_s": first,
+        "iters": len(times),
+        "timed_s": spent,
+        "median_iter_s": statistics.median(times),
+    }
 
 
-def measure(model: nn.Module | SeedStack, data: Batch, mode: str, device: torch.device, timing: Timing) -> dict:
+def measure(
+    model: nn.Module | SeedStack, data: Batch, mode: str, device: torch.device, timing: Timing
+) -> dict:
     """Throughput (the sequences of every seed of a SeedStack), timing details and peak memory of
     `model` on `data`."""
     step, resident = make_step(model, data, mode)
@@ -157,17 +180,31 @@ def cold_compile():
         yield
 
 
-def measure_config(config: Config, data: Batch, device: torch.device, profile: BenchProfile, budget_mb: float,
-                   seed: int, cache: dict) -> dict:
+def measure_config(
+    config: Config,
+    data: Batch,
+    device: torch.device,
+    profile: BenchProfile,
+    budget_mb: float,
+    seed: int,
+    cache: dict,
+) -> dict:
     """Measure one configuration; returns the row's fields (skipped and failed ones without
     throughput, the reason in extra). An infinite `budget_mb` skips the memory estimate."""
     params = model_params(config.model, profile.sizes, config.memory_size)
-    extra = {"label": f"{config.model}({', '.join(f'{k}={v}' for k, v in params.items())})", "params": params}
-    estimate = estimate_mb(config.model, params, config, cache) if budget_mb < float("inf") else None
+    extra = {
+        "label": f"{config.model}({', '.join(f'{k}={v}' for k, v in params.items())})",
+        "params": params,
+    }
+    estimate = (
+        estimate_mb(config.model, params, config, cache) if budget_mb < float("inf") else None
+    )
     if estimate is not None:
         extra["estimate_mb"] = round(estimate, 1)
         if estimate > budget_mb:
-            extra["skipped"] = f"estimated {estimate:,.0f} MB exceeds the {budget_mb:,.0f} MB budget"
+            extra["skipped"] = (
+                f"estimated {estimate:,.0f} MB exceeds the {budget_mb:,.0f} MB budget"
+            )
             return {"extra": extra}
     try:
         models = [build(config.model, params, device, seed + k) for k in range(config.seeds)]
@@ -183,7 +220,7 @@ def measure_config(config: Config, data: Batch, device: torch.device, profile: B
         return {"extra": extra}
     finally:
         model = models = None
-        if device.type == "cuda":   # give the next configuration the whole device
+        if device.type == "cuda":  # give the next configuration the whole device
             gc.collect()
             torch.cuda.empty_cache()
     if config.compiled:
@@ -192,17 +229,29 @@ def measure_config(config: Config, data: Batch, device: torch.device, profile: B
         # a model whose forward never calls its compiled chunk would time the eager path: say so
         stats["compiled_graphs"] = int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
         if not stats["compiled_graphs"]:
-            stats["warning"] = "compile_step() returned True but nothing was compiled: this row timed the eager path"
-    return {**fields, "seqs_per_s": stats.pop("seqs_per_s"), "peak_mem_mb": stats.pop("peak_mem_mb"),
-            "extra": {**extra, **stats}}
+            stats["warning"] = (
+                "compile_step() returned True but nothing was compiled: this row timed the eager path"
+            )
+    return {
+        **fields,
+        "seqs_per_s": stats.pop("seqs_per_s"),
+        "peak_mem_mb": stats.pop("peak_mem_mb"),
+        "extra": {**extra, **stats},
+    }
 
 
-def measure_reference(mode: str, data: Batch, device: torch.device, profile: BenchProfile, seed: int) -> dict:
+def measure_reference(
+    mode: str, data: Batch, device: torch.device, profile: BenchProfile, seed: int
+) -> dict:
     model = build(REFERENCE, {}, device, seed)
     stats = measure(model, data, mode, device, profile.timing)
     extra = {"label": REFERENCE_LABEL, **stats}
-    return {"n_params": sum(p.numel() for p in model.parameters()), "seqs_per_s": extra.pop("seqs_per_s"),
-            "peak_mem_mb": extra.pop("peak_mem_mb"), "extra": extra}
+    return {
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "seqs_per_s": extra.pop("seqs_per_s"),
+        "peak_mem_mb": extra.pop("peak_mem_mb"),
+        "extra": extra,
+    }
 
 
 def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:
@@ -213,16 +262,36 @@ def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:
     return found
 
 
-def make_row(common: dict, name: str, model: str, key: tuple, memory_size, fields: dict, ratio_to,
-             seeds: int = 1) -> dict:
+def make_row(
+    common: dict,
+    name: str,
+    model: str,
+    key: tuple,
+    memory_size,
+    fields: dict,
+    ratio_to,
+    seeds: int = 1,
+) -> dict:
     mode, batch, steps = key
     seqs = fields.get("seqs_per_s")
     ratio = seqs / ratio_to if seqs is not None and ratio_to else None
     extra = {**fields.get("extra", {}), "copy_length": (steps - 1) // 2, "allocator": tune_malloc()}
-    return {**common, "name": name, "model": model, "mode": mode, "batch": batch, "memory_size": memory_size,
-            "seq_len": steps, "seeds": seeds, "n_params": fields.get("n_params"), "seqs_per_s": seqs,
-            "peak_mem_mb": fields.get("peak_mem_mb"), "ratio_to_lstm": ratio, "measured_at": time.time(),
-            "extra_json": json.dumps(extra, sort_keys=True)}
+    return {
+        **common,
+        "name": name,
+        "model": model,
+        "mode": mode,
+        "batch": batch,
+        "memory_size": memory_size,
+        "seq_len": steps,
+        "seeds": seeds,
+        "n_params": fields.get("n_params"),
+        "seqs_per_s": seqs,
+        "peak_mem_mb": fields.get("peak_mem_mb"),
+        "ratio_to_lstm": ratio,
+        "measured_at": time.time(),
+        "extra_json": json.dumps(extra, sort_keys=True),
+    }
 
 
 def add_wall_vs_one_seed(fields: dict, alone: dict) -> None:
@@ -234,8 +303,18 @@ def add_wall_vs_one_seed(fields: dict, alone: dict) -> None:
         fields["extra"]["wall_vs_one_seed"] = batched / one
 
 
-def run_bench(models: list[str], device: str, store_path: str | None, json_path: str | None, profile="full",
-              progress: bool = True, *, threads: int = 1, max_mem_mb: float | None = None, seed: int = 0) -> list[dict]:
+def run_bench(
+    models: list[str],
+    device: str,
+    store_path: str | None,
+    json_path: str | None,
+    profile="full",
+    progress: bool = True,
+    *,
+    threads: int = 1,
+    max_mem_mb: float | None = None,
+    seed: int = 0,
+) -> list[dict]:
     """Measure `models` (registry names) on `device` with `profile` (a PROFILES name or a
     BenchProfile); write the rows to the store at `store_path` and the JSON file at `json_path`
     where given, and return them (dicts keyed by the speed table's columns)."""
@@ -246,28 +325,54 @@ def run_bench(models: list[str], device: str, store_path: str | None, json_path:
     if unknown:
         raise KeyError(f"unknown models {unknown} (known: {', '.join(MODELS)})")
     dev, described = resolve_device(device)
-    tune_malloc()   # as in training workers: see benchmarks/process/allocator.py
+    tune_malloc()  # as in training workers: see benchmarks/process/allocator.py
     with intra_op_threads(threads):
         configs = plan(list(dict.fromkeys(models)), prof)
         bench_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        common = {"bench_id": bench_id, "device": described, "threads": threads, "torch_version": torch.__version__}
+        common = {
+            "bench_id": bench_id,
+            "device": described,
+            "threads": threads,
+            "torch_version": torch.__version__,
+        }
         budget = max_mem_mb if max_mem_mb is not None else memory_budget_mb(dev)
         rows, total, estimates = [], len(configs) + len(groups(configs)), {}
         for key, members in groups(configs).items():
             data = copy_batch(key[1], key[2], dev, seed)
             ref_name = f"{REFERENCE}/{key[0]}/b{key[1]}/t{key[2]}"
-            ref = make_row(common, ref_name, REFERENCE, key, None, measure_reference(key[0], data, dev, prof, seed),
-                           None)
+            ref = make_row(
+                common,
+                ref_name,
+                REFERENCE,
+                key,
+                None,
+                measure_reference(key[0], data, dev, prof, seed),
+                None,
+            )
             ref["ratio_to_lstm"] = 1.0
             rows.append(ref)
             log(progress, len(rows), total, ref)
             measured = {}
             for config in members:
-                fields = measured[config] = measure_config(config, data, dev, prof, budget, seed, estimates)
-                if config.seeds > 1:   # plan() puts the one-seed configuration first
+                fields = measured[config] = measure_config(
+                    config, data, dev, prof, budget, seed, estimates
+                )
+                if config.seeds > 1:  # plan() puts the one-seed configuration first
                     add_wall_vs_one_seed(fields, measured.get(config._replace(seeds=1), {}))
-                rows.append(make_row(common, config.name, config.model + ("+compile" if config.compiled else ""), key,
-                                     config.memory_size, fields, ref["seqs_per_s"], config.seeds))
+                rows.append(
+                    make_row(
+                        common,
+                        config.name,
+                        config.model + ("+compile" if config.compiled else ""),
+                        key,
+                        config.memory_size,
+                        fields,
+                        ref["seqs_per_s"],
+                        config.seeds,
+                    )
+                )
                 log(progress, len(rows), total, rows[-1])
-            write(rows, store_path, json_path)   # after every group: an interrupted run keeps what it measured
+            write(
+                rows, store_path, json_path
+            )  # after every group: an interrupted run keeps what it measured
     return rows

@@ -16,57 +16,96 @@ from models import MODELS
 from tasks.base import Batch
 from tasks.copy import Copy
 
-WIDTH = 8                     # copy's bit width: input 9 (with the delimiter), output 8
+WIDTH = 8  # copy's bit width: input 9 (with the delimiter), output 8
 REFERENCE = "lstm_ref"
 REFERENCE_LABEL = "torch.nn.LSTM(9, 256, 1 layer) + Linear(256, 8), zero initial state"
 SWEEP_MODELS = ("ntm", "dnc")  # the memory models whose memory size and sequence length are swept
-PAPER_SIZES = {"controller_size": 100, "memory_size": 128, "memory_width": 20, "read_heads": 1, "write_heads": 1,
-               "hidden_size": 256, "num_layers": 3}  # each model takes the ones its constructor accepts
-SMOKE_SIZES = {"controller_size": 8, "memory_size": 8, "memory_width": 4, "read_heads": 1, "write_heads": 1,
-               "hidden_size": 8, "num_layers": 1}
+PAPER_SIZES = {
+    "controller_size": 100,
+    "memory_size": 128,
+    "memory_width": 20,
+    "read_heads": 1,
+    "write_heads": 1,
+    "hidden_size": 256,
+    "num_layers": 3,
+}  # each model takes the ones its constructor accepts
+SMOKE_SIZES = {
+    "controller_size": 8,
+    "memory_size": 8,
+    "memory_width": 4,
+    "read_heads": 1,
+    "write_heads": 1,
+    "hidden_size": 8,
+    "num_layers": 1,
+}
 
 
 @dataclass(frozen=True)
 class Timing:
-    burn_in: int = 2          # untimed iterations after the first (which compiles, where it does)
-    min_iters: int = 3        # timed iterations, at least...
-    min_s: float = 2.0        # ...and at least this many seconds of them...
-    max_s: float = 30.0       # ...unless this many seconds have passed (at least one iteration)
+    burn_in: int = 2  # untimed iterations after the first (which compiles, where it does)
+    min_iters: int = 3  # timed iterations, at least...
+    min_s: float = 2.0  # ...and at least this many seconds of them...
+    max_s: float = 30.0  # ...unless this many seconds have passed (at least one iteration)
 
 
 @dataclass(frozen=True)
 class BenchProfile:
     name: str
-    batches: tuple[int, ...]                 # main-grid batch sizes
-    modes: tuple[str, ...]                   # "forward" and/or "train"
+    batches: tuple[int, ...]  # main-grid batch sizes
+    modes: tuple[str, ...]  # "forward" and/or "train"
     timing: Timing = Timing()
-    steps: int = 41                          # main-grid time steps: copy length 20, delimiter, 20 outputs
-    compile: bool = True                     # "+compile" variants where compile_step() returns True
-    memory_sizes: tuple[int, ...] = ()       # memory sweep, at `steps`
-    seq_lens: tuple[int, ...] = ()           # length sweep in time steps, at sizes["memory_size"]
+    steps: int = 41  # main-grid time steps: copy length 20, delimiter, 20 outputs
+    compile: bool = True  # "+compile" variants where compile_step() returns True
+    memory_sizes: tuple[int, ...] = ()  # memory sweep, at `steps`
+    seq_lens: tuple[int, ...] = ()  # length sweep in time steps, at sizes["memory_size"]
     sweep_batch: int = 16
     sizes: dict = field(default_factory=lambda: dict(PAPER_SIZES))
-    seeds: tuple[int, ...] = ()              # seed counts trained as one batched model (main grid, train mode,
-                                             # models with supports_vmap); the issue's target is 8
+    seeds: tuple[int, ...] = ()  # seed counts trained as one batched model (main grid, train mode,
+    # models with supports_vmap); the issue's target is 8
 
     def __post_init__(self):
-        if not set(self.modes) <= {"forward", "train"} or min(self.batches + (self.sweep_batch,)) < 1:
-            raise ValueError(f"speed profile {self.name!r}: modes must be forward/train and batches >= 1")
-        if min(self.seeds, default=2) < 2:   # one seed is the main grid's own row
+        if (
+            not set(self.modes) <= {"forward", "train"}
+            or min(self.batches + (self.sweep_batch,)) < 1
+        ):
+            raise ValueError(
+                f"speed profile {self.name!r}: modes must be forward/train and batches >= 1"
+            )
+        if min(self.seeds, default=2) < 2:  # one seed is the main grid's own row
             raise ValueError(f"speed profile {self.name!r}: batched seed counts must be >= 2")
         if min((self.steps, *self.seq_lens)) < 3:
             raise ValueError(f"speed profile {self.name!r}: a copy sequence needs at least 3 steps")
 
 
 PROFILES = {
-    "full": BenchProfile("full", (1, 16, 256), ("forward", "train"), memory_sizes=(128, 512, 2048, 8192),
-                         seq_lens=(20, 100, 500, 1000), seeds=(8,)),
-    "quick": BenchProfile("quick", (1, 16), ("train",), Timing(burn_in=1, min_iters=3, min_s=0.5, max_s=3.0),
-                          seeds=(8,)),
+    "full": BenchProfile(
+        "full",
+        (1, 16, 256),
+        ("forward", "train"),
+        memory_sizes=(128, 512, 2048, 8192),
+        seq_lens=(20, 100, 500, 1000),
+        seeds=(8,),
+    ),
+    "quick": BenchProfile(
+        "quick",
+        (1, 16),
+        ("train",),
+        Timing(burn_in=1, min_iters=3, min_s=0.5, max_s=3.0),
+        seeds=(8,),
+    ),
     # for tests: every code path (both modes, compile variants, both sweeps, batched seeds) at toy sizes
-    "smoke": BenchProfile("smoke", (1, 2), ("forward", "train"), Timing(burn_in=0, min_iters=1, min_s=0.0, max_s=0.05),
-                          steps=5, memory_sizes=(8, 16), seq_lens=(3, 7), sweep_batch=2, sizes=dict(SMOKE_SIZES),
-                          seeds=(2,)),
+    "smoke": BenchProfile(
+        "smoke",
+        (1, 2),
+        ("forward", "train"),
+        Timing(burn_in=0, min_iters=1, min_s=0.0, max_s=0.05),
+        steps=5,
+        memory_sizes=(8, 16),
+        seq_lens=(3, 7),
+        sweep_batch=2,
+        sizes=dict(SMOKE_SIZES),
+        seeds=(2,),
+    ),
 }
 
 
@@ -75,15 +114,17 @@ class Config(NamedTuple):
     compiled: bool
     mode: str
     batch: int
-    memory_size: int | None   # None for models without a memory
+    memory_size: int | None  # None for models without a memory
     steps: int
-    seeds: int = 1            # > 1: that many models trained as one (benchmarks/batched.py's SeedStack)
+    seeds: int = 1  # > 1: that many models trained as one (benchmarks/batched.py's SeedStack)
 
     @property
     def name(self) -> str:
         model = self.model + ("+compile" if self.compiled else "")
         memory = f"/n{self.memory_size}" if self.memory_size is not None else ""
-        seeds = f"/s{self.seeds}" if self.seeds > 1 else ""   # seeds == 1 keeps the names of earlier benches
+        seeds = (
+            f"/s{self.seeds}" if self.seeds > 1 else ""
+        )  # seeds == 1 keeps the names of earlier benches
         return f"{model}/{self.mode}/b{self.batch}{memory}/t{self.steps}{seeds}"
 
 
@@ -100,6 +141,7 @@ class ReferenceLSTM(nn.Module):
 
 
 # -- models and data ---------------------------------------------------------------------------
+
 
 def model_params(name: str, sizes: dict, memory_size: int | None) -> dict:
     """The sizes that model `name` accepts, with the memory size of the configuration."""
@@ -122,7 +164,9 @@ def copy_batch(batch: int, steps: int, device: torch.device, seed: int) -> Batch
     """A fixed copy batch of exactly `steps` time steps: copy length (steps - 1) // 2, and one
     unscored zero step at the end when `steps` is even."""
     length = (steps - 1) // 2
-    data = Copy(WIDTH, length, length).sample(batch, torch.Generator().manual_seed(seed), length=length)
+    data = Copy(WIDTH, length, length).sample(
+        batch, torch.Generator().manual_seed(seed), length=length
+    )
     pad = steps - data.inputs.shape[0]
     return Batch(*(torch.cat([t, t.new_zeros(pad, *t.shape[1:])]).to(device) for t in data))
 
@@ -131,12 +175,20 @@ def plan(models: list[str], profile: BenchProfile) -> list[Config]:
     """Every configuration to measure, main grid first, without duplicates. A batched-seeds
     configuration comes after the one-seed configuration of its model, batch and compile flag,
     in the same (mode, batch, steps) group: run_bench divides its step time by that one's."""
-    def memory(name, size=profile.sizes.get("memory_size")):
+    default_memory = profile.sizes.get("memory_size")
+
+    def memory(name, size=None):
+        size = default_memory if size is None else size
         return size if "memory_size" in constructors.keywords(MODELS[name]) else None
 
     # compile_step() only wraps the step here: compilation happens at the first call
-    compiles = {name: profile.compile and build(name, model_params(name, profile.sizes, None), torch.device("cpu"),
-                                                0).compile_step() for name in models}
+    compiles = {
+        name: profile.compile
+        and build(
+            name, model_params(name, profile.sizes, None), torch.device("cpu"), 0
+        ).compile_step()
+        for name in models
+    }
     configs = []
     for mode in profile.modes:
         for batch in profile.batches:
@@ -145,12 +197,22 @@ def plan(models: list[str], profile: BenchProfile) -> list[Config]:
                 if mode == "train" and compiles[name]:
                     configs.append(Config(name, True, mode, batch, memory(name), profile.steps))
                 if mode == "train" and MODELS[name].supports_vmap:
-                    configs += [Config(name, False, mode, batch, memory(name), profile.steps, k) for k in profile.seeds]
-                    if compiles[name] and MODELS[name].fused:   # a compiled K-seed pass
-                        configs += [Config(name, True, mode, batch, memory(name), profile.steps, k)
-                                    for k in profile.seeds]
+                    configs += [
+                        Config(name, False, mode, batch, memory(name), profile.steps, k)
+                        for k in profile.seeds
+                    ]
+                    if compiles[name] and MODELS[name].fused:  # a compiled K-seed pass
+                        configs += [
+                            Config(name, True, mode, batch, memory(name), profile.steps, k)
+                            for k in profile.seeds
+                        ]
     for name in (m for m in models if m in SWEEP_MODELS):
-        configs += [Config(name, False, "train", profile.sweep_batch, memory(name, n), profile.steps)
-                    for n in profile.memory_sizes]
-        configs += [Config(name, False, "train", profile.sweep_batch, memory(name), t) for t in profile.seq_lens]
+        configs += [
+            Config(name, False, "train", profile.sweep_batch, memory(name, n), profile.steps)
+            for n in profile.memory_sizes
+        ]
+        configs += [
+            Config(name, False, "train", profile.sweep_batch, memory(name), t)
+            for t in profile.seq_lens
+        ]
     return list(dict.fromkeys(configs))

@@ -31,7 +31,14 @@ from benchmarks.executors import intra_op_threads
 from benchmarks.devices import resolve_device
 from benchmarks.speed_suite.bench import make_row, make_step, sync, write
 from benchmarks.speed_suite.output import log
-from benchmarks.speed_suite.configs import PAPER_SIZES, REFERENCE, REFERENCE_LABEL, build, copy_batch, model_params
+from benchmarks.speed_suite.configs import (
+    PAPER_SIZES,
+    REFERENCE,
+    REFERENCE_LABEL,
+    build,
+    copy_batch,
+    model_params,
+)
 
 STEPS = 41  # copy length 20, delimiter, 20 outputs
 
@@ -62,17 +69,32 @@ def time_rounds(steps: dict, device: torch.device, rounds: int, round_s: float) 
     return times
 
 
-def run_interleaved(models: list[str], device: str, store_path: str | None, json_path: str | None, *,
-                    batches=(1, 16), rounds: int = 7, round_s: float = 1.5, threads: int = 1, seed: int = 0,
-                    sizes: dict | None = None, progress: bool = True) -> list[dict]:
+def run_interleaved(
+    models: list[str],
+    device: str,
+    store_path: str | None,
+    json_path: str | None,
+    *,
+    batches=(1, 16),
+    rounds: int = 7,
+    round_s: float = 1.5,
+    threads: int = 1,
+    seed: int = 0,
+    sizes: dict | None = None,
+    progress: bool = True,
+) -> list[dict]:
     """Measure `models` interleaved (module docstring); write and return the rows."""
     dev, described = resolve_device(device)
     tune_malloc()
     sizes = PAPER_SIZES if sizes is None else sizes
     rows = []
     with intra_op_threads(threads):
-        common = {"bench_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}", "device": described,
-                  "threads": threads, "torch_version": torch.__version__}
+        common = {
+            "bench_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
+            "device": described,
+            "threads": threads,
+            "torch_version": torch.__version__,
+        }
         total = len(batches) * (1 + 2 * len(models))
         for batch in batches:
             data = copy_batch(batch, STEPS, dev, seed)
@@ -81,25 +103,45 @@ def run_interleaved(models: list[str], device: str, store_path: str | None, json
             for label, (model, _) in found.items():
                 steps[label] = make_step(model, data, "train")[0]
                 start = time.perf_counter()
-                steps[label]()            # warm-up; compiles the +compile contenders
+                steps[label]()  # warm-up; compiles the +compile contenders
                 sync(dev)
                 first[label] = time.perf_counter() - start
             times = time_rounds(steps, dev, rounds, round_s)
             for label, (model, params) in found.items():
                 memory_size = params.get("memory_size")
                 own = times[label]
-                vs = {other: statistics.median(a / b for a, b in zip(own, times[other])) for other in times
-                      if other != label}
+                vs = {
+                    other: statistics.median(a / b for a, b in zip(own, times[other]))
+                    for other in times
+                    if other != label
+                }
                 median = statistics.median(own)
                 described = ", ".join(f"{k}={v}" for k, v in params.items())
-                fields = {"n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                          "seqs_per_s": batch / median,
-                          "extra": {"median_iter_s": median, "round_iter_s": own, "rounds": rounds, "round_s": round_s,
-                                    "first_iter_s": first[label], "vs": vs, "interleaved": True, "params": params,
-                                    "label": REFERENCE_LABEL if label == REFERENCE
-                                    else f"{label.removesuffix('+compile')}({described})"}}
-                name = f"{label}/train/b{batch}" + (f"/n{memory_size}" if memory_size else "") + f"/t{STEPS}/interleaved"
-                row = make_row(common, name, label, ("train", batch, STEPS), memory_size, fields, None)
+                fields = {
+                    "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                    "seqs_per_s": batch / median,
+                    "extra": {
+                        "median_iter_s": median,
+                        "round_iter_s": own,
+                        "rounds": rounds,
+                        "round_s": round_s,
+                        "first_iter_s": first[label],
+                        "vs": vs,
+                        "interleaved": True,
+                        "params": params,
+                        "label": REFERENCE_LABEL
+                        if label == REFERENCE
+                        else f"{label.removesuffix('+compile')}({described})",
+                    },
+                }
+                name = (
+                    f"{label}/train/b{batch}"
+                    + (f"/n{memory_size}" if memory_size else "")
+                    + f"/t{STEPS}/interleaved"
+                )
+                row = make_row(
+                    common, name, label, ("train", batch, STEPS), memory_size, fields, None
+                )
                 row["ratio_to_lstm"] = 1 / vs[REFERENCE] if label != REFERENCE else 1.0
                 rows.append(row)
                 log(progress, len(rows), total, row)
@@ -115,7 +157,12 @@ def format_pairs(rows: list[dict]) -> str:
         order = [r["model"] for r in rows if r["batch"] == row["batch"]]
         compiled = row["model"].endswith("+compile")
         for other, ratio in json.loads(row["extra_json"])["vs"].items():
-            if (REFERENCE not in (row["model"], other) and other.endswith("+compile") == compiled
-                    and order.index(other) < order.index(row["model"])):
-                lines.append(f"batch {row['batch']}: {row['model']} takes {ratio:.2f} x the time per step of {other}")
+            if (
+                REFERENCE not in (row["model"], other)
+                and other.endswith("+compile") == compiled
+                and order.index(other) < order.index(row["model"])
+            ):
+                lines.append(
+                    f"batch {row['batch']}: {row['model']} takes {ratio:.2f} x the time per step of {other}"
+                )
     return "\n".join(lines)

@@ -44,7 +44,7 @@ def proc_status_mb(key: str) -> float:
 def max_rss_mb() -> float:
     """The process's peak resident set so far (ru_maxrss), in MB."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / MB if sys.platform == "darwin" else rss / 1024   # bytes on macOS, KiB on Linux
+    return rss / MB if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
 
 
 def peak_memory(step, device: torch.device, resident) -> tuple[float, dict]:
@@ -55,22 +55,34 @@ def peak_memory(step, device: torch.device, resident) -> tuple[float, dict]:
         torch.cuda.reset_peak_memory_stats(device)
         step()
         torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) / MB, {"peak_mem_method": "cuda max_memory_allocated"}
+        return torch.cuda.max_memory_allocated(device) / MB, {
+            "peak_mem_method": "cuda max_memory_allocated"
+        }
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in resident()}
     alive = sum(storages.values()) / MB
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-    if hasattr(libc, "malloc_trim"):                  # glibc: return free heap, so reusing it shows as growth
+    if hasattr(libc, "malloc_trim"):  # glibc: return free heap, so reusing it shows as growth
         libc.malloc_trim(0)
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         before = proc_status_mb("VmRSS")
         step()
-        growth, method = proc_status_mb("VmHWM") - before, "tensors alive before + VmHWM growth (clear_refs reset)"
+        growth, method = (
+            proc_status_mb("VmHWM") - before,
+            "tensors alive before + VmHWM growth (clear_refs reset)",
+        )
     except OSError:
         before = max_rss_mb()
         step()
-        growth, method = max_rss_mb() - before, "tensors alive before + ru_maxrss growth (lower bound)"
-    return alive + growth, {"peak_mem_method": method, "alive_mb": round(alive, 3), "rss_growth_mb": round(growth, 3)}
+        growth, method = (
+            max_rss_mb() - before,
+            "tensors alive before + ru_maxrss growth (lower bound)",
+        )
+    return alive + growth, {
+        "peak_mem_method": method,
+        "alive_mb": round(alive, 3),
+        "rss_growth_mb": round(growth, 3),
+    }
 
 
 class AllocationCounter(TorchDispatchMode):
@@ -83,8 +95,11 @@ class AllocationCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if all(r.alias_info is None for r in func._schema.returns):
-            self.bytes += sum(t.untyped_storage().nbytes() for t in (out if isinstance(out, (tuple, list)) else [out])
-                              if isinstance(t, torch.Tensor))
+            self.bytes += sum(
+                t.untyped_storage().nbytes()
+                for t in (out if isinstance(out, (tuple, list)) else [out])
+                if isinstance(t, torch.Tensor)
+            )
         return out
 
 
@@ -94,6 +109,7 @@ def estimate_mb(name: str, params: dict, config: Config, cache: dict) -> float |
     sequence of 2 and of 4 steps and extrapolated linearly in steps and batch, times the number of
     seeds trained together (stacked parameters, batched activations). None where the model
     cannot run on the meta device. `cache` keeps the counts per (model, params, mode)."""
+
     def allocated(steps):
         with torch.device("meta"):
             model = MODELS[name](WIDTH + 1, WIDTH, **params)
@@ -113,7 +129,11 @@ def estimate_mb(name: str, params: dict, config: Config, cache: dict) -> float |
         return None
     params_bytes, two, per_step = cache[key]
     factor = 4 if config.mode == "train" else 1
-    return config.seeds * (factor * params_bytes + config.batch * (two + per_step * (config.steps - 2))) / MB
+    return (
+        config.seeds
+        * (factor * params_bytes + config.batch * (two + per_step * (config.steps - 2)))
+        / MB
+    )
 
 
 def memory_budget_mb(device: torch.device) -> float:

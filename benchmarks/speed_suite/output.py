@@ -21,10 +21,18 @@ def describe(row: dict) -> str:
     """A row's result in a few words: throughput and ratios, or why it has none."""
     extra = json.loads(row["extra_json"])
     if row["seqs_per_s"] is None:
-        return f"skipped: {extra['skipped']}" if "skipped" in extra else f"failed: {extra.get('error')}"
+        return (
+            f"skipped: {extra['skipped']}"
+            if "skipped" in extra
+            else f"failed: {extra.get('error')}"
+        )
     text = f"{row['seqs_per_s']:,.1f} seq/s, {row['ratio_to_lstm']:.3f} x {REFERENCE}"
     text += f", compile {extra['compile_s']:.1f} s" if "compile_s" in extra else ""
-    text += f", {extra['wall_vs_one_seed']:.2f} x one seed's step time" if "wall_vs_one_seed" in extra else ""
+    text += (
+        f", {extra['wall_vs_one_seed']:.2f} x one seed's step time"
+        if "wall_vs_one_seed" in extra
+        else ""
+    )
     return text + (f" (warning: {extra['warning']})" if "warning" in extra else "")
 
 
@@ -54,25 +62,55 @@ def format_table(rows: list[dict]) -> str:
     def number(value, spec):
         return "n/a" if value is None else format(value, spec)
 
-    lines, labels = [("name", "seq/s", f"x {REFERENCE}", "peak MB", "params", "iters", "compile s", "x 1 seed",
-                      "note")], {}
+    lines, labels = (
+        [
+            (
+                "name",
+                "seq/s",
+                f"x {REFERENCE}",
+                "peak MB",
+                "params",
+                "iters",
+                "compile s",
+                "x 1 seed",
+                "note",
+            )
+        ],
+        {},
+    )
     for row in rows:
         extra = json.loads(row["extra_json"])
         labels.setdefault(row["model"].removesuffix("+compile"), extra.get("label", ""))
-        note = extra.get("warning") or (f"skipped: {extra['skipped']}" if "skipped" in extra else "")
+        note = extra.get("warning") or (
+            f"skipped: {extra['skipped']}" if "skipped" in extra else ""
+        )
         note = note or (f"failed: {extra['error']}" if "error" in extra else "")
-        lines.append((row["name"], number(row["seqs_per_s"], ",.1f"), number(row["ratio_to_lstm"], ".3f"),
-                      number(row["peak_mem_mb"], ",.1f"), number(row["n_params"], ","), str(extra.get("iters", "")),
-                      number(extra.get("compile_s"), ".1f") if "compile_s" in extra else "",
-                      number(extra.get("wall_vs_one_seed"), ".2f") if row.get("seeds", 1) > 1 else "", note))
+        lines.append(
+            (
+                row["name"],
+                number(row["seqs_per_s"], ",.1f"),
+                number(row["ratio_to_lstm"], ".3f"),
+                number(row["peak_mem_mb"], ",.1f"),
+                number(row["n_params"], ","),
+                str(extra.get("iters", "")),
+                number(extra.get("compile_s"), ".1f") if "compile_s" in extra else "",
+                number(extra.get("wall_vs_one_seed"), ".2f") if row.get("seeds", 1) > 1 else "",
+                note,
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
     first = rows[0]
-    out = [f"speed bench {first['bench_id']}: {first['device']}, {first['threads']} thread(s), "
-           f"torch {first['torch_version']}"]
+    out = [
+        f"speed bench {first['bench_id']}: {first['device']}, {first['threads']} thread(s), "
+        f"torch {first['torch_version']}"
+    ]
     for line in lines:
         cells = [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:-1], widths[1:]))]
         out.append(("  ".join(cells) + "  " + line[-1]).rstrip())
     if any(row.get("seeds", 1) > 1 for row in rows):
-        out += ["", "/sK: K seeds trained as one batched model; seq/s counts every seed's sequences; x 1 seed: time "
-                    "per iteration over the same model's one-seed row (same batch, both eager or both compiled)"]
+        out += [
+            "",
+            "/sK: K seeds trained as one batched model; seq/s counts every seed's sequences; x 1 seed: time "
+            "per iteration over the same model's one-seed row (same batch, both eager or both compiled)",
+        ]
     return "\n".join(out + [""] + [f"{model}: {label}" for model, label in labels.items()])

@@ -25,13 +25,13 @@ from benchmarks.executors import intra_op_threads
 from models import MODELS
 
 DEVICE = torch.device(os.environ.get("NTM_BENCH_DEVICE", "cpu"))
-STEPS = 41          # copy length 20, delimiter, 20 outputs
-BURN_IN = 2         # untimed steps before pytest-benchmark's own rounds
+STEPS = 41  # copy length 20, delimiter, 20 outputs
+BURN_IN = 2  # untimed steps before pytest-benchmark's own rounds
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    tune_malloc()   # as in training workers and run_suite.py --bench: see benchmarks/process/allocator.py
+    tune_malloc()  # as in training workers and run_suite.py --bench: see benchmarks/process/allocator.py
     with intra_op_threads(1):
         yield
 
@@ -45,6 +45,7 @@ def train_step(name: str, batch: int):
     def run():
         step()
         speed.sync(DEVICE)
+
     return run, sum(p.numel() for p in model.parameters())
 
 
@@ -55,8 +56,14 @@ def test_train_step(benchmark, name, batch):
     for _ in range(BURN_IN):
         run()
     benchmark.group = f"train step, batch {batch}, {STEPS} steps"
-    benchmark.extra_info.update(model=name, batch=batch, seq_len=STEPS, n_params=n_params, device=str(DEVICE),
-                                threads=torch.get_num_threads())
+    benchmark.extra_info.update(
+        model=name,
+        batch=batch,
+        seq_len=STEPS,
+        n_params=n_params,
+        device=str(DEVICE),
+        threads=torch.get_num_threads(),
+    )
     benchmark(run)
     if benchmark.stats:  # None under --benchmark-disable
         benchmark.extra_info["seqs_per_s"] = batch / benchmark.stats.stats.median

@@ -24,15 +24,21 @@ class ReverseCopy(Task):
 
     def __init__(self, width: int = 8, min_length: int = 1, max_length: int = 20):
         if width < 1 or not 1 <= min_length <= max_length:
-            raise ValueError(f"reverse_copy needs width >= 1 and 1 <= min_length <= max_length, got width={width}, "
-                             f"lengths {min_length}..{max_length}")
+            raise ValueError(
+                f"reverse_copy needs width >= 1 and 1 <= min_length <= max_length, got width={width}, "
+                f"lengths {min_length}..{max_length}"
+            )
         self.width, self.min_length, self.max_length = width, min_length, max_length
         self.input_size, self.output_size = width + 1, width
 
     def memory_needed(self, length: int | None = None) -> int:
-        return length or self.max_length  # every vector is stored before the last one comes back first
+        return (
+            length or self.max_length
+        )  # every vector is stored before the last one comes back first
 
-    def sample(self, batch_size: int, generator: torch.Generator, length: int | None = None) -> Batch:
+    def sample(
+        self, batch_size: int, generator: torch.Generator, length: int | None = None
+    ) -> Batch:
         self.check_size({"length": length})
         lengths = sizes(length, self.min_length, self.max_length, batch_size, generator)
         longest = int(lengths.max())
@@ -44,6 +50,8 @@ class ReverseCopy(Task):
         inputs[:longest, :, : self.width] = bits
         inputs[:, :, self.width] = (t == lengths).float()
         mask = ((t > lengths) & (t <= 2 * lengths)).float()
-        source = (2 * lengths - t).clamp(0, longest - 1)    # output step t replays input 2L - t
-        targets = torch.gather(bits, 0, source.unsqueeze(-1).expand(-1, -1, self.width)) * mask.unsqueeze(-1)
+        source = (2 * lengths - t).clamp(0, longest - 1)  # output step t replays input 2L - t
+        targets = torch.gather(
+            bits, 0, source.unsqueeze(-1).expand(-1, -1, self.width)
+        ) * mask.unsqueeze(-1)
         return Batch(inputs, targets, mask)
