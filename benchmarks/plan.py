@@ -25,9 +25,8 @@ from benchmarks.evaluate import eval_points
 # Bump when a change to the code changes results for an unchanged config.
 # 2: evals keyed by point (joint points, per-channel scores, memory marks); RMSProp in Graves form.
 FORMAT_VERSION = 2
-MAX_MODEL_BYTES = (
-    4 * 2**30
-)  # a model (parameters and buffers) larger than this is a typo on a 24 GiB machine
+# A model (parameters and buffers) larger than this is a typo on a 24 GiB machine.
+MAX_MODEL_BYTES = 4 * 2**30
 
 
 @dataclass(frozen=True)
@@ -186,14 +185,13 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: task parameters: {error}") from None
     try:
-        with torch.device(
-            "meta"
-        ):  # sizes only, no storage: an absurd memory_size must not allocate
+        # Sizes only, no storage: an absurd memory_size must not allocate.
+        with torch.device("meta"):
             probe = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
         size = sum(t.numel() * t.element_size() for t in (*probe.parameters(), *probe.buffers()))
         if size > MAX_MODEL_BYTES:
-            raise ConfigError(
-                f"{where}: model parameters: the model would hold {size / 2**30:.1f} GiB of parameters "
+            raise ValueError(  # named with `where` by the except below
+                f"the model would hold {size / 2**30:.1f} GiB of parameters "
                 f"and buffers (at most {MAX_MODEL_BYTES / 2**30:g} GiB)"
             )
         model = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
