@@ -103,9 +103,8 @@ def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
     from reports.build import ReportError, build_report
 
     if out_dir is None and Path(store_path) != Path(DEFAULT_STORE):
-        out_dir = str(
-            Path(store_path).parent / "reports" / profile
-        )  # keep a report beside its store
+        # keep a report beside its store
+        out_dir = str(Path(store_path).parent / "reports" / profile)
     try:
         index = build_report(store_path, profile, out_dir)
     except ReportError as error:

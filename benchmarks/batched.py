@@ -202,9 +202,8 @@ def train_seeds(
         on_point=on_point,
         state=state,
     )
-    training_task = scheduled(
-        task, cfg.curriculum
-    )  # one schedule, by the group's step, for every seed
+    # one schedule, by the group's step, for every seed
+    training_task = scheduled(task, cfg.curriculum)
     with cadence:
         while cadence.running():
             # Stopped seeds still draw their batches: every generator stays where it would be alone.

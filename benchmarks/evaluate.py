@@ -145,9 +145,8 @@ def trace(model, task_name: str, task_params: dict, task: Task, at: dict | None 
     the task has it; the axes in `at` set as given), with the model's output and, for memory
     models, its weightings over time: nested lists for `Store.finish_run(trace=...)`."""
     size = {axis: task.max_size(axis) for axis in task.axes if task.max_size(axis) is not None}
-    purpose = (
-        "trace" if not at else f"trace:{point_name(at)}"
-    )  # the training-range trace keeps its sequence
+    # the training-range trace keeps its sequence
+    purpose = "trace" if not at else f"trace:{point_name(at)}"
     batch = task.sample(
         1, fixed_generator(task_name, task_params, purpose), **{**size, **(at or {})}
     )

@@ -41,9 +41,8 @@ class RunSpec:
     train: TrainConfig
     seed: int
     profile: str
-    plugins: dict = field(
-        default_factory=dict
-    )  # {"model"/"task": "dist==version"} of plugin classes
+    # {"model"/"task": "dist==version"} of plugin classes
+    plugins: dict = field(default_factory=dict)
 
     def config(self) -> dict:
         """The fully resolved config: what run_id hashes and the store keeps as config_json

@@ -111,9 +111,8 @@ def prepare(spec: RunSpec, device: str):
         "started_at": time.time(),
         **provenance(device),
     }
-    optimum = task.optimal_cost(
-        validation
-    )  # e.g. n-grams: the Bayes-optimal predictor on the same sequences
+    # e.g. n-grams: the Bayes-optimal predictor on the same sequences
+    optimum = task.optimal_cost(validation)
     if optimum is not None:
         result["reference_cost_bits"] = float(optimum.mean())
     return task, model, data, validation, result

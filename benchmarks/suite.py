@@ -96,6 +96,5 @@ def run_specs(
             run_local(units, options, on_result, claim=claim, jobs=jobs)
     finally:
         heartbeat.stopped.set()
-        store.release(
-            sorted(active), owner
-        )  # interrupted runs go back to pending; checkpoints stay
+        # interrupted runs go back to pending; checkpoints stay
+        store.release(sorted(active), owner)

@@ -128,9 +128,8 @@ def train(
         on_point=shown,
         state=state,
     )
-    training_task = scheduled(
-        task, cfg.curriculum
-    )  # steps done -> the task itself, or its curriculum's
+    # steps done -> the task itself, or its curriculum's
+    training_task = scheduled(task, cfg.curriculum)
     with bar, cadence:
         while cadence.running():
             model.train()

@@ -41,17 +41,17 @@ MODELS: dict[str, type[SequenceModel]] = {
     "lstm_matched": LSTMMatched,
 }
 
-BUILTIN = tuple(
-    MODELS
-)  # the package's own models; plugins (benchmarks/plugins.py) add to MODELS at run time
+# the package's own models; plugins (benchmarks/plugins.py) add to MODELS at run time
+BUILTIN = tuple(MODELS)
 
 
 def build_model(name: str, input_size: int, output_size: int, **params) -> SequenceModel:
     """Instantiate the model registered as `name`; sizes come from the task, `params` from the profile."""
     if name not in MODELS:
+        # a plugin (module:Class or an entry point), loaded on first use
         from benchmarks.plugins import (
             lookup,
-        )  # a plugin (module:Class or an entry point), loaded on first use
+        )
 
         try:
             return lookup("models", name)(input_size, output_size, **params)

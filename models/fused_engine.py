@@ -235,9 +235,8 @@ def run(steps: Steps, layout, kernels: Kernels, inputs, operands: Operands, save
     state, per_step, hs, reads, saved = operands.state, step_weights(layout, weights), [], [], []
     for x_chunk in x_gates.split(kernels.chunk):
         chunk = kernels.forward(steps, layout, x_chunk, state, per_step, operands.constants, save)
-        state = (
-            chunk.state
-        )  # not kept past the next chunk: without saving, each state is freed in turn
+        # not kept past the next chunk: without saving, each state is freed in turn
+        state = chunk.state
         hs += chunk.hs
         reads += chunk.reads
         if save:
@@ -302,12 +301,11 @@ class Sequence(torch.autograd.Function):
                 steps, layout, carry, chunks[n], previous, dhs[n], dreads[n], per_step, constants
             )
             grads.append(chunk_grads)
-        dgates, dinterface = (
-            torch.cat(layer[::-1]) for layer in zip(*grads)
-        )  # [T * B, ...], in time order
-        state_in = torch.cat([chunk.state_in for chunk in chunks]).view(
-            *hs.shape[:2], -1
-        )  # [T, B, ...]
+        # [T * B, ...], in time order
+        dgates, dinterface = (torch.cat(layer[::-1]) for layer in zip(*grads))
+        # [T, B, ...]
+        state_in = torch.cat([chunk.state_in for chunk in chunks]).view(*hs.shape[:2], -1)
+        # inputs: after steps, layout, kernels
         dx, *dweights = layer_grads(
             layout.seeds,
             x,
@@ -317,5 +315,5 @@ class Sequence(torch.autograd.Function):
             dinterface,
             weights.controller,
             ctx.needs_input_grad[3],
-        )  # inputs: after steps, layout, kernels
+        )
         return (None, None, None, dx, *carry, *dweights, *(None for _ in constants))

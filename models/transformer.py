@@ -145,9 +145,8 @@ class Transformer(SequenceModel):
                 )
                 for _ in range(self.num_layers)
             )
-        self.norm = nn.LayerNorm(
-            self.d_model
-        )  # pre-LN layers leave the residual stream unnormalized
+        # pre-LN layers leave the residual stream unnormalized
+        self.norm = nn.LayerNorm(self.d_model)
         self.out = nn.Linear(self.d_model, output_size)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -268,9 +268,8 @@ def survival_summary(
 def bound_test(summary: Summary, test: dict) -> tuple[str, str]:
     """(verdict, why) of an absolute test on a summary known to lie in [low, high]."""
     ((kind, bound),) = [(k, v) for k, v in test.items() if k in BOUNDS]
-    summary = summary._replace(
-        low=round(summary.low, 9), high=round(summary.high, 9)
-    )  # 1 - 4/5 is 0.2, not 0.19999...
+    # 1 - 4/5 is 0.2, not 0.19999...
+    summary = summary._replace(low=round(summary.low, 9), high=round(summary.high, 9))
     lo, hi = bound if kind == "in_range" else (bound, bound)
     holds = {
         "at_least": summary.low >= lo,

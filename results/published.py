@@ -157,9 +157,8 @@ def import_into(store: Store, folder: Path) -> int:
         store.finish_run(
             run_id, document["curves"], document["evals"], document.get("trace"), **fields
         )
-        store.update_run(
-            run_id, finished_at=finished_at
-        )  # finish_run stamps now; keep the original
+        # finish_run stamps now; keep the original
+        store.update_run(run_id, finished_at=finished_at)
         added += 1
     return added
 

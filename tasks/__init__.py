@@ -17,17 +17,17 @@ TASKS: dict[str, type[Task]] = {
     "priority_sort": PrioritySort,
 }
 
-BUILTIN = tuple(
-    TASKS
-)  # the package's own tasks; plugins (benchmarks/plugins.py) add to TASKS at run time
+# the package's own tasks; plugins (benchmarks/plugins.py) add to TASKS at run time
+BUILTIN = tuple(TASKS)
 
 
 def build_task(name: str, **params) -> Task:
     """Instantiate the task registered as `name` with `params`; unknown names list the known ones."""
     if name not in TASKS:
+        # a plugin (module:Class or an entry point), loaded on first use
         from benchmarks.plugins import (
             lookup,
-        )  # a plugin (module:Class or an entry point), loaded on first use
+        )
 
         try:
             return lookup("tasks", name)(**params)

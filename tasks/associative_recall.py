@@ -101,10 +101,11 @@ class AssociativeRecall(Task):
         starts = counts * span  # [B] step of the first query delimiter
         steps = n * span + 2 * L + 2
         t = torch.arange(steps)[:, None]  # [T, 1] against [B]
+        # item and position within it, in the list part
         k, r = (
             (t // span).clamp(max=n - 1),
             t % span,
-        )  # item and position within it, in the list part
+        )
         in_list = t < starts
         q = t - starts  # position in the query part
 

@@ -104,9 +104,8 @@ def test_evaluate_adds_points_and_changes_no_existing_row(finished, capsys):
         )
         == 0
     )
-    assert (
-        "2 evaluation rows added for 2 of 2 runs" in capsys.readouterr().out
-    )  # length=5 was there already
+    # length=5 was there already
+    assert "2 evaluation rows added for 2 of 2 runs" in capsys.readouterr().out
     after = Store(store).evals()
     key = ["run_id", "point"]
     kept = after.merge(before[key], on=key)
@@ -114,9 +113,8 @@ def test_evaluate_adds_points_and_changes_no_existing_row(finished, capsys):
         kept.sort_values(key).reset_index(drop=True), before.sort_values(key).reset_index(drop=True)
     )
     added = after[after.point == "length=9"]
-    assert (
-        sorted(added.model) == ["ntm", "ntm"] and added.beyond_memory.all()
-    )  # memory 6 < 9 vectors
+    # memory 6 < 9 vectors
+    assert sorted(added.model) == ["ntm", "ntm"] and added.beyond_memory.all()
     pd.testing.assert_frame_equal(Store(store).runs(), runs_before)
 
 

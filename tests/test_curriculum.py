@@ -42,9 +42,8 @@ def test_the_maximum_is_the_hand_computed_schedule():
         == by_hand
         == [expected_max(s) for s in range(13)]
     )
-    assert read({"axis": "length", "start": 3, "every": 10}) == Curriculum(
-        "length", 3, 10, 1
-    )  # step defaults to 1
+    # step defaults to 1
+    assert read({"axis": "length", "start": 3, "every": 10}) == Curriculum("length", 3, 10, 1)
     assert read("none") == "none"
 
 
@@ -147,9 +146,8 @@ def test_run_ids_leave_out_none_and_record_a_curriculum(tmp_path, monkeypatch):
     assert (
         scheduled.config()["train"]["curriculum"] == SCHEDULE and scheduled.run_id != plain.run_id
     )
-    stored = RunSpec.from_config(
-        json.loads(json.dumps(scheduled.config())), "rec"
-    )  # as config_json reads back
+    # as config_json reads back
+    stored = RunSpec.from_config(json.loads(json.dumps(scheduled.config())), "rec")
     assert stored.train.curriculum == Curriculum(**SCHEDULE) and stored.run_id == scheduled.run_id
 
 

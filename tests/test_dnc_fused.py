@@ -153,9 +153,8 @@ def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
 
 def test_gradcheck_of_the_fused_function_in_every_input():
     model, x = model_for("three-read-heads"), inputs(steps=5)
-    operands = model.fused_operands(
-        x.shape[1]
-    )  # the all-zero initial state: not learned, so not checked
+    # the all-zero initial state: not learned, so not checked
+    operands = model.fused_operands(x.shape[1])
     args = [t.detach().clone().contiguous().requires_grad_(True) for t in (x, *operands.weights)]
 
     def fn(x, *weights):

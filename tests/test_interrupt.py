@@ -21,10 +21,11 @@ from benchmarks.plan import plan_runs
 from conftest import snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
+# 5: inside a log window (log_interval 2) and after a validation (eval_interval 4)
 STEPS, PAUSE_AT = (
     12,
     5,
-)  # 5: inside a log window (log_interval 2) and after a validation (eval_interval 4)
+)
 
 PROFILE = f"""
 seeds: [1, 2]
@@ -99,13 +100,11 @@ def test_sigint_checkpoints_at_the_next_step_and_the_rerun_equals_uninterrupted(
     )
     assert [p for p in checkpoints.glob("*.pt") if not p.name.endswith(".final.pt")] == [expected]
     saved = torch.load(expected, weights_only=True)
-    assert (
-        saved["step"] == PAUSE_AT and 0 < saved["step"] < STEPS
-    )  # the step boundary after the signal
+    # the step boundary after the signal
+    assert saved["step"] == PAUSE_AT and 0 < saved["step"] < STEPS
     windows = saved["windows"] if len(specs) > 1 else [saved["window"]]
-    assert [w[2] for w in windows] == [PAUSE_AT % 2] * len(
-        specs
-    )  # a partly averaged log window kept
+    # a partly averaged log window kept
+    assert [w[2] for w in windows] == [PAUSE_AT % 2] * len(specs)
 
     resumed_from = []
     load = runner.load_checkpoint

@@ -138,9 +138,8 @@ def test_fused_equals_the_step_loop_in_outputs_and_every_gradient(config):
 
 def test_gradcheck_of_the_fused_function_in_every_input():
     model, x = model_pair("lstm-2r-3w-learned")
-    operands = model.fused_operands(
-        x.shape[1]
-    )  # the initial state, the weights in head_order, the shifts
+    # the initial state, the weights in head_order, the shifts
+    operands = model.fused_operands(x.shape[1])
     inputs = [x, *operands.state, *operands.weights]
     inputs = [t.detach().clone().contiguous().requires_grad_(True) for t in inputs]
 

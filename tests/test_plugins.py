@@ -113,9 +113,8 @@ def test_a_plugin_trains_into_the_store_and_the_report(package, model, task, cap
     )
     config = json.loads(runs[runs.model == model].config_json.iloc[0])
     assert config["plugins"] == {"model": "myplugins==2.5", "task": "myplugins==2.5"}
-    assert "plugins" in json.loads(
-        runs[runs.model == "lstm"].config_json.iloc[0]
-    )  # the task is a plugin
+    # the task is a plugin
+    assert "plugins" in json.loads(runs[runs.model == "lstm"].config_json.iloc[0])
     assert (package / "reports" / "p" / "index.html").is_file()
     evals = Store(store).evals()
     assert set(evals.point) == {"length=2", "length=6"}

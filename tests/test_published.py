@@ -71,9 +71,8 @@ def test_export_then_import_gives_the_same_numbers(trained, tmp_path):
     original, rebuilt = frames(store_path), frames(tmp_path / "copy.sqlite")
     pd.testing.assert_frame_equal(original[0], rebuilt[0])  # runs: every column, exactly
     pd.testing.assert_frame_equal(original[1], rebuilt[1])  # curves
-    pd.testing.assert_frame_equal(
-        original[2], rebuilt[2]
-    )  # evals, joint point and channels included
+    # evals, joint point and channels included
+    pd.testing.assert_frame_equal(original[2], rebuilt[2])
     # One trace per (model, task): the lowest seed's, rounded for pictures.
     assert sorted(rebuilt[3].seed) == [1, 1]
     assert set(rebuilt[3].model) == {"ntm", "lstm"}

@@ -27,9 +27,8 @@ def lstm_copy():
 
 
 def test_published_lstm_copy_run_retrains_to_the_same_curve(lstm_copy):
-    assert (
-        len(lstm_copy.published) >= STEPS // 25
-    )  # training points every 25 steps, validation every 100
+    # training points every 25 steps, validation every 100
+    assert len(lstm_copy.published) >= STEPS // 25
     assert {p["split"] for p in lstm_copy.published} == {"train", "val"}
     assert lstm_copy.mismatches() == []
 

@@ -128,9 +128,8 @@ def test_priority_sort_paper_sizes():
         batch = task.sample(3, generator(0), length=length)
         assert batch.mask.shape[0] == length + 1 + keep
         assert batch.mask.sum(0).tolist() == [keep] * 3
-    assert (
-        build_task("priority_sort", keep_fraction=0.5).kept(torch.tensor([5]))[0] == 3
-    )  # halves up
+    # halves up
+    assert build_task("priority_sort", keep_fraction=0.5).kept(torch.tensor([5]))[0] == 3
 
 
 # ---------------------------------------------------------------- n-grams

@@ -50,10 +50,11 @@ def test_load_run_gives_the_stored_final_cost(suite):
             model,
             validation_set(run.task, config["task_params"], task, config["train"]["eval_size"]),
         )
+        # a single run: bit for bit
         assert (cost, errors) == (
             run.final_cost_bits,
             run.final_bit_errors,
-        )  # a single run: bit for bit
+        )
 
 
 def test_prune_is_explicit_and_a_pruned_run_says_so(suite, capsys):

@@ -70,9 +70,8 @@ def test_rotary_preserves_norms_and_rotates_each_pair_by_its_angle():
     rotated = tr.rotate(x, positions)
     torch.testing.assert_close(rotated.norm(dim=-1), x.norm(dim=-1))
     pairs, pairs_rotated = x.unflatten(-1, (4, 2)), rotated.unflatten(-1, (4, 2))
-    torch.testing.assert_close(
-        pairs_rotated.norm(dim=-1), pairs.norm(dim=-1)
-    )  # each pair alone, too
+    # each pair alone, too
+    torch.testing.assert_close(pairs_rotated.norm(dim=-1), pairs.norm(dim=-1))
     # the unit vector of pair i at position p lands at angle p * 10000^(-2i/d_head)
     for p in (0, 1, 5):
         for i in range(4):
@@ -129,9 +128,8 @@ def test_rotary_layer_equals_torchs_layer_with_the_rotation_removed(monkeypatch)
     theirs = nn.TransformerEncoderLayer(8, 2, 16, 0.0, norm_first=True)
     with torch.no_grad():
         theirs.self_attn.in_proj_weight.copy_(ours.qkv.weight)
-        theirs.self_attn.in_proj_bias.copy_(
-            ours.qkv.bias.add(randn(24))
-        )  # nonzero biases count too
+        # nonzero biases count too
+        theirs.self_attn.in_proj_bias.copy_(ours.qkv.bias.add(randn(24)))
         ours.qkv.bias.copy_(theirs.self_attn.in_proj_bias)
         theirs.self_attn.out_proj.weight.copy_(ours.proj.weight)
         theirs.self_attn.out_proj.bias.copy_(ours.proj.bias)

@@ -372,7 +372,6 @@ def run_bench(
                     )
                 )
                 log(progress, len(rows), total, rows[-1])
-            write(
-                rows, store_path, json_path
-            )  # after every group: an interrupted run keeps what it measured
+            # after every group: an interrupted run keeps what it measured
+            write(rows, store_path, json_path)
     return rows

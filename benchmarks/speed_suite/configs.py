@@ -122,9 +122,8 @@ class Config(NamedTuple):
     def name(self) -> str:
         model = self.model + ("+compile" if self.compiled else "")
         memory = f"/n{self.memory_size}" if self.memory_size is not None else ""
-        seeds = (
-            f"/s{self.seeds}" if self.seeds > 1 else ""
-        )  # seeds == 1 keeps the names of earlier benches
+        # seeds == 1 keeps the names of earlier benches
+        seeds = f"/s{self.seeds}" if self.seeds > 1 else ""
         return f"{model}/{self.mode}/b{self.batch}{memory}/t{self.steps}{seeds}"
 
 

@@ -32,9 +32,8 @@ class ReverseCopy(Task):
         self.input_size, self.output_size = width + 1, width
 
     def memory_needed(self, length: int | None = None) -> int:
-        return (
-            length or self.max_length
-        )  # every vector is stored before the last one comes back first
+        # every vector is stored before the last one comes back first
+        return length or self.max_length
 
     def sample(
         self, batch_size: int, generator: torch.Generator, length: int | None = None
