@@ -2,6 +2,11 @@
 exact; the one tiny profile the pipeline tests train (`tiny_profile`); a store snapshot for
 comparing an interrupted suite with an uninterrupted one (`snapshot`)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -86,3 +91,26 @@ def snapshot(store_path):
     evals = store.evals()
     store.close()
     return runs.to_dict("records"), curves.to_dict("records"), evals.to_dict("records")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def suite_process(profile, store, *extra, env=None) -> subprocess.CompletedProcess:
+    """run_suite.py in a subprocess with one job (so fault counters such as NTM_BENCH_KILL_AT
+    are that process's), no report, and `env` added to the environment."""
+    command = [
+        sys.executable,
+        str(ROOT / "run_suite.py"),
+        "--profile",
+        str(profile),
+        "--store",
+        str(store),
+        "--jobs",
+        "1",
+        "--no-report",
+        *extra,
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )

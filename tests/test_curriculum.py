@@ -3,9 +3,7 @@ batched seed groups (validation on the full task), run_ids, determinism, and a k
 that ends bit for bit where an uninterrupted suite does."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from benchmarks import runner
 from benchmarks.config import ConfigError, load_profile
 from benchmarks.curriculum import Curriculum, read
 from benchmarks.plan import RunSpec, group_units, plan_runs
-from conftest import snapshot, tiny_profile
+from conftest import snapshot, suite_process, tiny_profile
 from reports import figures
 from reports.curriculum import draw_curriculum, growth
 from reports.style import model_colors, model_label, new_figure
@@ -203,20 +201,7 @@ KILL_TASKS = {"copy": {"width": 3, "max_length": 4, "eval": {"length": [2, 5]}}}
 
 
 def suite(profile: str, store: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        str(ROOT / "run_suite.py"),
-        "--profile",
-        profile,
-        "--store",
-        str(store),
-        "--jobs",
-        "1",
-        "--no-report",
-    ]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
-    )
+    return suite_process(profile, store, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Crash safety, divergence, concurrent suites: the store never loses or duplicates a result."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import run_suite
-from conftest import snapshot
+from conftest import snapshot, suite_process
 from models import MODELS
 from models.lstm import LSTM
 from results.store import Store
@@ -34,22 +33,8 @@ def profile(tmp_path):
 
 
 def suite(profile, store, *extra, env=None, check=True):
-    """run_suite.py in a subprocess, one job (so the fault counters are this process's)."""
-    command = [
-        sys.executable,
-        str(ROOT / "run_suite.py"),
-        "--profile",
-        profile,
-        "--store",
-        str(store),
-        "--jobs",
-        "1",
-        "--no-report",
-        *extra,
-    ]
-    out = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
-    )
+    """The suite in a subprocess (conftest.suite_process), asserting success unless `check` is off."""
+    out = suite_process(profile, store, *extra, env=env)
     if check:
         assert out.returncode == 0, out.stderr
     return out
