@@ -120,14 +120,20 @@ def test_a_plugin_trains_into_the_store_and_the_report(package, model, task, cap
     assert set(evals.point) == {"length=2", "length=6"}
 
 
-def test_a_plugin_named_on_the_command_line(package, capsys):
-    profile = package / "p.yaml"
+def builtin_profile(folder):
+    """The test profile with built-ins only (lstm_matched on copy), for plugins named by flags."""
+    profile = folder / "p.yaml"
     profile.write_text(
         PROFILE.replace("MODEL", "lstm_matched")
         .replace("{hidden: 4}", "{params: 300}")
         .replace("TASK", "copy")
         .replace("width: 2, max_length: 3", "width: 2, max_length: 2")
     )
+    return profile
+
+
+def test_a_plugin_named_on_the_command_line(package, capsys):
+    profile = builtin_profile(package)
     assert (
         run_suite.main(["params", "--profile", str(profile), "--models", "lstm,myplugins:Tiny"])
         == 0
@@ -151,13 +157,7 @@ def test_a_plugin_named_on_the_command_line(package, capsys):
     ],
 )
 def test_a_broken_plugin_exits_2_with_one_line(package, argv, message, capsys):
-    profile = package / "p.yaml"
-    profile.write_text(
-        PROFILE.replace("MODEL", "lstm_matched")
-        .replace("{hidden: 4}", "{params: 300}")
-        .replace("TASK", "copy")
-        .replace("width: 2, max_length: 3", "width: 2, max_length: 2")
-    )
+    profile = builtin_profile(package)
     with pytest.raises(SystemExit) as exit_info:
         run_suite.main(["params", "--profile", str(profile), *argv])
     assert exit_info.value.code == 2
