@@ -19,7 +19,9 @@ p is not below alpha is inconclusive rather than failed.
 A claim is inconclusive when a model it involves has pending or running seeds, fewer than
 min_seeds (3) finished (done or diverged) seeds, a missing eval point, or, for a test marked
 paper_setting, task sizes other than the paper's. all_of: holds when every part holds, fails when
-any fails, else inconclusive.
+any fails, else inconclusive. A part marked `given: true` is a precondition, not a finding: the
+claim is tested only where it holds, and is inconclusive (saying which) when it does not. "The NTM
+misplaces the end marker" is only a statement about the NTM when it copies the content at all.
 """
 
 from __future__ import annotations
@@ -80,7 +82,11 @@ def fail(where: str, key: str, message: str):
 
 
 def check_part(where: str, part: dict) -> None:
-    """A {measure, test} pair: known kind, keys, models, fields; a test of one kind."""
+    """A {measure, test[, given]} part: known kind, keys, models, fields; a test of one kind."""
+    for key in set(part) - {"measure", "test", "given"}:
+        fail(where, key, "unknown key of a part (known: measure, test, given)")
+    if not isinstance(part.get("given", False), bool):
+        fail(where, "given", f"needs true or false, got {part['given']!r}")
     measure, test = part.get("measure") or {}, part.get("test") or {}
     kind = measure.get("kind")
     if not isinstance(test.get("below", {}), dict):
@@ -154,6 +160,8 @@ def check_claim(claim: dict, sources: dict, seen: set) -> dict:
     parts = claim.get("all_of") or [{"measure": claim.get("measure"), "test": claim.get("test")}]
     for part in parts:
         check_part(where, part)
+    if all(part.get("given") for part in parts):
+        fail(where, "all_of", "needs a part that is not `given`: a claim must test something")
     return {**claim, "parts": parts, "min_seeds": int(claim.get("min_seeds", 3))}
 
 
@@ -395,6 +403,12 @@ def evaluate_part(
     return Part("inconclusive", result.ours, "; ".join(problems)) if problems else result
 
 
+def combined(parts) -> str:
+    """all_of: fails when any part fails, holds when every part holds, else inconclusive."""
+    verdicts = {p.verdict for p in parts}
+    return "fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "inconclusive"
+
+
 def part_label(measure: dict) -> str:
     if measure["kind"] == "eval":
         return f"{measure['point']} {measure.get('channel') or ''} {measure['field']}".replace(
@@ -422,13 +436,17 @@ def evaluate_claims(
             continue
         parts = [evaluate_part(mine, curves, evals, p, claim, reference) for p in claim["parts"]]
         label = (lambda p: part_label(p["measure"]) + ": ") if len(parts) > 1 else (lambda p: "")
-        verdicts = {p.verdict for p in parts}
-        verdict = (
-            "fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "inconclusive"
-        )
+        verdict = combined(p for s, p in zip(claim["parts"], parts) if not s.get("given"))
+        unmet = [
+            f"given {part_label(s['measure'])} {p.verdict}"
+            for s, p in zip(claim["parts"], parts)
+            if s.get("given") and p.verdict != "holds"
+        ]
+        if unmet:
+            verdict = "inconclusive"
         paper, why = (
             claim["paper"],
-            "; ".join(label(s) + p.why for s, p in zip(claim["parts"], parts)),
+            "; ".join(unmet + [label(s) + p.why for s, p in zip(claim["parts"], parts)]),
         )
         difference = task_difference(
             mine,

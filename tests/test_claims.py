@@ -222,7 +222,7 @@ def test_mann_whitney_below():
     assert result == "holds" and "1 diverged counted as inf" in ours
 
 
-def eval_rows(model, point, channels, task="repeat_copy"):
+def eval_rows(model, point, channels, task="repeat_copy", content_errors=0.0):
     return [
         {
             "run_id": f"{task}-{model}-{s}",
@@ -237,7 +237,7 @@ def eval_rows(model, point, channels, task="repeat_copy"):
             "n": 8,
             "channels_json": json.dumps(
                 {
-                    "content": {"cost_bits": 1.0, "bit_errors": 0.0},
+                    "content": {"cost_bits": 1.0, "bit_errors": content_errors},
                     "end_marker": {"cost_bits": 2.0, "bit_errors": e},
                 }
             ),
@@ -278,6 +278,54 @@ def test_eval_channel_from_channels_json():
         claim(missing, {"at_least": 1}, task="repeat_copy"), runs, curves, evals
     )
     assert result == "inconclusive" and "missing for 5 of 5 ntm runs" in why
+
+
+def test_given_part_is_a_precondition_not_a_finding():
+    """The end marker claim means something only when the content is copied: when the given part
+    fails the claim is inconclusive (not failed, not held), and says which precondition."""
+    runs, curves = frames([run("ntm", s, task="repeat_copy", converged=100) for s in range(1, 6)])
+    point = "length=10,repeats=20"
+
+    def part(channel, test, **extra):
+        measure = {"kind": "eval", "model": "ntm", "point": point, "field": "bit_errors"}
+        return {"measure": {**measure, "channel": channel}, "test": test, **extra}
+
+    entry = claims.check_claim(
+        {
+            "id": "c",
+            "task": "repeat_copy",
+            "claim": "x",
+            "paper": {"text": "p", "source": "graves2014"},
+            "all_of": [
+                part("content", {"at_most": 80}, given=True),
+                part("end_marker", {"at_least": 1}),
+            ],
+        },
+        REFERENCE["sources"],
+        set(),
+    )
+    copied = pd.DataFrame(eval_rows("ntm", point, [0, 1, 2, 3, 4]))
+    assert verdict(entry, runs, curves, copied)[0] == "holds"
+    exact = pd.DataFrame(eval_rows("ntm", point, [0, 0, 0, 0, 0]))
+    assert verdict(entry, runs, curves, exact)[0] == "fails"  # content right, marker right
+    garbled = pd.DataFrame(eval_rows("ntm", point, [3] * 5, content_errors=700.0))
+    result, ours, why = verdict(entry, runs, curves, garbled)
+    assert result == "inconclusive" and "given length=10,repeats=20 content bit_errors fails" in why
+    assert "median 700" in ours  # the numbers behind it are still shown
+
+    def bad(parts):
+        claims.check_claim(
+            {**{k: entry[k] for k in ("id", "task", "claim", "paper")}, "all_of": parts},
+            REFERENCE["sources"],
+            set(),
+        )
+
+    with pytest.raises(ValueError, match="'c'.*all_of.*not `given`"):
+        bad([part("content", {"at_most": 80}, given=True)])
+    with pytest.raises(ValueError, match="'c'.*given.*true or false"):
+        bad([part("content", {"at_most": 80}, given="yes"), part("end_marker", {"at_least": 1})])
+    with pytest.raises(ValueError, match="'c'.*gven.*unknown key of a part"):
+        bad([part("content", {"at_most": 80}, gven=True), part("end_marker", {"at_least": 1})])
 
 
 def test_paper_setting_mismatch_is_inconclusive_but_comparisons_still_count():
