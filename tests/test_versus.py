@@ -1,0 +1,100 @@
+"""benchmarks/speed_suite/versus.py: a model now against itself at another git revision, in one
+process. The revision here is a throwaway repository's commit of today's models/ with a marker
+added, so the test needs git but not this checkout's history."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.speed_suite import versus
+from benchmarks.speed_suite.configs import SMOKE_SIZES
+from models import MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git repository whose one commit holds models/ with MARKER = 'then' in its __init__."""
+    folder = tmp_path_factory.mktemp("rev")
+    shutil.copytree(
+        ROOT / "models", folder / "models", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    with open(folder / "models" / "__init__.py", "a", encoding="utf-8") as init:
+        init.write("\nMARKER = 'then'\n")
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "models"], check=True)
+    subprocess.run([*git, "commit", "-qm", "then"], check=True)
+    return folder
+
+
+def test_the_revisions_models_load_apart_from_todays(repo, tmp_path):
+    commit = versus.resolve("HEAD", repo)
+    then = versus.load_models_at(commit, repo, tmp_path)
+    package = sys.modules[f"models_at_{commit[:12]}"]
+    assert package.MARKER == "then" and set(then) == set(MODELS)
+    assert then["ntm"] is not MODELS["ntm"]
+    # every module of the copy imports the copy, none today's package
+    inside = [m for name, m in sys.modules.items() if name.startswith(package.__name__)]
+    assert len(inside) > 5
+    assert all(Path(m.__file__).is_relative_to(tmp_path) for m in inside)
+    assert sys.modules[then["ntm"].__module__].__name__.startswith(package.__name__)
+
+
+def test_compare_gives_one_ratio_per_model_mode_and_batch(repo):
+    ratios = versus.compare(
+        "HEAD",
+        ["ntm", "lstm"],
+        modes=("eager",),
+        batches=(2, 3),
+        rounds=3,
+        round_s=0.01,
+        sizes=SMOKE_SIZES,
+        repo=repo,
+    )
+    assert [(r.model, r.mode, r.batch) for r in ratios] == [
+        ("ntm", "eager", 2),
+        ("lstm", "eager", 2),
+        ("ntm", "eager", 3),
+        ("lstm", "eager", 3),
+    ]
+    for r in ratios:
+        assert r.low <= r.median <= r.high and r.then_s > 0 and r.now_s > 0
+    text = versus.format_ratios(ratios, "HEAD")
+    assert text.count("batch") == 4 and "now / at HEAD" in text
+
+
+def test_a_model_without_a_compile_step_has_no_compiled_row(repo, monkeypatch):
+    monkeypatch.setattr(versus.torch, "compile", lambda fn, **options: fn)  # compiling is slow
+    ratios = versus.compare(
+        "HEAD",
+        ["lstm", "ntm"],
+        modes=("compiled",),
+        rounds=2,
+        round_s=0.01,
+        sizes=SMOKE_SIZES,
+        repo=repo,
+    )
+    assert [(r.model, r.mode) for r in ratios] == [("ntm", "compiled")]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["no-such-rev"], "'no-such-rev' is not a commit"),
+        (["HEAD", "--models", ""], "at least one name"),
+        (["HEAD", "--models", "ntm,nope"], "unknown model 'nope'"),
+        (["HEAD", "--modes", "fast"], "unknown mode 'fast'"),
+        (["HEAD", "--batches", "0"], "positive numbers"),
+        (["HEAD", "--batches", "x"], "positive numbers"),
+        (["HEAD", "--round-s", "0"], "positive numbers"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, message, capsys):
+    assert versus.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
