@@ -101,8 +101,9 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
             "evals": [
                 {
                     **{f: plain(e[f]) for f in EVAL_FIELDS},
+                    # NULL reads as NaN where other rows of the frame have channels
                     "channels": None
-                    if e["channels_json"] is None
+                    if plain(e["channels_json"]) is None
                     else json.loads(e["channels_json"]),
                 }
                 for e in own_evals.to_dict("records")

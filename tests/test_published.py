@@ -18,6 +18,7 @@ models:
   lstm: {hidden_size: 6, num_layers: 1}
 tasks:
   repeat_copy: {width: 3, max_length: 2, max_repeats: 2, eval: {length: [2, 8], joint: [{length: 3, repeats: 3}]}}
+  copy: {width: 3, max_length: 2, eval: {length: [2, 4]}}   # no channels: NULL beside repeat copy's
 """
 
 
@@ -63,9 +64,9 @@ def test_export_then_import_gives_the_same_numbers(trained, tmp_path):
     store = Store(store_path)
     files = published.export(store, "tiny", tmp_path / "pub")
     store.close()
-    assert len(files) == 4 and all(f.suffix == ".json" for f in files)
+    assert len(files) == 8 and all(f.suffix == ".json" for f in files)
     copy = Store(tmp_path / "copy.sqlite")
-    assert published.import_into(copy, tmp_path / "pub") == 4
+    assert published.import_into(copy, tmp_path / "pub") == 8
     assert published.import_into(copy, tmp_path / "pub") == 0  # already there: nothing re-added
     copy.close()
     original, rebuilt = frames(store_path), frames(tmp_path / "copy.sqlite")
@@ -74,14 +75,18 @@ def test_export_then_import_gives_the_same_numbers(trained, tmp_path):
     # evals, joint point and channels included
     pd.testing.assert_frame_equal(original[2], rebuilt[2])
     # One trace per (model, task): the lowest seed's, rounded for pictures.
-    assert sorted(rebuilt[3].seed) == [1, 1]
-    assert set(rebuilt[3].model) == {"ntm", "lstm"}
+    assert sorted(rebuilt[3].seed) == [1, 1, 1, 1]
+    assert set(zip(rebuilt[3].model, rebuilt[3].task)) == {
+        (m, t) for m in ("ntm", "lstm") for t in ("copy", "repeat_copy")
+    }
 
 
 def test_files_have_one_curve_point_per_line(trained, tmp_path):
     folder, store_path = trained
     store = Store(store_path)
-    path = published.export(store, "tiny", tmp_path / "pub")[0]
+    path = next(
+        p for p in published.export(store, "tiny", tmp_path / "pub") if "repeat_copy" in p.parts
+    )
     store.close()
     text = path.read_text()
     document = json.loads(text)
@@ -116,7 +121,7 @@ def test_rerun_after_import_trains_nothing(trained, tmp_path, capsys):
             "--no-report",
         ]
     )
-    assert "4 already in" in capsys.readouterr().out
+    assert "8 already in" in capsys.readouterr().out
 
 
 def test_import_of_a_missing_folder_is_an_error(tmp_path, capsys):
