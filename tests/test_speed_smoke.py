@@ -7,6 +7,9 @@ check those against the plain loop)."""
 
 import json
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,6 +24,7 @@ from models import BUILTIN, MODELS
 from reports import speed as speed_report
 from tasks.base import Batch
 
+ROOT = Path(__file__).resolve().parent.parent
 SEEDS = configs.PROFILES["smoke"].seeds[0]  # the smoke profile's one batched seed count
 
 
@@ -321,3 +325,28 @@ def test_the_speed_benchs_batched_step_trains_every_seed_as_it_would_alone(model
             )
             if p.grad.abs().sum() > 0:
                 assert not torch.equal(stack.params[name][k], before[name][k]), (k, name)
+
+
+def test_the_pytest_benchmark_suite_runs_every_model_it_collects():
+    """benchmarks/speed_suite/test_speed.py is outside testpaths, so nothing else would notice it
+    breaking; --benchmark-disable runs each case's step once, untimed."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-disable",
+            "-k",
+            "b1 and not b16",
+            "benchmarks/speed_suite/test_speed.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # every registered model and the reference, at least (plugins installed here add theirs)
+    assert int(done.stdout.split(" passed")[0].split()[-1]) >= len(MODELS) + 1, done.stdout

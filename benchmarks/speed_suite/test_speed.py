@@ -1,7 +1,7 @@
 """pytest-benchmark speed suite: one training step (forward, cost_bits, backward, Adam step) of
 every registered model at batch 1 and 16, at the paper's copy configuration (41 steps; NTM and
 DNC controller 100, memory 128 x 20; LSTM 3 x 256), and of the torch.nn.LSTM(9, 256) reference,
-on the fixed copy batches of benchmarks/speed_suite/bench.py. Not part of the default tests (testpaths is
+on the fixed copy batches of benchmarks/speed_suite/configs.py. Not part of the default tests (testpaths is
 tests/); run it explicitly, one intra-op thread:
 
     python -m pytest benchmarks/speed_suite/test_speed.py --benchmark-only --benchmark-autosave
@@ -19,9 +19,10 @@ import os
 import pytest
 import torch
 
-from benchmarks.speed_suite import bench as speed
-from benchmarks.process.allocator import tune_malloc
 from benchmarks.executors import intra_op_threads
+from benchmarks.process.allocator import tune_malloc
+from benchmarks.speed_suite.bench import make_step, sync
+from benchmarks.speed_suite.configs import PAPER_SIZES, REFERENCE, build, copy_batch, model_params
 from models import MODELS
 
 DEVICE = torch.device(os.environ.get("NTM_BENCH_DEVICE", "cpu"))
@@ -38,19 +39,19 @@ def one_thread():
 
 def train_step(name: str, batch: int):
     """(a callable doing one synchronized training step, the model's parameter count)."""
-    params = {} if name == speed.REFERENCE else speed.model_params(name, speed.PAPER_SIZES, None)
-    model = speed.build(name, params, DEVICE, seed=0)
-    step, _ = speed.make_step(model, speed.copy_batch(batch, STEPS, DEVICE, seed=0), "train")
+    params = {} if name == REFERENCE else model_params(name, PAPER_SIZES, None)
+    model = build(name, params, DEVICE, seed=0)
+    step, _ = make_step(model, copy_batch(batch, STEPS, DEVICE, seed=0), "train")
 
     def run():
         step()
-        speed.sync(DEVICE)
+        sync(DEVICE)
 
     return run, sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize("batch", [1, 16], ids=lambda b: f"b{b}")
-@pytest.mark.parametrize("name", [speed.REFERENCE, *MODELS])
+@pytest.mark.parametrize("name", [REFERENCE, *MODELS])
 def test_train_step(benchmark, name, batch):
     run, n_params = train_step(name, batch)
     for _ in range(BURN_IN):
