@@ -24,7 +24,8 @@ from benchmarks.process.faults import maybe_kill
 from benchmarks.evaluate import generalization, trace, validation_set
 from benchmarks.plan import RunSpec
 from benchmarks.seeding import derived_seed
-from benchmarks.train import Diverged, train
+from benchmarks.cadence import Diverged
+from benchmarks.train import train
 from models import build_model
 from results.trained import save_weights
 from tasks import build_task

@@ -27,7 +27,7 @@ from benchmarks.evaluate import score
 from benchmarks.rmsprop import GravesRMSprop
 from tasks.base import Batch, Task, bit_errors, cost_bits
 
-__all__ = ["Diverged", "TrainResult", "make_optimizer", "train", "train_step"]
+__all__ = ["TrainResult", "make_optimizer", "train", "train_step"]
 
 
 class TrainResult(NamedTuple):

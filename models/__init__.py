@@ -60,4 +60,4 @@ def build_model(name: str, input_size: int, output_size: int, **params) -> Seque
     return MODELS[name](input_size, output_size, **params)
 
 
-__all__ = ["MODELS", "SequenceModel", "build_model"]
+__all__ = ["MODELS", "build_model"]

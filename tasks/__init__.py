@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.associative_recall import AssociativeRecall
-from tasks.base import Batch, Task
+from tasks.base import Task
 from tasks.copy import Copy
 from tasks.ngrams import NGrams
 from tasks.priority_sort import PrioritySort
@@ -36,4 +36,4 @@ def build_task(name: str, **params) -> Task:
     return TASKS[name](**params)
 
 
-__all__ = ["TASKS", "Batch", "Task", "build_task"]
+__all__ = ["TASKS", "build_task"]

@@ -2,6 +2,9 @@
 models and tasks only through hooks declared on their base classes, and the README's "Add a
 model" and "Add a task" examples work as written, end to end."""
 
+import ast
+import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -10,10 +13,12 @@ import pytest
 import run_suite
 from benchmarks.config import load_profile
 from models import BUILTIN as BUILTIN_MODELS
-from models import MODELS, SequenceModel
+from models import MODELS
+from models.base import SequenceModel
 from results.store import Store
 from tasks import BUILTIN as BUILTIN_TASKS
-from tasks import TASKS, Task
+from tasks import TASKS
+from tasks.base import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,11 +69,49 @@ def test_the_harness_does_not_probe_models_or_tasks():
     hits = [
         f"{path.relative_to(ROOT)}:{n}"
         for folder in ("benchmarks", "reports", "results")
-        for path in sorted((ROOT / folder).glob("*.py"))
+        for path in sorted((ROOT / folder).rglob("*.py"))
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if probe.search(line)
     ]
     assert hits == [] and "hasattr(" not in (ROOT / "run_suite.py").read_text()
+
+
+PACKAGES = ("models", "tasks", "benchmarks", "results", "reports")
+
+
+def project_modules():
+    """(dotted name, path) of every module of the project's packages, and run_suite."""
+    yield "run_suite", ROOT / "run_suite.py"
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def test_no_module_re_exports_another_modules_names():
+    """Each class or function is imported from the module that defines it, and a module's
+    __all__ lists only its own: one place to look for every name."""
+    relayed = []
+    for name, path in project_modules():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.ImportFrom) and node.module):
+                continue
+            if node.module.split(".")[0] not in PACKAGES or node.level:
+                continue
+            source = importlib.import_module(node.module)
+            for alias in node.names:
+                value = getattr(source, alias.name)
+                defined = inspect.isclass(value) or inspect.isfunction(value)
+                if defined and value.__module__ != node.module:
+                    relayed.append(f"{path.relative_to(ROOT)}: {alias.name} from {node.module}")
+        exported = importlib.import_module(name).__dict__.get("__all__", ())
+        for item in exported:
+            value = getattr(importlib.import_module(name), item)
+            defined = inspect.isclass(value) or inspect.isfunction(value)
+            if defined and value.__module__ != name:
+                relayed.append(f"{name}.__all__: {item} is {value.__module__}'s")
+    assert relayed == []
 
 
 def readme_block(title: str) -> str:

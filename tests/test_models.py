@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from models import MODELS, SequenceModel, build_model
+from models import MODELS, build_model
+from models.base import SequenceModel
 
 TINY = {
     "ntm": {"controller_size": 6, "memory_size": 5, "memory_width": 4},
