@@ -50,7 +50,8 @@ def defaults(cls) -> dict:
 
 
 def annotations(cls) -> dict:
-    """{name: type} of the keywords with a resolvable annotation (a subclass's wins)."""
+    """{name: type} of the keywords with a resolvable annotation (a subclass's wins) or, without
+    one, a default of a plain type (bool, int, float, str)."""
     hints: dict = {}
     for init in constructors(cls):
         try:
@@ -63,4 +64,10 @@ def annotations(cls) -> dict:
         for name, kind in resolved.items():
             if name not in FROM_TASK and name != "return":
                 hints.setdefault(name, kind)
+    # Without an annotation a keyword is read as its default's type: `hidden=8` takes integers
+    # only, as `hidden: int = 8` would, so `hidden: abc` in a profile is an error, not a string
+    # handed to the model.
+    for name, p in keywords(cls).items():
+        if name not in hints and type(p.default) in (bool, int, float, str):
+            hints[name] = type(p.default)
     return hints

@@ -56,7 +56,7 @@ def measure(spec, compiled: bool, steps: int) -> dict | None:
 
 def main(argv=None) -> int:
     from benchmarks.config import ConfigError, load_profile
-    from benchmarks.executors import intra_op_threads
+    from benchmarks.process.threads import intra_op_threads
     from benchmarks.plan import parse_names, resolve
 
     parser = argparse.ArgumentParser(

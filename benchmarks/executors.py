@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable
@@ -22,6 +21,7 @@ from typing import Callable
 import torch
 
 from benchmarks.process.allocator import tune_malloc
+from benchmarks.process.threads import intra_op_threads
 from benchmarks.plan import RunSpec
 from benchmarks.runner import execute, execute_group
 
@@ -36,17 +36,6 @@ class WorkerOptions:
     device: str = "cpu"
     threads: int = 1
     tensorboard: str | None = None  # folder for live TensorBoard event files, or None
-
-
-@contextmanager
-def intra_op_threads(threads: int):
-    """Use `threads` intra-op threads inside the block, then restore the previous count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def safe_execute(unit: Unit, options: WorkerOptions) -> list[dict]:

@@ -20,6 +20,7 @@ import torch
 
 from benchmarks import constructors, curriculum, plugins
 from benchmarks.config import ConfigError, Profile, TrainConfig, make_train
+from benchmarks.contract import check_model, check_task
 from benchmarks.evaluate import eval_points
 
 # Bump when a change to the code changes results for an unchanged config.
@@ -163,10 +164,13 @@ def plan_runs(
     specs = []
     for task in tasks:
         for model in models:
-            for seed in seeds if seeds is not None else model_seeds(profile, model):
-                spec = resolve(profile, model, task, seed)
-                specs.append(spec)
-            check_buildable(spec, build_task, build_model)
+            pair = [
+                resolve(profile, model, task, seed)
+                for seed in (seeds if seeds is not None else model_seeds(profile, model))
+            ]
+            if pair:  # the seeds share everything check_buildable reads
+                check_buildable(pair[0], build_task, build_model)
+            specs += pair
     return specs
 
 
@@ -177,31 +181,40 @@ def model_seeds(profile: Profile, model: str) -> tuple[int, ...]:
 
 
 def check_buildable(spec: RunSpec, build_task, build_model) -> None:
-    """Construct the task and the model once, turning a ValueError into a ConfigError."""
+    """Construct the task and the model once and run them on one small batch
+    (benchmarks/contract.py), turning whatever they raise into a ConfigError naming the pair."""
     where = f"{spec.profile}: {spec.model} on {spec.task}"
     try:
         task = build_task(spec.task, **spec.task_params)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"{where}: task parameters: {error}") from None
+    except Exception as error:  # a plugin's own checks may raise anything: one line, not a trace
+        raise ConfigError(f"{where}: task parameters: {described(error)}") from None
+    try:
+        probe = check_task(task)
+    except Exception as error:
+        raise ConfigError(f"{where}: task {spec.task!r}: {described(error)}") from None
     try:
         # Sizes only, no storage: an absurd memory_size must not allocate.
         with torch.device("meta"):
-            probe = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
-        size = sum(t.numel() * t.element_size() for t in (*probe.parameters(), *probe.buffers()))
+            sizes = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
+        size = sum(t.numel() * t.element_size() for t in (*sizes.parameters(), *sizes.buffers()))
         if size > MAX_MODEL_BYTES:
             raise ValueError(  # named with `where` by the except below
                 f"the model would hold {size / 2**30:.1f} GiB of parameters "
                 f"and buffers (at most {MAX_MODEL_BYTES / 2**30:g} GiB)"
             )
         model = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"{where}: model parameters: {error}") from None
+    except Exception as error:
+        raise ConfigError(f"{where}: model parameters: {described(error)}") from None
     needed, available = task.memory_needed(), model.memory_size
     if needed is not None and available is not None and available < needed:
         raise ConfigError(
             f"{where}: memory_size {available} is smaller than the {needed} vectors the task "
             f"must store at its largest training size"
         )
+    try:
+        check_model(model, probe, spec.train.compile)
+    except Exception as error:
+        raise ConfigError(f"{where}: model {spec.model!r}: {described(error)}") from None
     try:
         for sizes in eval_points(spec.eval):
             task.check_size(sizes)
@@ -211,6 +224,16 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
         curriculum.check_task(spec.train.curriculum, task)
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def described(error: Exception) -> str:
+    """One line for an error raised by a model's or task's own code: the contract's and the
+    parameter checks' messages as they are, anything else with its type (an AssertionError's
+    message alone would not say what failed)."""
+    text = " ".join(str(error).split())
+    if isinstance(error, (ValueError, TypeError)) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def group_units(specs: list[RunSpec]) -> list[list[RunSpec]]:

@@ -31,8 +31,9 @@ class SequenceModel(nn.Module):
       seeds of a config may train as one batched model (train.batch_seeds).
     - `fused`: the model has its own K-seed pass, `seeds_forward`, used for batched seeds instead
       of vmap (the fused NTM and DNC).
-    - `step(x, state) -> (logits, state)`: one time step; a model with one gets `compile_step` and
-      the chunked `unroll` for free.
+    - `step(x, state) -> (logits, state)`: one time step; a model with one whose forward runs
+      `self.unroll(inputs, state)` gets `compile_step` and the chunked, compiled loop for free
+      (the planner refuses, under train.compile, a forward that loops over `step` itself).
     - `compile_step()`: compile the time loop (train.compile); False where there is nothing to compile.
     """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.executors import intra_op_threads
+from benchmarks.process.threads import intra_op_threads
 
 
 @pytest.fixture(autouse=True)

@@ -53,6 +53,62 @@ class NotAModel:
     pass
 
 
+class BatchFirst(Tiny):
+    def forward(self, inputs):
+        return super().forward(inputs).transpose(0, 1)
+
+
+class WrongWidth(Tiny):
+    def forward(self, inputs):
+        return torch.cat([super().forward(inputs), inputs[..., :1]], -1)
+
+
+class WithState(Tiny):
+    def forward(self, inputs):
+        return super().forward(inputs), None
+
+
+class Picky(Tiny):
+    def __init__(self, input_size: int, output_size: int, hidden: int = 5):
+        assert hidden > 100, "hidden is too small"
+        super().__init__(input_size, output_size, hidden)
+
+
+class Stepper(SequenceModel):
+    """A step model whose forward loops over step itself."""
+
+    def __init__(self, input_size: int, output_size: int, hidden: int = 5):
+        super().__init__(input_size, output_size)
+        self.cell = nn.GRUCell(input_size, hidden)
+        self.out = nn.Linear(hidden, output_size)
+
+    def step(self, x, state):
+        state = self.cell(x, state)
+        return self.out(state), state
+
+    def forward(self, inputs):
+        state = inputs.new_zeros(inputs.shape[1], self.cell.hidden_size)
+        return torch.stack([self.step(x, state)[0] for x in inputs])
+
+
+class Unrolled(Stepper):
+    """The same step model, its forward through unroll (compiled chunks when compiled)."""
+
+    def forward(self, inputs):
+        state = inputs.new_zeros(inputs.shape[1], self.cell.hidden_size)
+        return self.unroll(inputs, state)[0]
+
+
+class NoSizes(Flip):
+    def __init__(self, width: int = 3, max_length: int = 4):
+        self.width, self.max_length = width, max_length
+
+
+class BatchFirstTask(Flip):
+    def sample(self, batch_size, generator, length=None):
+        return Batch(*(t.transpose(0, 1) for t in super().sample(batch_size, generator, length)))
+
+
 class NoAxes(Task):
     def sample(self, batch_size, generator):
         raise NotImplementedError
@@ -67,6 +123,11 @@ models:
 tasks:
   TASK: {width: 2, max_length: 3, eval: {length: [2, 6]}}
 """
+
+
+BROKEN_MODELS = ("Tiny", "NotAModel", "BatchFirst", "WrongWidth", "WithState", "Picky")
+BROKEN_MODELS += ("Stepper", "Unrolled")
+BROKEN_TASKS = ("Flip", "NoAxes", "NoSizes", "BatchFirstTask")
 
 
 @pytest.fixture
@@ -84,8 +145,8 @@ def package(tmp_path, monkeypatch):
     (info / "top_level.txt").write_text("myplugins\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     for registry, names in (
-        (MODELS, ("tiny", "myplugins:Tiny", "myplugins:NotAModel")),
-        (TASKS, ("flip", "myplugins:Flip", "myplugins:NoAxes")),
+        (MODELS, ("tiny", *(f"myplugins:{name}" for name in BROKEN_MODELS))),
+        (TASKS, ("flip", *(f"myplugins:{name}" for name in BROKEN_TASKS))),
     ):
         for name in names:
             monkeypatch.delitem(registry, name, raising=False)
@@ -154,6 +215,25 @@ def test_a_plugin_named_on_the_command_line(package, capsys):
             "plugin 'nowhere.pkg:Model': cannot import nowhere.pkg",
         ),
         (["--tasks", "myplugins:NoAxes"], "does not define axes"),
+        (
+            ["--models", "myplugins:BatchFirst"],
+            "returned logits of shape [2, 3, 2], expected [3, 2, 2] ([T, B, O], time-major)",
+        ),
+        (["--models", "myplugins:WrongWidth"], "returned logits of shape [3, 2, 3], expected"),
+        (["--models", "myplugins:WithState"], "forward returned tuple, not a floating tensor"),
+        (
+            ["--models", "myplugins:Picky"],
+            "p: myplugins:Picky on copy: model parameters: AssertionError: hidden is too small",
+        ),
+        (
+            ["--models", "myplugins:Stepper", "--set", "train.compile=true"],
+            "its forward does not run the steps through self.unroll(inputs, state)",
+        ),
+        (["--tasks", "myplugins:NoSizes"], "the task sets no input_size"),
+        (
+            ["--tasks", "myplugins:BatchFirstTask"],
+            "sample(2) returned inputs of shape [2, 5, 3], expected [T, 2, 3] (time-major",
+        ),
     ],
 )
 def test_a_broken_plugin_exits_2_with_one_line(package, argv, message, capsys):
@@ -163,6 +243,21 @@ def test_a_broken_plugin_exits_2_with_one_line(package, argv, message, capsys):
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
+
+
+@pytest.mark.parametrize("compile", ["false", "true"])
+def test_a_step_model_through_unroll_passes_the_contract(package, compile, capsys):
+    profile = builtin_profile(package)
+    argv = ["params", "--profile", str(profile), "--models", "myplugins:Unrolled"]
+    assert run_suite.main([*argv, "--set", f"train.compile={compile}"]) == 0
+    assert "myplugins:Unrolled" in capsys.readouterr().out
+    # and the loop of its own passes too, where nothing is to be compiled
+    argv[-1] = "myplugins:Stepper"
+    if compile == "false":
+        assert run_suite.main([*argv, "--set", "train.compile=false"]) == 0
+    else:
+        with pytest.raises(SystemExit, match="2"):
+            run_suite.main([*argv, "--set", "train.compile=true"])
 
 
 def test_contract_check_names_what_is_missing():

@@ -4,7 +4,9 @@ import pytest
 
 from benchmarks.config import ConfigError, load_profile
 from benchmarks.plan import resolve
-from benchmarks.values import ValueProblem, coerce
+from benchmarks import constructors
+from benchmarks.values import ValueProblem, coerce, coerce_keys
+from models.base import SequenceModel
 
 
 @pytest.mark.parametrize(
@@ -61,3 +63,23 @@ def test_an_int_where_a_float_belongs_keeps_the_run_id():
     assert resolve(load_profile("quick"), "ntm", "copy", 1).train.clip == 50
     with pytest.raises(ConfigError, match="train.clip: expected a number"):
         load_profile("quick", ["train.clip=fifty"])
+
+
+class Unannotated(SequenceModel):
+    """A model as someone might write it without annotations."""
+
+    def __init__(
+        self, input_size, output_size, hidden=8, scale=0.5, name="x", gate=True, extra=None
+    ):
+        super().__init__(input_size, output_size)
+
+
+def test_a_keyword_without_annotation_is_read_as_its_defaults_type():
+    hints = constructors.annotations(Unannotated)
+    assert hints == {"hidden": int, "scale": float, "name": str, "gate": bool}
+    with pytest.raises(ConfigError, match=r"models.mine.hidden: expected an integer, got 'abc'"):
+        coerce_keys({"hidden": "abc"}, hints, "models.mine", ConfigError)
+    assert coerce_keys({"hidden": "1_000", "extra": [1]}, hints, "m", ConfigError) == {
+        "hidden": 1000,
+        "extra": [1],  # no default's type to read it by: as given
+    }

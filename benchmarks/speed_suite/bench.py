@@ -49,7 +49,7 @@ from torch import nn
 
 from benchmarks.batched import SeedStack
 from benchmarks.process.allocator import tune_malloc
-from benchmarks.executors import intra_op_threads
+from benchmarks.process.threads import intra_op_threads
 from benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb, peak_memory
 from benchmarks.speed_suite.output import log, write
 from benchmarks.speed_suite.configs import (

@@ -27,7 +27,7 @@ import uuid
 import torch
 
 from benchmarks.process.allocator import tune_malloc
-from benchmarks.executors import intra_op_threads
+from benchmarks.process.threads import intra_op_threads
 from benchmarks.devices import resolve_device
 from benchmarks.speed_suite.bench import make_row, make_step, sync
 from benchmarks.speed_suite.output import log, write

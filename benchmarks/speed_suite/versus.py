@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 
 from benchmarks import constructors
-from benchmarks.executors import intra_op_threads
+from benchmarks.process.threads import intra_op_threads
 from benchmarks.process.allocator import tune_malloc
 from benchmarks.speed_suite.bench import make_step
 from benchmarks.speed_suite.configs import PAPER_SIZES, SMOKE_SIZES, WIDTH, copy_batch

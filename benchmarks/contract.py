@@ -1,0 +1,105 @@
+"""The contract a model and a task are held to before anything trains, checked on one small batch.
+
+The planner builds each (model, task) pair once (benchmarks/plan.py, check_buildable) and hands
+both here. A plugin or a new built-in that breaks the contract then stops the suite with one line
+naming it and what is wrong, before a store is written, instead of failing (or, worse, training
+quietly wrong) inside a worker:
+
+    task.input_size, task.output_size  positive integers
+    task.sample(2, generator)          a Batch: inputs [T, 2, I], targets [T, 2, O], mask [T, 2]
+    model(inputs)                      logits [T, 2, O], a floating tensor
+
+A batch-first model ([B, T, O]) fails the last line whenever B != T, which training alone would
+only catch when the loss's shapes disagree. With train.compile on, a model that defines `step`
+and keeps SequenceModel's compile_step must run its time loop through `self.unroll`: that is
+where the compiled chunks are used, and a forward that loops over `self.step` itself would train
+eager while its runs say compiled.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks.process.threads import intra_op_threads
+from models.base import SequenceModel
+from tasks.base import Batch, Task
+
+PROBE_BATCH = 2  # sequences in the probe batch; 2, so a batch-first output cannot pass by chance
+PROBE_SEED = 0  # the probe's own generator: nothing global is drawn from
+
+
+class ContractError(ValueError):
+    """A model or task that does not fit the contract; the message says what is wrong."""
+
+
+def check_task(task: Task) -> Batch:
+    """The task's probe batch, after checking its sizes and the batch's shapes."""
+    try:
+        sizes = (task.input_size, task.output_size)
+    except AttributeError as error:
+        raise ContractError(f"the task sets no {error.name} (Task subclasses set both)") from None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+        raise ContractError(
+            f"input_size and output_size must be positive integers, got {sizes[0]!r}, {sizes[1]!r}"
+        )
+    # The smallest training sizes keep the probe short (copy: 3 time steps).
+    smallest = {axis: task.min_size(axis) for axis in task.axes if task.min_size(axis)}
+    batch = task.sample(PROBE_BATCH, torch.Generator().manual_seed(PROBE_SEED), **smallest)
+    if not isinstance(batch, Batch):
+        raise ContractError(f"sample returned {type(batch).__name__}, not a tasks.base.Batch")
+    inputs = tuple(batch.inputs.shape)
+    if len(inputs) != 3 or inputs[1:] != (PROBE_BATCH, task.input_size):
+        raise ContractError(
+            f"sample({PROBE_BATCH}) returned inputs of shape {list(inputs)}, expected "
+            f"[T, {PROBE_BATCH}, {task.input_size}] (time-major [T, B, I])"
+        )
+    steps = inputs[0]
+    for name, shape in (
+        ("targets", (steps, PROBE_BATCH, task.output_size)),
+        ("mask", (steps, PROBE_BATCH)),
+    ):
+        got = tuple(getattr(batch, name).shape)
+        if got != shape:
+            raise ContractError(
+                f"sample({PROBE_BATCH}) returned {name} of shape {list(got)} beside inputs of "
+                f"shape {list(inputs)}, expected {list(shape)} ([T, B, O] and [T, B])"
+            )
+    return batch
+
+
+def check_model(model: SequenceModel, batch: Batch, compile: bool) -> None:
+    """Run `model` on the task's probe batch and check the logits' shape; with `compile`, check
+    that the compiled chunks would be used (see the module docstring)."""
+    spy = compile and model.has_step() and type(model).compile_step is SequenceModel.compile_step
+    calls = []
+    if spy:
+        # What compile_step installs, minus the compiler: the same chunked path, counted.
+        chunk = 1
+
+        def counted(inputs, state):
+            calls.append(len(inputs))
+            return model.steps(inputs, state)
+
+        model.compiled_steps = (counted, chunk)
+    try:
+        # one thread: the planner runs beside training workers
+        with torch.set_grad_enabled(spy), intra_op_threads(1):
+            logits = model(batch.inputs)
+    finally:
+        if spy:
+            model.compiled_steps = None
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise ContractError(
+            f"forward returned {type(logits).__name__}, not a floating tensor of logits"
+        )
+    want = tuple(batch.targets.shape)
+    if tuple(logits.shape) != want:
+        raise ContractError(
+            f"forward(inputs {list(batch.inputs.shape)}) returned logits of shape "
+            f"{list(logits.shape)}, expected {list(want)} ([T, B, O], time-major)"
+        )
+    if spy and not calls:
+        raise ContractError(
+            "train.compile is on and the model defines step, but its forward does not run the "
+            "steps through self.unroll(inputs, state), so nothing would be compiled"
+        )
