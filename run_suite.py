@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a run failed or `--check` found a regression, 2 bad inp
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def fail(message: str) -> None:
 def build_plan(args):
     """Load the profile and plan the runs; any problem becomes a one-line error."""
     from benchmarks.config import ConfigError, load_profile
-    from benchmarks.plan import parse_names, plan_runs
+    from benchmarks.plan import parse_names, parse_seeds, plan_runs
     from models import MODELS
     from tasks import TASKS
 
@@ -53,16 +54,7 @@ def build_plan(args):
             default=list(profile.models) or None,
         )
         tasks = parse_names(args.tasks, list(TASKS), "task", default=list(profile.tasks) or None)
-        seeds = None
-        if args.seeds is not None:
-            try:
-                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-            except ValueError:
-                raise ConfigError(
-                    f"--seeds must be a comma list of integers, got {args.seeds!r}"
-                ) from None
-            if not seeds or min(seeds) < 0:
-                raise ConfigError(f"--seeds must be non-negative integers, got {args.seeds!r}")
+        seeds = parse_seeds(args.seeds)
         check_device(args.device)
         return profile, plan_runs(profile, models, tasks, seeds)
     except ConfigError as error:
@@ -177,6 +169,7 @@ def evaluate(args) -> int:
     draw their memory pictures at a size; then redraw the report."""
     from benchmarks.config import ConfigError, resolve_path
     from benchmarks.reevaluate import chosen_runs, evaluate_runs, parse_points, trace_pictures
+    from benchmarks.plan import parse_seeds
     from results.store import Store, StoreError
 
     try:
@@ -192,7 +185,7 @@ def evaluate(args) -> int:
             raise ConfigError(
                 "evaluate needs --at, --joint or --trace-at (e.g. --at length=200,500)"
             )
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+        seeds = parse_seeds(args.seeds)
     except (ConfigError, ValueError) as error:
         fail(str(error))
     if not Path(args.store).is_file():
@@ -291,14 +284,16 @@ def main(argv=None) -> int:
         return 0 if write_report(args.store, name, args.report_dir) else 2
     profile, specs = build_plan(args)
     if args.command == "params":
+        import pandas as pd
+
         from benchmarks.summary import parameter_table
 
         table = parameter_table(specs)
-        print(
-            table.to_string(
-                index=False, na_rep="-", formatters={"ours / paper": lambda v: f"{v:.2f}"}
-            )
-        )
+        # as text, "-" where the paper gives no count: to_string's na_rep and formatters skip
+        # a column that is missing throughout (None or <NA>, by its dtype)
+        for column, form in (("paper", str), ("ours / paper", lambda v: f"{v:.2f}")):
+            table[column] = ["-" if pd.isna(v) else form(v) for v in table[column]]
+        print(table.to_string(index=False))
         print(
             "paper: Graves et al. 2014, Tables 1-3 (its NTM counts cannot be reproduced exactly from its description)"
         )
@@ -358,4 +353,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # the reader (`| head`) has gone: no traceback, and no second error when Python flushes
+        # stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -125,7 +125,7 @@ def apply_override(raw: dict, assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. train.steps=100")
     key, text = assignment.split("=", 1)
-    parts = key.strip().split(".")
+    parts = key_parts(key.strip())
     if not all(parts):
         raise ConfigError(f"--set {assignment!r}: empty key component")
     try:
@@ -140,6 +140,18 @@ def apply_override(raw: dict, assignment: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"--set {assignment!r}: {part} is not a section")
     node[parts[-1]] = value
+
+
+def key_parts(key: str) -> list[str]:
+    """The sections of an override's key: split at its dots, except inside a plugin's
+    module:Class name (`models.mypkg.rnn:Elman.hidden_size` -> models, mypkg.rnn:Elman,
+    hidden_size), where the dots are the module's."""
+    section, _, rest = key.partition(".")
+    if section in ("models", "tasks") and ":" in rest:
+        module, _, attribute = rest.partition(":")
+        name, dot, tail = attribute.partition(".")
+        return [section, f"{module}:{name}", *(tail.split(".") if dot else [])]
+    return key.split(".")
 
 
 def check_keys(params: dict, cls, where: str, extra: tuple[str, ...] = ()) -> None:

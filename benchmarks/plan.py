@@ -153,6 +153,19 @@ def parse_names(text: str, known, kind: str, default=None) -> list[str]:
     return names
 
 
+def parse_seeds(text: str | None) -> list[int] | None:
+    """A --seeds comma list as integers (None: the profile's seeds)."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds must be a comma list of integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise ConfigError(f"--seeds must be non-negative integers, got {text!r}")
+    return seeds
+
+
 def plan_runs(
     profile: Profile, models: list[str], tasks: list[str], seeds: list[int] | None = None
 ) -> list[RunSpec]:

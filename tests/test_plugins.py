@@ -9,6 +9,7 @@ import pytest
 
 import run_suite
 from benchmarks import plugins
+from benchmarks.config import key_parts, load_profile
 from models import MODELS
 from results.store import Store
 from tasks import TASKS
@@ -152,7 +153,11 @@ def package(tmp_path, monkeypatch):
             monkeypatch.delitem(registry, name, raising=False)
     yield tmp_path
     for registry in (MODELS, TASKS):  # leave the registries as the other tests expect them
-        for name in [n for n in registry if n in ("tiny", "flip") or n.startswith("myplugins:")]:
+        for name in [
+            n
+            for n in registry
+            if n in ("tiny", "flip") or n.startswith(("myplugins", "deepplugins"))
+        ]:
             del registry[name]
 
 
@@ -200,6 +205,10 @@ def test_a_plugin_named_on_the_command_line(package, capsys):
         == 0
     )
     assert "myplugins:Tiny" in capsys.readouterr().out
+    # alone, no row has a paper count: its two columns say "-", not None or <NA>
+    assert run_suite.main(["params", "--profile", str(profile), "--models", "myplugins:Tiny"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[1] == "myplugins:Tiny" and row[3:] == ["-", "-"], row
 
 
 @pytest.mark.parametrize(
@@ -266,3 +275,39 @@ def test_contract_check_names_what_is_missing():
 
     with pytest.raises(plugins.PluginError, match="does not define forward"):
         plugins.check("models", "half", Half)
+
+
+@pytest.mark.parametrize(
+    "key,parts",
+    [
+        ("models.mypkg.rnn:Elman.hidden_size", ["models", "mypkg.rnn:Elman", "hidden_size"]),
+        ("models.mypkg.rnn:Elman.train.lr", ["models", "mypkg.rnn:Elman", "train", "lr"]),
+        ("tasks.a.b:Flip.eval.length", ["tasks", "a.b:Flip", "eval", "length"]),
+        ("models.ntm.memory_size", ["models", "ntm", "memory_size"]),
+        ("train.lr", ["train", "lr"]),
+    ],
+)
+def test_an_override_keeps_a_plugins_dotted_name_whole(key, parts):
+    assert key_parts(key) == parts
+
+
+def test_an_override_reaches_a_plugin_named_by_its_path(package, capsys):
+    # a package of its own: one imported by an earlier test would keep that test's folder
+    (package / "deepplugins").mkdir()
+    (package / "deepplugins" / "__init__.py").write_text("")
+    (package / "deepplugins" / "deep.py").write_text("from myplugins import Tiny\n")
+    profile = package / "p.yaml"
+    profile.write_text(
+        PROFILE.replace("MODEL", '"deepplugins.deep:Tiny"').replace("TASK", '"myplugins:Flip"')
+    )
+    loaded = load_profile(str(profile), ["models.deepplugins.deep:Tiny.hidden=7"])
+    assert loaded.models["deepplugins.deep:Tiny"]["hidden"] == 7
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(
+            ["params", "--profile", str(profile), "--set", "models.deepplugins.deep:Tiny.hidden=x"]
+        )
+    assert exit_info.value.code == 2
+    assert (
+        "models.deepplugins.deep:Tiny.hidden: expected an integer, got 'x'"
+        in capsys.readouterr().err
+    )
