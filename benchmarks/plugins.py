@@ -10,14 +10,17 @@ Two routes:
 A plugin is checked against the declared contract when it loads (a model subclasses
 models.base.SequenceModel and overrides forward; a task subclasses tasks.base.Task, names its
 axes and overrides sample); one that does not fit raises PluginError, which the command line
-prints as one line with exit code 2. The plugin's distribution name and version go into each
-run's config (`RunSpec.config()["plugins"]`), so into its run_id: a new version is a new run.
+prints as one line with exit code 2. The plugin's distribution name and version (or, for a
+module that is not installed, its source file's digest) go into each run's config
+(`RunSpec.config()["plugins"]`), so into its run_id: a new version, or an edit, is a new run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata as metadata
+from pathlib import Path
 
 GROUPS = {"models": "ntm_bench.models", "tasks": "ntm_bench.tasks"}
 SOURCES: dict[
@@ -62,13 +65,18 @@ def check(kind: str, name: str, cls) -> None:
 
 
 def distribution(module: str) -> str:
-    """'name==version' of the installed distribution that provides `module`, or the module's
-    own name marked unversioned (a plugin imported from the path, not installed)."""
+    """'name==version' of the installed distribution that provides `module`; for a plugin
+    imported from the path, not installed, its module file's digest instead: there is no version
+    to bump, and an edit must be a new run, not a finished one found again under the old run_id."""
     top = module.split(".")[0]
     names = metadata.packages_distributions().get(top) or []
     if names:
         return f"{names[0]}=={metadata.version(names[0])}"
-    return f"{top} (not installed, unversioned)"
+    path = getattr(importlib.import_module(module), "__file__", None)
+    if not path:
+        return f"{top} (not installed, no source file)"
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return f"{top} (not installed, source sha256:{digest})"
 
 
 def add(kind: str, name: str, cls, source: str) -> None:

@@ -311,3 +311,12 @@ def test_an_override_reaches_a_plugin_named_by_its_path(package, capsys):
         "models.deepplugins.deep:Tiny.hidden: expected an integer, got 'x'"
         in capsys.readouterr().err
     )
+
+
+def test_an_edit_to_a_plugin_that_is_not_installed_is_a_new_run(package):
+    (package / "loose_plugin.py").write_text("from myplugins import Tiny\n")
+    before = plugins.distribution("loose_plugin")
+    assert before.startswith("loose_plugin (not installed, source sha256:")
+    (package / "loose_plugin.py").write_text("from myplugins import Tiny  # tuned\n")
+    assert plugins.distribution("loose_plugin") != before
+    assert plugins.distribution("myplugins") == "myplugins==2.5"  # installed: its version
