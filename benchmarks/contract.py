@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.process.threads import intra_op_threads
-from models.base import SequenceModel
+from models.base import CompiledSteps, SequenceModel
 from tasks.base import Batch, Task
 
 PROBE_BATCH = 2  # sequences in the probe batch; 2, so a batch-first output cannot pass by chance
@@ -80,7 +80,7 @@ def check_model(model: SequenceModel, batch: Batch, compile: bool) -> None:
             calls.append(len(inputs))
             return model.steps(inputs, state)
 
-        model.compiled_steps = (counted, chunk)
+        model.compiled_steps = CompiledSteps(counted, chunk)
     try:
         # one thread: the planner runs beside training workers
         with torch.set_grad_enabled(spy), intra_op_threads(1):

@@ -1,9 +1,11 @@
 """The one device check: a --device string to a torch device that this machine has, with its
-description for result rows. Training (run_suite.py) and the speed suite both use it."""
+description for result rows. Training (run_suite.py and each run's provenance) and the speed
+suite both use it, so a store names a machine one way."""
 
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -24,5 +26,6 @@ def resolve_device(device: str) -> tuple[torch.device, str]:
         return dev, f"{dev} ({torch.cuda.get_device_name(dev)})"
     if dev.type != "cpu":
         raise ValueError(f"--device {device!r}: only cpu and cuda are supported")
+    # the cores this process may use (a container's or taskset's share), not the host's count
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return dev, f"cpu ({cores} cores)"
+    return dev, f"cpu ({platform.machine()}, {cores} cores)"

@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import subprocess
 import time
 import warnings
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import torch
 
 from benchmarks.process.faults import maybe_kill
+from benchmarks.devices import resolve_device
 from benchmarks.evaluate import generalization, trace, validation_set
 from benchmarks.plan import RunSpec
 from benchmarks.seeding import derived_seed
 from benchmarks.cadence import Diverged
 from benchmarks.train import train
 from models import build_model
+from models.base import SequenceModel
 from results.trained import save_weights
 from tasks import build_task
+from tasks.base import Batch, Task
 
 CHECKPOINT_SUFFIX = ".pt"
 
@@ -88,11 +91,7 @@ def git_sha() -> str | None:
 
 def provenance(device: str) -> dict:
     """Where and with what a run executed, recorded beside its numbers."""
-    name = device
-    if device.startswith("cuda") and torch.cuda.is_available():
-        name = f"{device} ({torch.cuda.get_device_name(device)})"
-    elif device == "cpu":
-        name = f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
+    name = resolve_device(device)[1]
     return {
         "device": name,
         "threads": torch.get_num_threads(),
@@ -101,8 +100,18 @@ def provenance(device: str) -> dict:
     }
 
 
-def prepare(spec: RunSpec, device: str):
-    """(task, model, data generator, validation batch, result fields) of a run about to train."""
+class Prepared(NamedTuple):
+    """A run about to train."""
+
+    task: Task
+    model: SequenceModel
+    data: torch.Generator  # draws the training batches
+    validation: Batch  # the fixed validation set
+    result: dict  # the result fields known before training (provenance, parameter count)
+
+
+def prepare(spec: RunSpec, device: str) -> Prepared:
+    """The task, model, data generator, validation batch and first result fields of a run."""
     task, model = build_seeded(spec, device)
     data = torch.Generator().manual_seed(derived_seed(spec.seed, "data"))
     validation = validation_set(spec.task, spec.task_params, task, spec.train.eval_size)
@@ -116,7 +125,7 @@ def prepare(spec: RunSpec, device: str):
     optimum = task.optimal_cost(validation)
     if optimum is not None:
         result["reference_cost_bits"] = float(optimum.mean())
-    return task, model, data, validation, result
+    return Prepared(task, model, data, validation, result)
 
 
 def finish(
@@ -163,11 +172,18 @@ def diverged(result: dict, error: Diverged, curves: list, wall_s: float) -> dict
     }
 
 
-def curve_writer(tensorboard: str | None, spec: RunSpec):
-    """(writer, on_point) writing curve points as TensorBoard scalars against sequences seen,
-    one event folder per run; (None, no-op) without a folder."""
+class CurveWriter(NamedTuple):
+    """A run's live curve output."""
+
+    writer: object | None  # the TensorBoard SummaryWriter to close, or None
+    on_point: Callable[[dict], None]  # called with each curve point as it is made
+
+
+def curve_writer(tensorboard: str | None, spec: RunSpec) -> CurveWriter:
+    """Curve points written as TensorBoard scalars against sequences seen, one event folder per
+    run; a no-op without a folder."""
     if not tensorboard:
-        return None, lambda point: None
+        return CurveWriter(None, lambda point: None)
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -183,7 +199,7 @@ def curve_writer(tensorboard: str | None, spec: RunSpec):
         for metric in ("cost_bits", "bit_errors"):
             writer.add_scalar(f"{point['split']}/{metric}", point[metric], point["sequences"])
 
-    return writer, write
+    return CurveWriter(writer, write)
 
 
 def execute(
@@ -242,26 +258,27 @@ def execute_group(
     from benchmarks.batched import train_seeds
 
     prepared = [prepare(spec, device) for spec in specs]
-    task, validation = prepared[0][0], prepared[0][3]
+    # the seeds share the task and its validation set (one config); each has its own model
+    task, validation = prepared[0].task, prepared[0].validation
     path = group_checkpoint(checkpoint_dir, specs)
     writers = [curve_writer(tensorboard, spec) for spec in specs]
     try:
         trained = train_seeds(
-            [p[1] for p in prepared],
+            [p.model for p in prepared],
             task,
             specs[0].train,
-            [p[2] for p in prepared],
+            [p.data for p in prepared],
             validation,
             resume=load_checkpoint(path),
             on_checkpoint=lambda snap: save_checkpoint(path, snap),
-            on_point=lambda k, point: writers[k][1](point),
+            on_point=lambda k, point: writers[k].on_point(point),
         )
     finally:
-        for writer, _ in writers:
-            if writer is not None:
-                writer.close()
+        for live in writers:
+            if live.writer is not None:
+                live.writer.close()
     results = []
-    for spec, (_, _, _, _, result), run in zip(specs, prepared, trained):
+    for spec, run, result in zip(specs, trained, (p.result for p in prepared)):
         if run["diverged"] is not None:
             results.append(
                 diverged(result, Diverged(*run["diverged"]), run["curves"], run["wall_s"])

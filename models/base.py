@@ -11,10 +11,19 @@ each [T, B, heads, N], for the memory-access figures.
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import torch
 from torch import nn
 
 COMPILE_CHUNK = 8  # time steps per compiled call: see SequenceModel.compile_step
+
+
+class CompiledSteps(NamedTuple):
+    """What compile_step installs and `unroll` runs."""
+
+    steps: Callable  # `SequenceModel.steps`, compiled: (inputs [chunk, B, I], state) -> (logits, state)
+    chunk: int  # time steps per call
 
 
 class SequenceModel(nn.Module):
@@ -44,7 +53,7 @@ class SequenceModel(nn.Module):
         False  # True where torch.func.vmap over stacked parameters works (seed batching)
     )
     fused = False  # True where seeds_forward runs K seeds in one pass of the model's own
-    compiled_steps = None  # set by compile_step(): (compiled `steps`, time steps per call)
+    compiled_steps: CompiledSteps | None = None  # set by compile_step()
 
     def step(self, x: torch.Tensor, state):
         """One time step: x [B, I] and the recurrent state -> (logits [B, O], next state).
@@ -91,7 +100,9 @@ class SequenceModel(nn.Module):
         compiles in ~1.5 minutes, and serves every sequence length with one graph (`unroll`)."""
         if not self.has_step():
             return False
-        self.compiled_steps = (torch.compile(self.steps, dynamic=False), positive("chunk", chunk))
+        self.compiled_steps = CompiledSteps(
+            torch.compile(self.steps, dynamic=False), positive("chunk", chunk)
+        )
         return True
 
     def unroll(self, inputs: torch.Tensor, state, traced=None):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from models import MODELS, build_model
-from models.base import SequenceModel
+from models.base import CompiledSteps, SequenceModel
 
 TINY = {
     "ntm": {"controller_size": 6, "memory_size": 5, "memory_width": 4},
@@ -67,7 +67,7 @@ def test_chunked_unroll_with_padding_equals_the_step_loop(name, T):
     plain.fused = chunked.fused = (
         False  # the NTM's fused sequence and its chunks: test_ntm_fused.py
     )
-    chunked.compiled_steps = (chunked.steps, 3)
+    chunked.compiled_steps = CompiledSteps(chunked.steps, 3)
     x = inputs(T=T)
     grads = []
     for model in (plain, chunked):
