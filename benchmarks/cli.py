@@ -22,6 +22,15 @@ class UsageError(ValueError):
     """Flags that contradict each other; the message is one line."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: `prog: error: message (prog --help)` and exit code 2, as
+    every other bad input here ends, instead of the usage block and then the error. Every command
+    line of the project (run_suite.py and the `python -m` tools) parses with it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 OPTIONS = {
     "models": (
         ("--models",),
@@ -260,7 +269,7 @@ def defaults() -> dict:
 
 def command_parser(name: str, epilog: str) -> argparse.ArgumentParser:
     summary, options = COMMANDS[name]
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=f"run_suite.py {name}",
         description=summary,
         epilog=epilog,
@@ -276,7 +285,7 @@ def command_parser(name: str, epilog: str) -> argparse.ArgumentParser:
 def flag_parser(description: str, epilog: str) -> argparse.ArgumentParser:
     """The flag form: every option, and --report / --bench / --params choosing the command."""
     commands = "\n".join(f"  {name:<9} {summary}" for name, (summary, _) in COMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="run_suite.py",
         description=f"{description}\n\ncommands (run_suite.py COMMAND --help):\n{commands}",
         epilog=epilog,

@@ -13,12 +13,12 @@ single measurements on a machine whose speed drifts: good for budgets, not for s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
 import torch
+from benchmarks.cli import Parser
 
 
 def measure(spec, compiled: bool, steps: int) -> dict | None:
@@ -59,9 +59,7 @@ def main(argv=None) -> int:
     from benchmarks.process.threads import intra_op_threads
     from benchmarks.plan import parse_names, resolve
 
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.cost", description=__doc__.split("\n\n")[0]
-    )
+    parser = Parser(prog="python -m benchmarks.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--profile", default="replicate", help="profile name or YAML path (default replicate)"
     )

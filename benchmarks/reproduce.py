@@ -12,7 +12,6 @@ agree to TOLERANCE (relative). Compiled runs (train.compile) are retrained compi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from benchmarks.cli import Parser
 
 TOLERANCE = 1e-3  # relative, for another machine kind: rounding differences grow over steps
 COMPARED = ("split", "step", "sequences", "cost_bits", "bit_errors")
@@ -92,9 +92,7 @@ def key(point: dict) -> tuple:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.reproduce", description=__doc__.split("\n\n")[0]
-    )
+    parser = Parser(prog="python -m benchmarks.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "run", help="a published run file (results/published/<profile>/<task>/<model>/*.json)"
     )

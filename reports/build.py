@@ -10,7 +10,6 @@ tables/ (CSV, Markdown, LaTeX); files from an earlier build there are replaced.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from reports import claims, figures, html, joint_points, memory, speed, survival
 from reports.reference import cite, load_reference, reference_rows
 from reports.style import TASK_ORDER, model_colors, order, task_label
 from results.store import Store, StoreError
+from benchmarks.cli import Parser
 
 OUT_ROOT = Path(__file__).with_name("out")
 GENERATED = {"figures": (".png", ".svg"), "tables": (".csv", ".md", ".tex")}
@@ -335,9 +335,7 @@ def build_report(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m reports.build", description=__doc__.split("\n\n")[0]
-    )
+    parser = Parser(prog="python -m reports.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default="results/results.sqlite", help="SQLite results store")
     parser.add_argument(
         "--profile", default=None, help="profile to report (default: the store's only one)"

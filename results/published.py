@@ -16,7 +16,6 @@ reproducibility test compares retrained curves with these bit for bit.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from results.store import Store
+from benchmarks.cli import Parser
 
 ROOT = Path(__file__).with_name("published")
 FINISHED = ("done", "diverged")
@@ -184,9 +184,7 @@ def rebuild(profile: str, store_path: Path, folder: Path | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m results.published", description=__doc__.split("\n\n")[0]
-    )
+    parser = Parser(prog="python -m results.published", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "action",
         choices=("export", "import"),

@@ -15,13 +15,13 @@ checkpoint (<run_id>.pt) goes once the result is stored; the weights stay until 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from pathlib import Path
 
 import torch
+from benchmarks.cli import Parser
 
 SUFFIX = ".final.pt"
 
@@ -87,9 +87,7 @@ def kept(checkpoints) -> list[Path]:
 def main(argv=None) -> int:
     from results.store import Store
 
-    parser = argparse.ArgumentParser(
-        prog="python -m results.trained", description=__doc__.split("\n\n")[0]
-    )
+    parser = Parser(prog="python -m results.trained", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "action", choices=("list", "prune"), help="list kept weights, or delete them"
     )

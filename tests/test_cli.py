@@ -1,6 +1,10 @@
 """The command line: subcommands with their own --help, the flag form planning the same runs,
 contradicting modes as errors, and `evaluate` adding points to finished runs without retraining."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -9,6 +13,8 @@ from benchmarks.cli import COMMANDS, parse
 from conftest import tiny_profile
 from results import trained
 from results.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -190,3 +196,27 @@ def test_evaluate_names_a_pruned_run_and_draws_memory_pictures(finished, capsys)
     )
     picture = capsys.readouterr().out.split("memory picture: ")[1].strip()
     assert picture.endswith(".png") and ntm in picture
+
+
+@pytest.mark.parametrize(
+    "module,argv",
+    [
+        ("run_suite.py", ["--jobs", "abc"]),
+        ("run_suite.py", ["--frobnicate"]),
+        ("run_suite.py", ["report", "extra"]),
+        ("run_suite.py", ["--executor", "spark"]),
+        ("run_suite.py", ["--set"]),
+        ("-m results.published", ["merge"]),
+        ("-m results.trained", ["delete"]),
+        ("-m benchmarks.reproduce", ["x.json", "--steps", "abc"]),
+        ("-m benchmarks.speed_suite.versus", ["HEAD", "--batches"]),
+        ("-m reports.build", ["--frob"]),
+        ("-m benchmarks.cost", ["--frob"]),
+    ],
+)
+def test_every_command_line_refuses_bad_flags_in_one_line(module, argv):
+    done = subprocess.run(
+        [sys.executable, *module.split(), *argv], cwd=ROOT, capture_output=True, text=True
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "error:" in lines[0], done.stderr

@@ -18,7 +18,6 @@ package imports from outside itself (tasks/, benchmarks/) is today's.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import io
 import re
@@ -39,6 +38,7 @@ from benchmarks.speed_suite.bench import make_step
 from benchmarks.speed_suite.configs import PAPER_SIZES, SMOKE_SIZES, WIDTH, copy_batch
 from benchmarks.speed_suite.interleaved import STEPS, time_rounds
 from models import MODELS
+from benchmarks.cli import Parser
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("eager", "compiled")
@@ -195,7 +195,7 @@ def format_ratios(ratios: list[Ratio], rev: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m benchmarks.speed_suite.versus",
         description=__doc__.split("\n\n")[0],
         epilog="Each round times every (model, mode, version) in turn for --round-s seconds.",
