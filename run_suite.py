@@ -7,8 +7,10 @@ Exit codes: 0 success, 1 a run failed or `--check` found a regression, 2 bad inp
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from benchmarks.cli import DEFAULT_STORE, UsageError, parse
@@ -44,7 +46,8 @@ def build_plan(args):
             raise ConfigError(
                 f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}"
             )
-        check_paths(args)
+        check_paths(args, writes_store=args.command != "params")
+        check_executor(args)
         profile = load_profile(args.profile, args.overrides)
         # An empty --models is an error (parse_names), not "all": only a missing flag means all.
         models = parse_names(
@@ -61,8 +64,9 @@ def build_plan(args):
         fail(str(error))
 
 
-def check_paths(args) -> None:
-    """Files where files belong and folders where folders do, before anything is written."""
+def check_paths(args, writes_store: bool = True) -> None:
+    """Files where files belong and folders where folders do, and each writable where the
+    command writes, before anything is written (`writes_store`: the command writes the store)."""
     from benchmarks.config import ConfigError
 
     for flag, path, kind in (
@@ -78,6 +82,46 @@ def check_paths(args) -> None:
             raise ConfigError(f"{flag} {path} is a folder, expected a file")
         if kind == "folder" and Path(path).exists() and not Path(path).is_dir():
             raise ConfigError(f"{flag} {path} is a file, expected a folder")
+        check_writable(flag, path, kind, writes_store or flag != "--store")
+
+
+def check_writable(flag: str, path: str, kind: str, writes: bool) -> None:
+    """What the command will write must be writable, found out before it writes anything: an
+    existing file opened for writing and closed unchanged, else a folder made and removed in
+    the nearest existing ancestor (not a file, not /proc, not a read-only mount)."""
+    from benchmarks.config import ConfigError
+
+    target = Path(path).absolute()
+    if kind == "file" and target.is_file():
+        if writes:
+            try:
+                with open(target, "r+b"):
+                    pass
+            except OSError as error:
+                raise ConfigError(f"{flag} {path} is not writable ({error.strerror})") from None
+        return
+    if not writes:
+        return
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: {existing} is a file, so nothing can be made under it")
+    try:
+        Path(tempfile.mkdtemp(dir=existing, prefix=".ntm-bench-probe-")).rmdir()
+    except OSError as error:
+        raise ConfigError(f"{flag} {path}: cannot write in {existing} ({error.strerror})") from None
+
+
+def check_executor(args) -> None:
+    """--executor ray needs Ray installed, and --ray-address goes with it only: found out before
+    the store gets its rows, not when the first unit is sent."""
+    from benchmarks.config import ConfigError
+
+    if args.ray_address and args.executor != "ray":
+        raise ConfigError("--ray-address goes with --executor ray")
+    if args.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("--executor ray needs Ray: pip install -e '.[cluster]'")
 
 
 def check_device(device: str) -> None:
@@ -273,7 +317,7 @@ def main(argv=None) -> int:
         from benchmarks.config import ConfigError, resolve_path
 
         try:
-            check_paths(args)
+            check_paths(args, writes_store=False)
             name = resolve_path(args.profile).stem
         except ConfigError as error:
             fail(str(error))
@@ -355,6 +399,11 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
+    except KeyboardInterrupt:
+        # Ctrl-C outside training (which handles its own): during start-up, planning or the
+        # summary; nothing half-written is left, since the store commits whole transactions
+        print("run_suite.py: interrupted", file=sys.stderr)
+        sys.exit(130)
     except BrokenPipeError:
         # the reader (`| head`) has gone: no traceback, and no second error when Python flushes
         # stdout at exit

@@ -22,10 +22,46 @@ import yaml
 
 from benchmarks import constructors, plugins
 from benchmarks.curriculum import Curriculum, read as read_curriculum
-from benchmarks.values import coerce_keys
+from benchmarks.values import MAX_INT, coerce_keys
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 SECTIONS = ("seeds", "train", "models", "tasks")
+# Caps on the data a run holds, beyond which a value is a typo: they fail here, in one line,
+# instead of as an allocation failure inside a worker after the store has its rows.
+MAX_BATCH = 65536  # train.batch_size
+MAX_EVAL_SIZE = 1_000_000  # train.eval_size
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: YAML keeps the last one
+    silently, so `lr` written twice would train with whichever came second."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, line: int):
+        super().__init__(f"key {key!r} given twice (again at line {line})")
+        self.key, self.line = key, line
+
+
+def section(raw: dict, key: str, where: str) -> dict:
+    """The mapping `raw[key]`: {} where it is missing or left empty (`train:`), else an error
+    naming `where` + key for anything but a mapping (`train: false`, `models: [ntm]`); `where`
+    is the file and the enclosing keys, "p.yaml: " or "p.yaml: models.ntm."."""
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}{key}: expected a mapping, got {type(value).__name__} {value!r}")
+    return value
 
 
 class ConfigError(ValueError):
@@ -78,6 +114,11 @@ class TrainConfig:
                 raise ConfigError(
                     f"train.{name} must be a positive integer, got {getattr(self, name)!r}"
                 )
+        for name, cap in (("batch_size", MAX_BATCH), ("eval_size", MAX_EVAL_SIZE)):
+            if getattr(self, name) > cap:
+                raise ConfigError(f"train.{name} is at most {cap}, got {getattr(self, name)}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"train.momentum must be in [0, 1), got {self.momentum!r}")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(f"train.optimizer must be adam or rmsprop, got {self.optimizer!r}")
         if not self.lr > 0 or not self.clip > 0:
@@ -180,10 +221,10 @@ def check_seeds(seeds, where: str) -> None:
     if (
         not isinstance(seeds, list)
         or not seeds
-        or not all(type(s) is int and s >= 0 for s in seeds)
+        or not all(type(s) is int and 0 <= s <= MAX_INT for s in seeds)
     ):
         raise ConfigError(
-            f"{where} must be a non-empty list of non-negative integers, got {seeds!r}"
+            f"{where} must be a non-empty list of integers in [0, {MAX_INT}], got {seeds!r}"
         )
 
 
@@ -215,9 +256,13 @@ def check_axis(axis, values, axes: tuple[str, ...], where: str) -> None:
         raise ConfigError(
             f"{where}: unknown axis {axis!r} (known: {', '.join(axes) or 'none'}, joint)"
         )
-    if not isinstance(values, list) or not all(type(v) is int and v >= 1 for v in values):
+    if (
+        not isinstance(values, list)
+        or not values
+        or not all(type(v) is int and v >= 1 for v in values)
+    ):
         raise ConfigError(
-            f"{where}: {axis} values must be a list of positive integers, got {values!r}"
+            f"{where}: {axis} values must be a non-empty list of positive integers, got {values!r}"
         )
 
 
@@ -247,19 +292,25 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
 
     path = resolve_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x})"
         ) from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    except DuplicateKey as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}: malformed YAML{where}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    if not isinstance(raw, dict) or not raw:
+        # an empty profile would train every registered model on every task at the defaults
+        got = "an empty file" if raw is None or raw == {} else type(raw).__name__
+        raise ConfigError(
+            f"{path}: expected a mapping with sections {', '.join(SECTIONS)}, got {got}"
+        )
     for assignment in overrides:
         apply_override(raw, assignment)
     unknown = sorted(set(raw) - set(SECTIONS))
@@ -268,18 +319,17 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
 
     seeds = raw.get("seeds", [0])
     check_seeds(seeds, f"{path}: seeds")
+    models, tasks = (
+        dict(section(raw, "models", f"{path}: ")),
+        dict(section(raw, "tasks", f"{path}: ")),
+    )
     try:  # plugins named in the profile (module:Class keys) and installed entry points join the registries
-        plugins.ensure(
-            "models", (raw.get("models") or {}) if isinstance(raw.get("models"), dict) else ()
-        )
-        plugins.ensure(
-            "tasks", (raw.get("tasks") or {}) if isinstance(raw.get("tasks"), dict) else ()
-        )
+        plugins.ensure("models", models)
+        plugins.ensure("tasks", tasks)
     except plugins.PluginError as error:
         raise ConfigError(f"{path}: {error}") from None
-    train = make_train(raw.get("train") or {}, f"{path}: train")
+    train = make_train(section(raw, "train", f"{path}: "), f"{path}: train")
 
-    models = dict(raw.get("models") or {})
     for name, params in models.items():
         if name not in MODELS:
             raise ConfigError(
@@ -292,28 +342,31 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
             extra=("train", "per_task", "seeds"),
         )
         params = models[name] = read_params(params or {}, MODELS[name], f"{path}: models.{name}")
-        check_seeds((params or {}).get("seeds", [0]), f"{path}: models.{name}.seeds")
-        make_train((params or {}).get("train") or {}, f"{path}: models.{name}.train")
-        for task, task_params in ((params or {}).get("per_task") or {}).items():
+        check_seeds(params.get("seeds", [0]), f"{path}: models.{name}.seeds")
+        make_train(
+            section(params, "train", f"{path}: models.{name}."), f"{path}: models.{name}.train"
+        )
+        per_task = section(params, "per_task", f"{path}: models.{name}.")
+        for task, task_params in per_task.items():
             if task not in TASKS:
                 raise ConfigError(
                     f"{path}: models.{name}.per_task: unknown task {task!r} (known: {', '.join(TASKS)})"
                 )
-            check_keys(
-                task_params or {},
-                MODELS[name],
-                f"{path}: models.{name}.per_task.{task}",
-                extra=("train",),
-            )
-            params["per_task"][task] = read_params(
-                task_params or {}, MODELS[name], f"{path}: models.{name}.per_task.{task}"
-            )
-    tasks = dict(raw.get("tasks") or {})
+            where = f"{path}: models.{name}.per_task.{task}"
+            check_keys(task_params or {}, MODELS[name], where, extra=("train",))
+            params["per_task"][task] = read_params(task_params or {}, MODELS[name], where)
+            make_train(section(task_params or {}, "train", f"{where}."), f"{where}.train")
     for name, params in tasks.items():
         if name not in TASKS:
             raise ConfigError(f"{path}: tasks: unknown task {name!r} (known: {', '.join(TASKS)})")
         check_keys(params or {}, TASKS[name], f"{path}: tasks.{name}", extra=("eval", "train"))
         params = tasks[name] = read_params(params or {}, TASKS[name], f"{path}: tasks.{name}")
-        make_train((params or {}).get("train") or {}, f"{path}: tasks.{name}.train")
-        check_eval((params or {}).get("eval") or {}, TASKS[name].axes, f"{path}: tasks.{name}.eval")
+        make_train(
+            section(params, "train", f"{path}: tasks.{name}."), f"{path}: tasks.{name}.train"
+        )
+        check_eval(
+            section(params, "eval", f"{path}: tasks.{name}."),
+            TASKS[name].axes,
+            f"{path}: tasks.{name}.eval",
+        )
     return Profile(path.stem, str(path), tuple(seeds), train, models, tasks)

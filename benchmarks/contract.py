@@ -26,6 +26,10 @@ from tasks.base import Batch, Task
 
 PROBE_BATCH = 2  # sequences in the probe batch; 2, so a batch-first output cannot pass by chance
 PROBE_SEED = 0  # the probe's own generator: nothing global is drawn from
+# The data one run holds at once (a training batch, the validation set, one evaluation point's
+# sequences: inputs, targets and mask in float32) is refused above this; past it a value is a
+# typo that would fail as an allocation error inside a worker, or swap the machine.
+MAX_DATA_BYTES = 2 * 2**30
 
 
 class ContractError(ValueError):
@@ -65,6 +69,28 @@ def check_task(task: Task) -> Batch:
                 f"shape {list(inputs)}, expected {list(shape)} ([T, B, O] and [T, B])"
             )
     return batch
+
+
+def check_data(task: Task, batch_size: int, eval_size: int, points: list[dict]) -> None:
+    """Refuse a batch size, validation size or evaluation point whose data would exceed
+    MAX_DATA_BYTES, measured on one sequence at the sizes' top (every axis at its largest
+    training value, the point's own axes as given)."""
+    top = {axis: task.max_size(axis) for axis in task.axes if task.max_size(axis)}
+    cases = [("train.batch_size", batch_size, top), ("train.eval_size", eval_size, top)]
+    cases += [
+        (f"train.eval_size at {','.join(f'{k}={v}' for k, v in sizes.items())}", eval_size, sizes)
+        for sizes in points
+    ]
+    width = task.input_size + task.output_size + 1  # inputs, targets and the mask
+    for what, count, sizes in cases:
+        one = task.sample(1, torch.Generator().manual_seed(PROBE_SEED), **{**top, **sizes})
+        steps = one.inputs.shape[0]
+        size = count * steps * width * 4
+        if size > MAX_DATA_BYTES:
+            raise ContractError(
+                f"{what} = {count} sequences of up to {steps} steps would hold "
+                f"{size / 2**30:.1f} GiB of data (at most {MAX_DATA_BYTES / 2**30:g} GiB)"
+            )
 
 
 def check_model(model: SequenceModel, batch: Batch, compile: bool) -> None:

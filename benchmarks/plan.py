@@ -20,8 +20,9 @@ import torch
 
 from benchmarks import constructors, curriculum, plugins
 from benchmarks.config import ConfigError, Profile, TrainConfig, make_train
-from benchmarks.contract import check_model, check_task
+from benchmarks.contract import check_data, check_model, check_task
 from benchmarks.evaluate import eval_points
+from benchmarks.values import MAX_INT
 
 # Bump when a change to the code changes results for an unchanged config.
 # 2: evals keyed by point (joint points, per-channel scores, memory marks); RMSProp in Graves form.
@@ -161,8 +162,8 @@ def parse_seeds(text: str | None) -> list[int] | None:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise ConfigError(f"--seeds must be a comma list of integers, got {text!r}") from None
-    if not seeds or min(seeds) < 0:
-        raise ConfigError(f"--seeds must be non-negative integers, got {text!r}")
+    if not seeds or min(seeds) < 0 or max(seeds) > MAX_INT:
+        raise ConfigError(f"--seeds must be integers in [0, {MAX_INT}], got {text!r}")
     return seeds
 
 
@@ -201,6 +202,10 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
         task = build_task(spec.task, **spec.task_params)
     except Exception as error:  # a plugin's own checks may raise anything: one line, not a trace
         raise ConfigError(f"{where}: task parameters: {described(error)}") from None
+    try:  # the training range's top: sampling there must not be what fails
+        task.check_size({axis: task.max_size(axis) for axis in task.axes})
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: task parameters: {error}") from None
     try:
         probe = check_task(task)
     except Exception as error:
@@ -228,11 +233,16 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
         check_model(model, probe, spec.train.compile)
     except Exception as error:
         raise ConfigError(f"{where}: model {spec.model!r}: {described(error)}") from None
+    points = list(eval_points(spec.eval))
     try:
-        for sizes in eval_points(spec.eval):
+        for sizes in points:
             task.check_size(sizes)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: eval: {error}") from None
+    try:
+        check_data(task, spec.train.batch_size, spec.train.eval_size, points)
+    except Exception as error:
+        raise ConfigError(f"{where}: {described(error)}") from None
     try:
         curriculum.check_task(spec.train.curriculum, task)
     except ValueError as error:

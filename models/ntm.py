@@ -101,6 +101,8 @@ class NTM(FusedModel):
                 f"shift_range {shift_range} needs at least {2 * shift_range + 1} memory locations, "
                 f"got {N}"
             )
+        if not clip > 0:
+            raise ValueError(f"clip must be positive, got {clip!r}")
         self.clip = clip
         S = 2 * self.shift_range + 1
         self.address_size = M + S + 3  # key, beta, g, shift, gamma

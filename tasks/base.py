@@ -25,6 +25,10 @@ import torch.nn.functional as F
 # A run has "converged" when its validation bit errors per sequence fall below this (Collier &
 # Beel 2018; the paper's figures reach ~0 bits, so the threshold is strict but reachable).
 CONVERGED_BIT_ERRORS = 0.1
+# The largest value of any axis, trained or evaluated: the paper's longest test is 120 steps,
+# and a sequence this long already holds 10^4 vectors; larger is a typo, refused before it
+# allocates.
+MAX_SIZE = 10_000
 
 
 class Batch(NamedTuple):
@@ -52,6 +56,9 @@ class Task:
     channels: dict[str, slice] | None = None
 
     def sample(self, batch_size: int, generator: torch.Generator, **size: int) -> Batch:
+        """`batch_size` sequences drawn from `generator` only, time-major: inputs [T, B, I],
+        targets [T, B, O], mask [T, B]. An axis given in `size` fixes that size for every
+        sequence (a generalization point); one left out is drawn from the training range."""
         raise NotImplementedError
 
     def memory_needed(self, **size: int) -> int | None:
@@ -87,13 +94,14 @@ class Task:
         return view
 
     def check_size(self, size: dict) -> None:
-        """Raise ValueError naming the axis when `size` has an unknown axis or a value < 1."""
+        """Raise ValueError naming the axis when `size` has an unknown axis or a value outside
+        [1, MAX_SIZE]."""
         for axis, value in size.items():
             if axis not in self.axes:
                 known = ", ".join(self.axes) or "none"
                 raise ValueError(f"{type(self).__name__} has no axis {axis!r} (known: {known})")
-            if value is not None and int(value) < 1:
-                raise ValueError(f"{axis} must be at least 1, got {value}")
+            if value is not None and not 1 <= int(value) <= MAX_SIZE:
+                raise ValueError(f"{axis} must be in [1, {MAX_SIZE}], got {value}")
 
 
 def randint(low: int, high: int, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -53,6 +53,8 @@ class RepeatCopy(Task):
         # Mean and std of the discrete uniform distribution on [min_repeats, max_repeats].
         n = max_repeats - min_repeats + 1
         self.count_mean = (min_repeats + max_repeats) / 2 if count_mean is None else count_mean
+        if count_std is not None and not count_std > 0:
+            raise ValueError(f"count_std must be positive, got {count_std!r}")
         self.count_std = math.sqrt((n * n - 1) / 12) if count_std is None else count_std
         if self.count_std == 0:
             self.count_std = 1.0  # a single training count: nothing to scale

@@ -130,12 +130,12 @@ CASES = [
     (
         "zero eval length",
         lambda f, p: ["--set", "tasks.copy.eval.length=[0]"],
-        "tasks.copy.eval.length: length values must be a list of positive integers",
+        "tasks.copy.eval.length: length values must be a non-empty list of positive integers",
     ),
     (
         "eval values not a list",
         lambda f, p: ["--set", "tasks.copy.eval.length=20"],
-        "tasks.copy.eval.length: length values must be a list",
+        "tasks.copy.eval.length: length values must be a non-empty list",
     ),
     (
         "joint point with one axis",
@@ -241,7 +241,7 @@ CASES = [
         lambda f, p: ["--seeds", "a,b"],
         "--seeds must be a comma list of integers",
     ),
-    ("negative seed", lambda f, p: ["--seeds", "-3"], "--seeds must be non-negative"),
+    ("negative seed", lambda f, p: ["--seeds", "-3"], "--seeds must be integers in [0, "),
     ("no seeds in profile", lambda f, p: ["--set", "seeds=[]"], "seeds must be a non-empty list"),
     ("override without =", lambda f, p: ["--set", "train.steps"], "expected key=value"),
     ("override into a value", lambda f, p: ["--set", "train.steps.x=1"], "steps is not a section"),
@@ -288,6 +288,104 @@ CASES = [
         "unknown model 'gru'",
     ),
     ("bench on a missing device", lambda f, p: ["--bench", "--device", "tpu"], "--device 'tpu'"),
+    # sections that are not mappings
+    ("models a list", lambda f, p: ["--set", "models=[ntm, lstm]"], "models: expected a mapping"),
+    ("tasks a string", lambda f, p: ["--set", "tasks=copy"], "tasks: expected a mapping, got str"),
+    ("train false", lambda f, p: ["--set", "train=false"], "train: expected a mapping, got bool"),
+    ("train zero", lambda f, p: ["--set", "train=0"], "train: expected a mapping, got int"),
+    (
+        "per_task a list",
+        lambda f, p: ["--set", "models.ntm.per_task=[copy]"],
+        "models.ntm.per_task: expected a mapping, got list",
+    ),
+    (
+        "a model's train a number",
+        lambda f, p: ["--set", "models.ntm.train=5"],
+        "models.ntm.train: expected a mapping, got int",
+    ),
+    (
+        "eval a list",
+        lambda f, p: ["--set", "tasks.copy.eval=[4]"],
+        "tasks.copy.eval: expected a mapping, got list",
+    ),
+    (
+        "empty profile",
+        lambda f, p: ["--profile", write(f, "empty.yaml", "# nothing\n")],
+        "got an empty file",
+    ),
+    (
+        "duplicate key",
+        lambda f, p: ["--profile", write(f, "dup.yaml", "train: {steps: 3}\ntrain: {steps: 4}\n")],
+        "key 'train' given twice (again at line 2)",
+    ),
+    (
+        "duplicate nested key",
+        lambda f, p: ["--profile", write(f, "dup2.yaml", "train:\n  lr: 0.1\n  lr: 0.2\n")],
+        "key 'lr' given twice (again at line 3)",
+    ),
+    # numbers past what the store or the memory holds
+    ("huge seed", lambda f, p: ["--seeds", "9223372036854775808"], "--seeds must be integers in"),
+    ("huge profile seed", lambda f, p: ["--set", "seeds=[99999999999999999999]"], "seeds must be"),
+    (
+        "huge model seed",
+        lambda f, p: ["--set", "models.lstm.seeds=[2147483648]"],
+        "models.lstm.seeds must be a non-empty list of integers in [0, 2147483647]",
+    ),
+    (
+        "huge eval length",
+        lambda f, p: ["--set", "tasks.copy.eval.length=[1180591620717411303424]"],
+        "eval: length must be in [1, 10000]",
+    ),
+    (
+        "huge training length",
+        lambda f, p: ["--set", "tasks.copy.max_length=2147483647"],
+        "task parameters: length must be in [1, 10000], got 2147483647",
+    ),
+    ("huge batch", lambda f, p: ["--set", "train.batch_size=2147483647"], "at most 65536"),
+    ("huge eval size", lambda f, p: ["--set", "train.eval_size=2147483647"], "at most 1000000"),
+    (
+        "data past the memory",
+        lambda f, p: ["--set", "train.eval_size=900000", "--set", "tasks.copy.eval.length=[9000]"],
+        "GiB of data (at most 2 GiB)",
+    ),
+    (
+        "huge hidden size",
+        lambda f, p: ["--set", "models.lstm.hidden_size=2000000000"],
+        "model parameters: RuntimeError: Storage size calculation overflowed",
+    ),
+    ("momentum past 1", lambda f, p: ["--set", "train.momentum=7"], "train.momentum must be in"),
+    (
+        "empty eval list",
+        lambda f, p: ["--set", "tasks.copy.eval.length=[]"],
+        "length values must be a non-empty list",
+    ),
+    # where the run would write, and how
+    (
+        "checkpoints under a file",
+        lambda f, p: ["--checkpoints", write(f, "plain", "x") + "/ck"],
+        "plain is a file, so nothing can be made under it",
+    ),
+    (
+        "tensorboard under a file",
+        lambda f, p: ["--tensorboard", write(f, "plain", "x") + "/tb"],
+        "plain is a file, so nothing can be made under it",
+    ),
+    (
+        "report folder under a file",
+        lambda f, p: ["--report-dir", write(f, "plain", "x") + "/rep"],
+        "plain is a file, so nothing can be made under it",
+    ),
+    ("ray address without ray", lambda f, p: ["--ray-address", "h:1"], "goes with --executor ray"),
+    (
+        "negative clip",
+        lambda f, p: ["--set", "models.ntm.clip=-1"],
+        "ntm on copy: model parameters: clip must be positive, got -1",
+    ),
+    (
+        "negative count_std",
+        lambda f, p: ["--tasks", "repeat_copy", "--set", "tasks.repeat_copy.count_std=-1"],
+        "task parameters: count_std must be positive, got -1",
+    ),
 ]
 
 
@@ -359,7 +457,7 @@ def test_unwritable_store_path(setup, capsys, tmp_path):
             ["--profile", str(profile), "--store", str(blocker / "results.sqlite"), "--jobs", "1"]
         )
     assert exit_info.value.code == 2
-    assert "cannot open results store" in capsys.readouterr().err
+    assert "file is a file, so nothing can be made under it" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
