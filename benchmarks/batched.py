@@ -59,7 +59,7 @@ class SeedStack:
     @property
     def own_pass(self) -> bool:
         """Whether the model has its own K-seed pass (`seeds_forward`: the fused NTM and DNC)."""
-        return self.template.fused
+        return self.template.has_seeds_pass
 
     def compile_step(self) -> bool:
         """Compile the K-seed pass's chunk functions (the template's compile_step; its kernels run

@@ -38,8 +38,8 @@ class SequenceModel(nn.Module):
     - `memory_size`: its locations; evaluation points that need more are marked beyond it.
     - `supports_vmap`: the time loop is safe under torch.func.vmap over stacked parameters, so the
       seeds of a config may train as one batched model (train.batch_seeds).
-    - `fused`: the model has its own K-seed pass, `seeds_forward`, used for batched seeds instead
-      of vmap (the fused NTM and DNC).
+    - `has_seeds_pass`: the model has its own K-seed pass, `seeds_forward`, used for batched seeds
+      instead of vmap (the fused NTM and DNC).
     - `step(x, state) -> (logits, state)`: one time step; a model with one whose forward runs
       `self.unroll(inputs, state)` gets `compile_step` and the chunked, compiled loop for free
       (the planner refuses, under train.compile, a forward that loops over `step` itself).
@@ -52,7 +52,7 @@ class SequenceModel(nn.Module):
     supports_vmap = (
         False  # True where torch.func.vmap over stacked parameters works (seed batching)
     )
-    fused = False  # True where seeds_forward runs K seeds in one pass of the model's own
+    has_seeds_pass = False  # True where seeds_forward runs K seeds in one pass of the model's own
     compiled_steps: CompiledSteps | None = None  # set by compile_step()
 
     def step(self, x: torch.Tensor, state):
@@ -65,10 +65,12 @@ class SequenceModel(nn.Module):
         return type(self).step is not SequenceModel.step
 
     def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
-        """K seeds in one pass (models with `fused`): `tensors` maps every parameter and buffer
+        """K seeds in one pass (models with `has_seeds_pass`): `tensors` maps every parameter and buffer
         name to its per-seed stack [K, ...] (or an unstacked shared value), inputs [K, T, B, I]
         -> logits [K, T, B, O]."""
-        raise NotImplementedError(f"{type(self).__name__} has no K-seed pass (fused is False)")
+        raise NotImplementedError(
+            f"{type(self).__name__} has no K-seed pass (has_seeds_pass is False)"
+        )
 
     def __init__(self, input_size: int, output_size: int):
         super().__init__()

@@ -21,7 +21,10 @@ class FusedModel(SequenceModel):
     `fused_operands` and an output layer `out` on [h_t, r_t]; its `step` stays the readable
     reference, run where `fused` is off and for traces."""
 
-    fused = True  # False: the plain `step` loop, the reference the fused sequence is tested against
+    has_seeds_pass = True  # seeds_forward: K seeds through one fused sequence
+    # Whether forward runs the fused sequence; False: the plain `step` loop, the reference the
+    # fused sequence is tested against. Batched seeds always take the K-seed pass.
+    fused = True
     kernels = Kernels()  # eager, a step per chunk; compile_step swaps in compiled chunks
     fused_steps: (
         Steps  # the step math (a class attribute); not `steps`, the step loop of SequenceModel

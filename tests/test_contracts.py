@@ -47,7 +47,7 @@ def test_models_declare_what_the_harness_reads(name):
         **{k: v for k, v in quick.models[name].items() if k not in ("train", "per_task", "seeds")},
     )
     assert (model.memory_size is not None) == model.has_memory
-    if cls.fused:
+    if cls.has_seeds_pass:
         assert cls.seeds_forward is not SequenceModel.seeds_forward, (
             "fused models bring their K-seed pass"
         )

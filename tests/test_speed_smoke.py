@@ -104,7 +104,7 @@ def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(ben
     batched = [r for r in rows if r["seeds"] > 1]
     vmap = [name for name in BUILTIN if MODELS[name].supports_vmap]
     # compiled too where the model has its own K-seed pass (the fused NTM and DNC)
-    own = [name for name in vmap if MODELS[name].fused]
+    own = [name for name in vmap if MODELS[name].has_seeds_pass]
     assert (
         vmap
         and own

@@ -200,7 +200,7 @@ def plan(models: list[str], profile: BenchProfile) -> list[Config]:
                         Config(name, False, mode, batch, memory(name), profile.steps, k)
                         for k in profile.seeds
                     ]
-                    if compiles[name] and MODELS[name].fused:  # a compiled K-seed pass
+                    if compiles[name] and MODELS[name].has_seeds_pass:  # a compiled K-seed pass
                         configs += [
                             Config(name, True, mode, batch, memory(name), profile.steps, k)
                             for k in profile.seeds
