@@ -349,12 +349,13 @@ def main(argv=None) -> int:
     from benchmarks.suite import run_specs
     from benchmarks.summary import print_summary
     from results.store import Store, StoreError
+    from results.trained import default_checkpoints
 
     try:
         store = Store(args.store, before_commit=lambda: maybe_kill("store"))
     except StoreError as error:
         fail(str(error))
-    checkpoints = args.checkpoints or str(Path(args.store).parent / "checkpoints")
+    checkpoints = str(args.checkpoints or default_checkpoints(args.store))
     for spec in specs:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
     todo = [s for s in specs if store.status(s.run_id) not in ("done", "diverged")]

@@ -347,7 +347,7 @@ def comparison(
         p = mann_whitney(samples[0][0], samples[1][0]) if min(sizes) else math.nan
         test = "MW"
     ours = f"{names[0]}: {texts[0]} vs {names[1]}: {texts[1]}; {test} p={'n/a' if np.isnan(p) else f'{p:.3g}'}"
-    smallest = 1 / math.comb(sum(sizes), sizes[0]) if min(sizes) else 1.0
+    smallest = tables.smallest_p(*sizes, two_sided=False) if min(sizes) else 1.0
     if min(sizes) and smallest >= alpha:
         problems.append(
             f"{sizes[0]} vs {sizes[1]} seeds: smallest attainable p {smallest:.3g} is not below {alpha:g}"

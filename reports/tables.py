@@ -140,9 +140,10 @@ def format_bits_table(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def smallest_p(n_a: int, n_b: int) -> float:
-    """The smallest two-sided exact Mann-Whitney p-value attainable with these sample sizes."""
-    return min(1.0, 2 / math.comb(n_a + n_b, n_a))
+def smallest_p(n_a: int, n_b: int, two_sided: bool = True) -> float:
+    """The smallest exact Mann-Whitney p-value attainable with these sample sizes: one
+    arrangement of the ranks in comb(n_a + n_b, n_a), twice that two-sided."""
+    return min(1.0, (2 if two_sided else 1) / math.comb(n_a + n_b, n_a))
 
 
 def mann_whitney_method(a: np.ndarray, b: np.ndarray):
