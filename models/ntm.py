@@ -13,7 +13,7 @@ One time step, all heads at once (shapes: R read heads, W write heads, N x M mem
     output             y_t = linear([h_t, r_t])
 
 Activations: beta = softplus, g = sigmoid, s = softmax, gamma = 1 + softplus, e = sigmoid,
-a = tanh; keys have none (the faithful public port found that this trains best).
+a = tanh; keys have none (Collier & Beel 2018 found that this trains best).
 
 Training and evaluation run the whole sequence as one fused autograd Function with a
 hand-written backward (models.fused_engine with the step pair of models.ntm_fused, ~2x faster
@@ -29,8 +29,8 @@ With a constant memory every location looks alike to content addressing, so the 
 weightings must break the symmetry: `weighting_init` "first" starts every head peaked on location
 0 (the start of a tape), "random" starts them at softmax of N(0, 1) logits.
 
-Initialization choices that differ from Collier & Beel 2018 (their code, MarkPKCollier/
-NeuralTuringMachine, ntm.py):
+Initialization choices that differ from Collier & Beel 2018 (the implementation published with
+their paper):
 - no forget-gate bias: the LSTM controller's biases start as torch's nn.Linear default,
   U(+-1/sqrt(fan_in)), where their BasicLSTMCell adds forget_bias=1.0;
 - no clip on the output logits: only the head parameters are clipped (to +-`clip`, default 20),
