@@ -20,7 +20,9 @@ and the DNC, are each a readable reference step and a fast path tested against i
    within 1e-10 in float64, gradcheck of the engine's Function with each step pair, chunks and
    the K-seed pass against the whole sequence and each seed alone.
 
-lstm.py is the paper's LSTM baseline: a stack of torch.nn.LSTM layers and a linear output layer.
+lstm.py is the paper's LSTM baseline: a stack of torch.nn.LSTM layers and a linear output layer;
+lstm_matched.py the same with its width chosen to match another model's parameter count, and
+transformer.py a causal transformer baseline.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Why: as for the NTM (models.ntm_fused), a DNC step at the NTM paper's size is ~8
 ops, and autograd's bookkeeping for them, not their arithmetic, is most of a training step on a
 2-core CPU. `step_forward` runs the math of `DNC.step` with autograd off and keeps what the
 backward needs (`Saved`); `step_backward` takes one step back with the derivatives of
-models.ntm_memory_grad (content lookup, erase/add write) and models.dnc_memory_grad (usage,
-allocation, links, read modes). The engine runs them over the sequence (`STEPS`). `DNC.step`
+models.ntm_memory_grad (content lookup, erase/add write), models.dnc_memory_grad (usage,
+allocation, read modes) and dnc_memory.links_grad (the temporal links). The engine runs them over the sequence (`STEPS`). `DNC.step`
 stays the plain reference: tests/test_dnc_fused.py checks outputs and gradients against it and
 runs gradcheck on the engine's Function with these steps.
 

@@ -1,1 +1,2 @@
-"""Example ntm-bench plugins: `gru` (models) and `reverse_copy` (tasks), registered by entry points."""
+"""Example ntm-bench plugins: `example_gru` (models) and `example_reverse_copy` (tasks),
+registered by entry points."""
