@@ -60,15 +60,19 @@ TINY_TASKS = {"copy": {"width": 3, "max_length": 3, "eval": {"length": [2, 5]}}}
 
 
 def tiny_profile(
-    folder, train: dict | None = None, tasks: dict | None = None, name: str = "tiny"
+    folder,
+    train: dict | None = None,
+    tasks: dict | None = None,
+    name: str = "tiny",
+    models: dict | None = None,
 ) -> str:
-    """Write the tiny profile (seeds 1 and 2; `train` keys override TINY_TRAIN, `tasks` adds or
-    replaces tasks) to folder/<name>.yaml and return its path."""
+    """Write the tiny profile (seeds 1 and 2; `train` keys override TINY_TRAIN, `tasks` and
+    `models` add or replace entries) to folder/<name>.yaml and return its path."""
     text = yaml.safe_dump(
         {
             "seeds": [1, 2],
             "train": {**TINY_TRAIN, **(train or {})},
-            "models": TINY_MODELS,
+            "models": {**TINY_MODELS, **(models or {})},
             "tasks": {**TINY_TASKS, **(tasks or {})},
         },
         sort_keys=False,

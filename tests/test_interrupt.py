@@ -18,7 +18,7 @@ from benchmarks import runner
 from benchmarks.config import load_profile
 from benchmarks.process.faults import PAUSE_ENV, PAUSED
 from benchmarks.plan import plan_runs
-from conftest import snapshot
+from conftest import snapshot, tiny_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 # 5: inside a log window (log_interval 2) and after a validation (eval_interval 4)
@@ -27,16 +27,15 @@ STEPS, PAUSE_AT = (
     5,
 )
 
-PROFILE = f"""
-seeds: [1, 2]
-train: {{steps: {STEPS}, batch_size: 3, eval_interval: 4, eval_size: 6, log_interval: 2, checkpoint_interval: 1000,
-        lr: 0.01}}
-models:
-  ntm: {{controller_size: 8, memory_size: 6, memory_width: 4}}
-  lstm: {{hidden_size: 8, num_layers: 1}}
-tasks:
-  copy: {{width: 3, max_length: 3, eval: {{length: [2, 5]}}}}
-"""
+# no periodic checkpoint (1000): the one a Ctrl-C leaves is the only one
+TRAIN = {
+    "steps": STEPS,
+    "batch_size": 3,
+    "eval_interval": 4,
+    "eval_size": 6,
+    "log_interval": 2,
+    "checkpoint_interval": 1000,
+}
 
 
 def interrupted_suite(args: list[str]) -> subprocess.CompletedProcess:
@@ -70,8 +69,7 @@ def interrupted_suite(args: list[str]) -> subprocess.CompletedProcess:
 def test_sigint_checkpoints_at_the_next_step_and_the_rerun_equals_uninterrupted(
     model, seeds, tmp_path, monkeypatch
 ):
-    profile = tmp_path / "tiny.yaml"
-    profile.write_text(PROFILE)
+    profile = tiny_profile(tmp_path, train=TRAIN)
     args = [
         "--profile",
         str(profile),

@@ -7,29 +7,20 @@ from pathlib import Path
 import pytest
 
 import run_suite
-from conftest import snapshot, suite_process
+from conftest import snapshot, suite_process, tiny_profile
 from models import MODELS
 from models.lstm import LSTM
 from results.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PROFILE = """
-seeds: [1, 2]
-train: {steps: 16, batch_size: 4, eval_interval: 8, eval_size: 8, log_interval: 4, checkpoint_interval: 3, lr: 0.01}
-models:
-  ntm: {controller_size: 8, memory_size: 6, memory_width: 4}
-  lstm: {hidden_size: 8, num_layers: 1}
-tasks:
-  copy: {width: 3, max_length: 3, eval: {length: [2, 5]}}
-"""
+# checkpoints every 3 steps and a validation every 8: the kill points fall between them
+TRAIN = {"steps": 16, "eval_interval": 8, "log_interval": 4, "checkpoint_interval": 3}
 
 
 @pytest.fixture
 def profile(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(PROFILE)
-    return str(path)
+    return tiny_profile(tmp_path, train=TRAIN)
 
 
 def suite(profile, store, *extra, env=None, check=True):
@@ -45,8 +36,7 @@ def reference(tmp_path_factory):
     """The uninterrupted suite's results, computed once for all the interruption tests (run_ids
     depend on the config, not on where the profile file lives)."""
     folder = tmp_path_factory.mktemp("reference")
-    (folder / "tiny.yaml").write_text(PROFILE)
-    suite(str(folder / "tiny.yaml"), folder / "reference.sqlite")
+    suite(tiny_profile(folder, train=TRAIN), folder / "reference.sqlite")
     return snapshot(folder / "reference.sqlite")
 
 
@@ -122,9 +112,8 @@ class NaNModel(LSTM):
 
 def test_injected_nan_marks_the_run_diverged_and_the_suite_goes_on(profile, tmp_path, monkeypatch):
     monkeypatch.setitem(MODELS, "nan", NaNModel)
-    path = tmp_path / "nan.yaml"
-    path.write_text(
-        PROFILE.replace("models:\n", "models:\n  nan: {hidden_size: 8, num_layers: 1}\n")
+    path = tiny_profile(
+        tmp_path, train=TRAIN, name="nan", models={"nan": {"hidden_size": 8, "num_layers": 1}}
     )
     store_path = tmp_path / "nan.sqlite"
     code = run_suite.main(
