@@ -220,3 +220,33 @@ def test_every_command_line_refuses_bad_flags_in_one_line(module, argv):
     )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "error:" in lines[0], done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--trace-at", "repeats=5"], "--trace-at repeats=5: no chosen run's task has the axis"),
+        (["--at", "repeats=5"], "--at repeats=5: no chosen run's task has the axis 'repeats'"),
+        (["--at", f"length={2**70}"], f"--at 'length={2**70}': sizes must be in [1, 2147483647]"),
+    ],
+)
+def test_evaluate_refuses_points_in_a_real_process(argv, message, finished):
+    """One line, exit 2, no traceback, the store's bytes unchanged (tests/test_evaluate_input.py
+    has the whole table)."""
+    import hashlib
+    import sqlite3
+
+    folder, profile, store = finished
+    # earlier tests' writes still in the WAL would reach the file when the process closes it
+    sqlite3.connect(store).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    done = subprocess.run(
+        [sys.executable, "run_suite.py", "evaluate", "--profile", profile, "--store", str(store)]
+        + ["--no-report", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
