@@ -12,9 +12,12 @@ on purpose with `python run_suite.py --profile ci --update-baseline` and commit 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+from benchmarks.config import ConfigError
 
 BASELINE_DIR = Path(__file__).resolve().parent.parent / "results" / "baselines"
 TOLERANCE_FACTOR = 1.5
@@ -24,7 +27,7 @@ def key(model: str, task: str, seed: int) -> str:
     return f"{model}/{task}/{seed}"
 
 
-def write_baseline(profile: str, runs: pd.DataFrame, directory: Path = BASELINE_DIR) -> Path:
+def write_baseline(profile: str, runs: pd.DataFrame, directory: Path | None = None) -> Path:
     """Write the finished runs' convergence steps as the new baseline for `profile`."""
     entries = {}
     for run in runs.itertuples():
@@ -34,7 +37,7 @@ def write_baseline(profile: str, runs: pd.DataFrame, directory: Path = BASELINE_
             "status": run.status,
             "converged_step": step,
         }
-    path = Path(directory) / f"{profile}.json"
+    path = Path(directory or BASELINE_DIR) / f"{profile}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps(
@@ -45,6 +48,47 @@ def write_baseline(profile: str, runs: pd.DataFrame, directory: Path = BASELINE_
         + "\n"
     )
     return path
+
+
+def load_baseline(profile: str, directory: Path | None = None) -> dict:
+    """The baseline of `profile`, checked: a JSON object whose "runs" maps "model/task/seed" to
+    {"run_id": text, "converged_step": a step or null, ...}. ConfigError naming the file (and the
+    key) when it is missing, not JSON or not of that shape: `run_suite.py check` calls this before
+    it trains anything, so a baseline it cannot read costs no training. `directory` defaults
+    to BASELINE_DIR, read at the call (tests point it elsewhere)."""
+    path = Path(directory or BASELINE_DIR) / f"{profile}.json"
+    if not path.is_file():
+        raise ConfigError(f"no baseline at {path}: create one with --update-baseline")
+    try:
+        baseline = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(
+            f"baseline {path} cannot be read: {' '.join(str(error).split())}"
+        ) from None
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("runs"), dict):
+        raise ConfigError(f"baseline {path}: expected an object with a 'runs' object")
+    if baseline.get("profile", profile) != profile:
+        raise ConfigError(f"baseline {path}: 'profile' is {baseline['profile']!r}, not {profile!r}")
+    for name, entry in baseline["runs"].items():
+        check_entry(path, name, entry)
+    return baseline
+
+
+def check_entry(path: Path, name: str, entry) -> None:
+    """One run of a baseline: what compare() reads, of the types it needs; ConfigError naming
+    the file and the key."""
+    where = f"baseline {path}: runs.{name}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected an object, got {entry!r}")
+    for field in ("run_id", "converged_step"):
+        if field not in entry:
+            raise ConfigError(f"{where}: missing {field!r}")
+    if not isinstance(entry["run_id"], str):
+        raise ConfigError(f"{where}.run_id: expected text, got {entry['run_id']!r}")
+    step = entry["converged_step"]
+    # bool is an int to Python, and a step is never negative
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise ConfigError(f"{where}.converged_step: expected a step >= 0 or null, got {step!r}")
 
 
 def compare(baseline: dict, runs: pd.DataFrame, eval_interval: dict) -> list[tuple[str, bool, str]]:
@@ -83,13 +127,15 @@ def compare(baseline: dict, runs: pd.DataFrame, eval_interval: dict) -> list[tup
     return verdicts
 
 
-def check_baseline(profile: str, runs: pd.DataFrame, specs, directory: Path = BASELINE_DIR) -> int:
-    """Print the comparison; return 0 if nothing regressed, 1 otherwise (2 if no baseline)."""
-    path = Path(directory) / f"{profile}.json"
-    if not path.exists():
-        print(f"no baseline at {path}: create one with --update-baseline")
+def check_baseline(profile: str, runs: pd.DataFrame, specs, directory: Path | None = None) -> int:
+    """Print the comparison; return 0 if nothing regressed, 1 otherwise, and 2, with one line on
+    stderr, if the baseline cannot be read (load_baseline; checked before training too)."""
+    path = Path(directory or BASELINE_DIR) / f"{profile}.json"
+    try:
+        baseline = load_baseline(profile, directory)
+    except ConfigError as error:
+        print(f"check: {error}", file=sys.stderr)
         return 2
-    baseline = json.loads(path.read_text())
     verdicts = compare(baseline, runs, {s.run_id: s.train.eval_interval for s in specs})
     print(
         f"\nconvergence check against {path} (limit = {TOLERANCE_FACTOR} x baseline steps + one eval interval):"

@@ -4,6 +4,7 @@ measured first. Also the checks behind them (reevaluate.parse_points / parse_sha
 baseline.load_baseline, bench.check_destinations) called directly."""
 
 import hashlib
+import json
 import os
 import sqlite3
 
@@ -11,6 +12,7 @@ import pytest
 
 import run_suite
 import tasks.base
+from benchmarks import baseline
 from benchmarks.reevaluate import parse_points, parse_shape
 from tasks.copy import Copy
 
@@ -159,3 +161,98 @@ def test_parse_points_and_shape():
     for bad in ("length=2147483648", "length", "=5", "length=5,6", "length=-1"):
         with pytest.raises(ValueError, match="--trace-at"):
             parse_shape(bad)
+
+
+# -- check: the baseline is read before anything trains -------------------------------------
+
+
+def good_baseline(store) -> dict:
+    runs = sqlite3.connect(store).execute("SELECT model, task, seed, run_id FROM runs").fetchall()
+    entries = {
+        f"{m}/{t}/{s}": {"run_id": r, "status": "done", "converged_step": None}
+        for m, t, s, r in runs
+    }
+    return {"profile": "tiny", "tolerance_factor": 1.5, "runs": entries}
+
+
+def mutated(change):
+    def build(store):
+        data = good_baseline(store)
+        change(data)
+        return json.dumps(data)
+
+    return build
+
+
+# (case, baseline file text builder(store) or None for no file, expected fragment)
+CHECK = [
+    ("no baseline", None, "no baseline at {dir}"),
+    ("not JSON", lambda s: '{"runs": {\n', "baseline {file} cannot be read"),
+    ("not UTF-8", lambda s: b"\xff\xfe{}", "baseline {file} cannot be read"),
+    ("a list", lambda s: "[]", "baseline {file}: expected an object with a 'runs' object"),
+    ("runs a list", lambda s: '{"runs": []}', "expected an object with a 'runs' object"),
+    (
+        "another profile's",
+        mutated(lambda d: d.update(profile="ci")),
+        "baseline {file}: 'profile' is 'ci'",
+    ),
+    (
+        "an entry without converged_step",
+        mutated(lambda d: d["runs"]["lstm/copy/1"].pop("converged_step")),
+        "runs.lstm/copy/1: missing 'converged_step'",
+    ),
+    (
+        "a text step",
+        mutated(lambda d: d["runs"]["lstm/copy/1"].update(converged_step="12")),
+        "runs.lstm/copy/1.converged_step: expected a step >= 0 or null, got '12'",
+    ),
+    (
+        "a negative step",
+        mutated(lambda d: d["runs"]["ntm/copy/1"].update(converged_step=-3)),
+        "runs.ntm/copy/1.converged_step",
+    ),
+    (
+        "a numeric run_id",
+        mutated(lambda d: d["runs"]["ntm/copy/1"].update(run_id=7)),
+        "runs.ntm/copy/1.run_id: expected text",
+    ),
+]
+
+
+@pytest.mark.parametrize("case,text,message", CHECK, ids=[c[0] for c in CHECK])
+@pytest.mark.parametrize("extra", [[], ["--seeds", "13", "--models", "lstm"]], ids=["done", "new"])
+def test_bad_baselines_stop_check_before_training(
+    case, text, message, extra, setup, capsys, monkeypatch, tmp_path
+):
+    """`new` asks for a run the store lacks: it would train (and change the store) first."""
+    folder, profile, store = setup
+    monkeypatch.setattr(baseline, "BASELINE_DIR", tmp_path)
+    path = tmp_path / "tiny.json"
+    if text is not None:
+        data = text(store)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    argv = ["check", "--profile", str(profile), "--store", str(store), "--no-report", *extra]
+    refused(
+        argv + ["--jobs", "1", "--checkpoints", str(tmp_path / "ck")],
+        message.format(dir=tmp_path, file=path),
+        store,
+        capsys,
+    )
+    assert not (tmp_path / "ck").exists(), "nothing may train"
+
+
+def test_a_written_baseline_loads_and_checks(setup, monkeypatch, tmp_path, capsys):
+    folder, profile, store = setup
+    monkeypatch.setattr(baseline, "BASELINE_DIR", tmp_path)
+    (tmp_path / "tiny.json").write_text(json.dumps(good_baseline(store)))
+    assert baseline.load_baseline("tiny")["runs"]
+    argv = ["check", "--profile", str(profile), "--store", str(store), "--no-report"]
+    assert run_suite.main(argv) == 0
+    assert "check: 2 ok, 0 regressed" in capsys.readouterr().out
+
+
+def test_check_baseline_reports_an_unreadable_file_in_one_line(tmp_path, capsys):
+    (tmp_path / "p.json").write_text("{")
+    assert baseline.check_baseline("p", None, [], tmp_path) == 2
+    captured = capsys.readouterr()
+    assert not captured.out and captured.err.count("\n") == 1 and "p.json" in captured.err
