@@ -6,14 +6,18 @@ baseline.load_baseline, bench.check_destinations) called directly."""
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
+import subprocess
 
 import pytest
 
 import run_suite
 import tasks.base
 from benchmarks import baseline
+from benchmarks.config import ConfigError
 from benchmarks.reevaluate import parse_points, parse_shape
+from benchmarks.speed_suite import bench as speed_bench
 from tasks.copy import Copy
 
 PROFILE = """
@@ -256,3 +260,85 @@ def test_check_baseline_reports_an_unreadable_file_in_one_line(tmp_path, capsys)
     assert baseline.check_baseline("p", None, [], tmp_path) == 2
     captured = capsys.readouterr()
     assert not captured.out and captured.err.count("\n") == 1 and "p.json" in captured.err
+
+
+# -- bench: the store, --json and --threads are checked before measuring -------------------------
+
+
+@pytest.fixture
+def read_only(setup, tmp_path):
+    """A copy of the store that opens but refuses writes (chattr +i as root, else mode 0444)."""
+    path = tmp_path / "ro.sqlite"
+    shutil.copy(setup[2], path)
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("cannot make a file read-only for root here (chattr +i)")
+        yield path
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.chmod(0o444)
+        yield path
+        path.chmod(0o644)
+
+
+@pytest.fixture
+def no_measuring(monkeypatch):
+    """A check that did not fire must not cost minutes of measuring."""
+
+    def measured(*args, **kwargs):
+        raise AssertionError("bench measured before refusing its input")
+
+    monkeypatch.setattr(speed_bench, "run_bench", measured)
+
+
+BENCH = [
+    ("threads zero", lambda f, p: ["--threads", "0"], "--threads must be"),
+    ("threads huge", lambda f, p: ["--threads", "2147483648"], "--threads must be a whole number"),
+    ("threads many", lambda f, p: ["--threads", "5000"], "from 1 to 1024, got 5000"),
+    ("json under a file", lambda f, p: ["--json", str(p / "x.json")], "{p} is a file, not a"),
+    ("json a folder", lambda f, p: ["--json", str(f)], "is a folder, expected a file"),
+]
+
+
+@pytest.mark.parametrize("case,argv,message", BENCH, ids=[c[0] for c in BENCH])
+def test_bad_bench_input(case, argv, message, setup, capsys, no_measuring, tmp_path):
+    folder, profile, store = setup
+    refused(
+        ["bench", "--bench-profile", "quick", "--models", "lstm", "--store", str(store)]
+        + argv(folder, profile),
+        message.replace("{p}", str(profile)),
+        store,
+        capsys,
+    )
+    # a new store is not created when another flag is wrong
+    new = tmp_path / "new.sqlite"
+    with pytest.raises(SystemExit):
+        run_suite.main(["bench", "--models", "lstm", "--store", str(new), *argv(folder, profile)])
+    assert not new.exists()
+
+
+def test_a_read_only_store_is_refused_before_measuring(read_only, capsys, no_measuring, setup):
+    argv = ["bench", "--bench-profile", "quick", "--models", "lstm", "--store", str(read_only)]
+    refused(argv, f"cannot write results store {read_only}", read_only, capsys)
+    folder, profile, _ = setup
+    argv = ["evaluate", "--profile", str(profile), "--store", str(read_only), "--no-report"]
+    refused(
+        argv + ["--at", "length=7", "--checkpoints", str(folder / "checkpoints")],
+        f"cannot write results store {read_only}",
+        read_only,
+        capsys,
+    )
+
+
+def test_check_destinations_directly(setup, tmp_path):
+    folder, profile, store = setup
+    speed_bench.check_destinations(str(store), str(tmp_path / "out" / "speed.json"), 1)
+    for store_path, json_path, threads, message in [
+        (None, None, 0, "--threads"),
+        (None, None, True, "--threads"),
+        (None, str(profile / "a" / "b.json"), 1, "is a file, not a folder"),
+        (str(profile), None, 1, "cannot open results store"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            speed_bench.check_destinations(store_path, json_path, threads)
+    assert not (tmp_path / "out").exists()

@@ -350,3 +350,53 @@ def test_the_pytest_benchmark_suite_runs_every_model_it_collects():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # every registered model and the reference, at least (plugins installed here add theirs)
     assert int(done.stdout.split(" passed")[0].split()[-1]) >= len(BUILTIN) + 1, done.stdout
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"threads": 0}, "--threads must be a whole number from 1 to 1024"),
+        ({"threads": 5000}, "got 5000"),
+        ({"threads": 2**31}, "--threads"),
+        ({"max_mem_mb": float("nan")}, "max_mem_mb must be a number above 0"),
+        ({"max_mem_mb": 0}, "max_mem_mb"),
+        ({"max_mem_mb": -1.0}, "max_mem_mb"),
+        ({"seed": -1}, "seed must be a whole number from 0 to"),
+        ({"seed": 2**70}, "seed"),
+    ],
+)
+def test_bad_run_options_are_refused_before_measuring(options, message, tmp_path):
+    store = tmp_path / "s.sqlite"
+    with pytest.raises(ValueError, match=message):
+        speed_bench.run_bench(["lstm"], "cpu", str(store), None, "smoke", False, **options)
+    assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    "timing,message",
+    [
+        ({"max_s": float("nan")}, "max_s must be a finite number >= 0"),
+        ({"max_s": float("inf")}, "max_s"),
+        ({"min_s": -1.0}, "min_s"),
+        ({"burn_in": -1}, "burn_in must be a whole number >= 0"),
+        ({"min_iters": 1.5}, "min_iters"),
+    ],
+)
+def test_timings_that_would_never_stop_are_refused(timing, message):
+    with pytest.raises(ValueError, match=message):
+        configs.Timing(**timing)
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"batches": (0,)}, "batches >= 1"),
+        ({"memory_sizes": (0,)}, "memory sizes must be >= 1"),
+        ({"batches": (1.5,)}, "whole numbers"),
+        ({"seeds": (1,)}, "batched seed counts must be >= 2"),
+        ({"steps": 2}, "at least 3 steps"),
+    ],
+)
+def test_bad_speed_profiles_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        configs.BenchProfile("bad", **{"batches": (1,), "modes": ("train",), **fields})

@@ -5,6 +5,7 @@ budget, sweeps, seed counts, model sizes), the configurations a profile expands 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -47,6 +48,17 @@ class Timing:
     min_s: float = 2.0  # ...and at least this many seconds of them...
     max_s: float = 30.0  # ...unless this many seconds have passed (at least one iteration)
 
+    def __post_init__(self):
+        # time_step stops on these: a nan or inf, or a negative count, would time forever
+        for name in ("burn_in", "min_iters"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"timing: {name} must be a whole number >= 0, got {value!r}")
+        for name in ("min_s", "max_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"timing: {name} must be a finite number >= 0, got {value!r}")
+
 
 @dataclass(frozen=True)
 class BenchProfile:
@@ -75,6 +87,11 @@ class BenchProfile:
             raise ValueError(f"speed profile {self.name!r}: batched seed counts must be >= 2")
         if min((self.steps, *self.seq_lens)) < 3:
             raise ValueError(f"speed profile {self.name!r}: a copy sequence needs at least 3 steps")
+        if min(self.memory_sizes, default=1) < 1:
+            raise ValueError(f"speed profile {self.name!r}: memory sizes must be >= 1")
+        whole = (*self.batches, self.sweep_batch, *self.seeds, self.steps, *self.seq_lens)
+        if any(isinstance(n, bool) or not isinstance(n, int) for n in whole + self.memory_sizes):
+            raise ValueError(f"speed profile {self.name!r}: sizes and counts must be whole numbers")
 
 
 PROFILES = {
