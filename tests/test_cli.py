@@ -250,3 +250,15 @@ def test_evaluate_refuses_points_in_a_real_process(argv, message, finished):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+
+
+def test_versus_refuses_a_nan_round_in_a_real_process():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.speed_suite.versus", "HEAD", "--round-s", "nan"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--round-s" in lines[0], done.stderr
+    assert not done.stdout

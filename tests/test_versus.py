@@ -91,12 +91,28 @@ def test_a_model_without_a_compile_step_has_no_compiled_row(repo, monkeypatch):
         (["HEAD", "--models", ""], "at least one name"),
         (["HEAD", "--models", "ntm,nope"], "unknown model 'nope'"),
         (["HEAD", "--modes", "fast"], "unknown mode 'fast'"),
-        (["HEAD", "--batches", "0"], "positive numbers"),
-        (["HEAD", "--batches", "x"], "positive numbers"),
-        (["HEAD", "--round-s", "0"], "positive numbers"),
+        (["HEAD", "--batches", "0"], "--batches: sizes must be from 1 to 1024, got 0"),
+        (["HEAD", "--batches", "-4"], "--batches: sizes must be"),
+        (["HEAD", "--batches", "2048"], "--batches: sizes must be"),
+        (["HEAD", "--batches", "1,2147483648"], "--batches: sizes must be"),
+        (["HEAD", "--batches", "x"], "--batches: expected a comma list of whole numbers"),
+        (["HEAD", "--batches", ""], "--batches: expected"),
+        (["HEAD", "--batches", "16,"], "--batches: expected"),
+        (["HEAD", "--rounds", "0"], "--rounds must be from 1 to"),
+        (["HEAD", "--rounds", "-1"], "--rounds must be"),
+        (["HEAD", "--rounds", "2147483648"], "--rounds must be"),
+        *[
+            (
+                ["HEAD", f"--round-s={value}"],
+                f"--round-s must be a number of seconds above 0 and at most 3600, got {float(value)}",
+            )
+            for value in ("0", "0.0", "-1", "nan", "inf", "-inf", "1e9")
+        ],
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, message, capsys):
+    """Refused before git is asked or a model built: one line naming the flag."""
     assert versus.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and "\n" not in err
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert message in err and "\n" not in err and not captured.out, err

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import math
 import re
 import statistics
 import subprocess
@@ -37,12 +38,17 @@ from benchmarks.process.allocator import tune_malloc
 from benchmarks.speed_suite.bench import make_step
 from benchmarks.speed_suite.configs import PAPER_SIZES, SMOKE_SIZES, WIDTH, copy_batch
 from benchmarks.speed_suite.interleaved import STEPS, time_rounds
+from benchmarks.values import MAX_INT
 from models import MODELS
 from benchmarks.cli import Parser
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("eager", "compiled")
 IMPORT = re.compile(r"^(\s*)(from|import)\s+models(?=[\s.]|$)", re.MULTILINE)
+# Four times the speed suite's largest batch: beyond it one paper-size iteration on a CPU takes
+# seconds and its memory gigabytes, so a larger --batches is a typo.
+MAX_BATCH = 1024
+MAX_ROUND_S = 3600.0  # an hour per turn is already days per comparison
 
 
 class Ratio(NamedTuple):
@@ -128,7 +134,9 @@ def compare(
     seed: int = 0,
     threads: int = 1,
 ) -> list[Ratio]:
-    """Each model of `models` now against itself at `rev` (module docstring)."""
+    """Each model of `models` now against itself at `rev` (module docstring). VersusError for
+    a name, batch size or timing that cannot be compared, before anything is built."""
+    check_numbers(batches, rounds, round_s)
     if not models or not modes:
         raise VersusError("versus: --models and --modes need at least one name each")
     for mode in modes:
@@ -194,6 +202,37 @@ def format_ratios(ratios: list[Ratio], rev: str) -> str:
     return "\n".join(lines)
 
 
+def parse_batches(text: str) -> tuple[int, ...]:
+    """--batches "1,16" -> (1, 16), each size once; VersusError naming the flag."""
+    try:
+        return tuple(dict.fromkeys(int(b) for b in text.split(",")))
+    except ValueError:
+        raise VersusError(
+            f"versus: --batches: expected a comma list of whole numbers, got {text!r}"
+        ) from None
+
+
+def check_numbers(batches, rounds: int, round_s: float) -> None:
+    """Batch sizes whole numbers from 1 to MAX_BATCH, --rounds from 1 to MAX_INT, --round-s a
+    finite number of seconds above 0 and at most MAX_ROUND_S (with nan, which fails every
+    comparison, a turn silently shrank to two iterations; inf never ends one); VersusError
+    naming the flag."""
+    for batch in batches:
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+            raise VersusError(
+                f"versus: --batches: sizes must be from 1 to {MAX_BATCH}, got {batch}"
+            )
+    if not batches:
+        raise VersusError("versus: --batches needs at least one size")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_INT:
+        raise VersusError(f"versus: --rounds must be from 1 to {MAX_INT}, got {rounds}")
+    if not (math.isfinite(round_s) and 0 < round_s <= MAX_ROUND_S):
+        raise VersusError(
+            f"versus: --round-s must be a number of seconds above 0 and at most {MAX_ROUND_S:g}, "
+            f"got {round_s}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
         prog="python -m benchmarks.speed_suite.versus",
@@ -209,22 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (a check, not a number)")
     args = parser.parse_args(argv)
     try:
-        batches = tuple(int(b) for b in args.batches.split(","))
-        if min(batches) < 1 or args.rounds < 1 or args.round_s <= 0:
-            raise ValueError
-    except ValueError:
-        print(
-            "versus: --batches, --rounds and --round-s need positive numbers, got "
-            f"{args.batches!r}, {args.rounds}, {args.round_s}",
-            file=sys.stderr,
-        )
-        return 2
-    try:
         ratios = compare(
             args.rev,
-            [m for m in args.models.split(",") if m],
-            modes=tuple(m for m in args.modes.split(",") if m),
-            batches=batches,
+            list(dict.fromkeys(m.strip() for m in args.models.split(",") if m.strip())),
+            modes=tuple(dict.fromkeys(m.strip() for m in args.modes.split(",") if m.strip())),
+            batches=parse_batches(args.batches),
             rounds=args.rounds,
             round_s=args.round_s,
             sizes=SMOKE_SIZES if args.smoke else None,
