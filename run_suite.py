@@ -212,7 +212,13 @@ def evaluate(args) -> int:
     """Score finished runs at new points from their kept weights (benchmarks/reevaluate.py), or
     draw their memory pictures at a size; then redraw the report."""
     from benchmarks.config import ConfigError, resolve_path
-    from benchmarks.reevaluate import chosen_runs, evaluate_runs, parse_points, trace_pictures
+    from benchmarks.reevaluate import (
+        chosen_runs,
+        evaluate_runs,
+        parse_points,
+        parse_shape,
+        trace_pictures,
+    )
     from benchmarks.plan import parse_seeds
     from results.store import Store, StoreError
 
@@ -220,11 +226,7 @@ def evaluate(args) -> int:
         check_paths(args)
         name = resolve_path(args.profile).stem
         points = parse_points(args.at, args.joint)
-        shape = (
-            parse_points([], [args.trace_at])[0]
-            if args.trace_at and "," in args.trace_at
-            else (parse_points([args.trace_at], [])[0] if args.trace_at else None)
-        )
+        shape = parse_shape(args.trace_at) if args.trace_at is not None else None
         if not points and shape is None:
             raise ConfigError(
                 "evaluate needs --at, --joint or --trace-at (e.g. --at length=200,500)"
@@ -246,10 +248,16 @@ def evaluate(args) -> int:
         fail(f"no finished runs of profile {name!r} in {args.store} match the filters")
     if shape is not None:
         folder = Path(args.report_dir or Path(args.store).parent / "reports" / name) / "evaluate"
-        for path in trace_pictures(store, runs, shape, folder, args.checkpoints):
-            print(f"memory picture: {path}")
+        try:
+            for path in trace_pictures(store, runs, shape, folder, args.checkpoints):
+                print(f"memory picture: {path}")
+        except ConfigError as error:
+            fail(str(error))
         return 0
-    outcome = evaluate_runs(store, runs, points, args.checkpoints)
+    try:
+        outcome = evaluate_runs(store, runs, points, args.checkpoints)
+    except ConfigError as error:
+        fail(str(error))
     for line in outcome.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     print(
@@ -276,11 +284,11 @@ def bench(args) -> int:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     except ConfigError as error:
         fail(str(error))
-    from results.store import Store, StoreError
+    from benchmarks.speed_suite.bench import check_destinations
 
     try:
-        Store(args.store).close()  # fail now, not after minutes of measuring
-    except StoreError as error:
+        check_destinations(args.store, args.json, args.threads)  # now, not after the measuring
+    except ConfigError as error:
         fail(str(error))
     if args.bench_profile == "interleaved":
         from benchmarks.speed_suite.interleaved import format_pairs, run_interleaved
@@ -343,7 +351,8 @@ def main(argv=None) -> int:
         )
         return 0
 
-    from benchmarks.baseline import check_baseline, write_baseline
+    from benchmarks.baseline import check_baseline, load_baseline, write_baseline
+    from benchmarks.config import ConfigError
     from benchmarks.process.faults import maybe_kill
     from benchmarks.executors import WorkerOptions
     from benchmarks.suite import run_specs
@@ -351,6 +360,11 @@ def main(argv=None) -> int:
     from results.store import Store, StoreError
     from results.trained import default_checkpoints
 
+    if args.check and not args.update_baseline:
+        try:
+            load_baseline(profile.name)  # before training: a baseline it cannot read costs nothing
+        except ConfigError as error:
+            fail(str(error))
     try:
         store = Store(args.store, before_commit=lambda: maybe_kill("store"))
     except StoreError as error:
