@@ -15,7 +15,9 @@ Tables:
 
 Every write is one transaction and every row write is an upsert keyed by its natural key, so a
 process killed at any moment leaves the store consistent and a repeated write adds no duplicate.
-The schema version is kept in `PRAGMA user_version`; a newer or foreign file is refused.
+The schema (results/schema.py) and its version, kept in `PRAGMA user_version`, are checked on
+every open: a newer, unknown, foreign or damaged file is refused with a StoreError that names the
+file and what is wrong, before anything is written. Commands that only read open it `readonly`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
@@ -32,59 +33,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 2
+from results import schema
+from results.schema import StoreError  # raised here and by every opening check
+
 TRACE_ARRAYS = ("input", "target", "mask", "output", "read_weights", "write_weights")
 STATUSES = ("pending", "running", "done", "diverged", "failed")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    model TEXT NOT NULL, task TEXT NOT NULL, seed INTEGER NOT NULL, profile TEXT NOT NULL,
-    config_json TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'diverged', 'failed')),
-    n_params INTEGER, device TEXT, threads INTEGER, torch_version TEXT, git_sha TEXT,
-    started_at REAL, finished_at REAL, wall_s REAL,
-    converged_step INTEGER, converged_sequences INTEGER,
-    final_cost_bits REAL, final_bit_errors REAL,
-    reference_cost_bits REAL,  -- the task's Bayes-optimal cost on the validation set, if it has one
-    error TEXT,
-    owner TEXT, lease_until REAL  -- who trains a 'running' run, and until when the claim holds
-);
-CREATE TABLE IF NOT EXISTS curves (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), split TEXT NOT NULL, step INTEGER NOT NULL,
-    sequences INTEGER NOT NULL, cost_bits REAL, bit_errors REAL, wall_s REAL,
-    PRIMARY KEY (run_id, split, step)
-);
-CREATE TABLE IF NOT EXISTS evals (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, value INTEGER,
-    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, beyond_memory INTEGER,
-    PRIMARY KEY (run_id, point)
-);
-CREATE TABLE IF NOT EXISTS traces (
-    run_id TEXT PRIMARY KEY REFERENCES runs(run_id), arrays_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS speed (
-    bench_id TEXT NOT NULL, name TEXT NOT NULL, model TEXT NOT NULL, mode TEXT NOT NULL,
-    device TEXT NOT NULL, threads INTEGER, torch_version TEXT, batch INTEGER, memory_size INTEGER,
-    seq_len INTEGER, seeds INTEGER, n_params INTEGER, seqs_per_s REAL, peak_mem_mb REAL,
-    ratio_to_lstm REAL, measured_at REAL, extra_json TEXT,
-    PRIMARY KEY (bench_id, name)
-);
-"""
-
-# Version 1 keyed evals by (run_id, axis, value) and had no point, channels or memory columns:
-# the table is rebuilt in the new shape, each old row a single-axis point.
-MIGRATE_1_TO_2 = """
-ALTER TABLE evals RENAME TO evals_v1;
-CREATE TABLE evals (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, value INTEGER,
-    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, beyond_memory INTEGER,
-    PRIMARY KEY (run_id, point)
-);
-INSERT INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n)
-    SELECT run_id, axis || '=' || value, axis, value, cost_bits, bit_errors, n FROM evals_v1;
-DROP TABLE evals_v1;
-"""
 
 RUN_COLUMNS = (
     "model",
@@ -131,45 +84,20 @@ def owner_alive(owner: str | None) -> bool:
     return True
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened or is not one of ours; the message says which file and why."""
-
-
 class Store:
-    """A results store at `path` (created with its folder if missing)."""
+    """A results store at `path`. Opened for writing (the default) a missing file is created with
+    its folder and an older schema is upgraded; opened `readonly`, nothing on disk is written (an
+    older schema is upgraded in a copy in memory) and a missing file is an error. Either way a
+    file that is not a complete store of this schema version raises StoreError before any
+    write, so a refused store keeps its bytes."""
 
-    def __init__(self, path: str | Path, before_commit=None):
+    def __init__(self, path: str | Path, before_commit=None, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
         self.before_commit = (
             before_commit  # called inside finish_run's transaction (fault-injection tests)
         )
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {
-                r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-        except (sqlite3.DatabaseError, OSError) as error:
-            raise StoreError(f"cannot open results store {self.path}: {error}") from None
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"results store {self.path} has schema version {version}, newer than this "
-                f"code's {SCHEMA_VERSION}: upgrade ntm-bench or use another --store"
-            )
-        if version == 0 and tables:
-            raise StoreError(f"{self.path} is an SQLite file but not an ntm-bench results store")
-        if version < SCHEMA_VERSION:
-            upgrade = MIGRATE_1_TO_2 if version == 1 else SCHEMA
-            try:
-                self.db.executescript(
-                    "BEGIN IMMEDIATE;"
-                    + upgrade
-                    + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                )
-            except sqlite3.OperationalError as error:
-                raise StoreError(f"cannot write results store {self.path}: {error}") from None
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = schema.open_connection(self.path, readonly)
 
     @contextmanager
     def transaction(self):
@@ -372,10 +300,26 @@ class Store:
             "JOIN runs r USING (run_id) ORDER BY r.task, r.model, r.seed",
             self.db,
         )
-        arrays = [json.loads(text) for text in frame.pop("arrays_json")]
+        arrays = [self.trace_arrays(r, t) for r, t in zip(frame.run_id, frame.pop("arrays_json"))]
         for name in TRACE_ARRAYS:
             frame[name] = [np.asarray(a[name]) if a.get(name) is not None else None for a in arrays]
         return frame
 
     def speed(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM speed ORDER BY measured_at, name", self.db)
+
+    def trace_arrays(self, run_id: str, text: str) -> dict:
+        """A trace's {name: nested lists}; StoreError naming the run when they do not parse."""
+        try:
+            arrays = json.loads(text)
+        except (TypeError, ValueError) as error:
+            raise StoreError(
+                f"results store {self.path}: trace of run {run_id} is not JSON ({error}): "
+                "damaged, or not one of ours"
+            ) from None
+        if not isinstance(arrays, dict):
+            raise StoreError(
+                f"results store {self.path}: trace of run {run_id} is not a JSON object: "
+                "damaged, or not one of ours"
+            )
+        return arrays

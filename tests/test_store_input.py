@@ -1,0 +1,218 @@
+"""A damaged or foreign store is refused on open: a StoreError naming the file and what is
+wrong (the missing table or column, the run whose config_json does not parse, the unknown
+version), raised before anything is written, so the file keeps its bytes; a store opened
+read-only is never written, not even to upgrade it."""
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+
+import pytest
+
+from results.store import Store, StoreError
+
+CONFIG = {"format_version": 2, "model": "lstm", "task": "copy", "seed": 1}
+CURVE = {"split": "val", "step": 2, "sequences": 4, "cost_bits": 1.5, "bit_errors": 0.5}
+EVAL = {"point": "length=4", "axis": "length", "value": 4, "cost_bits": 2.0, "bit_errors": 1.0}
+
+
+def make_store(path):
+    """A small finished store: one run with a curve point, an eval row and a trace."""
+    store = Store(path)
+    store.register("r1", "lstm", "copy", 1, "tiny", CONFIG)
+    store.finish_run(
+        "r1",
+        [{**CURVE, "wall_s": 0.1}],
+        [{**EVAL, "n": 4, "channels": {"content": [1.0, 0.5]}}],
+        {"input": [[0.0, 1.0]], "output": [[0.5, 0.5]]},
+        status="done",
+    )
+    store.close()
+    return path
+
+
+def damaged(path, sql):
+    """A store made by make_store, then changed by `sql` (and closed: no WAL left to apply)."""
+    make_store(path)
+    db = sqlite3.connect(path)
+    db.executescript(sql)
+    db.close()
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# (case, SQL that damages a good store, fragment of the one-line message)
+DAMAGES = [
+    ("no evals table", "DROP TABLE evals", "has no table evals"),
+    ("no traces table", "DROP TABLE traces", "has no table traces"),
+    (
+        "no lease_until column",
+        "ALTER TABLE runs DROP COLUMN lease_until",
+        "has no column lease_until in table runs",
+    ),
+    (
+        "no channels column",
+        "ALTER TABLE evals DROP COLUMN channels_json",
+        "has no column channels_json in table evals",
+    ),
+    (
+        "config_json not JSON",
+        "UPDATE runs SET config_json = '{not json'",
+        "has run r1 whose config_json is not JSON",
+    ),
+    (
+        "config_json a list",
+        "UPDATE runs SET config_json = '[1, 2]'",
+        "has run r1 whose config_json is a JSON list, not an object",
+    ),
+    (
+        "channels_json not JSON",
+        "UPDATE evals SET channels_json = 'x'",
+        "has eval r1 length=4 whose channels_json is not JSON",
+    ),
+    ("version -1", "PRAGMA user_version = -1", "has schema version -1, which no ntm-bench writes"),
+    ("version 99", "PRAGMA user_version = 99", "has schema version 99, newer than this code's 2"),
+    (
+        "version 1 stamped on version 2 tables",
+        "PRAGMA user_version = 1",
+        "has schema version 1, but its evals table is not version 1's",
+    ),
+    (
+        "version 0 with tables",
+        "PRAGMA user_version = 0",
+        "is an SQLite file but not an ntm-bench results store",
+    ),
+]
+
+
+@pytest.mark.parametrize("readonly", [False, True], ids=["write", "read-only"])
+@pytest.mark.parametrize("case,sql,message", DAMAGES, ids=[d[0] for d in DAMAGES])
+def test_a_damaged_store_is_refused_unchanged(case, sql, message, readonly, tmp_path):
+    path = damaged(tmp_path / "s.sqlite", sql)
+    before = digest(path)
+    with pytest.raises(StoreError) as error:
+        Store(path, readonly=readonly)
+    text = str(error.value)
+    assert str(path) in text and message in text and "\n" not in text, text
+    assert digest(path) == before, "a refused store keeps its bytes"
+
+
+# (case, what is at the path, fragment of the message; None: opened for writing it is created)
+FILES = [
+    ("missing file", None, "no results store at"),
+    ("folder", "folder", "is a folder, expected a file"),
+    ("empty file", b"", "is empty (no tables): run a suite first"),
+    ("text file", b"hello\n" * 50, "file is not a database"),
+]
+
+
+def place(path, content):
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("case,content,message", FILES, ids=[f[0] for f in FILES])
+def test_read_only_open_of_a_file_that_is_no_store(case, content, message, tmp_path):
+    path = place(tmp_path / "s.sqlite", content)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(StoreError, match=re.escape(message)):
+        Store(path, readonly=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing created"
+    if path.is_file():
+        assert path.read_bytes() == content, "nothing written"
+
+
+@pytest.mark.parametrize("case,content,message", FILES[1:2] + FILES[3:], ids=["folder", "text"])
+def test_writable_open_of_a_file_that_is_no_store(case, content, message, tmp_path):
+    path = place(tmp_path / "s.sqlite", content)
+    with pytest.raises(StoreError, match=re.escape(message)):
+        Store(path)
+    if path.is_file():
+        assert path.read_bytes() == content
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
+def test_a_read_only_file_is_refused_for_writing(tmp_path):
+    path = make_store(tmp_path / "s.sqlite")
+    path.chmod(0o444)
+    before = digest(path)
+    with pytest.raises(StoreError, match="cannot write results store"):
+        Store(path)
+    assert Store(path, readonly=True).runs().run_id.tolist() == ["r1"]
+    assert digest(path) == before
+
+
+def test_read_only_open_reads_without_writing(tmp_path):
+    path = make_store(tmp_path / "s.sqlite")
+    before = digest(path)
+    store = Store(path, readonly=True)
+    assert store.runs().run_id.tolist() == ["r1"] and len(store.traces()) == 1
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store.register("r2", "lstm", "copy", 2, "tiny", CONFIG)
+    store.close()
+    assert digest(path) == before
+
+
+def test_read_only_open_of_a_version_1_store_upgrades_in_memory(tmp_path):
+    path = damaged(
+        tmp_path / "old.sqlite",
+        """
+        DROP TABLE evals;
+        CREATE TABLE evals (run_id TEXT NOT NULL REFERENCES runs(run_id), axis TEXT NOT NULL,
+            value INTEGER NOT NULL, cost_bits REAL, bit_errors REAL, n INTEGER,
+            PRIMARY KEY (run_id, axis, value));
+        INSERT INTO evals VALUES ('r1', 'length', 20, 3.5, 1.25, 256);
+        PRAGMA user_version = 1;
+        """,
+    )
+    before = digest(path)
+    store = Store(path, readonly=True)
+    assert store.evals().point.tolist() == ["length=20"]
+    store.close()
+    assert digest(path) == before
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_a_failed_upgrade_leaves_the_file_as_it_was(tmp_path):
+    # version 1 evals, but a runs table without the claim columns: the upgrade runs, the check
+    # before its commit finds runs incomplete, and everything is rolled back
+    path = damaged(
+        tmp_path / "old.sqlite",
+        """
+        DROP TABLE evals;
+        CREATE TABLE evals (run_id TEXT NOT NULL REFERENCES runs(run_id), axis TEXT NOT NULL,
+            value INTEGER NOT NULL, cost_bits REAL, bit_errors REAL, n INTEGER,
+            PRIMARY KEY (run_id, axis, value));
+        ALTER TABLE runs DROP COLUMN owner;
+        PRAGMA user_version = 1;
+        """,
+    )
+    before = digest(path)
+    with pytest.raises(StoreError, match="has no column owner in table runs"):
+        Store(path)
+    assert digest(path) == before
+
+
+def test_a_trace_that_does_not_parse_names_its_run(tmp_path):
+    path = damaged(tmp_path / "s.sqlite", "UPDATE traces SET arrays_json = '[1'")
+    store = Store(path, readonly=True)
+    with pytest.raises(StoreError, match=f"results store {path}: trace of run r1 is not JSON"):
+        store.traces()
+    store.close()
+
+
+def test_nan_in_a_config_is_json_python_reads(tmp_path):
+    # SQLite's json_valid rejects NaN, which json.dumps writes: such a config must still open
+    path = damaged(tmp_path / "s.sqlite", """UPDATE runs SET config_json = '{"lr": NaN}'""")
+    store = Store(path, readonly=True)
+    assert json.loads(store.runs().config_json.iloc[0]) != {}
+    store.close()
