@@ -171,12 +171,13 @@ def published_report(profile: str, args) -> int:
     committed table."""
     from reports.build import OUT_ROOT, load
     from reports.verdicts import CSV, changed_verdicts, claims_frame, update_readme, write_table
+    from results.document import PublishedError
     from results.published import ROOT, rebuild
     from results.store import Store
 
     try:
         store_path = rebuild(profile, OUT_ROOT / "published" / f"{profile}.sqlite")
-    except FileNotFoundError as error:
+    except (FileNotFoundError, PublishedError) as error:  # a bad file is named before any write
         fail(str(error))
     # The profile's planned runs that are not published yet stand as pending: a claim over them
     # is inconclusive ("2 of 5 seeds pending"), not decided on the seeds that happen to be done.

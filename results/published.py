@@ -12,21 +12,29 @@ reproducibility test compares retrained curves with these bit for bit.
 
     python -m results.published export --store results/replicate.sqlite --profile replicate
     python -m results.published import --store results/replicate.sqlite --profile replicate
+
+An import checks every file (results/document.py) before it writes anything, then adds them all
+in one transaction: a bad file is named with its key and the store keeps its bytes. An export
+only reads the store.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from results.store import Store
 from benchmarks.cli import Parser
+from results import document
+from results.document import FINISHED, PublishedError
+from results.store import Store, StoreError
 
+PROG = "python -m results.published"
 ROOT = Path(__file__).with_name("published")
-FINISHED = ("done", "diverged")
+PATTERN = "seed*-*.json"  # a run's file; others under the folder (claims.md, ...) are not runs
 SKIPPED = ("owner", "lease_until")  # claim bookkeeping, not results
 CURVE_FIELDS = ("split", "step", "sequences", "cost_bits", "bit_errors", "wall_s")
 EVAL_FIELDS = (
@@ -125,66 +133,132 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
 
 
 def read(folder: Path) -> list[dict]:
-    """Every published run document under `folder`, in path order."""
-    return [
-        json.loads(path.read_text(encoding="utf-8"))
-        for path in sorted(Path(folder).rglob("seed*-*.json"))
-    ]
+    """Every published run document under `folder`, in path order, each checked
+    (results/document.py); PublishedError for the first bad file or a run published twice."""
+    documents, seen = [], {}
+    for path in sorted(Path(folder).rglob(PATTERN)):
+        loaded = document.load(path)
+        run_id = loaded["run"]["run_id"]
+        if run_id in seen:
+            raise PublishedError(f"{path}: run.run_id: {run_id} is published in {seen[run_id]} too")
+        seen[run_id] = path
+        documents.append(loaded)
+    return documents
 
 
 def import_into(store: Store, folder: Path) -> int:
     """Put every published run under `folder` into `store` unless the store already has it
-    finished; returns how many were added. A rerun of the profile then trains only the rest."""
+    finished; returns how many were added. A rerun of the profile then trains only the rest.
+    Every file is checked first (PublishedError, and nothing written) and all are added in one
+    transaction."""
+    return add(store, read(folder))
+
+
+def add(store: Store, documents: list[dict]) -> int:
+    """Add checked `documents` (read) to `store` in one transaction; returns how many were new."""
     added = 0
-    for document in read(folder):
-        run = dict(document["run"])
-        run_id = run.pop("run_id")
-        if store.status(run_id) in FINISHED:
-            continue
-        store.register(
-            run_id,
-            run["model"],
-            run["task"],
-            run["seed"],
-            run["profile"],
-            json.loads(run["config_json"]),
-        )
-        fields = {
-            k: v
-            for k, v in run.items()
-            if k not in ("model", "task", "seed", "profile", "config_json")
-        }
-        finished_at = fields.pop("finished_at", None)
-        store.finish_run(
-            run_id, document["curves"], document["evals"], document.get("trace"), **fields
-        )
-        # finish_run stamps now; keep the original
-        store.update_run(run_id, finished_at=finished_at)
-        added += 1
+    with store.transaction():
+        for published in documents:
+            run = dict(published["run"])
+            run_id = run.pop("run_id")
+            if store.status(run_id) in FINISHED:
+                continue
+            config = json.loads(run.pop("config_json"))
+            identity = [run.pop(k) for k in ("model", "task", "seed", "profile")]
+            store.register(run_id, *identity, config)
+            finished_at = run.pop("finished_at", None)
+            store.finish_run(
+                run_id, published["curves"], published["evals"], published.get("trace"), **run
+            )
+            # finish_run stamps now; keep the original
+            store.update_run(run_id, finished_at=finished_at)
+            added += 1
     return added
 
 
 def rebuild(profile: str, store_path: Path, folder: Path | None = None) -> Path:
     """A fresh store at `store_path` holding exactly the published runs of `profile` (any file
-    already there is replaced): what `run_suite.py --report --published` reports from."""
+    already there is replaced): what `run_suite.py --report --published` reports from. Raises
+    FileNotFoundError without the folder, PublishedError (before touching `store_path`) for a
+    bad file in it."""
     folder = Path(folder) if folder is not None else ROOT / profile
     if not folder.is_dir():
         raise FileNotFoundError(
             f"no published results for profile {profile!r} (no folder {folder})"
         )
+    documents = read(folder)
     store_path = Path(store_path)
     for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):
         stale.unlink(missing_ok=True)
     store = Store(store_path)
     try:
-        import_into(store, folder)
+        add(store, documents)
     finally:
         store.close()
     return store_path
 
 
+def fail(message) -> int:
+    """Print the one-line error for bad input and return exit code 2."""
+    print(f"{PROG}: error: {' '.join(str(message).splitlines())}", file=sys.stderr)
+    return 2
+
+
+def import_command(store_path: str, folder: Path) -> int:
+    """Check every file under `folder`, then add them to the store at `store_path`: nothing is
+    written (no store created) when a file is bad or there is none."""
+    if not folder.is_dir():
+        return fail(f"no published folder {folder}")
+    try:
+        documents = read(folder)
+    except PublishedError as error:
+        return fail(error)
+    if not documents:
+        return fail(f"no published runs ({PATTERN}) under {folder}")
+    try:
+        store = Store(store_path)
+    except StoreError as error:
+        return fail(error)
+    try:
+        added = add(store, documents)
+    except sqlite3.Error as error:
+        return fail(f"cannot write results store {store_path}: {error}")
+    finally:
+        store.close()
+    print(f"{added} runs imported from {folder} into {store_path}")
+    return 0
+
+
+def export_command(store_path: str, profile: str, folder: Path) -> int:
+    """Write the finished runs of `profile` in the store (opened read-only) under `folder`."""
+    if folder.exists() and not folder.is_dir():
+        return fail(f"--dir {folder} is a file, expected a folder")
+    try:
+        store = Store(store_path, readonly=True)
+    except StoreError as error:
+        return fail(error)
+    try:
+        runs = store.runs()
+        finished = runs[runs.status.isin(FINISHED)]
+        if not (finished.profile == profile).any():
+            profiles = ", ".join(sorted(finished.profile.unique())) or "none"
+            return fail(
+                f"results store {store_path} has no finished runs of profile {profile!r} "
+                f"(finished runs of: {profiles})"
+            )
+        written = export(store, profile, folder)
+    except StoreError as error:
+        return fail(error)
+    except OSError as error:
+        return fail(f"cannot write under {folder}: {error.strerror or error} ({error.filename})")
+    finally:
+        store.close()
+    print(f"{len(written)} runs written under {folder}")
+    return 0
+
+
 def main(argv=None) -> int:
-    parser = Parser(prog="python -m results.published", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "action",
         choices=("export", "import"),
@@ -199,18 +273,9 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     folder = Path(args.dir) if args.dir else ROOT / args.profile
-    if args.action == "import" and not folder.is_dir():
-        print(f"python -m results.published: error: no published folder {folder}", file=sys.stderr)
-        return 2
-    store = Store(args.store)
-    try:
-        if args.action == "export":
-            print(f"{len(export(store, args.profile, folder))} runs written under {folder}")
-        else:
-            print(f"{import_into(store, folder)} runs imported from {folder} into {args.store}")
-    finally:
-        store.close()
-    return 0
+    if args.action == "export":
+        return export_command(args.store, args.profile, folder)
+    return import_command(args.store, folder)
 
 
 if __name__ == "__main__":

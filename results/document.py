@@ -1,0 +1,280 @@
+"""One published run file (the format of results/published.py), read and checked key by key
+before anything is written from it: an import validates every file first and then writes them
+all in one transaction, so a bad file leaves the store as it was instead of half-imported.
+
+A file must be UTF-8 JSON: an object with `run` (the run's row), `curves` and `evals` (lists of
+rows) and `trace` (null or the memory arrays); every key known, every value of its column's type;
+`status` done or diverged (only finished runs are published); `config_json` a run config of this
+code's FORMAT_VERSION that agrees with the row's model, task and seed, and whose hash is the row's
+`run_id` (benchmarks/plan.py), so a file cannot pass one run's numbers off as another's. Every
+problem is a PublishedError whose one-line message names the file and the key:
+
+    .../copy/lstm/seed1-ab12.json: run.seed: expected an integer, got 'abc'
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from results.store import TRACE_ARRAYS
+
+FINISHED = ("done", "diverged")
+CONFIG_KEYS = (
+    "format_version",
+    "model",
+    "model_params",
+    "task",
+    "task_params",
+    "eval",
+    "train",
+    "seed",
+)
+INT64 = (-(2**63), 2**63 - 1)  # what an SQLite INTEGER holds
+
+
+class PublishedError(ValueError):
+    """A published run file that cannot be read or is not in the published format; the message
+    is one line naming the file and the key."""
+
+
+class Field(NamedTuple):
+    """A key of a published object: the kind of its value, whether the key must be there, and
+    whether its value may be null."""
+
+    kind: str  # text, integer, real, boolean, object or list
+    required: bool = False
+    nullable: bool = True
+
+
+TEXT = Field("text", required=True, nullable=False)
+INTEGER = Field("integer", required=True, nullable=False)
+
+DOCUMENT_FIELDS = {
+    "run": Field("object", required=True, nullable=False),
+    "curves": Field("list", required=True, nullable=False),
+    "evals": Field("list", required=True, nullable=False),
+    "trace": Field("object"),
+}
+# The runs columns (results/store.py RUN_COLUMNS and run_id) but the claim bookkeeping, which
+# export leaves out.
+RUN_FIELDS = {
+    "run_id": TEXT,
+    "model": TEXT,
+    "task": TEXT,
+    "seed": INTEGER,
+    "profile": TEXT,
+    "config_json": TEXT,
+    "status": TEXT,
+    **{name: Field("integer") for name in ("n_params", "threads")},
+    **{name: Field("integer") for name in ("converged_step", "converged_sequences")},
+    **{name: Field("text") for name in ("device", "torch_version", "git_sha", "error")},
+    **{name: Field("real") for name in ("started_at", "finished_at", "wall_s")},
+    **{name: Field("real") for name in ("final_cost_bits", "final_bit_errors")},
+    "reference_cost_bits": Field("real"),
+}
+CURVE_FIELDS = {
+    "split": TEXT,
+    "step": INTEGER,
+    "sequences": INTEGER,
+    **{name: Field("real", required=True) for name in ("cost_bits", "bit_errors", "wall_s")},
+}
+EVAL_FIELDS = {
+    "point": Field("text"),
+    "axis": TEXT,
+    "value": Field("integer", required=True),
+    "cost_bits": Field("real", required=True),
+    "bit_errors": Field("real", required=True),
+    "n": Field("integer", required=True),
+    "memory_needed": Field("integer"),
+    "beyond_memory": Field("boolean"),
+    "channels": Field("object"),
+}
+
+
+def load(path: Path) -> dict:
+    """The checked document of the published run file at `path` (see the module docstring)."""
+    document = read(path)
+    check(path, document)
+    check_identity(path, document["run"], config(path, document["run"]))
+    return document
+
+
+def read(path: Path) -> dict:
+    """The JSON object in the file at `path`; PublishedError if it is not UTF-8 JSON text."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+        document = json.loads(text)
+    except OSError as error:
+        raise PublishedError(f"{path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise PublishedError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except ValueError as error:
+        raise PublishedError(f"{path}: not JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise PublishedError(f"{path}: expected a JSON object, got a {kind_of(document)}")
+    return document
+
+
+def check(path: Path, document: dict) -> None:
+    """PublishedError at the first key of `document` that is unknown, missing or mistyped."""
+    check_fields(path, "", document, DOCUMENT_FIELDS)
+    check_fields(path, "run.", document["run"], RUN_FIELDS)
+    status = document["run"]["status"]
+    if status not in FINISHED:
+        raise PublishedError(
+            f"{path}: run.status: {shown(status)}, expected {' or '.join(FINISHED)} "
+            "(only finished runs are published)"
+        )
+    check_rows(path, "curves", document["curves"], CURVE_FIELDS, curve_point)
+    check_rows(path, "evals", document["evals"], EVAL_FIELDS, eval_point)
+    check_trace(path, document.get("trace"))
+
+
+def check_fields(path: Path, where: str, mapping: dict, fields: dict) -> None:
+    """`mapping` has only keys of `fields`, each required one, each value of its kind."""
+    for key in mapping:
+        if key not in fields:
+            raise PublishedError(f"{path}: {where}{key}: unknown key (known: {', '.join(fields)})")
+    for key, field in fields.items():
+        if key not in mapping:
+            if field.required:
+                raise PublishedError(f"{path}: {where}{key}: missing")
+            continue
+        value = mapping[key]
+        if value is None and field.nullable:
+            continue
+        if not is_kind(field.kind, value):
+            raise PublishedError(
+                f"{path}: {where}{key}: expected {article(field.kind)}"
+                f"{' or null' if field.nullable else ''}, got {shown(value)}"
+            )
+
+
+def curve_point(row: dict) -> tuple:
+    """The store's key of a curve row (besides run_id)."""
+    return row["split"], row["step"]
+
+
+def eval_point(row: dict) -> str:
+    """The store's key of an eval row: a row without a point is the single-axis point
+    axis=value (Store.write_evals)."""
+    return row.get("point") or f"{row['axis']}={row['value']}"
+
+
+def check_rows(path: Path, key: str, rows: list, fields: dict, identity) -> None:
+    """Every row of `rows` is an object of `fields`, no two with the same `identity(row)`: the
+    store keeps one row per key, so a second would silently replace the first."""
+    seen = set()
+    for index, row in enumerate(rows):
+        where = f"{key}[{index}]"
+        if not isinstance(row, dict):
+            raise PublishedError(f"{path}: {where}: expected an object, got {shown(row)}")
+        check_fields(path, f"{where}.", row, fields)
+        name = identity(row)
+        if name in seen:
+            raise PublishedError(f"{path}: {where}: a second row for {shown(name)}")
+        seen.add(name)
+
+
+def check_trace(path: Path, trace: dict | None) -> None:
+    """The memory trace is null or {array name: null or a rectangular array of numbers}."""
+    for name, value in (trace or {}).items():
+        if name not in TRACE_ARRAYS:
+            raise PublishedError(
+                f"{path}: trace.{name}: unknown key (known: {', '.join(TRACE_ARRAYS)})"
+            )
+        if value is None:
+            continue
+        try:
+            np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise PublishedError(
+                f"{path}: trace.{name}: expected a rectangular array of numbers"
+            ) from None
+
+
+def config(path: Path, run: dict) -> dict:
+    """The run's config_json parsed: an object with every key of a run config, of this code's
+    format version."""
+    from benchmarks.plan import FORMAT_VERSION
+
+    try:
+        parsed = json.loads(run["config_json"])
+    except ValueError as error:
+        raise PublishedError(f"{path}: run.config_json: not JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise PublishedError(f"{path}: run.config_json: expected an object, got {shown(parsed)}")
+    for key in CONFIG_KEYS:
+        if key not in parsed:
+            raise PublishedError(f"{path}: run.config_json.{key}: missing")
+    if parsed["format_version"] != FORMAT_VERSION:
+        raise PublishedError(
+            f"{path}: run.config_json.format_version: {shown(parsed['format_version'])}, this "
+            f"code's is {FORMAT_VERSION}: its numbers came from other code"
+        )
+    return parsed
+
+
+def check_identity(path: Path, run: dict, config: dict) -> None:
+    """The row's model, task and seed are its config's, and its run_id is the config's hash."""
+    from benchmarks.config import ConfigError
+    from benchmarks.plan import RunSpec
+
+    for key in ("model", "task", "seed"):
+        if run[key] != config[key] or type(run[key]) is not type(config[key]):
+            raise PublishedError(
+                f"{path}: run.{key}: {shown(run[key])}, but its config_json says "
+                f"{shown(config[key])}"
+            )
+    try:
+        run_id = RunSpec.from_config(config, run["profile"]).run_id
+    except (ConfigError, AttributeError, KeyError, TypeError, ValueError) as error:
+        raise PublishedError(f"{path}: run.config_json: not a run config ({error})") from None
+    if run["run_id"] != run_id:
+        raise PublishedError(
+            f"{path}: run.run_id: {shown(run['run_id'])} is not the hash of its config_json "
+            f"({run_id}): the file was edited"
+        )
+
+
+def is_kind(kind: str, value) -> bool:
+    """Whether `value` (parsed JSON) is of `kind` and fits the SQLite column it goes to."""
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    if kind in ("integer", "real") and integer:
+        return INT64[0] <= value <= INT64[1]
+    return {
+        "text": isinstance(value, str),
+        "integer": False,
+        "real": isinstance(value, float),
+        "boolean": isinstance(value, bool),
+        "object": isinstance(value, dict),
+        "list": isinstance(value, list),
+    }[kind]
+
+
+def kind_of(value) -> str:
+    """The JSON name of `value`'s type, for messages."""
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def article(kind: str) -> str:
+    """How a message names a value of `kind`."""
+    return {
+        "text": "a string",
+        "integer": "an integer",
+        "real": "a number",
+        "boolean": "true or false",
+        "object": "an object",
+        "list": "a list",
+    }[kind]
+
+
+def shown(value) -> str:
+    """A short one-line repr of `value` for a message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
