@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from benchmarks.cli import Parser
 
+PROG = "python -m results.trained"
 SUFFIX = ".final.pt"
 
 
@@ -58,7 +59,7 @@ def load_run(store, run_id: str, checkpoints=None):
     from benchmarks.runner import build_seeded
     from results.store import Store
 
-    opened = store if isinstance(store, Store) else Store(store)
+    opened = store if isinstance(store, Store) else Store(store, readonly=True)
     try:
         row = opened.db.execute(
             "SELECT config_json, profile, status FROM runs WHERE run_id = ?", (run_id,)
@@ -84,10 +85,47 @@ def kept(checkpoints) -> list[Path]:
     return sorted(Path(checkpoints).glob(f"*{SUFFIX}"))
 
 
-def main(argv=None) -> int:
-    from results.store import Store
+def fail(message) -> int:
+    """Print the one-line error for bad input and return exit code 2."""
+    print(f"{PROG}: error: {' '.join(str(message).splitlines())}", file=sys.stderr)
+    return 2
 
-    parser = Parser(prog="python -m results.trained", description=__doc__.split("\n\n")[0])
+
+def checkpoint_folder(args) -> Path:
+    """The folder of kept weights; ValueError when --checkpoints names a file or nothing."""
+    if not args.checkpoints:
+        return default_checkpoints(args.store)
+    folder = Path(args.checkpoints)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--checkpoints {folder} is a file, expected a folder")
+    if not folder.exists():
+        raise ValueError(f"--checkpoints {folder}: no such folder")
+    return folder
+
+
+def check_filters(runs, args) -> None:
+    """ValueError when --profile or a --run-id names no run of the store: a typo would
+    otherwise list or prune nothing and exit 0."""
+    profiles = sorted(runs.profile.unique())
+    if args.profile is not None and args.profile not in profiles:
+        raise ValueError(
+            f"--profile {args.profile!r}: no runs of it in {args.store} "
+            f"(it has: {', '.join(profiles) or 'none'})"
+        )
+    for run_id in args.run_id:
+        if run_id not in runs.index:
+            raise ValueError(f"--run-id {run_id!r}: no such run in {args.store}")
+        if args.profile is not None and runs.loc[run_id, "profile"] != args.profile:
+            raise ValueError(
+                f"--run-id {run_id!r} is a run of profile {runs.loc[run_id, 'profile']!r}, "
+                f"not of --profile {args.profile!r}"
+            )
+
+
+def main(argv=None) -> int:
+    from results.store import Store, StoreError
+
+    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "action", choices=("list", "prune"), help="list kept weights, or delete them"
     )
@@ -99,20 +137,24 @@ def main(argv=None) -> int:
         default=None,
         help="checkpoint folder (default: checkpoints/ beside the store)",
     )
-    parser.add_argument("--profile", default=None, help="prune only this profile's runs")
+    parser.add_argument("--profile", default=None, help="only this profile's runs")
     parser.add_argument(
-        "--run-id", action="append", default=[], help="prune only these runs (repeatable)"
+        "--run-id", action="append", default=[], help="only these runs (repeatable)"
     )
     args = parser.parse_args(argv)
-    if not Path(args.store).is_file():
-        print(
-            f"python -m results.trained: error: no results store at {args.store}", file=sys.stderr
-        )
-        return 2
-    folder = Path(args.checkpoints) if args.checkpoints else default_checkpoints(args.store)
-    store = Store(args.store)
-    runs = store.runs().set_index("run_id")
-    store.close()
+    try:
+        store = Store(args.store, readonly=True)  # both actions only read the store
+    except StoreError as error:
+        return fail(error)
+    try:
+        runs = store.runs().set_index("run_id")
+    finally:
+        store.close()
+    try:
+        check_filters(runs, args)
+        folder = checkpoint_folder(args)
+    except ValueError as error:
+        return fail(error)
     chosen = [
         p
         for p in kept(folder)

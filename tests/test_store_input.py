@@ -216,3 +216,86 @@ def test_nan_in_a_config_is_json_python_reads(tmp_path):
     store = Store(path, readonly=True)
     assert json.loads(store.runs().config_json.iloc[0]) != {}
     store.close()
+
+
+def trained_argv(tmp_path, *argv):
+    """`python -m results.trained` argv with the store and checkpoints made here (r1 kept)."""
+    store = make_store(tmp_path / "s.sqlite")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "r1.final.pt").write_bytes(b"weights")
+    (tmp_path / "file").write_text("a file")
+    (tmp_path / "text.sqlite").write_text("hello\n" * 50)
+    (tmp_path / "empty.sqlite").write_bytes(b"")
+    damaged(tmp_path / "damaged.sqlite", "DROP TABLE evals")
+    named = {"S": store, "T": tmp_path}
+    return [a.format(**named) for a in argv]
+
+
+# (case, argv with {S} the store and {T} the folder, fragment of the one-line message)
+TRAINED = [
+    ("text store", ["list", "--store", "{T}/text.sqlite"], "file is not a database"),
+    ("store a folder", ["list", "--store", "{T}"], "is a folder, expected a file"),
+    ("missing store", ["list", "--store", "{T}/new.sqlite"], "no results store at"),
+    ("empty file", ["list", "--store", "{T}/empty.sqlite"], "is empty (no tables)"),
+    ("damaged store", ["list", "--store", "{T}/damaged.sqlite"], "has no table evals"),
+    (
+        "checkpoints a file",
+        ["list", "--store", "{S}", "--checkpoints", "{T}/file"],
+        "--checkpoints {T}/file is a file, expected a folder",
+    ),
+    (
+        "checkpoints missing",
+        ["list", "--store", "{S}", "--checkpoints", "{T}/nope"],
+        "--checkpoints {T}/nope: no such folder",
+    ),
+    ("unknown run id", ["prune", "--store", "{S}", "--run-id", "nope"], "--run-id 'nope': no such"),
+    (
+        "unknown run id, missing checkpoints",
+        ["prune", "--store", "{S}", "--checkpoints", "{T}/nope", "--run-id", "nope"],
+        "--run-id 'nope': no such run in {S}",
+    ),
+    (
+        "unknown profile",
+        ["prune", "--store", "{S}", "--profile", "nope"],
+        "--profile 'nope': no runs of it in {S} (it has: tiny)",
+    ),
+    (
+        "run id of another profile",
+        ["prune", "--store", "{S}", "--profile", "tiny", "--run-id", "r1", "--run-id", "r2"],
+        "--run-id 'r2': no such run",
+    ),
+]
+
+
+@pytest.mark.parametrize("case,argv,message", TRAINED, ids=[t[0] for t in TRAINED])
+def test_trained_bad_input(case, argv, message, tmp_path, capsys):
+    from results import trained
+
+    args = trained_argv(tmp_path, *argv)
+    files = contents(tmp_path)
+    assert trained.main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message.format(S=tmp_path / "s.sqlite", T=tmp_path) in lines[0]
+    assert lines[0].startswith("python -m results.trained: error: ")
+    assert contents(tmp_path) == files, "no file written, created or deleted"
+
+
+def contents(folder) -> dict:
+    """{path: bytes} of the files under `folder` but the sidecars SQLite keeps beside a WAL store
+    while it is read (the -shm index a reader needs, and an empty -wal): not the store's bytes."""
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    wal = [p for p in files if p.name.endswith("-wal")]
+    assert all(files[p] == b"" for p in wal), "a reader writes nothing to the WAL"
+    return {p: data for p, data in files.items() if not p.name.endswith(("-wal", "-shm"))}
+
+
+def test_trained_list_and_prune_only_read_the_store(tmp_path, capsys):
+    from results import trained
+
+    args = trained_argv(tmp_path, "--store", "{S}")
+    before = digest(tmp_path / "s.sqlite")
+    assert trained.main(["list", *args]) == 0
+    assert "1 runs' weights kept" in capsys.readouterr().out
+    assert trained.main(["prune", *args, "--run-id", "r1"]) == 0
+    assert not (tmp_path / "checkpoints" / "r1.final.pt").exists()
+    assert digest(tmp_path / "s.sqlite") == before
