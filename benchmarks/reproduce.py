@@ -8,6 +8,9 @@ come from generators seeded by the run's seed, the validation set from one seede
 So on the machine kind that trained it (same torch version, device kind and thread count) the
 retrained points equal the published ones bit for bit; elsewhere float rounding differs and they
 agree to TOLERANCE (relative). Compiled runs (train.compile) are retrained compiled too.
+
+The file is checked as an import checks it (results/document.py), and its model and task must be
+ones this code can build: a bad file is one line naming the file and the key, exit code 2.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from typing import NamedTuple
 
 import torch
 from benchmarks.cli import Parser
+from benchmarks.config import ConfigError
+from results import document
+from results.document import PublishedError
 
+PROG = "python -m benchmarks.reproduce"
 TOLERANCE = 1e-3  # relative, for another machine kind: rounding differences grow over steps
 COMPARED = ("split", "step", "sequences", "cost_bits", "bit_errors")
 
@@ -75,7 +82,11 @@ def replay(document: dict, steps: int) -> Replay:
     spec = RunSpec.from_config(json.loads(run["config_json"]), run["profile"])
     short = dataclasses.replace(spec, train=dataclasses.replace(spec.train, steps=steps))
     torch.set_num_threads(int(run.get("threads") or 1))
-    task, model, data, validation, _ = prepare(short, "cpu")
+    try:
+        task, model, data, validation, _ = prepare(short, "cpu")
+    except (KeyError, TypeError, ValueError) as error:
+        # a config whose run_id was recomputed after an edit passes the file's checks
+        raise ConfigError(f"run.config_json: cannot build its model and task ({error})") from None
     if short.train.compile:
         model.compile_step()
     # A shorter run adds a last point at `steps` that the full run has only if `steps` falls on
@@ -91,8 +102,37 @@ def key(point: dict) -> tuple:
     return point["split"], point["step"]
 
 
+def read_run(path: Path) -> dict:
+    """The published run at `path`, checked as an import checks it and with a model and task this
+    code can build; PublishedError naming the file and the key otherwise."""
+    from benchmarks.plugins import PluginError, lookup, registry
+
+    published = document.read(path)
+    document.check(path, published)
+    config = document.config(path, published["run"])
+    for kind, name in (("models", "model"), ("tasks", "task")):
+        try:
+            lookup(kind, config[name])
+        except (KeyError, TypeError, ValueError) as error:  # PluginError is a ValueError
+            known = ", ".join(registry(kind))
+            problem = (
+                error if isinstance(error, PluginError) else f"unknown {name} (known: {known})"
+            )
+            raise PublishedError(
+                f"{path}: run.config_json.{name}: {config[name]!r}: {problem}"
+            ) from None
+    document.check_identity(path, published["run"], config)
+    return published
+
+
+def fail(message) -> int:
+    """Print the one-line error for bad input and return exit code 2."""
+    print(f"{PROG}: error: {' '.join(str(message).splitlines())}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
-    parser = Parser(prog="python -m benchmarks.reproduce", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "run", help="a published run file (results/published/<profile>/<task>/<model>/*.json)"
     )
@@ -100,20 +140,16 @@ def main(argv=None) -> int:
         "--steps", type=int, default=200, help="optimizer steps to retrain (default 200)"
     )
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        return fail("--steps must be at least 1")
     path = Path(args.run)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        document["run"]["config_json"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        print(
-            f"python -m benchmarks.reproduce: error: {path}: not a published run ({error.__class__.__name__})",
-            file=sys.stderr,
-        )
-        return 2
-    if args.steps < 1:
-        print("python -m benchmarks.reproduce: error: --steps must be at least 1", file=sys.stderr)
-        return 2
-    result = replay(document, args.steps)
+        published = read_run(path)
+        result = replay(published, args.steps)
+    except PublishedError as error:
+        return fail(error)
+    except ConfigError as error:
+        return fail(f"{path}: {error}")
     problems = result.mismatches()
     how = "bit for bit" if result.exact else f"within {TOLERANCE:g} (another machine kind)"
     for line in problems:

@@ -39,3 +39,95 @@ def test_a_changed_published_number_is_caught(lstm_copy):
     assert len(lstm_copy._replace(published=changed).mismatches()) == 1
     shorter = lstm_copy._replace(retrained=lstm_copy.retrained[:-1])
     assert "published points" in shorter.mismatches()[0]
+
+
+def edited(change, rehash=False):
+    """The lowest seed's published LSTM copy run as JSON text after `change(document, config)`;
+    `rehash`: with the run_id recomputed, as a careful editor would."""
+    from benchmarks.plan import RunSpec
+
+    document = published_run("copy", "lstm")
+    config = json.loads(document["run"]["config_json"])
+    change(document, config)
+    document["run"]["config_json"] = json.dumps(config)
+    if rehash:
+        document["run"]["run_id"] = RunSpec.from_config(config, "replicate").run_id
+    return json.dumps(document)
+
+
+def with_config_json(text):
+    document = published_run("copy", "lstm")
+    document["run"]["config_json"] = text
+    return json.dumps(document)
+
+
+# (case, the file's bytes or text (None: no file), fragment of the one-line message)
+BAD_RUNS = [
+    ("missing file", None, "seed1-x.json: cannot read it (No such file or directory)"),
+    ("truncated", lambda: edited(lambda d, c: None)[:300], "seed1-x.json: not JSON"),
+    ("not UTF-8", lambda: b'{"run": "\xe9"}', "seed1-x.json: not UTF-8 text"),
+    ("a list", lambda: "[]", "expected a JSON object, got a list"),
+    (
+        "config not JSON",
+        lambda: with_config_json("{nope"),
+        "run.config_json: not JSON",
+    ),
+    ("config without model", lambda: edited(lambda d, c: c.pop("model")), "config_json.model: m"),
+    (
+        "unknown model",
+        lambda: edited(lambda d, c: c.update(model="gru")),
+        "run.config_json.model: 'gru': unknown model (known: ntm, ntm_ff, lstm",
+    ),
+    (
+        "unknown task",
+        lambda: edited(lambda d, c: c.update(task="sorting")),
+        "run.config_json.task: 'sorting': unknown task (known: copy",
+    ),
+    (
+        "old format",
+        lambda: edited(lambda d, c: c.update(format_version=1)),
+        "run.config_json.format_version: 1, this code's is 2",
+    ),
+    ("no curves", lambda: edited(lambda d, c: d.pop("curves")), "seed1-x.json: curves: missing"),
+    (
+        "run_id tampered",
+        lambda: edited(lambda d, c: d["run"].update(run_id="0" * 16)),
+        "run.run_id: '0000000000000000' is not the hash of its config_json",
+    ),
+    (
+        "config that cannot build, rehashed",
+        lambda: edited(lambda d, c: c["model_params"].update(hidden_size=-1), rehash=True),
+        "run.config_json: cannot build its model and task (hidden_size must be an integer >= 1",
+    ),
+]
+
+
+@pytest.mark.parametrize("case,content,message", BAD_RUNS, ids=[b[0] for b in BAD_RUNS])
+def test_a_bad_run_file_is_one_line(case, content, message, tmp_path, capsys):
+    from benchmarks import reproduce
+
+    path = tmp_path / "seed1-x.json"
+    if content is not None:
+        data = content()
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    assert reproduce.main([str(path), "--steps", "1"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m benchmarks.reproduce: error: ")
+    assert str(tmp_path) in lines[0] and message in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [(["--steps", "0"], "--steps must be at least 1"), (["--steps", "x"], "invalid int value")],
+)
+def test_bad_steps_are_one_line(argv, message, capsys):
+    from benchmarks import reproduce
+
+    path = sorted((PUBLISHED / "copy" / "lstm").glob("seed*-*.json"))[0]
+    try:
+        code = reproduce.main([str(path), *argv])
+    except SystemExit as exit_info:  # argparse's own errors exit
+        code = exit_info.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
