@@ -49,7 +49,7 @@ def load(store_path: str | Path, profile: str | None) -> Data:
     if not Path(store_path).is_file():
         raise ReportError(f"no results store at {store_path}: run `python run_suite.py` first")
     try:
-        store = Store(store_path)
+        store = Store(store_path, readonly=True)  # a report only reads: the store keeps its bytes
     except StoreError as error:
         raise ReportError(str(error)) from None
     try:
@@ -81,6 +81,8 @@ def load(store_path: str | Path, profile: str | None) -> Data:
             pick(store.traces()),
             store.speed(),
         )
+    except StoreError as error:  # a damaged trace is found where it is read
+        raise ReportError(str(error)) from None
     finally:
         store.close()
 

@@ -299,3 +299,53 @@ def test_trained_list_and_prune_only_read_the_store(tmp_path, capsys):
     assert trained.main(["prune", *args, "--run-id", "r1"]) == 0
     assert not (tmp_path / "checkpoints" / "r1.final.pt").exists()
     assert digest(tmp_path / "s.sqlite") == before
+
+
+PROFILE = """
+seeds: [1]
+train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2, checkpoint_interval: 2}
+models:
+  lstm: {hidden_size: 6, num_layers: 1}
+tasks:
+  copy: {width: 3, max_length: 3, eval: {length: [4]}}
+"""
+
+
+def exit_code(call) -> int:
+    try:
+        return call()
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+@pytest.mark.parametrize("case,sql,message", DAMAGES, ids=[d[0] for d in DAMAGES])
+def test_run_suite_refuses_a_damaged_store_unchanged(case, sql, message, command, tmp_path, capsys):
+    import run_suite
+
+    (tmp_path / "tiny.yaml").write_text(PROFILE)
+    path = damaged(tmp_path / "s.sqlite", sql)
+    before = digest(path)
+    argv = ["--profile", str(tmp_path / "tiny.yaml"), "--store", str(path)]
+    argv = ["report", *argv] if command == "report" else [*argv, "--jobs", "1", "--no-report"]
+    assert exit_code(lambda: run_suite.main(argv)) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and message in lines[0], lines
+    assert digest(path) == before
+
+
+def test_a_report_of_an_empty_file_leaves_it_empty(tmp_path, capsys):
+    import run_suite
+
+    (tmp_path / "tiny.yaml").write_text(PROFILE)
+    (tmp_path / "s.sqlite").write_bytes(b"")
+    argv = [
+        "report",
+        "--profile",
+        str(tmp_path / "tiny.yaml"),
+        "--store",
+        str(tmp_path / "s.sqlite"),
+    ]
+    assert run_suite.main(argv) == 2
+    assert "is empty (no tables): run a suite first" in capsys.readouterr().err
+    assert (tmp_path / "s.sqlite").read_bytes() == b"", "was rewritten as a 45 KB store"
