@@ -221,7 +221,8 @@ def evaluate(args) -> int:
         trace_pictures,
     )
     from benchmarks.plan import parse_seeds
-    from results.store import Store, StoreError
+    from results.schema import StoreError
+    from results.store import Store
 
     try:
         check_paths(args)
@@ -358,7 +359,8 @@ def main(argv=None) -> int:
     from benchmarks.executors import WorkerOptions
     from benchmarks.suite import run_specs
     from benchmarks.summary import print_summary
-    from results.store import Store, StoreError
+    from results.schema import StoreError
+    from results.store import Store
     from results.trained import default_checkpoints
 
     if args.check and not args.update_baseline:

@@ -8,6 +8,6 @@ CSV/Markdown/LaTeX), html (the page), style (the one look and model colours), re
 paper's values in paper_reference.yaml), claims (the paper's claims of claims.yaml and their
 verdicts), verdicts (the committed claims table and its check), survival (Kaplan-Meier and
 log-rank), joint_points (the joint generalization points), curriculum (curriculum marks).
-Nothing here imports the project except results.store (and benchmarks.cli's Parser, for the
-one-line usage errors every command line gives).
+Nothing here imports the project except results.store and results.schema (and benchmarks.cli's
+Parser, for the one-line usage errors every command line gives).
 """

@@ -20,7 +20,8 @@ import pandas as pd
 from reports import claims, figures, html, joint_points, memory, speed, survival, tables
 from reports.reference import cite, load_reference, reference_rows
 from reports.style import TASK_ORDER, model_colors, order, task_label
-from results.store import Store, StoreError
+from results.schema import StoreError
+from results.store import Store
 from benchmarks.cli import Parser
 
 OUT_ROOT = Path(__file__).with_name("out")

@@ -30,7 +30,8 @@ import pandas as pd
 from benchmarks.cli import Parser
 from results import document
 from results.document import FINISHED, PublishedError
-from results.store import Store, StoreError
+from results.schema import StoreError
+from results.store import Store
 
 PROG = "python -m results.published"
 ROOT = Path(__file__).with_name("published")

@@ -123,7 +123,8 @@ def check_filters(runs, args) -> None:
 
 
 def main(argv=None) -> int:
-    from results.store import Store, StoreError
+    from results.schema import StoreError
+    from results.store import Store
 
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(

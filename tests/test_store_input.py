@@ -11,7 +11,9 @@ import sqlite3
 
 import pytest
 
-from results.store import Store, StoreError
+from results.schema import StoreError
+
+from results.store import Store
 
 CONFIG = {"format_version": 2, "model": "lstm", "task": "copy", "seed": 1}
 CURVE = {"split": "val", "step": 2, "sequences": 4, "cost_bits": 1.5, "bit_errors": 0.5}

@@ -123,7 +123,8 @@ def check_json(json_path: str) -> None:
 def check_store(store_path: str) -> None:
     """--store opens as a results store (created if missing) and takes a write: a write that
     changes nothing, rolled back."""
-    from results.store import Store, StoreError
+    from results.schema import StoreError
+    from results.store import Store
 
     try:
         store = Store(store_path)
