@@ -286,7 +286,7 @@ def bench(args) -> int:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     except ConfigError as error:
         fail(str(error))
-    from benchmarks.speed_suite.bench import check_destinations
+    from benchmarks.speed_suite.checks import check_destinations
 
     try:
         check_destinations(args.store, args.json, args.threads)  # now, not after the measuring

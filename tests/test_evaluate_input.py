@@ -1,7 +1,7 @@
 """Bad input to `evaluate`, `check` and `bench`, table-driven: exit code 2, one line on stderr
 naming the flag, file or run at fault, and the store's bytes unchanged: nothing scored, trained or
 measured first. Also the checks behind them (reevaluate.parse_points / parse_shape / prepare,
-baseline.load_baseline, bench.check_destinations) called directly."""
+baseline.load_baseline, speed_suite.checks.check_destinations) called directly."""
 
 import hashlib
 import json
@@ -17,6 +17,7 @@ from benchmarks import baseline
 from benchmarks.config import ConfigError
 from benchmarks.reevaluate import parse_points, parse_shape
 from benchmarks.speed_suite import bench as speed_bench
+from benchmarks.speed_suite import checks as speed_checks
 from tasks.copy import Copy
 
 PROFILE = """
@@ -328,7 +329,7 @@ def test_a_read_only_store_is_refused_before_measuring(read_only, capsys, no_mea
 
 def test_check_destinations_directly(setup, tmp_path):
     folder, profile, store = setup
-    speed_bench.check_destinations(str(store), str(tmp_path / "out" / "speed.json"), 1)
+    speed_checks.check_destinations(str(store), str(tmp_path / "out" / "speed.json"), 1)
     for store_path, json_path, threads, message in [
         (None, None, 0, "--threads"),
         (None, None, True, "--threads"),
@@ -336,5 +337,5 @@ def test_check_destinations_directly(setup, tmp_path):
         (str(profile), None, 1, "cannot open results store"),
     ]:
         with pytest.raises(ConfigError, match=message):
-            speed_bench.check_destinations(store_path, json_path, threads)
+            speed_checks.check_destinations(store_path, json_path, threads)
     assert not (tmp_path / "out").exists()

@@ -1,0 +1,93 @@
+"""What the speed suite refuses before it measures anything (run_suite.py bench checks these
+first, run_bench its own numbers): minutes of timing must not end in an error a flag could
+have shown at once."""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+from pathlib import Path
+
+from benchmarks.config import ConfigError
+from benchmarks.values import MAX_INT
+
+# torch.set_num_threads takes up to 2**31 - 1 and then tries to start them all; no machine this
+# suite runs on has a thousand cores, so a larger --threads is a typo
+MAX_THREADS = 1024
+MAX_SEED = MAX_INT  # the bound of every integer of a profile
+
+
+class BenchError(ConfigError):
+    """A bench option, store or output file that cannot work; the message is one line naming
+    the flag or file. Raised before anything is measured."""
+
+
+def check_destinations(store_path: str | None, json_path: str | None, threads: int = 1) -> None:
+    """What `run_suite.py bench` checks before minutes of measuring: --threads a count torch can
+    use, --json a file that can be written, and --store a results store that opens and takes a
+    write (a read-only file opens and fails only at the first write, after the measuring). The
+    store is checked last, since opening it creates it. BenchError naming the flag or file."""
+    check_threads(threads)
+    if json_path:
+        check_json(json_path)
+    if store_path:
+        check_store(store_path)
+
+
+def check_threads(threads) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise BenchError(f"--threads must be a whole number from 1 to {MAX_THREADS}, got {threads}")
+
+
+def check_json(json_path: str) -> None:
+    """--json: not a folder, and the nearest existing folder on its path can be written."""
+    path = Path(json_path)
+    if path.is_dir():
+        raise BenchError(f"--json {json_path} is a folder, expected a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise BenchError(f"--json {json_path}: the file cannot be written")
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise BenchError(f"--json {json_path}: {ancestor} is a file, not a folder")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise BenchError(f"--json {json_path}: the folder {ancestor} cannot be written")
+            return
+
+
+def check_store(store_path: str) -> None:
+    """--store opens as a results store (created if missing) and takes a write: a write that
+    changes nothing, rolled back."""
+    from results.schema import StoreError
+    from results.store import Store
+
+    try:
+        store = Store(store_path)
+    except StoreError as error:
+        raise BenchError(str(error)) from None
+    try:
+        store.db.execute("BEGIN IMMEDIATE")
+        try:
+            store.db.execute("DELETE FROM speed WHERE 0")
+        finally:
+            store.db.execute("ROLLBACK")
+    except sqlite3.OperationalError as error:
+        raise BenchError(f"cannot write results store {store_path}: {error}") from None
+    finally:
+        store.close()
+
+
+def check_run_options(threads, max_mem_mb, seed) -> None:
+    """run_bench's own numbers: ValueError (BenchError) naming the one that cannot work."""
+    check_threads(threads)
+    if max_mem_mb is not None and (
+        isinstance(max_mem_mb, bool)
+        or not isinstance(max_mem_mb, (int, float))
+        or math.isnan(max_mem_mb)
+        or max_mem_mb <= 0
+    ):
+        # inf is no budget at all (measure_config skips the estimate)
+        raise BenchError(f"max_mem_mb must be a number above 0 (inf: no budget), got {max_mem_mb}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise BenchError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
