@@ -24,7 +24,7 @@ from benchmarks.process.faults import maybe_kill
 from benchmarks.devices import resolve_device
 from benchmarks.evaluate import generalization, trace, validation_set
 from benchmarks.plan import RunSpec
-from benchmarks.seeding import derived_seed
+from benchmarks.seeding import derived_seed, seeded
 from benchmarks.cadence import Diverged
 from benchmarks.train import train
 from models import build_model
@@ -39,9 +39,10 @@ CHECKPOINT_SUFFIX = ".pt"
 def build_seeded(spec: RunSpec, device: str = "cpu"):
     """(task, model) of `spec`, the model initialized from the run's init seed."""
     task = build_task(spec.task, **spec.task_params)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derived_seed(spec.seed, "init"))
-        model = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
+    model = seeded(
+        derived_seed(spec.seed, "init"),
+        lambda: build_model(spec.model, task.input_size, task.output_size, **spec.model_params),
+    )
     return task, model.to(device)
 
 

@@ -4,14 +4,19 @@ what the text names and never on Python's hash randomization or a global RNG.
     derived_seed(seed, purpose)   a run's streams: "init" (model parameters) and "data" (batches)
     fixed_generator(task, params, purpose)   evaluation sets: the task, its parameters and the
                                   point, never the run's seed, so every model is scored alike
+
+and the one way a model is built from a seed (`seeded`): training, the speed suite and versus.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from typing import Callable, TypeVar
 
 import torch
+
+Built = TypeVar("Built")
 
 MASK = (1 << 62) - 1
 
@@ -31,3 +36,11 @@ def fixed_generator(task_name: str, task_params: dict, purpose: str) -> torch.Ge
     return torch.Generator().manual_seed(
         text_seed(json.dumps([task_name, task_params, purpose], sort_keys=True))
     )
+
+
+def seeded(seed: int, make: Callable[[], Built]) -> Built:
+    """`make()` with torch's global CPU RNG seeded to `seed`, and the caller's RNG state put back
+    afterwards: a model's initial parameters depend on its seed alone, not on what ran before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from benchmarks import constructors
+from benchmarks.seeding import seeded
 from models import MODELS
 from tasks.base import Batch
 from tasks.copy import Copy
@@ -170,9 +171,10 @@ def model_params(name: str, sizes: dict, memory_size: int | None) -> dict:
 def build(name: str, params: dict, device: torch.device, seed: int) -> nn.Module:
     """A model (REFERENCE or a registry name) on `device`, initialized from `seed` without
     touching the caller's global RNG state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ReferenceLSTM() if name == REFERENCE else MODELS[name](WIDTH + 1, WIDTH, **params)
+    model = seeded(
+        seed,
+        lambda: ReferenceLSTM() if name == REFERENCE else MODELS[name](WIDTH + 1, WIDTH, **params),
+    )
     return model.to(device)
 
 

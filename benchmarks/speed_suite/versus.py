@@ -41,6 +41,7 @@ from benchmarks.speed_suite.interleaved import STEPS, time_rounds
 from benchmarks.values import MAX_INT
 from models import MODELS
 from benchmarks.cli import Parser
+from benchmarks.seeding import seeded
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("eager", "compiled")
@@ -113,9 +114,7 @@ def build(cls, sizes: dict, seed: int, compiled: bool):
     """`cls` at the sizes its constructor accepts, from `seed`, compiled if asked (None where it
     has nothing to compile)."""
     params = {k: v for k, v in sizes.items() if k in constructors.keywords(cls)}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = cls(WIDTH + 1, WIDTH, **params)
+    model = seeded(seed, lambda: cls(WIDTH + 1, WIDTH, **params))
     if compiled and not model.compile_step():
         return None
     return model
