@@ -90,7 +90,9 @@ class DNC(FusedModel):
         self.interface = nn.Linear(C, sum(self.interface_split))
         self.out = nn.Linear(C + R * M, output_size)
         # for the fused sequence only: derived from the sizes, so not saved in checkpoints
-        self.register_buffer("interface_order", dnc_fused.interface_order(R, M), persistent=False)
+        self.register_buffer(
+            "interface_order", dnc_fused.interface_order(self.interface_split), persistent=False
+        )
         self.layout = dnc_fused.Layout(input_size, C, R, self.memory_size, M, self.clip)
 
     def initial_state(self, batch: int, like: torch.Tensor) -> DNCState:

@@ -50,12 +50,10 @@ class Layout(NamedTuple):
     seeds: int = 1  # K models in one pass: rows seed-major (K x B), weights [K, ...]
 
 
-def interface_order(read_heads: int, width: int) -> torch.Tensor:
-    """Permutation of the interface layer's rows from DNC.interface_split's layout (read keys,
-    read strengths, write key, write strength, erase, write vector, free gates, allocation gate,
-    write gate, read modes) to the blocked layout of the module docstring."""
-    R, M = read_heads, width
-    sizes = [R * M, R, M, 1, M, M, R, 1, 1, 3 * R]
+def interface_order(sizes: list[int]) -> torch.Tensor:
+    """Permutation of the interface layer's rows from the layout of `sizes`, DNC.interface_split
+    (read keys, read strengths, write key, write strength, erase, write vector, free gates,
+    allocation gate, write gate, read modes), to the blocked layout of the module docstring."""
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     blocks = [0, 2, 5, 1, 3, 4, 6, 7, 8, 9]  # indices into the original split, in blocked order
     return torch.tensor([starts[b] + j for b in blocks for j in range(sizes[b])])

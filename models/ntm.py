@@ -42,6 +42,7 @@ their paper):
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,18 @@ from models.ntm_memory import NTMState
 MEMORY_INITS = ("constant", "learned", "random")
 WEIGHTING_INITS = ("first", "random")
 CONTROLLERS = ("lstm", "feedforward")
+
+
+class HeadParameters(NamedTuple):
+    """The activated head outputs of one step; R read heads first, then W write heads."""
+
+    key: torch.Tensor  # [B, R + W, M]
+    strength: torch.Tensor  # [B, R + W], beta
+    gate: torch.Tensor  # [B, R + W], g
+    shift: torch.Tensor  # [B, R + W, S]
+    gamma: torch.Tensor  # [B, R + W]
+    erase: torch.Tensor  # [B, W, M]
+    add: torch.Tensor  # [B, W, M]
 
 
 class NTM(FusedModel):
@@ -161,7 +174,7 @@ class NTM(FusedModel):
         c = f * state.c + i * torch.tanh(gates[:, 3 * C :])
         return o * torch.tanh(c), c
 
-    def head_parameters(self, h: torch.Tensor):
+    def head_parameters(self, h: torch.Tensor) -> HeadParameters:
         """Split and activate the head outputs of h [B, C] (see the module docstring)."""
         B, R, W, M = h.shape[0], self.read_heads, self.write_heads, self.memory_width
         raw = self.heads(h).clamp(-self.clip, self.clip)
@@ -175,7 +188,7 @@ class NTM(FusedModel):
         gamma = 1 + F.softplus(addr[..., -1])
         erase = torch.sigmoid(write_raw[..., self.address_size : self.address_size + M])
         add = torch.tanh(write_raw[..., self.address_size + M :])
-        return key, strength, gate, shift, gamma, erase, add
+        return HeadParameters(key, strength, gate, shift, gamma, erase, add)
 
     def step(self, x: torch.Tensor, state: NTMState) -> tuple[torch.Tensor, NTMState]:
         """One time step: x [B, I] -> (logits [B, O], next state)."""
