@@ -160,7 +160,7 @@ def train_seeds(
     on_point=lambda k, point: None,
 ) -> list[dict]:
     """Train K models (one generator per seed) as one; returns per seed a dict with `curves`,
-    `converged_step`, `diverged` (None or (step, what)), `wall_s` and the trained `model`.
+    `converged_step`, `diverged` (None or a cadence.Divergence), `wall_s` and the trained `model`.
     Logging, validation, checkpoints, Ctrl-C and divergence follow benchmarks/cadence.py, per seed."""
     stack = SeedStack(models)
     if (

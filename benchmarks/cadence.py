@@ -46,6 +46,13 @@ class Diverged(RuntimeError):
         self.curves: list = []  # the curve points recorded before the divergence
 
 
+class Divergence(NamedTuple):
+    """Where and how a seed diverged."""
+
+    step: int
+    what: str  # "loss" or "gradient"
+
+
 class Window(NamedTuple):
     """One seed's training steps since its last "train" point: summed cost, summed errors, steps."""
 
@@ -73,7 +80,7 @@ class LoopState:
     step: int
     curves: list[list[dict]]  # curve points: split, step, sequences, cost_bits, bit_errors, wall_s
     converged: list[int | None]  # first step whose validation point converged
-    diverged: list[tuple[int, str] | None]
+    diverged: list[Divergence | None]
     stopped: list[
         dict | None
     ]  # None while training; what a stopped seed left ({} or frozen parameters)
@@ -124,7 +131,8 @@ def group_snapshot(state: LoopState) -> dict:
         "step": state.step,
         "curves": copy.deepcopy(state.curves),
         "converged": list(state.converged),
-        "diverged": list(state.diverged),
+        # plain tuples in the checkpoint: it loads without this module's classes
+        "diverged": [None if d is None else tuple(d) for d in state.diverged],
         "stopped": copy.deepcopy(state.stopped),
         "windows": [list(w) for w in state.windows],
         "elapsed": state.elapsed,
@@ -136,7 +144,7 @@ def from_group_snapshot(snapshot: dict) -> LoopState:
         snapshot["step"],
         [list(c) for c in snapshot["curves"]],
         list(snapshot["converged"]),
-        list(snapshot["diverged"]),
+        [None if d is None else Divergence(*d) for d in snapshot["diverged"]],
         list(snapshot["stopped"]),
         [Window(*w) for w in snapshot["windows"]],
         snapshot["elapsed"],
@@ -235,7 +243,7 @@ class Cadence:
         for k in self.training():
             what = scores.diverged[k] if scores.diverged is not None else None
             if what is not None:
-                state.diverged[k], state.stopped[k] = (step, what), {}
+                state.diverged[k], state.stopped[k] = Divergence(step, what), {}
                 continue
             state.windows[k] = window = state.windows[k].add(scores.costs[k], scores.errors[k])
             if step % cfg.log_interval == 0 or step == cfg.steps:

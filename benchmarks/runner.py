@@ -282,7 +282,12 @@ def execute_group(
     for spec, run, result in zip(specs, trained, (p.result for p in prepared)):
         if run["diverged"] is not None:
             results.append(
-                diverged(result, Diverged(*run["diverged"]), run["curves"], run["wall_s"])
+                diverged(
+                    result,
+                    Diverged(run["diverged"].step, run["diverged"].what),
+                    run["curves"],
+                    run["wall_s"],
+                )
             )
         else:
             results.append(
