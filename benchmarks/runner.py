@@ -214,16 +214,22 @@ def execute(
     path = checkpoint_path(checkpoint_dir, spec.run_id)
     writer, on_point = curve_writer(tensorboard, spec)
     try:
-        trained = train(
-            model,
-            task,
-            spec.train,
-            data,
-            validation,
-            resume=load_checkpoint(path),
-            on_checkpoint=lambda snap: save_checkpoint(path, snap),
-            description=f"{spec.model}/{spec.task}/s{spec.seed}",
-            on_point=on_point,
+        # what a model draws from torch's global RNG while it trains (dropout) comes from the
+        # run's seed, so a rerun from scratch repeats it (a resumed one does not: the state is
+        # not checkpointed; the built-in models draw nothing, their dropout defaults to 0)
+        trained = seeded(
+            derived_seed(spec.seed, "noise"),
+            lambda: train(
+                model,
+                task,
+                spec.train,
+                data,
+                validation,
+                resume=load_checkpoint(path),
+                on_checkpoint=lambda snap: save_checkpoint(path, snap),
+                description=f"{spec.model}/{spec.task}/s{spec.seed}",
+                on_point=on_point,
+            ),
         )
     except Diverged as error:
         return diverged(result, error, error.curves, time.time() - result["started_at"])
@@ -264,15 +270,18 @@ def execute_group(
     path = group_checkpoint(checkpoint_dir, specs)
     writers = [curve_writer(tensorboard, spec) for spec in specs]
     try:
-        trained = train_seeds(
-            [p.model for p in prepared],
-            task,
-            specs[0].train,
-            [p.data for p in prepared],
-            validation,
-            resume=load_checkpoint(path),
-            on_checkpoint=lambda snap: save_checkpoint(path, snap),
-            on_point=lambda k, point: writers[k].on_point(point),
+        trained = seeded(  # as in execute, from the group's first seed
+            derived_seed(specs[0].seed, "noise"),
+            lambda: train_seeds(
+                [p.model for p in prepared],
+                task,
+                specs[0].train,
+                [p.data for p in prepared],
+                validation,
+                resume=load_checkpoint(path),
+                on_checkpoint=lambda snap: save_checkpoint(path, snap),
+                on_point=lambda k, point: writers[k].on_point(point),
+            ),
         )
     finally:
         for live in writers:

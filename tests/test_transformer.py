@@ -206,3 +206,34 @@ def test_lstm_matched_rejects_targets_below_one_unit():
         LSTMMatched(9, 8, params=math.ceil(smallest / 1.1) - 1)
     with pytest.raises(ValueError):
         LSTMMatched(9, 8, params=0)
+
+
+def test_a_dropout_run_repeats_whatever_the_global_rng_held_before(tmp_path):
+    """Dropout draws from torch's global RNG while training; the runner seeds it from the run's
+    seed, so the same run from scratch gives the same curve after any history."""
+    from benchmarks.config import load_profile
+    from benchmarks.plan import plan_runs
+    from benchmarks.runner import execute
+    from conftest import tiny_profile
+
+    profile = tiny_profile(
+        tmp_path,
+        train={"steps": 6, "eval_interval": 3, "checkpoint_interval": 100},
+        models={
+            "transformer": {
+                "d_model": 8,
+                "num_layers": 1,
+                "num_heads": 2,
+                "feedforward": 8,
+                "dropout": 0.5,
+            }
+        },
+    )
+    spec = plan_runs(load_profile(profile), ["transformer"], ["copy"], [1])[0]
+    curves = []
+    for history in (0, 12345):
+        torch.manual_seed(history)
+        torch.rand(history % 97)  # and draw some
+        result = execute(spec, tmp_path / f"ck{history}")
+        curves.append([(c["split"], c["step"], c["cost_bits"]) for c in result["curves"]])
+    assert curves[0] == curves[1]
