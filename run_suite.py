@@ -324,35 +324,52 @@ def main(argv=None) -> int:
     if args.command == "evaluate":
         return evaluate(args)
     if args.command == "report":
-        from benchmarks.config import ConfigError, resolve_path
-
-        try:
-            check_paths(args, writes_store=False)
-            name = resolve_path(args.profile).stem
-        except ConfigError as error:
-            fail(str(error))
-        if args.published:
-            return published_report(name, args)
-        if not Path(args.store).exists():
-            fail(f"no results store at {args.store}: run a suite first")
-        return 0 if write_report(args.store, name, args.report_dir) else 2
+        return report(args)
     profile, specs = build_plan(args)
     if args.command == "params":
-        import pandas as pd
+        return params(specs)
+    return run(args, profile, specs)
 
-        from benchmarks.summary import parameter_table
 
-        table = parameter_table(specs)
-        # as text, "-" where the paper gives no count: to_string's na_rep and formatters skip
-        # a column that is missing throughout (None or <NA>, by its dtype)
-        for column, form in (("paper", str), ("ours / paper", lambda v: f"{v:.2f}")):
-            table[column] = ["-" if pd.isna(v) else form(v) for v in table[column]]
-        print(table.to_string(index=False))
-        print(
-            "paper: Graves et al. 2014, Tables 1-3 (its NTM counts cannot be reproduced exactly from its description)"
-        )
-        return 0
+def report(args) -> int:
+    """The report command: the HTML page from a store, or the claims table from the published
+    results (--published)."""
+    from benchmarks.config import ConfigError, resolve_path
 
+    try:
+        check_paths(args, writes_store=False)
+        name = resolve_path(args.profile).stem
+    except ConfigError as error:
+        fail(str(error))
+    if args.published:
+        return published_report(name, args)
+    if not Path(args.store).exists():
+        fail(f"no results store at {args.store}: run a suite first")
+    return 0 if write_report(args.store, name, args.report_dir) else 2
+
+
+def params(specs) -> int:
+    """The params command: our parameter counts beside the paper's; nothing is trained."""
+    import pandas as pd
+
+    from benchmarks.summary import parameter_table
+
+    table = parameter_table(specs)
+    # as text, "-" where the paper gives no count: to_string's na_rep and formatters skip
+    # a column that is missing throughout (None or <NA>, by its dtype)
+    for column, form in (("paper", str), ("ours / paper", lambda v: f"{v:.2f}")):
+        table[column] = ["-" if pd.isna(v) else form(v) for v in table[column]]
+    print(table.to_string(index=False))
+    print(
+        "paper: Graves et al. 2014, Tables 1-3 (its NTM counts cannot be reproduced exactly "
+        "from its description)"
+    )
+    return 0
+
+
+def run(args, profile, specs) -> int:
+    """The run and check commands: register the planned runs, train what is missing, print the
+    summary and the claims, write the report, and compare with the baseline (check)."""
     from benchmarks.baseline import check_baseline, load_baseline, write_baseline
     from benchmarks.config import ConfigError
     from benchmarks.process.faults import maybe_kill
