@@ -8,6 +8,8 @@ quietly wrong) inside a worker:
     task.input_size, task.output_size  positive integers
     task.sample(2, generator)          a Batch: inputs [T, 2, I], targets [T, 2, O], mask [T, 2]
     model(inputs)                      logits [T, 2, O], a floating tensor
+    model(inputs, trace=True)          with has_memory: (logits, read and write weightings
+                                       [T, 2, heads, memory_size]), an int memory_size
 
 A batch-first model ([B, T, O]) fails the last line whenever B != T, which training alone would
 only catch when the loss's shapes disagree. With train.compile on, a model that defines `step`
@@ -124,8 +126,40 @@ def check_model(model: SequenceModel, batch: Batch, compile: bool) -> None:
             f"forward(inputs {list(batch.inputs.shape)}) returned logits of shape "
             f"{list(logits.shape)}, expected {list(want)} ([T, B, O], time-major)"
         )
+    if model.has_memory:
+        check_trace(model, batch)
     if spy and not calls:
         raise ContractError(
             "train.compile is on and the model defines step, but its forward does not run the "
             "steps through self.unroll(inputs, state), so nothing would be compiled"
         )
+
+
+def check_trace(model: SequenceModel, batch: Batch) -> None:
+    """A model with `has_memory` declares its locations and draws the memory pictures: it has an
+    integer `memory_size`, and forward(inputs, trace=True) returns (logits, {"read_weights":
+    [T, B, R, N], "write_weights": [T, B, W, N]}), read after the run has trained."""
+    size = model.memory_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ContractError(f"has_memory is True but memory_size is {size!r}, not a location count")
+    with torch.no_grad(), intra_op_threads(1):
+        try:
+            out = model(batch.inputs, trace=True)
+        except TypeError as error:
+            raise ContractError(
+                f"has_memory is True but forward(inputs, trace=True) fails: {error}"
+            ) from None
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+        raise ContractError(
+            "has_memory is True but forward(inputs, trace=True) does not return (logits, "
+            '{"read_weights": ..., "write_weights": ...})'
+        )
+    T, B = batch.inputs.shape[:2]
+    for name in ("read_weights", "write_weights"):
+        weights = out[1].get(name)
+        shape = None if not isinstance(weights, torch.Tensor) else list(weights.shape)
+        if shape is None or len(shape) != 4 or shape[:2] != [T, B] or shape[3] != size:
+            raise ContractError(
+                f"forward(inputs, trace=True)'s {name} is {shape or type(weights).__name__}, "
+                f"expected [T, B, heads, memory_size] = [{T}, {B}, heads, {size}]"
+            )

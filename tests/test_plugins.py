@@ -100,6 +100,13 @@ class Unrolled(Stepper):
         return self.unroll(inputs, state)[0]
 
 
+class ClaimsMemory(Tiny):
+    """Says it has a memory, but its forward takes no trace."""
+
+    has_memory = True
+    memory_size = 4
+
+
 class NoSizes(Flip):
     def __init__(self, width: int = 3, max_length: int = 4):
         self.width, self.max_length = width, max_length
@@ -127,7 +134,7 @@ tasks:
 
 
 BROKEN_MODELS = ("Tiny", "NotAModel", "BatchFirst", "WrongWidth", "WithState", "Picky")
-BROKEN_MODELS += ("Stepper", "Unrolled")
+BROKEN_MODELS += ("Stepper", "Unrolled", "ClaimsMemory")
 BROKEN_TASKS = ("Flip", "NoAxes", "NoSizes", "BatchFirstTask")
 
 
@@ -239,6 +246,10 @@ def test_a_plugin_named_on_the_command_line(package, capsys):
             "its forward does not run the steps through self.unroll(inputs, state)",
         ),
         (["--tasks", "myplugins:NoSizes"], "the task sets no input_size"),
+        (
+            ["--models", "myplugins:ClaimsMemory"],
+            "has_memory is True but forward(inputs, trace=True) fails",
+        ),
         (
             ["--tasks", "myplugins:BatchFirstTask"],
             "sample(2) returned inputs of shape [2, 5, 3], expected [T, 2, 3] (time-major",
