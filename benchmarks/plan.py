@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -158,10 +159,11 @@ def parse_seeds(text: str | None) -> list[int] | None:
     """A --seeds comma list as integers (None: the profile's seeds)."""
     if text is None:
         return None
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds must be a comma list of integers, got {text!r}") from None
+    parts = [s.strip() for s in text.split(",") if s.strip()]
+    # ASCII digits only: int() also reads "1_0" as 10 and fullwidth digits, which are typos here
+    if not all(re.fullmatch(r"-?[0-9]+", s) for s in parts):
+        raise ConfigError(f"--seeds must be a comma list of integers, got {text!r}")
+    seeds = [int(s) for s in parts]
     if not seeds or min(seeds) < 0 or max(seeds) > MAX_INT:
         raise ConfigError(f"--seeds must be integers in [0, {MAX_INT}], got {text!r}")
     return seeds

@@ -91,7 +91,10 @@ def load(store_path: str | Path, profile: str | None) -> Data:
 def prepare(out_dir: Path) -> None:
     """Create the folders and remove what an earlier build generated there (only our own kinds of file)."""
     for folder, suffixes in GENERATED.items():
-        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+        try:
+            (out_dir / folder).mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file on the path, or a folder we may not write
+            raise ReportError(f"cannot write the report in {out_dir}: {error.strerror}") from None
         for path in (out_dir / folder).iterdir():
             if path.is_file() and path.suffix in suffixes:
                 path.unlink()

@@ -377,6 +377,13 @@ CASES = [
     ),
     ("ray address without ray", lambda f, p: ["--ray-address", "h:1"], "goes with --executor ray"),
     (
+        "a list as a key",
+        lambda f, p: ["--profile", write(f, "listkey.yaml", "? [a, b]\n: 1\n")],
+        "malformed YAML at line 1",
+    ),
+    ("seed with an underscore", lambda f, p: ["--seeds", "1_0"], "--seeds must be a comma list"),
+    ("fullwidth seed", lambda f, p: ["--seeds", "\uff11"], "--seeds must be a comma list"),
+    (
         "negative clip",
         lambda f, p: ["--set", "models.ntm.clip=-1"],
         "ntm on copy: model parameters: clip must be positive, got -1",

@@ -262,3 +262,12 @@ def test_versus_refuses_a_nan_round_in_a_real_process():
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "--round-s" in lines[0], done.stderr
     assert not done.stdout
+
+
+def test_a_report_folder_under_a_file_is_a_report_error(tmp_path):
+    from reports.build import ReportError, prepare
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ReportError, match="cannot write the report in .*: Not a directory"):
+        prepare(blocker / "out")
