@@ -16,7 +16,6 @@ naming the flag or run, which `run_suite.py evaluate` prints with exit code 2.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
@@ -190,19 +189,6 @@ def check_point(point: dict, tasks: list, flag: str) -> None:
             raise EvaluateError(f"{where}: {run.task}: {error}") from None
 
 
-def check_writable(store: Store) -> None:
-    """EvaluateError unless rows can be added to `store`: a write that changes nothing, rolled
-    back (a read-only file opens, and fails only at the first write, after the scoring)."""
-    try:
-        store.db.execute("BEGIN IMMEDIATE")
-        try:
-            store.db.execute("DELETE FROM evals WHERE 0")
-        finally:
-            store.db.execute("ROLLBACK")
-    except sqlite3.OperationalError as error:
-        raise EvaluateError(f"cannot write results store {store.path}: {error}") from None
-
-
 def check_folder(folder: Path) -> None:
     """EvaluateError unless `folder` is or can become a folder (no file on its path)."""
     for ancestor in (Path(folder), *Path(folder).parents):
@@ -216,9 +202,9 @@ def check_folder(folder: Path) -> None:
 
 def evaluate_runs(store: Store, runs, points: list[dict], checkpoints=None) -> Outcome:
     """Score every run at every point its task has the axes for; add the rows that are new.
-    Everything is checked first (prepare, check_writable): EvaluateError before any row."""
+    Everything is checked first (prepare; the store was checked writable when it opened, by
+    results.schema.probe_write): EvaluateError before any row."""
     work, skipped = prepare(store, runs, points, checkpoints)
-    check_writable(store)
     added, scored = 0, 0
     have = store.evals()
     for run, task, mine in tqdm(work, desc="evaluate", disable=None, leave=False):
