@@ -288,12 +288,8 @@ def make_train(raw: dict, where: str) -> TrainConfig:
         raise ConfigError(f"{where}: {error}") from None
 
 
-def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
-    """Read, override and validate a profile; raises ConfigError naming the file and key."""
-    from models import MODELS
-    from tasks import TASKS
-
-    path = resolve_path(name_or_path)
+def read_yaml(path: Path) -> dict:
+    """The profile file as a non-empty mapping; ConfigError naming the file otherwise."""
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except UnicodeDecodeError as error:
@@ -314,6 +310,16 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
         raise ConfigError(
             f"{path}: expected a mapping with sections {', '.join(SECTIONS)}, got {got}"
         )
+    return raw
+
+
+def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
+    """Read, override and validate a profile; raises ConfigError naming the file and key."""
+    from models import MODELS
+    from tasks import TASKS
+
+    path = resolve_path(name_or_path)
+    raw = read_yaml(path)
     for assignment in overrides:
         apply_override(raw, assignment)
     unknown = sorted(set(raw) - set(SECTIONS))
