@@ -175,3 +175,15 @@ def test_the_matched_lstm_has_the_ntms_parameter_count_on_every_task(profile):
                 model, task.input_size, task.output_size, **spec.model_params
             ).n_params()
         assert abs(counts["lstm_matched"] / counts["ntm"] - 1) <= 0.10, (task_name, counts)
+
+
+def test_the_readme_layout_names_every_module():
+    """The README's Layout section is the map of the tree: a module it does not name is one a
+    newcomer will not find."""
+    layout = (ROOT / "README.md").read_text().split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        str(path.relative_to(ROOT))
+        for _, path in project_modules()
+        if path.name != "__init__.py" and path.name not in layout
+    ]
+    assert missing == []
