@@ -65,12 +65,13 @@ def tiny_profile(
     tasks: dict | None = None,
     name: str = "tiny",
     models: dict | None = None,
+    seeds: tuple = (1, 2),
 ) -> str:
-    """Write the tiny profile (seeds 1 and 2; `train` keys override TINY_TRAIN, `tasks` and
-    `models` add or replace entries) to folder/<name>.yaml and return its path."""
+    """Write the tiny profile (`seeds`, 1 and 2 unless told; `train` keys override TINY_TRAIN,
+    `tasks` and `models` add or replace entries) to folder/<name>.yaml and return its path."""
     text = yaml.safe_dump(
         {
-            "seeds": [1, 2],
+            "seeds": list(seeds),
             "train": {**TINY_TRAIN, **(train or {})},
             "models": {**TINY_MODELS, **(models or {})},
             "tasks": {**TINY_TASKS, **(tasks or {})},

@@ -10,26 +10,16 @@ from pathlib import Path
 import pytest
 
 import run_suite
+from conftest import tiny_profile
 
 ROOT = Path(__file__).resolve().parent.parent
-
-PROFILE = """
-seeds: [1]
-train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2, checkpoint_interval: 2}
-models:
-  ntm: {controller_size: 6, memory_size: 6, memory_width: 4}
-  lstm: {hidden_size: 6, num_layers: 1}
-tasks:
-  copy: {width: 3, max_length: 3, eval: {length: [4]}}
-"""
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A profile and a store that already holds its finished runs."""
     folder = tmp_path_factory.mktemp("bad")
-    profile = folder / "tiny.yaml"
-    profile.write_text(PROFILE)
+    profile = Path(tiny_profile(folder, seeds=[1]))
     store = folder / "store.sqlite"
     assert run_suite.main(["--profile", str(profile), "--store", str(store), "--jobs", "1"]) == 0
     sqlite3.connect(store).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()

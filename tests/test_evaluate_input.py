@@ -10,9 +10,12 @@ import shutil
 import sqlite3
 import subprocess
 
+from pathlib import Path
+
 import pytest
 
 import run_suite
+from conftest import tiny_profile
 from benchmarks import baseline
 from benchmarks.config import ConfigError
 from benchmarks.reevaluate import parse_points, parse_shape
@@ -20,15 +23,6 @@ from benchmarks.speed_suite import bench as speed_bench
 from benchmarks.speed_suite import checks as speed_checks
 from tasks.copy import Copy
 
-PROFILE = """
-seeds: [1]
-train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2, checkpoint_interval: 2}
-models:
-  ntm: {controller_size: 6, memory_size: 6, memory_width: 4}
-  lstm: {hidden_size: 6, num_layers: 1}
-tasks:
-  copy: {width: 3, max_length: 3, eval: {length: [4]}}
-"""
 HUGE = "1180591620717411303424"  # 2**70: beyond every integer bound
 BIG = "1000000000"  # within MAX_INT: the task's own check_size bounds it (tasks.base.MAX_SIZE)
 
@@ -38,8 +32,7 @@ def setup(tmp_path_factory):
     """A profile, a store holding its finished runs and their kept weights, and an empty folder
     (a --checkpoints without weights)."""
     folder = tmp_path_factory.mktemp("evaluate_input")
-    profile = folder / "tiny.yaml"
-    profile.write_text(PROFILE)
+    profile = Path(tiny_profile(folder, seeds=[1]))
     store = folder / "store.sqlite"
     argv = ["--profile", str(profile), "--store", str(store), "--jobs", "1", "--no-report"]
     assert run_suite.main(argv) == 0
