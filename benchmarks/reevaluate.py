@@ -55,12 +55,7 @@ def parse_points(at: list[str], joint: list[str]) -> list[dict]:
             )
         points += [{axis.strip(): size("--at", text, v)} for v in values.split(",") if v.strip()]
     for text in joint:
-        pairs = [part.partition("=") for part in text.split(",")]
-        if any(not axis.strip() or not eq for axis, eq, _ in pairs):
-            raise ValueError(f"--joint {text!r}: expected AXIS=N,AXIS=N, e.g. length=20,repeats=10")
-        point = {axis.strip(): size("--joint", text, value) for axis, _, value in pairs}
-        if len(point) < len(pairs):
-            raise ValueError(f"--joint {text!r}: an axis is set twice")
+        point = axes("--joint", text, "AXIS=N,AXIS=N, e.g. length=20,repeats=10")
         if len(point) < 2:
             raise ValueError(
                 f"--joint {text!r}: a joint point sets two or more axes to positive integers"
@@ -73,13 +68,19 @@ def parse_points(at: list[str], joint: list[str]) -> list[dict]:
 def parse_shape(text: str) -> dict:
     """`--trace-at length=500` or `--trace-at length=20,repeats=10` -> the sizes of the memory
     picture; ValueError naming --trace-at."""
+    return axes("--trace-at", text, "AXIS=N[,AXIS=N], e.g. length=500")
+
+
+def axes(flag: str, text: str, expected: str) -> dict:
+    """`length=20,repeats=10` -> {length: 20, repeats: 10}: each axis once, each size checked by
+    `size`; ValueError naming `flag` and saying what was `expected` on anything else."""
     pairs = [part.partition("=") for part in text.split(",")]
     if any(not axis.strip() or not eq for axis, eq, _ in pairs):
-        raise ValueError(f"--trace-at {text!r}: expected AXIS=N[,AXIS=N], e.g. length=500")
-    shape = {axis.strip(): size("--trace-at", text, value) for axis, _, value in pairs}
-    if len(shape) < len(pairs):
-        raise ValueError(f"--trace-at {text!r}: an axis is set twice")
-    return shape
+        raise ValueError(f"{flag} {text!r}: expected {expected}")
+    point = {axis.strip(): size(flag, text, value) for axis, _, value in pairs}
+    if len(point) < len(pairs):
+        raise ValueError(f"{flag} {text!r}: an axis is set twice")
+    return point
 
 
 def size(flag: str, text: str, value: str) -> int:
