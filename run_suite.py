@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from benchmarks.cli import DEFAULT_STORE, UsageError, parse
@@ -68,6 +67,7 @@ def check_paths(args, writes_store: bool = True) -> None:
     """Files where files belong and folders where folders do, and each writable where the
     command writes, before anything is written (`writes_store`: the command writes the store)."""
     from benchmarks.config import ConfigError
+    from benchmarks.process.destinations import check_destination
 
     for flag, path, kind in (
         ("--store", args.store, "file"),
@@ -78,39 +78,10 @@ def check_paths(args, writes_store: bool = True) -> None:
     ):
         if path is None:
             continue
-        if kind == "file" and Path(path).is_dir():
-            raise ConfigError(f"{flag} {path} is a folder, expected a file")
-        if kind == "folder" and Path(path).exists() and not Path(path).is_dir():
-            raise ConfigError(f"{flag} {path} is a file, expected a folder")
-        check_writable(flag, path, kind, writes_store or flag != "--store")
-
-
-def check_writable(flag: str, path: str, kind: str, writes: bool) -> None:
-    """What the command will write must be writable, found out before it writes anything: an
-    existing file opened for writing and closed unchanged, else a folder made and removed in
-    the nearest existing ancestor (not a file, not /proc, not a read-only mount)."""
-    from benchmarks.config import ConfigError
-
-    target = Path(path).absolute()
-    if kind == "file" and target.is_file():
-        if writes:
-            try:
-                with open(target, "r+b"):
-                    pass
-            except OSError as error:
-                raise ConfigError(f"{flag} {path} is not writable ({error.strerror})") from None
-        return
-    if not writes:
-        return
-    existing = target
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{flag} {path}: {existing} is a file, so nothing can be made under it")
-    try:
-        Path(tempfile.mkdtemp(dir=existing, prefix=".ntm-bench-probe-")).rmdir()
-    except OSError as error:
-        raise ConfigError(f"{flag} {path}: cannot write in {existing} ({error.strerror})") from None
+        try:
+            check_destination(flag, path, kind, writes_store or flag != "--store")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def check_executor(args) -> None:

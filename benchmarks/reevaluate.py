@@ -191,14 +191,13 @@ def check_point(point: dict, tasks: list, flag: str) -> None:
 
 
 def check_folder(folder: Path) -> None:
-    """EvaluateError unless `folder` is or can become a folder (no file on its path)."""
-    for ancestor in (Path(folder), *Path(folder).parents):
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise EvaluateError(
-                    f"cannot write memory pictures under {folder}: {ancestor} is a file"
-                )
-            return
+    """EvaluateError unless `folder` is or can become a folder that can be written."""
+    from benchmarks.process.destinations import check_destination
+
+    try:
+        check_destination("--report-dir", folder, "folder")
+    except ValueError as error:
+        raise EvaluateError(f"cannot write memory pictures: {error}") from None
 
 
 def evaluate_runs(store: Store, runs, points: list[dict], checkpoints=None) -> Outcome:

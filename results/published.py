@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.cli import Parser
+from benchmarks.process.destinations import check_destination
 from results import document
 from results.document import FINISHED, PublishedError
 from results.schema import StoreError
@@ -232,8 +233,10 @@ def import_command(store_path: str, folder: Path) -> int:
 
 def export_command(store_path: str, profile: str, folder: Path) -> int:
     """Write the finished runs of `profile` in the store (opened read-only) under `folder`."""
-    if folder.exists() and not folder.is_dir():
-        return fail(f"--dir {folder} is a file, expected a folder")
+    try:
+        check_destination("--dir", folder, "folder")
+    except ValueError as error:
+        return fail(error)
     try:
         store = Store(store_path, readonly=True)
     except StoreError as error:

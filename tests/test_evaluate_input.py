@@ -326,7 +326,7 @@ def test_check_destinations_directly(setup, tmp_path):
     for store_path, json_path, threads, message in [
         (None, None, 0, "--threads"),
         (None, None, True, "--threads"),
-        (None, str(profile / "a" / "b.json"), 1, "is a file, not a folder"),
+        (None, str(profile / "a" / "b.json"), 1, "is a file, so nothing can be made under it"),
         (str(profile), None, 1, "cannot open results store"),
     ]:
         with pytest.raises(ConfigError, match=message):

@@ -300,6 +300,11 @@ BAD_COMMANDS = [
         lambda t, s: ["export", "--store", str(s), "--dir", str(text_file(t))],
         "is a file, expected a folder",
     ),
+    (
+        "export under a file",
+        lambda t, s: ["export", "--store", str(s), "--dir", str(text_file(t) / "out")],
+        "is a file, so nothing can be made under it",
+    ),
 ]
 
 

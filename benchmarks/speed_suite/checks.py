@@ -5,10 +5,9 @@ have shown at once."""
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 from benchmarks.config import ConfigError
+from benchmarks.process.destinations import check_destination
 from benchmarks.values import MAX_INT
 
 # torch.set_num_threads takes up to 2**31 - 1 and then tries to start them all; no machine this
@@ -40,19 +39,11 @@ def check_threads(threads) -> None:
 
 
 def check_json(json_path: str) -> None:
-    """--json: not a folder, and the nearest existing folder on its path can be written."""
-    path = Path(json_path)
-    if path.is_dir():
-        raise BenchError(f"--json {json_path} is a folder, expected a file")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise BenchError(f"--json {json_path}: the file cannot be written")
-    for ancestor in path.parents:
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise BenchError(f"--json {json_path}: {ancestor} is a file, not a folder")
-            if not os.access(ancestor, os.W_OK | os.X_OK):
-                raise BenchError(f"--json {json_path}: the folder {ancestor} cannot be written")
-            return
+    """--json: a file, or one that can be made, that can be written."""
+    try:
+        check_destination("--json", json_path, "file")
+    except ValueError as error:
+        raise BenchError(str(error)) from None
 
 
 def check_store(store_path: str) -> None:
