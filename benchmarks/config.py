@@ -315,8 +315,6 @@ def read_yaml(path: Path) -> dict:
 
 def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     """Read, override and validate a profile; raises ConfigError naming the file and key."""
-    from models import MODELS
-    from tasks import TASKS
 
     path = resolve_path(name_or_path)
     raw = read_yaml(path)
@@ -338,6 +336,16 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     except plugins.PluginError as error:
         raise ConfigError(f"{path}: {error}") from None
     train = make_train(section(raw, "train", f"{path}: "), f"{path}: train")
+    read_models(models, path)
+    read_tasks(tasks, path)
+    return Profile(path.stem, str(path), tuple(seeds), train, models, tasks)
+
+
+def read_models(models: dict, path: Path) -> None:
+    """Check the profile's `models` section model by model and read its values in place
+    (read_params): its keys, seeds, train overrides and per-task parameters."""
+    from models import MODELS
+    from tasks import TASKS
 
     for name, params in models.items():
         if name not in MODELS:
@@ -365,6 +373,13 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
             check_keys(task_params or {}, MODELS[name], where, extra=("train",))
             params["per_task"][task] = read_params(task_params or {}, MODELS[name], where)
             make_train(section(task_params or {}, "train", f"{where}."), f"{where}.train")
+
+
+def read_tasks(tasks: dict, path: Path) -> None:
+    """Check the profile's `tasks` section task by task and read its values in place: its keys,
+    train overrides and evaluation points."""
+    from tasks import TASKS
+
     for name, params in tasks.items():
         if name not in TASKS:
             raise ConfigError(f"{path}: tasks: unknown task {name!r} (known: {', '.join(TASKS)})")
@@ -378,4 +393,3 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
             TASKS[name].axes,
             f"{path}: tasks.{name}.eval",
         )
-    return Profile(path.stem, str(path), tuple(seeds), train, models, tasks)
