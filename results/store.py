@@ -9,7 +9,7 @@ Tables:
             `channels_json` the task's channel groups scored apart (repeat copy's content bits and
             end marker), `memory_needed` the vectors the point needs stored and `beyond_memory`
             whether the model's memory holds fewer
-    speed   benchmark rows (see benchmarks/ and the speed issue)
+    speed   benchmark rows (benchmarks/speed_suite/: one per measured configuration)
     traces  one fixed evaluation sequence per run: input, target, output and (memory models)
             the read/write weightings over time, as JSON arrays, for the memory pictures
 
