@@ -15,15 +15,22 @@ from pathlib import Path
 from benchmarks.cli import DEFAULT_STORE, UsageError, parse
 
 EXAMPLES = """examples:
-  python run_suite.py --models ntm,lstm --tasks all --profile quick     # the main job (= run_suite.py run ...)
-  python run_suite.py check --profile ci                # convergence regression check (CI; = --profile ci --check)
+  python run_suite.py --models ntm,lstm --tasks all --profile quick     # the main job \
+(= run_suite.py run ...)
+  python run_suite.py check --profile ci                # convergence regression check \
+(CI; = --profile ci --check)
   python run_suite.py report --profile quick            # rebuild reports/out/quick/ from the store
-  python run_suite.py report --profile replicate --published --check   # the published claims, as CI checks them
-  python run_suite.py run --profile ci --update-baseline   # refresh results/baselines/ci.json on purpose
+  python run_suite.py report --profile replicate --published --check   # the published claims, \
+as CI checks them
+  python run_suite.py run --profile ci --update-baseline   # refresh results/baselines/ci.json \
+on purpose
   python run_suite.py run --models ntm --tasks copy --seeds 1,2,3 --set train.steps=500
-  python run_suite.py evaluate --profile quick --models ntm --at length=200,500   # new points, no retraining
-  python run_suite.py params --profile paper --models all   # our parameter counts beside the paper's
-  python run_suite.py bench --bench-profile quick --json speed.json   # speed suite, rows into the store
+  python run_suite.py evaluate --profile quick --models ntm --at length=200,500   # new points, \
+no retraining
+  python run_suite.py params --profile paper --models all   # our parameter counts beside the \
+paper's
+  python run_suite.py bench --bench-profile quick --json speed.json   # speed suite, rows into \
+the store
 """
 
 
@@ -234,7 +241,8 @@ def evaluate(args) -> int:
     for line in outcome.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     print(
-        f"{outcome.added} evaluation rows added for {outcome.scored} of {len(runs)} runs in {args.store}"
+        f"{outcome.added} evaluation rows added for {outcome.scored} of {len(runs)} runs in "
+        f"{args.store}"
     )
     if not args.no_report and outcome.added:
         write_report(args.store, name, args.report_dir)
@@ -361,8 +369,8 @@ def run(args, profile, specs) -> int:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
     todo = [s for s in specs if store.status(s.run_id) not in ("done", "diverged")]
     print(
-        f"{profile.name}: {len(specs)} runs planned, {len(specs) - len(todo)} already in {args.store}, "
-        f"{len(todo)} to train",
+        f"{profile.name}: {len(specs)} runs planned, {len(specs) - len(todo)} already in "
+        f"{args.store}, {len(todo)} to train",
         flush=True,
     )
 
@@ -379,7 +387,8 @@ def run(args, profile, specs) -> int:
         )
     except KeyboardInterrupt:
         print(
-            "interrupted: finished runs are in the store, unfinished ones resume from their checkpoints",
+            "interrupted: finished runs are in the store, unfinished ones resume from their "
+            "checkpoints",
             file=sys.stderr,
         )
         return 130

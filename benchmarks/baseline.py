@@ -138,7 +138,8 @@ def check_baseline(profile: str, runs: pd.DataFrame, specs, directory: Path | No
         return 2
     verdicts = compare(baseline, runs, {s.run_id: s.train.eval_interval for s in specs})
     print(
-        f"\nconvergence check against {path} (limit = {TOLERANCE_FACTOR} x baseline steps + one eval interval):"
+        f"\nconvergence check against {path} (limit = {TOLERANCE_FACTOR} x baseline steps + one "
+        "eval interval):"
     )
     for name, ok, message in verdicts:
         print(f"  {'ok  ' if ok else 'FAIL'} {name}: {message}")

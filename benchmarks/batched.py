@@ -2,9 +2,9 @@
 
 The K models' parameters are stacked along a new leading dimension (torch.func.stack_module_state)
 and the forward pass is `torch.func.vmap` of the ordinary model over that dimension (or the
-model's own K-seed pass, `seeds_forward`, where it has one: the fused NTM and DNC), so one set of tensor
-ops serves all seeds and the per-op overhead that dominates small recurrent models is paid once
-instead of K times. Every seed keeps what it would have alone:
+model's own K-seed pass, `seeds_forward`, where it has one: the fused NTM and DNC), so one set of
+tensor ops serves all seeds and the per-op overhead that dominates small recurrent models is paid
+once instead of K times. Every seed keeps what it would have alone:
 
 - its own init stream (each model is built by `build_seeded`) and its own data generator, so it
   sees exactly the batches it would see alone (batches of different lengths are padded at the
@@ -161,7 +161,8 @@ def train_seeds(
 ) -> list[dict]:
     """Train K models (one generator per seed) as one; returns per seed a dict with `curves`,
     `converged_step`, `diverged` (None or a cadence.Divergence), `wall_s` and the trained `model`.
-    Logging, validation, checkpoints, Ctrl-C and divergence follow benchmarks/cadence.py, per seed."""
+    Logging, validation, checkpoints, Ctrl-C and divergence follow benchmarks/cadence.py, per
+    seed."""
     stack = SeedStack(models)
     if (
         cfg.compile

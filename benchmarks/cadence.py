@@ -5,7 +5,8 @@ The loops own only their step function (forward, backward, clip, optimizer step)
 step they hand the cadence every seed's cost and bit errors, and it does the rest, in this order,
 so that every checkpoint, periodic or on Ctrl-C, is a step boundary:
 
-    step n ──> fault points   benchmarks/process/faults.py: the crash-safety tests kill or pause here
+    step n ──> fault points   benchmarks/process/faults.py: the crash-safety tests kill or pause
+                              here
            ──> divergence     a seed whose loss or gradient is non-finite stops, its curve closed
                               (one run: its step function raises Diverged before the parameters
                               change, and the exception leaves the cadence carrying the curve)
@@ -14,7 +15,8 @@ so that every checkpoint, periodic or on Ctrl-C, is a step boundary:
            ──> validation     every eval_interval steps and at the last: a "val" point per seed;
                               the first one under CONVERGED_BIT_ERRORS is the converged step, and
                               under stop_on_converge the seed stops there, its parameters frozen
-           ──> checkpoint     every checkpoint_interval steps, never at the last (the result follows)
+           ──> checkpoint     every checkpoint_interval steps, never at the last (the result
+                              follows)
            ──> interrupt      Ctrl-C during the step: checkpoint now, then KeyboardInterrupt
 
 The loop ends at the last step or when no seed is left training; `finish` then gives a final
@@ -111,7 +113,8 @@ def run_snapshot(state: LoopState) -> dict:
 
 
 def from_run_snapshot(snapshot: dict, cfg: TrainConfig) -> LoopState:
-    """The LoopState of a single run's checkpoint; it stopped if it converged under stop_on_converge."""
+    """The LoopState of a single run's checkpoint; it stopped if it converged under
+    stop_on_converge."""
     converged = snapshot["converged_step"]
     stopped = {} if cfg.stop_on_converge and converged is not None else None
     return LoopState(
@@ -171,7 +174,8 @@ Scorer = Callable[[], list[tuple[float, float]]]
 class Cadence:
     """The per-step timeline of the module docstring for `seeds` seeds (1: one run).
 
-    validate()  -> every seed's (cost, bit errors) on the validation batch (only training seeds' are used)
+    validate()  -> every seed's (cost, bit errors) on the validation batch (only training seeds' are
+                   used)
     save(state) -> write a checkpoint of the model side plus `state` (None: no checkpoints)
     freeze(k)   -> what seed k keeps when it stops on convergence (a group: its parameters)
     on_point(k, point) sees every curve point as it is made.
@@ -261,14 +265,16 @@ class Cadence:
 
     def finish(self, score: Callable[[int], tuple[float, float]]) -> LoopState:
         """Give every seed that did not diverge a last validation point (`score(k)`) unless its
-        curve ends in one already (it stopped on convergence, or resumed at the end); the final state."""
+        curve ends in one already (it stopped on convergence, or resumed at the end); the final
+        state."""
         for k, curves in enumerate(self.state.curves):
             if self.state.diverged[k] is None and (not curves or curves[-1]["split"] != "val"):
                 self._validated(k, *score(k))
         return self.state
 
     def _validated(self, k: int, cost: float, errors: float) -> None:
-        """Seed k's validation point; its first converged step, where it stops under stop_on_converge."""
+        """Seed k's validation point; its first converged step, where it stops under
+        stop_on_converge."""
         state = self.state
         self._append(k, "val", cost, errors)
         if state.converged[k] is None and errors < CONVERGED_BIT_ERRORS:

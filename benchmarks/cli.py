@@ -2,7 +2,8 @@
 flag form, which stays valid and means the same.
 
     run_suite.py run|report|bench|evaluate|check|params [options]
-    run_suite.py [options]                 the flag form: --report, --bench, --params, --check pick the command
+    run_suite.py [options]                 the flag form: --report, --bench, --params, --check pick
+                                           the command
 
 Every option is defined once (OPTIONS); a command lists the ones it takes (COMMANDS). The result
 of parsing is one Namespace with every option's attribute (its default where the command does
@@ -208,15 +209,18 @@ TRAIN = [
 ]
 COMMANDS = {
     "run": (
-        "train every planned run the store does not hold, then summary, claims and report (the default)",
+        "train every planned run the store does not hold, then summary, claims and report (the "
+        "default)",
         TRAIN + ["check", "update_baseline"],
     ),
     "check": (
-        "the convergence regression check: run --profile (default ci), then compare with its baseline",
+        "the convergence regression check: run --profile (default ci), then compare with its "
+        "baseline",
         TRAIN + ["update_baseline"],
     ),
     "report": (
-        "rebuild the report of --profile from the store (or from the published results); train nothing",
+        "rebuild the report of --profile from the store (or from the published results); train "
+        "nothing",
         ["profile", "store", "report_dir", "published", "check", "update_baseline"],
     ),
     "bench": (

@@ -128,7 +128,9 @@ class TrainConfig:
             raise ConfigError(
                 f"train.lr and train.clip must be positive, got {self.lr!r}, {self.clip!r}"
             )
-        try:  # a mapping becomes a (frozen, hashable) Curriculum; its check against the task is the planner's
+        # a mapping becomes a (frozen, hashable) Curriculum; its check against the task is the
+        # planner's
+        try:
             object.__setattr__(self, "curriculum", read_curriculum(self.curriculum))
         except ValueError as error:
             raise ConfigError(str(error)) from None
@@ -330,7 +332,9 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
         dict(section(raw, "models", f"{path}: ")),
         dict(section(raw, "tasks", f"{path}: ")),
     )
-    try:  # plugins named in the profile (module:Class keys) and installed entry points join the registries
+    # plugins named in the profile (module:Class keys) and installed entry points join the
+    # registries
+    try:
         plugins.ensure("models", models)
         plugins.ensure("tasks", tasks)
     except plugins.PluginError as error:
@@ -367,7 +371,8 @@ def read_models(models: dict, path: Path) -> None:
         for task, task_params in per_task.items():
             if task not in TASKS:
                 raise ConfigError(
-                    f"{path}: models.{name}.per_task: unknown task {task!r} (known: {', '.join(TASKS)})"
+                    f"{path}: models.{name}.per_task: unknown task {task!r} (known: "
+                    f"{', '.join(TASKS)})"
                 )
             where = f"{path}: models.{name}.per_task.{task}"
             check_keys(task_params or {}, MODELS[name], where, extra=("train",))

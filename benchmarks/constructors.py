@@ -17,7 +17,8 @@ KEYWORDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_O
 
 
 def constructors(cls) -> list:
-    """The `__init__` functions a call of `cls(...)` reaches with profile keywords, subclass first."""
+    """The `__init__` functions a call of `cls(...)` reaches with profile keywords, subclass
+    first."""
     found = []
     for klass in cls.__mro__:
         if klass is object or "__init__" not in vars(klass):

@@ -100,8 +100,8 @@ def check_task(curriculum: Curriculum | str, task: Task) -> None:
     low, high = task.min_size(axis), task.max_size(axis)
     if low is None or high is None:
         raise ValueError(
-            f"train.curriculum.axis: {type(task).__name__} has no training range min_{axis}..max_{axis} "
-            f"to schedule"
+            f"train.curriculum.axis: {type(task).__name__} has no training range "
+            f"min_{axis}..max_{axis} to schedule"
         )
     if not low <= curriculum.start <= high:
         raise ValueError(

@@ -90,7 +90,8 @@ def run_local(
             on_result,
         )
     except KeyboardInterrupt:
-        # Workers got the same SIGINT and checkpoint at their next step; wait for them to finish that.
+        # Workers got the same SIGINT and checkpoint at their next step; wait for them to finish
+        # that.
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

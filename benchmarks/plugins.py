@@ -29,7 +29,8 @@ SOURCES: dict[
 
 
 class PluginError(ValueError):
-    """A plugin that cannot be imported or does not fit the contract; the message says what is missing."""
+    """A plugin that cannot be imported or does not fit the contract; the message says what is
+    missing."""
 
 
 def registry(kind: str) -> dict:
@@ -60,7 +61,8 @@ def check(kind: str, name: str, cls) -> None:
         missing.append("axes (the generalization axes sample accepts)")
     if missing:
         raise PluginError(
-            f"plugin {name!r} ({cls.__module__}.{cls.__name__}) does not define {', '.join(missing)}"
+            f"plugin {name!r} ({cls.__module__}.{cls.__name__}) does not define "
+            f"{', '.join(missing)}"
         )
 
 
@@ -135,6 +137,7 @@ def ensure(kind: str, names) -> None:
 
 
 def sources(model: str, task: str) -> dict:
-    """{'model': 'dist==version', 'task': ...} for the plugins among (model, task); {} for built-ins."""
+    """{'model': 'dist==version', 'task': ...} for the plugins among (model, task); {} for
+    built-ins."""
     found = {"model": SOURCES.get(("models", model)), "task": SOURCES.get(("tasks", task))}
     return {k: v for k, v in found.items() if v}

@@ -8,7 +8,8 @@ task of every chosen run (its axes, and the task's own Task.check_size; sizes at
 when parsed), the kept weights, the store's writability. Bad input is an EvaluateError, one line
 naming the flag or run, which `run_suite.py evaluate` prints with exit code 2.
 
-    python run_suite.py evaluate --profile quick --at length=200,500 [--models ntm] [--seeds 1] [--run-id ID]
+    python run_suite.py evaluate --profile quick --at length=200,500 [--models ntm] [--seeds 1]
+        [--run-id ID]
     python run_suite.py evaluate --profile replicate --joint length=20,repeats=10
     python run_suite.py evaluate --profile quick --trace-at length=500 --run-id ID
 """

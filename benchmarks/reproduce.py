@@ -1,7 +1,8 @@
 """Retrain the first steps of a published run from its stored configuration and compare the
 curve points with the published ones.
 
-    python -m benchmarks.reproduce results/published/replicate/copy/lstm/seed1-<run_id>.json [--steps 200]
+    python -m benchmarks.reproduce results/published/replicate/copy/lstm/seed1-<run_id>.json
+        [--steps 200]
 
 A run is a pure function of its config: the model's initial parameters and the training batches
 come from generators seeded by the run's seed, the validation set from one seeded by the task.
@@ -58,7 +59,8 @@ class Replay(NamedTuple):
                 )
                 if not same:
                     lines.append(
-                        f"{old['split']} step {old['step']}: {field} published {a!r}, retrained {b!r}"
+                        f"{old['split']} step {old['step']}: {field} published {a!r}, retrained "
+                        f"{b!r}"
                     )
         return lines
 

@@ -48,8 +48,9 @@ class GravesRMSprop(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 grad, state = p.grad, self.state[p]
-                # Names (and group keys) unlike torch.optim.RMSprop's, whose momentum_buffer is scaled
-                # differently: a checkpoint of it raises KeyError in step instead of silently mixing.
+                # Names (and group keys) unlike torch.optim.RMSprop's, whose momentum_buffer is
+                # scaled differently: a checkpoint of it raises KeyError in step instead of silently
+                # mixing.
                 if not state:
                     for key in ("n", "g_avg", "delta"):
                         state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)

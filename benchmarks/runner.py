@@ -60,7 +60,8 @@ def save_checkpoint(path: Path, snapshot: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict | None:
-    """The snapshot at `path`, or None if there is none; a corrupt file is set aside with a warning."""
+    """The snapshot at `path`, or None if there is none; a corrupt file is set aside with a
+    warning."""
     if not path.exists():
         return None
     try:

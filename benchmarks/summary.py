@@ -37,7 +37,8 @@ def print_summary(runs: pd.DataFrame) -> None:
         return
     table = summarize(runs)
     print(
-        "\nfinal validation cost (bits/seq, median over seeds) and convergence (< 0.1 bit errors/seq):"
+        "\nfinal validation cost (bits/seq, median over seeds) and convergence (< 0.1 bit "
+        "errors/seq):"
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-"))
 

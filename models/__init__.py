@@ -48,7 +48,8 @@ BUILTIN = tuple(MODELS)
 
 
 def build_model(name: str, input_size: int, output_size: int, **params) -> SequenceModel:
-    """Instantiate the model registered as `name`; sizes come from the task, `params` from the profile."""
+    """Instantiate the model registered as `name`; sizes come from the task, `params` from the
+    profile."""
     if name not in MODELS:
         # a plugin (module:Class or an entry point), loaded on first use
         from benchmarks.plugins import (

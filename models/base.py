@@ -22,7 +22,8 @@ COMPILE_CHUNK = 8  # time steps per compiled call: see SequenceModel.compile_ste
 class CompiledSteps(NamedTuple):
     """What compile_step installs and `unroll` runs."""
 
-    steps: Callable  # `SequenceModel.steps`, compiled: (inputs [chunk, B, I], state) -> (logits, state)
+    # `SequenceModel.steps`, compiled: (inputs [chunk, B, I], state) -> (logits, state)
+    steps: Callable
     chunk: int  # time steps per call
 
 
@@ -43,7 +44,8 @@ class SequenceModel(nn.Module):
     - `step(x, state) -> (logits, state)`: one time step; a model with one whose forward runs
       `self.unroll(inputs, state)` gets `compile_step` and the chunked, compiled loop for free
       (the planner refuses, under train.compile, a forward that loops over `step` itself).
-    - `compile_step()`: compile the time loop (train.compile); False where there is nothing to compile.
+    - `compile_step()`: compile the time loop (train.compile); False where there is nothing to
+      compile.
     """
 
     has_memory = False
@@ -65,9 +67,9 @@ class SequenceModel(nn.Module):
         return type(self).step is not SequenceModel.step
 
     def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
-        """K seeds in one pass (models with `has_seeds_pass`): `tensors` maps every parameter and buffer
-        name to its per-seed stack [K, ...] (or an unstacked shared value), inputs [K, T, B, I]
-        -> logits [K, T, B, O]."""
+        """K seeds in one pass (models with `has_seeds_pass`): `tensors` maps every parameter and
+        buffer name to its per-seed stack [K, ...] (or an unstacked shared value), inputs
+        [K, T, B, I] -> logits [K, T, B, O]."""
         raise NotImplementedError(
             f"{type(self).__name__} has no K-seed pass (has_seeds_pass is False)"
         )

@@ -6,9 +6,9 @@ ops, and autograd's bookkeeping for them, not their arithmetic, is most of a tra
 2-core CPU. `step_forward` runs the math of `DNC.step` with autograd off and keeps what the
 backward needs (`Saved`); `step_backward` takes one step back with the derivatives of
 models.ntm_memory_grad (content lookup, erase/add write), models.dnc_memory_grad (usage,
-allocation, read modes) and dnc_memory.links_grad (the temporal links). The engine runs them over the sequence (`STEPS`). `DNC.step`
-stays the plain reference: tests/test_dnc_fused.py checks outputs and gradients against it and
-runs gradcheck on the engine's Function with these steps.
+allocation, read modes) and dnc_memory.links_grad (the temporal links). The engine runs them over
+the sequence (`STEPS`). `DNC.step` stays the plain reference: tests/test_dnc_fused.py checks outputs
+and gradients against it and runs gradcheck on the engine's Function with these steps.
 
 Layout: the interface layer's rows are permuted (`interface_order`) so that each activation
 serves one contiguous block:
@@ -19,7 +19,7 @@ serves one contiguous block:
 With `Layout.seeds` = K it runs K models at once (FusedModel.seeds_forward): the memory
 operations take the K*B sequences as one batch, only the linear layers are per seed (batched
 matmuls).
-"""
+"""  # noqa: E501 - the Layout diagram above is 112 columns wide and reads only whole
 
 from __future__ import annotations
 

@@ -11,10 +11,12 @@ A memory model gives the engine only its step math, as `Steps` (and, as a FusedM
 models.fused_model, where its sequence starts: `fused_operands`):
 
     forward(layout, x_gates, state, weights, constants) -> (new state, saved)
-    backward(layout, carry, saved, previous, weights, constants) -> (carry before the step, LayerGrads)
-    state      NamedTuple of the recurrent state [B, ...]; has h [B, C] and reads [B, R, M], the outputs
-    saved      NamedTuple of what forward keeps for backward; has state_in, the controller's recurrent
-               input, and names what it keeps of the new state as `state` does
+    backward(layout, carry, saved, previous, weights, constants) -> (carry before the step,
+                                                                      LayerGrads)
+    state      NamedTuple of the recurrent state [B, ...]; has h [B, C] and reads [B, R, M],
+               the outputs
+    saved      NamedTuple of what forward keeps for backward; has state_in, the controller's
+               recurrent input, and names what it keeps of the new state as `state` does
     previous   NamedTuple of what backward needs of the state before its step, each field read by
                name from the previous step's `saved` (or, for the first step, the initial state)
     constants  NamedTuple of tensors the steps read and nothing differentiates (NoConstants if none)
@@ -275,7 +277,8 @@ class Sequence(torch.autograd.Function):
             take(steps.state, rest), take(Weights, rest), take(steps.constants, rest)
         )
         out = run(steps, layout, kernels, inputs, operands, True)
-        # autograd's rule: an input saved as is (the NTM's first memory and weightings) leaves as a view
+        # autograd's rule: an input saved as is (the NTM's first memory and weightings) leaves as a
+        # view
         given = {id(tensor) for tensor in tensors}
         saved = (
             field.view_as(field) if id(field) in given else field

@@ -33,7 +33,8 @@ class Match(NamedTuple):
 
 
 def lstm_param_count(input_size: int, output_size: int, hidden_size: int, num_layers: int) -> int:
-    """Trainable parameters of models.lstm.LSTM(input_size, output_size, hidden_size, num_layers)."""
+    """Trainable parameters of models.lstm.LSTM(input_size, output_size, hidden_size,
+    num_layers)."""
     H = hidden_size
     first = 4 * H * (input_size + H) + 8 * H + 2 * H
     rest = (num_layers - 1) * (4 * H * (2 * H) + 8 * H + 2 * H)
@@ -43,7 +44,8 @@ def lstm_param_count(input_size: int, output_size: int, hidden_size: int, num_la
 def matched_hidden_size(
     input_size: int, output_size: int, params: int, num_layers: int = 1
 ) -> Match:
-    """The H >= 1 whose LSTM count is closest to `params`; ValueError when H = 1 exceeds 1.1 x params."""
+    """The H >= 1 whose LSTM count is closest to `params`; ValueError when H = 1 exceeds 1.1 x
+    params."""
     params, num_layers = positive("params", params), positive("num_layers", num_layers)
     smallest = lstm_param_count(input_size, output_size, 1, num_layers)
     if smallest > 1.1 * params:

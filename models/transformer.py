@@ -18,7 +18,8 @@ Positional encodings (`positional`):
 - "rotary" (RoPE, Su et al. 2021): nothing is added to the input; inside every attention layer
   the queries and keys of each head are rotated by their position. For position p and pair
   i < d_head/2 the angle is theta(p, i) = p * 10000^(-2i/d_head), and
-      (q'_{2i}, q'_{2i+1}) = (q_{2i} cos theta - q_{2i+1} sin theta, q_{2i} sin theta + q_{2i+1} cos theta),
+      (q'_{2i}, q'_{2i+1}) = (q_{2i} cos theta - q_{2i+1} sin theta,
+                              q_{2i} sin theta + q_{2i+1} cos theta),
   the same for k. Rotations preserve norms and R(m)^T R(n) = R(n - m), so q'_m . k'_n depends on
   the positions only through m - n: attention sees relative position. This needs the small
   attention layer below (`RotaryLayer`) in place of torch.nn.TransformerEncoderLayer.

@@ -89,7 +89,8 @@ def load(store_path: str | Path, profile: str | None) -> Data:
 
 
 def prepare(out_dir: Path) -> None:
-    """Create the folders and remove what an earlier build generated there (only our own kinds of file)."""
+    """Create the folders and remove what an earlier build generated there (only our own kinds of
+    file)."""
     for folder, suffixes in GENERATED.items():
         try:
             (out_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -103,12 +104,12 @@ def prepare(out_dir: Path) -> None:
 def bits_section(data: Data, reference: dict, out_dir: Path) -> str:
     raw = tables.bits_table(data.runs, reference)
     caption = (
-        "Final validation cost and bit errors, in bits per sequence, over the seeds with status done: median, "
-        "and mean ± half-width of the 95% t-interval (n/a with fewer than 2 seeds). Converged: seeds that reached "
-        "< 0.1 bit errors per sequence on the validation set, out of all seeds of the pair (diverged or "
-        "unfinished seeds count as not converged); sequences to converge: median over the converged seeds. "
-        f"Parameter counts: ours, and the paper's ({cite(reference, reference['params_source'])}). "
-        f"{reference.get('params_note', '')}"
+        "Final validation cost and bit errors, in bits per sequence, over the seeds with status "
+        "done: median, and mean ± half-width of the 95% t-interval (n/a with fewer than 2 seeds). "
+        "Converged: seeds that reached < 0.1 bit errors per sequence on the validation set, out of "
+        "all seeds of the pair (diverged or unfinished seeds count as not converged); sequences to "
+        "converge: median over the converged seeds. Parameter counts: ours, and the paper's "
+        f"({cite(reference, reference['params_source'])}). {reference.get('params_note', '')}"
     )
     paths = tables.write_table(
         raw, tables.format_bits_table(raw), out_dir, "bits_per_sequence", caption
@@ -123,10 +124,11 @@ def comparison_section(data: Data, out_dir: Path) -> str:
     if raw.empty:
         return html.note("No task has runs of two or more models: nothing to compare.")
     caption = (
-        "Pairwise comparison of the final validation cost (bits per sequence) over the seeds with status done: "
-        "difference of the medians (A − B; negative: A is better), Hodges-Lehmann shift (median of all "
-        "pairwise differences) and the two-sided Mann-Whitney U p-value. With few seeds even a complete "
-        "separation cannot reach a small p (the note gives the smallest attainable p)."
+        "Pairwise comparison of the final validation cost (bits per sequence) over the seeds with "
+        "status done: difference of the medians (A − B; negative: A is better), Hodges-Lehmann "
+        "shift (median of all pairwise differences) and the two-sided Mann-Whitney U p-value. With "
+        "few seeds even a complete separation cannot reach a small p (the note gives the smallest "
+        "attainable p)."
     )
     shown = tables.format_comparison(raw)
     paths = tables.write_table(raw, shown, out_dir, "model_comparison", caption)
@@ -136,18 +138,19 @@ def comparison_section(data: Data, out_dir: Path) -> str:
 
 CLAIMS_NOTE = (
     "Each claim of the paper's section 4 (reports/claims.yaml, thresholds fixed before any result) "
-    "tested on this profile's runs. holds: the test passes; fails: it does not; inconclusive: the data "
-    "cannot decide yet (seeds pending or too few, an evaluation point missing, a comparison whose sample "
-    "sizes cannot reach p < alpha, or absolute values at task sizes other than the paper's). Ours: median "
-    "over seeds (IQR), or Kaplan-Meier estimates that count runs that never converged as censored; "
-    "comparisons are one-sided Mann-Whitney U or log-rank tests. The paper reports one run per model, so "
-    "its values have no spread; values marked ~ were read off its figures. Our training budget is far "
-    "below the paper's (budget note)."
+    "tested on this profile's runs. holds: the test passes; fails: it does not; inconclusive: the "
+    "data cannot decide yet (seeds pending or too few, an evaluation point missing, a comparison "
+    "whose sample sizes cannot reach p < alpha, or absolute values at task sizes other than the "
+    "paper's). Ours: median over seeds (IQR), or Kaplan-Meier estimates that count runs that never "
+    "converged as censored; comparisons are one-sided Mann-Whitney U or log-rank tests. The paper "
+    "reports one run per model, so its values have no spread; values marked ~ were read off its "
+    "figures. Our training budget is far below the paper's (budget note)."
 )
 
 
 def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
-    """The verdict table: claims.yaml evaluated on the profile's frames, written as CSV, Markdown and LaTeX."""
+    """The verdict table: claims.yaml evaluated on the profile's frames, written as CSV, Markdown
+    and LaTeX."""
     frame = claims.evaluate_claims(
         data.runs, data.curves, data.evals, claims.load_claims(), reference
     )
@@ -180,10 +183,11 @@ def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Pat
     if km.empty:
         return body
     caption = (
-        "Kaplan-Meier estimates of the training sequences to converge (< 0.1 bit errors per sequence on the "
-        "validation set), over the finished (done or diverged) runs; a run that never converged is censored "
-        "at its budget. Median: the first n with P(not converged by n) <= 1/2, with the 95% CI read off the "
-        "log-log band; '> budget': fewer than half the runs converged."
+        "Kaplan-Meier estimates of the training sequences to converge (< 0.1 bit errors per "
+        "sequence on the validation set), over the finished (done or diverged) runs; a run that "
+        "never converged is censored at its budget. Median: the first n with P(not converged by n) "
+        "<= 1/2, with the 95% CI read off the log-log band; '> budget': fewer than half the runs "
+        "converged."
     )
     shown = survival.format_km_table(km)
     body += (
@@ -197,8 +201,9 @@ def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Pat
             "No task has finished runs of two or more models: no log-rank test."
         )
     caption = (
-        "Two-sided log-rank test of each pair of models' convergence times on a task (scipy.stats.logrank; "
-        "Z > 0: A converges sooner). With few seeds no test can reach a small p."
+        "Two-sided log-rank test of each pair of models' convergence times on a task "
+        "(scipy.stats.logrank; Z > 0: A converges sooner). With few seeds no test can reach a "
+        "small p."
     )
     shown = survival.format_logrank_table(ranks)
     return (
@@ -225,10 +230,11 @@ def speed_section(data: Data, colors: dict, out_dir: Path) -> str:
         )
     raw, shown = speed.speed_table(data.speed)
     caption = (
-        "Speed benchmark rows (all profiles; latest measurement per configuration): training throughput in "
-        "sequences per second, peak memory in MB, and throughput relative to the LSTM of the same benchmark. "
-        "Rows with seeds > 1 train that many models as one batched model (their sequences per second count "
-        "every seed's); wall_vs_one_seed is their time per step over that of one seed alone."
+        "Speed benchmark rows (all profiles; latest measurement per configuration): training "
+        "throughput in sequences per second, peak memory in MB, and throughput relative to the "
+        "LSTM of the same benchmark. Rows with seeds > 1 train that many models as one batched "
+        "model (their sequences per second count every seed's); wall_vs_one_seed is their time per "
+        "step over that of one seed alone."
     )
     paths = tables.write_table(raw, shown, out_dir, "speed", caption)
     saved = speed.speed_figure(data.speed, colors, out_dir)

@@ -1,4 +1,5 @@
-"""Does the paper replicate? The section-4 claims of reports/claims.yaml evaluated on the store's frames.
+"""Does the paper replicate? The section-4 claims of reports/claims.yaml evaluated on the store's
+frames.
 
 Each claim is a measure of one (task, model) and a test (schema: the header of claims.yaml):
     converged_fraction     Kaplan-Meier P(converged by `within` sequences), default the budget
@@ -6,13 +7,15 @@ Each claim is a measure of one (task, model) and a test (schema: the header of c
                            means only "> the longest run" is known (reports/survival.py)
     final_cost, eval       one value per finished seed: runs.final_cost_bits (minus
                            reference_cost_bits), or evals at `point` (field, or a channel of
-                           channels_json); a diverged seed has no value and counts as +inf, the worst
+                           channels_json); a diverged seed has no value and counts as +inf,
+                           the worst
 Absolute tests (at_least, at_most, more_than, less_than, in_range) read the summary: the KM value,
 or the median over seeds. A summary only known as an interval (median not reached: (longest,
 inf)) decides a test only when the whole interval does. `below: {model}` tests
     costs, evals           one-sided Mann-Whitney U, H1: this model's values are stochastically
                            smaller (alternative="less"), holds when p < alpha (default 0.05);
-    sequences_to_converge  one-sided log-rank, H1: this model converges sooner (alternative="greater").
+    sequences_to_converge  one-sided log-rank, H1: this model converges sooner
+                           (alternative="greater").
 With n_a and n_b seeds no rank test can give a p below 1 / C(n_a + n_b, n_a) (the exact
 permutation null has that many equally likely splits), so a comparison whose smallest attainable
 p is not below alpha is inconclusive rather than failed.
@@ -216,7 +219,8 @@ def eval_values(finished: pd.DataFrame, evals: pd.DataFrame, measure: dict) -> p
 
 
 def values(group: pd.DataFrame, evals: pd.DataFrame, measure: dict) -> tuple[np.ndarray, list[str]]:
-    """One value per finished seed (diverged: +inf) and the problems (values missing for done seeds)."""
+    """One value per finished seed (diverged: +inf) and the problems (values missing for done
+    seeds)."""
     finished = group[group.status.isin(survival.FINISHED)]
     if measure["kind"] == "final_cost":
         picked = finished.set_index("run_id").final_cost_bits.astype(float)
@@ -331,7 +335,8 @@ def mann_whitney(a: np.ndarray, b: np.ndarray) -> float:
 def comparison(
     groups: tuple, curves: pd.DataFrame, evals: pd.DataFrame, part: dict
 ) -> tuple[Part, list]:
-    """The claim's model below the other: Mann-Whitney for values, log-rank for sequences to converge."""
+    """The claim's model below the other: Mann-Whitney for values, log-rank for sequences to
+    converge."""
     measure, other = part["measure"], part["test"]["below"]
     alpha, names = float(other.get("alpha", 0.05)), (measure["model"], other["model"])
     if measure["kind"] == "sequences_to_converge":
@@ -346,11 +351,15 @@ def comparison(
         sizes, texts = [len(s[0]) for s in samples], [values_text(s[0]) for s in samples]
         p = mann_whitney(samples[0][0], samples[1][0]) if min(sizes) else math.nan
         test = "MW"
-    ours = f"{names[0]}: {texts[0]} vs {names[1]}: {texts[1]}; {test} p={'n/a' if np.isnan(p) else f'{p:.3g}'}"
+    ours = (
+        f"{names[0]}: {texts[0]} vs {names[1]}: {texts[1]}; "
+        f"{test} p={'n/a' if np.isnan(p) else f'{p:.3g}'}"
+    )
     smallest = tables.smallest_p(*sizes, two_sided=False) if min(sizes) else 1.0
     if min(sizes) and smallest >= alpha:
         problems.append(
-            f"{sizes[0]} vs {sizes[1]} seeds: smallest attainable p {smallest:.3g} is not below {alpha:g}"
+            f"{sizes[0]} vs {sizes[1]} seeds: smallest attainable p {smallest:.3g} is not below "
+            f"{alpha:g}"
         )
     if np.isnan(p):
         return Part("inconclusive", ours, f"{test} undefined"), problems
@@ -361,7 +370,8 @@ def comparison(
 
 
 def task_difference(runs: pd.DataFrame, models: list[str], task: str, reference: dict) -> str:
-    """How the task parameters of these models' runs differ from the paper's setting ("" when they do not)."""
+    """How the task parameters of these models' runs differ from the paper's setting ("" when they
+    do not)."""
     setting = ref.task_reference(reference, task).get("setting") or {}
     params = [
         json.loads(c).get("task_params", {}) for c in runs[runs.model.isin(models)].config_json
@@ -428,7 +438,8 @@ def evaluate_claims(
     claims: list[dict],
     reference: dict,
 ) -> pd.DataFrame:
-    """One row per claim whose task has runs: id, task, claim, paper, ours, verdict, why, budget_note."""
+    """One row per claim whose task has runs: id, task, claim, paper, ours, verdict, why,
+    budget_note."""
     rows = []
     for claim in claims:
         mine = runs[runs.task == claim["task"]]
@@ -478,7 +489,8 @@ def claims_markdown(frame: pd.DataFrame) -> str:
 
 
 def format_claims_text(frame: pd.DataFrame) -> str:
-    """A plain-text table for the terminal: a count line, then one line per claim and its reasons."""
+    """A plain-text table for the terminal: a count line, then one line per claim and its
+    reasons."""
     if frame.empty:
         return "Does the paper replicate? no claim's task has runs."
     counts = frame.verdict.value_counts()

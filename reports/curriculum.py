@@ -39,7 +39,8 @@ def growth(config: dict) -> list[tuple[int, int]]:
 
 def schedules(runs: pd.DataFrame) -> dict[tuple, list[str]]:
     """Distinct drawn schedules -> the models whose runs follow them. A schedule is its rises in
-    training sequences (steps times batch size, the curves' x) with the curriculum that made them."""
+    training sequences (steps times batch size, the curves' x) with the curriculum that made
+    them."""
     found: dict[tuple, list[str]] = {}
     for model, text in zip(runs.model, runs.config_json):
         config = json.loads(text)
@@ -83,7 +84,8 @@ def draw_ticks(ax, rises: list[tuple[int, int]], color, xmax: float, numbered: b
 def draw_curriculum(axes, runs: pd.DataFrame, colors: dict, xmax: float) -> tuple[list, str]:
     """Ticks at the rises of every curriculum among `runs` on each of `axes` (in the model's colour
     when one model follows it, grey when several do), numbered on the first panel when there is
-    one schedule and few rises; returns (legend handles, caption sentence; "" without a curriculum)."""
+    one schedule and few rises; returns (legend handles, caption sentence; "" without a
+    curriculum)."""
     found = schedules(runs)
     numbered = len(found) == 1 and len(next(iter(found))[1]) <= MAX_LABELLED
     handles, texts = [], []
@@ -110,8 +112,9 @@ def draw_curriculum(axes, runs: pd.DataFrame, colors: dict, xmax: float) -> tupl
     if not texts:
         return [], ""
     caption = (
-        " Ticks along the top edge: where the training curriculum raises the maximum size of the training "
-        f"batches{', numbered with the new maximum' if numbered else ''} ({'; '.join(texts)}); validation "
-        "stays on the full training distribution, so its curves compare with runs without a curriculum."
+        " Ticks along the top edge: where the training curriculum raises the maximum size of the "
+        f"training batches{', numbered with the new maximum' if numbered else ''} "
+        f"({'; '.join(texts)}); validation stays on the full training distribution, so its curves "
+        "compare with runs without a curriculum."
     )
     return handles, caption

@@ -92,7 +92,10 @@ def paper_label(model: str, entry: dict) -> str:
         if entry.get("sequences") is not None
         else ""
     )
-    return f"paper, {model_label(model)}: {'≈' if entry.get('approx') else ''}{ref.format_value(entry['cost_bits'])}{where}"
+    return (
+        f"paper, {model_label(model)}: {'≈' if entry.get('approx') else ''}"
+        f"{ref.format_value(entry['cost_bits'])}{where}"
+    )
 
 
 def beyond_count(entries: list, models: list, xmax: float) -> int:
@@ -362,10 +365,10 @@ def learning_curves(
             fontsize="small",
         )
         caption = (
-            f"{task_label(task)}: cost and bit errors in bits per sequence (y: {cost_scale} / {error_scale} "
-            f"scale) against training sequences seen. Thick line: validation median over seeds, band: "
-            f"interquartile range; dashed: training cost. Seeds per model (status done): "
-            f"{', '.join(f'{model_label(m)} {n}' for m, n in counts.items())}. "
+            f"{task_label(task)}: cost and bit errors in bits per sequence (y: {cost_scale} / "
+            f"{error_scale} scale) against training sequences seen. Thick line: validation median "
+            "over seeds, band: interquartile range; dashed: training cost. Seeds per model (status "
+            f"done): {', '.join(f'{model_label(m)} {n}' for m, n in counts.items())}. "
             + reference_note(reference, task)
             + setting_note(difference)
             + rise_caption
@@ -382,11 +385,13 @@ def reference_note(reference: dict, task: str) -> str:
     if not keys:
         return "The paper has no published values for this task."
     return (
-        "Markers with a black edge are the paper's values: a star where the paper's number of training "
-        "sequences lies inside the plotted range, a diamond (with a bar for a range) in the grey strip right of "
-        "the data where it lies beyond, and a downward triangle on the bottom edge for ≈0 on a log axis. "
-        f"Source: {'; '.join(ref.cite(reference, k) for k in sorted(keys))}; values marked ≈ in the reference "
-        "table are read off figures. The paper trained with its own sizes and hyperparameters."
+        "Markers with a black edge are the paper's values: a star where the paper's number of "
+        "training sequences lies inside the plotted range, a diamond (with a bar for a range) in "
+        "the grey strip right of the data where it lies beyond, and a downward triangle on the "
+        "bottom edge for ≈0 on a log axis. Source: "
+        f"{'; '.join(ref.cite(reference, k) for k in sorted(keys))}; values marked ≈ in the "
+        "reference table are read off figures. The paper trained with its own sizes and "
+        "hyperparameters."
     )
 
 
@@ -395,8 +400,8 @@ def setting_note(difference: str) -> str:
     if not difference:
         return ""
     return (
-        f" This profile's task differs from the paper's ({difference}), so only the paper's values of 0 are "
-        "drawn; the others are in the reference table."
+        f" This profile's task differs from the paper's ({difference}), so only the paper's values "
+        "of 0 are drawn; the others are in the reference table."
     )
 
 
@@ -548,18 +553,22 @@ def generalization(
         )
         n_text = ", ".join(f"{model_label(m)} {n}" for m, n in counts.items())
         caption = (
-            f"{task_label(task)}: cost and bit errors in bits per sequence on fixed evaluation sets, against "
-            f"each generalization axis (the other axes drawn from the training distribution); y: "
-            f"{' / '.join(sorted(scales))} scale. Line: median over "
-            f"seeds, band: interquartile range; grey: the training range. Seeds per model: {n_text}."
+            f"{task_label(task)}: cost and bit errors in bits per sequence on fixed evaluation "
+            "sets, against each generalization axis (the other axes drawn from the training "
+            f"distribution); y: {' / '.join(sorted(scales))} scale. Line: median over "
+            "seeds, band: interquartile range; grey: the training range. Seeds per model: "
+            f"{n_text}."
         )
         if "beyond" in handles:
             caption += (
-                " Hollow markers: points that need more vectors stored than the model's memory has locations "
-                "(a test of its size, not of generalization), left out of the lines."
+                " Hollow markers: points that need more vectors stored than the model's memory has "
+                "locations (a test of its size, not of generalization), left out of the lines."
             )
         if any(e["axis"] in axes_names for e in entries):
-            caption += f" Stars: the paper's values ({'; '.join(sorted({ref.cite(reference, e['source']) for e in entries}))})."
+            caption += (
+                " Stars: the paper's values "
+                f"({'; '.join(sorted({ref.cite(reference, e['source']) for e in entries}))})."
+            )
         caption += (
             setting_note(difference)
             if ref.task_reference(reference, task).get("generalization")

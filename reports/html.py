@@ -15,9 +15,11 @@ import pandas as pd
 from reports.style import Saved, model_label, task_label
 
 CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1400px;
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; \
+max-width: 1400px;
        padding: 0 24px 48px; color: #222; }
-h1 { margin-top: 28px; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 40px; }
+h1 { margin-top: 28px; } \
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 40px; }
 nav a { margin-right: 14px; }
 figure { margin: 18px 0 30px; } figure img { max-width: min(100%, 1150px); border: 1px solid #eee; }
 figcaption { color: #444; font-size: 14px; max-width: 1100px; }
@@ -116,8 +118,8 @@ def mixed_configs(runs: pd.DataFrame) -> list[str]:
             configs.add(json.dumps(config, sort_keys=True))
         if len(configs) > 1:
             warnings.append(
-                f"{task_label(task)} / {model_label(model)}: {len(configs)} different configurations "
-                "(e.g. --set overrides) are pooled in the statistics below."
+                f"{task_label(task)} / {model_label(model)}: {len(configs)} different "
+                "configurations (e.g. --set overrides) are pooled in the statistics below."
             )
     return warnings
 
@@ -149,6 +151,8 @@ def page(title: str, sections: list[tuple[str, str, str]], subtitle: str = "") -
     )
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-        f"<body><h1>{esc(title)}</h1>{note(subtitle) if subtitle else ''}<nav>{nav}</nav>{body}</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{CSS}</style></head>"
+        f"<body><h1>{esc(title)}</h1>{note(subtitle) if subtitle else ''}<nav>{nav}</nav>"
+        f"{body}</body></html>\n"
     )

@@ -84,8 +84,9 @@ def joint_points(
         )
         fig.suptitle(f"{task_label(task)}: joint generalization points")
         caption = (
-            f"{task_label(task)}: bit errors per sequence at the points that set several axes at once, scored "
-            "on all output channels and on each channel group apart. Dots: seeds; bars: median over seeds."
+            f"{task_label(task)}: bit errors per sequence at the points that set several axes at "
+            "once, scored on all output channels and on each channel group apart. Dots: seeds; "
+            "bars: median over seeds."
         )
         return save(
             fig, out_dir, f"{task}_joint_points", f"{task_label(task)}: joint points", caption

@@ -120,16 +120,16 @@ def memory_picture(row: pd.Series, out_dir: Path) -> Saved:
             )
         fig.suptitle(f"{task_label(task)}: {model_label(model)}, seed {seed}")
     caption = (
-        f"{task_label(task)}, {model_label(model)} (seed {seed}): one fixed evaluation sequence at the top of "
-        f"the training range; channels (rows) against time steps (columns). Output: the model's probability "
-        f"of a 1, dimmed where it is not scored."
+        f"{task_label(task)}, {model_label(model)} (seed {seed}): one fixed evaluation sequence at "
+        "the top of the training range; channels (rows) against time steps (columns). Output: the "
+        "model's probability of a 1, dimmed where it is not scored."
     )
     if heads:
         counts = [w.shape[1] for w in (row["read_weights"], row["write_weights"]) if w is not None]
         shown = f" (first {MAX_HEADS} heads of each kind)" if max(counts) > MAX_HEADS else ""
         caption += (
-            f" Below: the heads' weightings over memory locations at every time step{shown}; dark = high "
-            f"weight (scale 0 to {vmax:.2g})."
+            f" Below: the heads' weightings over memory locations at every time step{shown}; "
+            f"dark = high weight (scale 0 to {vmax:.2g})."
         )
     return save(
         fig, out_dir, f"{task}_{model}_memory", f"{task_label(task)}: {model_label(model)}", caption

@@ -22,8 +22,8 @@ def load_reference(path: str | Path = REFERENCE_PATH) -> dict:
             for entry in entries.get(kind) or []:
                 if entry.get("source") not in sources or not entry.get("models"):
                     raise ValueError(
-                        f"{path}: tasks.{task}.{kind}: every entry needs models and a known source, "
-                        f"got {entry}"
+                        f"{path}: tasks.{task}.{kind}: every entry needs models and a known "
+                        f"source, got {entry}"
                     )
         for kind in ("optimum_cost_bits", "chance_cost_bits"):
             if kind in entries and entries[kind].get("source") not in sources:
@@ -44,7 +44,8 @@ def cite(reference: dict, key: str) -> str:
 
 
 def setting_matches(setting: dict, task_params: list[dict]) -> bool:
-    """Whether every run's task parameters hold exactly `setting` (keys a run lacks do not match)."""
+    """Whether every run's task parameters hold exactly `setting` (keys a run lacks do not
+    match)."""
     return bool(task_params) and all(
         all(key in params and params[key] == value for key, value in setting.items())
         for params in task_params
@@ -94,7 +95,8 @@ def short(value: float) -> str:
 
 
 def format_value(value) -> str:
-    """'84', '0.5-2', '100k-200k' or 'n/a' for a scalar, a range or null, as the page prints them."""
+    """'84', '0.5-2', '100k-200k' or 'n/a' for a scalar, a range or null, as the page prints
+    them."""
     span = as_range(value)
     if span is None:
         return "n/a"

@@ -46,7 +46,8 @@ LINESTYLES = ["-", "--", ":", "-."]
 
 
 def latest(speed: pd.DataFrame) -> pd.DataFrame:
-    """One row per benchmark configuration (model, mode, device and sizes): the latest measurement."""
+    """One row per benchmark configuration (model, mode, device and sizes): the latest
+    measurement."""
     speed = speed.sort_values("measured_at", na_position="first", kind="stable")
     return speed.drop_duplicates(
         subset=[c for c in DESCRIPTORS if c in speed], keep="last"
@@ -138,8 +139,8 @@ def speed_figure(speed: pd.DataFrame, colors: dict, out_dir: Path) -> Saved | No
             fontsize="small",
         )
     caption = (
-        "Training throughput in sequences per second (log-log) against each size that a benchmark varied "
-        "with everything else fixed; colour: model, line style: mode and device. Latest measurement per "
-        "configuration."
+        "Training throughput in sequences per second (log-log) against each size that a benchmark "
+        "varied with everything else fixed; colour: model, line style: mode and device. Latest "
+        "measurement per configuration."
     )
     return save(fig, out_dir, "speed_scaling", "Training throughput scaling", caption)

@@ -1,4 +1,5 @@
-"""One look for every figure: the seaborn style, the model -> colour map, names, axis scales, saving.
+"""One look for every figure: the seaborn style, the model -> colour map, names, axis scales,
+saving.
 
 Figures are `matplotlib.figure.Figure` objects drawn inside `styled()` (an rc_context), never
 through pyplot, so building a report changes no global matplotlib state and needs no display:
@@ -43,7 +44,8 @@ PALETTE = "colorblind"
 
 @dataclass(frozen=True)
 class Saved:
-    """One saved figure: paths relative to the report folder, a title and a caption (HTML-safe text)."""
+    """One saved figure: paths relative to the report folder, a title and a caption (HTML-safe
+    text)."""
 
     title: str
     png: str

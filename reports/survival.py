@@ -4,18 +4,20 @@ Every finished run of a (task, model) is one observation of "training sequences 
 converged" (< 0.1 bit errors per sequence on the validation set):
     event      the run converged: time = runs.converged_sequences;
     censored   a done run that never converged: time = the sequences it trained (its last curve
-               point, i.e. its budget train.steps x batch_size); a diverged run, which can never converge: its budget.
+               point, i.e. its budget train.steps x batch_size); a diverged run, which can never
+               converge: its budget.
 Pending, running and failed runs are not data. Censored runs stay in the risk set until their
 time, so a run that never converged lowers P(converged) instead of vanishing from it.
 
     scipy.stats.ecdf(CensoredData(uncensored=event times, right=censoring times)) -> .cdf, .sf
-    P(converged by n sequences) = cdf(n) = 1 - S(n), 95% interval: confidence_interval(method="log-log")
+    P(converged by n sequences) = cdf(n) = 1 - S(n), 95% interval:
+                                  confidence_interval(method="log-log")
     KM median  = the first time t with S(t) <= 1/2 ("not reached" when S never falls that low;
                  then the median is only known to exceed the longest run);
     its 95% CI = the times where the pointwise band of S contains 1/2 (Brookmeyer-Crowley read off
-                 the band): from the first t with the band's lower edge <= 1/2 to the first t with its
-                 upper edge <= 1/2. Where scipy's interval is undefined (S = 0 or 1) the estimate
-                 stands for both edges.
+                 the band): from the first t with the band's lower edge <= 1/2 to the first t with
+                 its upper edge <= 1/2. Where scipy's interval is undefined (S = 0 or 1) the
+                 estimate stands for both edges.
     scipy.stats.logrank(x, y, alternative): "greater" means the first group's event rate is the
                  greater one, i.e. x converges sooner than y (checked in tests/test_claims.py).
 """
@@ -139,7 +141,8 @@ def censored_data(obs: pd.DataFrame) -> stats.CensoredData:
 
 
 def band(edf) -> tuple[np.ndarray, np.ndarray]:
-    """scipy's pointwise 95% band of an EmpiricalDistributionFunction, undefined points filled by the estimate."""
+    """scipy's pointwise 95% band of an EmpiricalDistributionFunction, undefined points filled by
+    the estimate."""
     with warnings.catch_warnings():  # "undefined at some observations": handled just below
         warnings.simplefilter("ignore", RuntimeWarning)
         ci = edf.confidence_interval(0.95, method=CI_METHOD)
@@ -223,7 +226,8 @@ def median_text(km: KM, budget_seqs: float) -> str:
 
 
 def km_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, model) with finished runs: n, events, KM median and CI (inf: not reached)."""
+    """One row per (task, model) with finished runs: n, events, KM median and CI (inf: not
+    reached)."""
     obs, rows = observations(runs, curves), []
     for task in order(obs.task.unique(), known=TASK_ORDER):
         for model in order(obs[obs.task == task].model.unique()):
@@ -366,7 +370,10 @@ def km_figure(
         for model in order(obs.model.unique()):
             mine, km = obs[obs.model == model], fit(obs[obs.model == model])
             draw_model(ax, km, mine, right, colors[model])
-            label = f"{model_label(model)}: {km.events}/{km.n} converged, median {median_text(km, seqs)}"
+            label = (
+                f"{model_label(model)}: {km.events}/{km.n} converged, "
+                f"median {median_text(km, seqs)}"
+            )
             handles.append(Line2D([], [], color=colors[model], linewidth=2, label=label))
             counts.append(f"{model_label(model)} {km.n}")
         ax.axhline(0.5, color="0.4", linestyle=":", linewidth=1.2)
@@ -393,10 +400,10 @@ def km_figure(
         fig.suptitle(f"{task_label(task)}: time to converge")
         fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize="small")
         caption = (
-            f"{task_label(task)}: Kaplan-Meier estimate of the probability that a run has converged (< 0.1 "
-            "bit errors per sequence on the validation set) by n training sequences, with its pointwise 95% "
-            "band (log-log). Runs that never converged are censored where they stopped (ticks) and stay in the "
-            f"denominator until then; dotted: 1/2, where the median is read. "
-            f"Finished runs: {', '.join(counts)}."
+            f"{task_label(task)}: Kaplan-Meier estimate of the probability that a run has "
+            "converged (< 0.1 bit errors per sequence on the validation set) by n training "
+            "sequences, with its pointwise 95% band (log-log). Runs that never converged are "
+            "censored where they stopped (ticks) and stay in the denominator until then; dotted: "
+            f"1/2, where the median is read. Finished runs: {', '.join(counts)}."
         )
         return save(fig, out_dir, f"{task}_km", f"{task_label(task)}: time to converge", caption)

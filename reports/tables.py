@@ -1,4 +1,5 @@
-"""The bits-per-sequence table (model x task) and the pairwise model comparison, from the runs table.
+"""The bits-per-sequence table (model x task) and the pairwise model comparison, from the runs
+table.
 
 Statistics, over the seeds of one (task, model) whose status is "done":
     median, mean and its 95% confidence interval  mean +- t_{0.975, n-1} * s / sqrt(n)

@@ -6,7 +6,8 @@ runs are fixed files, so only a change of code or of claims.yaml can flip one).
 
     python run_suite.py --report --profile replicate --published                    # rebuild, print
     python run_suite.py --report --profile replicate --published --check            # CI
-    python run_suite.py --report --profile replicate --published --update-baseline  # commit the table
+    python run_suite.py --report --profile replicate --published --update-baseline  # commit the
+                                                                                      table
 """
 
 from __future__ import annotations

@@ -37,8 +37,10 @@ CREATE TABLE IF NOT EXISTS curves (
     PRIMARY KEY (run_id, split, step)
 );
 CREATE TABLE IF NOT EXISTS evals (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, value INTEGER,
-    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, beyond_memory INTEGER,
+    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, \
+value INTEGER,
+    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, \
+beyond_memory INTEGER,
     PRIMARY KEY (run_id, point)
 );
 CREATE TABLE IF NOT EXISTS traces (
@@ -58,8 +60,10 @@ CREATE TABLE IF NOT EXISTS speed (
 MIGRATE_1_TO_2 = """
 ALTER TABLE evals RENAME TO evals_v1;
 CREATE TABLE evals (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, value INTEGER,
-    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, beyond_memory INTEGER,
+    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, \
+value INTEGER,
+    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, \
+beyond_memory INTEGER,
     PRIMARY KEY (run_id, point)
 );
 INSERT INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n)
@@ -139,7 +143,10 @@ def unreadable_json(db: sqlite3.Connection) -> str | None:
             except (TypeError, ValueError) as error:
                 return f"has {row} whose {column.column} is not JSON ({error})"
             if not isinstance(value, dict):
-                return f"has {row} whose {column.column} is a JSON {type(value).__name__}, not an object"
+                return (
+                    f"has {row} whose {column.column} is a JSON {type(value).__name__}, "
+                    "not an object"
+                )
     return None
 
 
@@ -147,8 +154,14 @@ def candidates(db: sqlite3.Connection, column: JsonColumn) -> list:
     """(row name, text) of the rows whose JSON SQLite's own parser doubts: it rejects the NaN and
     Infinity Python writes, so those few are parsed again in Python, while the many good rows
     are never copied out. An SQLite without JSON functions hands over every row."""
-    select = f"SELECT {column.row}, {column.column} FROM {column.table} WHERE {column.column} IS NOT NULL"
-    doubtful = f"CASE WHEN json_valid({column.column}) THEN json_type({column.column}) != 'object' ELSE 1 END"
+    select = (
+        f"SELECT {column.row}, {column.column} FROM {column.table} "
+        f"WHERE {column.column} IS NOT NULL"
+    )
+    doubtful = (
+        f"CASE WHEN json_valid({column.column}) THEN json_type({column.column}) != 'object' "
+        "ELSE 1 END"
+    )
     try:
         return db.execute(f"{select} AND {doubtful}").fetchall()
     except sqlite3.OperationalError:
@@ -242,7 +255,8 @@ def upgrade(db: sqlite3.Connection, path: Path, version: int) -> None:
         if found != columns:
             raise StoreError(
                 f"results store {path} has schema version {version}, but its {table} table is not "
-                f"version {version}'s (columns: {', '.join(found or ('none',))}): damaged, or not one of ours"
+                f"version {version}'s (columns: {', '.join(found or ('none',))}): damaged, or not "
+                "one of ours"
             )
     try:
         db.executescript(

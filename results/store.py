@@ -128,8 +128,8 @@ class Store:
         """Insert the run as pending if the store does not know it yet."""
         with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO runs (run_id, model, task, seed, profile, config_json, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                "INSERT OR IGNORE INTO runs (run_id, model, task, seed, profile, config_json, "
+                "status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
                 (run_id, model, task, seed, profile, json.dumps(config, sort_keys=True)),
             )
 
@@ -167,7 +167,8 @@ class Store:
             ):
                 return False
             db.execute(
-                "UPDATE runs SET status = 'running', owner = ?, lease_until = ?, error = NULL WHERE run_id = ?",
+                "UPDATE runs SET status = 'running', owner = ?, lease_until = ?, error = NULL "
+                "WHERE run_id = ?",
                 (owner, now + lease_s, run_id),
             )
             return True
@@ -176,7 +177,8 @@ class Store:
         """Extend our claims on `run_ids` (the driver's heartbeat)."""
         with self.transaction() as db:
             db.executemany(
-                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ? AND status = 'running'",
+                "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ? "
+                "AND status = 'running'",
                 [(time.time() + lease_s, run_id, owner) for run_id in run_ids],
             )
 
@@ -206,8 +208,8 @@ class Store:
                     (run_id, json.dumps(trace)),
                 )
             db.executemany(
-                "INSERT OR REPLACE INTO curves (run_id, split, step, sequences, cost_bits, bit_errors, wall_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO curves (run_id, split, step, sequences, cost_bits, "
+                "bit_errors, wall_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run_id,
@@ -231,8 +233,9 @@ class Store:
         without `point` is the single-axis point axis=value)."""
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n, channels_json, "
-                "memory_needed, beyond_memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO evals (run_id, point, axis, value, cost_bits, bit_errors, "
+                "n, channels_json, memory_needed, beyond_memory) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run_id,
@@ -261,7 +264,8 @@ class Store:
             for row in rows:
                 names = [c for c in columns if c in row]
                 db.execute(
-                    f"INSERT OR REPLACE INTO speed ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                    f"INSERT OR REPLACE INTO speed ({', '.join(names)}) VALUES "
+                    f"({', '.join('?' * len(names))})",
                     [row[n] for n in names],
                 )
 
@@ -273,8 +277,8 @@ class Store:
     def curves(self) -> pd.DataFrame:
         """Curve points joined with their run's model, task, seed and profile."""
         return pd.read_sql_query(
-            "SELECT r.model, r.task, r.seed, r.profile, c.* FROM curves c JOIN runs r USING (run_id) "
-            "ORDER BY r.task, r.model, r.seed, c.split, c.step",
+            "SELECT r.model, r.task, r.seed, r.profile, c.* FROM curves c JOIN runs r "
+            "USING (run_id) ORDER BY r.task, r.model, r.seed, c.split, c.step",
             self.db,
         )
 
@@ -283,8 +287,8 @@ class Store:
         `memory_needed` are nullable integers and `beyond_memory` a nullable boolean (NA: a
         joint point, a task with no memory bound, a model with no memory)."""
         frame = pd.read_sql_query(
-            "SELECT r.model, r.task, r.seed, r.profile, e.* FROM evals e JOIN runs r USING (run_id) "
-            "ORDER BY r.task, r.model, r.seed, e.axis, e.value, e.point",
+            "SELECT r.model, r.task, r.seed, r.profile, e.* FROM evals e JOIN runs r "
+            "USING (run_id) ORDER BY r.task, r.model, r.seed, e.axis, e.value, e.point",
             self.db,
         )
         return frame.astype(

@@ -1,7 +1,8 @@
 """Trained models are kept: every finished run leaves its final weights beside its checkpoints,
 one file per run_id holding the model's state and the config that rebuilds it.
 
-    <checkpoints>/<run_id>.final.pt      {"state": state_dict, "config": the run's config, "profile": name}
+    <checkpoints>/<run_id>.final.pt      {"state": state_dict, "config": the run's config,
+                                          "profile": name}
 
 (<checkpoints> is `--checkpoints`, by default checkpoints/ beside the store.) The resume
 checkpoint (<run_id>.pt) goes once the result is stored; the weights stay until pruned on purpose:
@@ -10,7 +11,8 @@ checkpoint (<run_id>.pt) goes once the result is stored; the weights stay until 
     model, task = load_run("results/results.sqlite", run_id)      # ready to evaluate, eval mode
 
     python -m results.trained list  --store results/results.sqlite
-    python -m results.trained prune --store results/results.sqlite [--profile quick] [--run-id ID ...]
+    python -m results.trained prune --store results/results.sqlite [--profile quick]
+        [--run-id ID ...]
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ SUFFIX = ".final.pt"
 
 
 class WeightsMissing(FileNotFoundError):
-    """A run has no kept weights (never finished here, or pruned); the message says which and where."""
+    """A run has no kept weights (never finished here, or pruned); the message says which and
+    where."""
 
 
 def default_checkpoints(store_path) -> Path:
@@ -166,14 +169,15 @@ def main(argv=None) -> int:
     for path in chosen:
         run = runs.loc[path.name[: -len(SUFFIX)]]
         print(
-            f"{path.name[: -len(SUFFIX)]}  {run.profile:<10} {run.model:<8} {run.task:<20} seed {run.seed:<4} "
-            f"{path.stat().st_size / 1e6:.2f} MB"
+            f"{path.name[: -len(SUFFIX)]}  {run.profile:<10} {run.model:<8} {run.task:<20} seed "
+            f"{run.seed:<4} {path.stat().st_size / 1e6:.2f} MB"
         )
         if args.action == "prune":
             path.unlink()
     total = sum(p.stat().st_size for p in chosen) / 1e6 if args.action == "list" else 0
     print(
-        f"{len(chosen)} runs' weights {'pruned' if args.action == 'prune' else f'kept, {total:.1f} MB'} in {folder}"
+        f"{len(chosen)} runs' weights "
+        f"{'pruned' if args.action == 'prune' else f'kept, {total:.1f} MB'} in {folder}"
     )
     return 0
 

@@ -22,7 +22,8 @@ BUILTIN = tuple(TASKS)
 
 
 def build_task(name: str, **params) -> Task:
-    """Instantiate the task registered as `name` with `params`; unknown names list the known ones."""
+    """Instantiate the task registered as `name` with `params`; unknown names list the known
+    ones."""
     if name not in TASKS:
         # a plugin (module:Class or an entry point), loaded on first use
         from benchmarks.plugins import (

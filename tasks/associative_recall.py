@@ -131,7 +131,8 @@ class AssociativeRecall(Task):
     def _draw_items(
         self, batch_size: int, n: int, counts: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
-        """Random items [B, n, L, W]; with `distinct`, every item of a list differs from the earlier ones."""
+        """Random items [B, n, L, W]; with `distinct`, every item of a list differs from the earlier
+        ones."""
         L, W = self.item_length, self.width
         lists = random_bits((batch_size, n, L, W), generator)
         if not self.distinct:

@@ -1,4 +1,5 @@
-"""Dynamic n-grams (Graves et al. 2014, section 4.4): predict the next bit of a random 6-gram source.
+"""Dynamic n-grams (Graves et al. 2014, section 4.4): predict the next bit of a random 6-gram
+source.
 
 Each sequence gets a fresh lookup table: for each of the 2^order contexts (the `order` previous
 bits), P(next bit = 1) is drawn from Beta(1/2, 1/2). The sequence is `length` bits x0 .. x_{n-1}
@@ -19,7 +20,8 @@ Choices the paper leaves open, made explicit here:
 - the first `order` bits have no full context; they are uniform random bits (Bernoulli(1/2)), so
   the best prediction there is 1/2 at a cost of exactly 1 bit each;
 - `score_first=True` scores all `length` predictions (the optimum is then 133.14 bits per
-  sequence at length 200, computed exactly in tests/test_tasks_more.py); `score_first=False` scores only steps t >= order (128.14);
+  sequence at length 200, computed exactly in tests/test_tasks_more.py); `score_first=False` scores
+  only steps t >= order (128.14);
 - the context of step t is the integer sum_k x_{t-k} 2^(k-1), k = 1..order (any fixed bijection
   gives the same task).
 Beta(1/2, 1/2) is the arcsine law, drawn by inverse CDF as sin(pi u / 2)^2 with u uniform, so the
@@ -67,8 +69,8 @@ class NGrams(Task):
             )
         if not score_first and min_length <= order:
             raise ValueError(
-                f"ngrams with score_first=False needs min_length > order, got min_length={min_length}, "
-                f"order={order}"
+                "ngrams with score_first=False needs min_length > order, got "
+                f"min_length={min_length}, order={order}"
             )
         self.order, self.min_length, self.max_length = order, min_length, max_length
         self.score_first = bool(score_first)

@@ -59,7 +59,8 @@ class PrioritySort(Task):
 
     def kept(self, lengths: torch.Tensor) -> torch.Tensor:
         """K for each length: round(keep_fraction * n), halves up, at least 1 (a long tensor)."""
-        # The small epsilon keeps 0.8 * 20 = 16.000000000000004 and the like from floating point noise.
+        # The small epsilon keeps 0.8 * 20 = 16.000000000000004 and the like from floating point
+        # noise.
         return torch.floor(lengths.double() * self.keep_fraction + 0.5 + 1e-9).long().clamp(min=1)
 
     def memory_needed(self, length: int | None = None) -> int:

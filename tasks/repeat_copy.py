@@ -44,8 +44,8 @@ class RepeatCopy(Task):
         if width < 1 or not 1 <= min_length <= max_length or not 1 <= min_repeats <= max_repeats:
             raise ValueError(
                 "repeat_copy needs width >= 1, 1 <= min_length <= max_length and "
-                f"1 <= min_repeats <= max_repeats, got width={width}, lengths {min_length}..{max_length}, "
-                f"repeats {min_repeats}..{max_repeats}"
+                f"1 <= min_repeats <= max_repeats, got width={width}, lengths "
+                f"{min_length}..{max_length}, repeats {min_repeats}..{max_repeats}"
             )
         self.width = width
         self.min_length, self.max_length = min_length, max_length

@@ -139,7 +139,8 @@ def test_converged_fraction_holds_fails_and_is_inconclusive_while_pending():
 def test_never_converged_run_is_censored_in_the_denominator():
     runs, curves = frames(FOUR_AND_CENSORED)
     km = survival.fit(survival.observations(runs, curves))
-    # by hand: S = 4/5, 3/5, 2/5, 1/5 after the events at 1000..4000; the censored run keeps S at 1/5
+    # by hand: S = 4/5, 3/5, 2/5, 1/5 after the events at 1000..4000; the censored run
+    # keeps S at 1/5
     assert survival.converged_by(km, BUDGET).estimate == pytest.approx(0.8)
     assert survival.converged_by(km, 2500).estimate == pytest.approx(0.4)
     assert km.median == 3000 and (km.n, km.events) == (5, 4)
@@ -158,7 +159,8 @@ def test_never_converged_run_is_censored_in_the_denominator():
     assert (
         table.median_text.iloc[0] == "> budget (10,000)" and table.converged_by_budget.iloc[0] == 0
     )
-    # a median not reached is only known to exceed the longest run: it decides at_most 0.5 of the budget
+    # a median not reached is only known to exceed the longest run: it decides at_most 0.5 of the
+    # budget
     median = {"kind": "sequences_to_converge", "model": "lstm", "relative_to_budget": True}
     result, ours, why = verdict(claim(median, {"at_most": 0.5}), *none)
     assert result == "fails" and "> budget (10,000)" in ours and why.startswith("> 1 not ≤ 0.5")

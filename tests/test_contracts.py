@@ -129,10 +129,10 @@ def test_readme_examples_add_a_model_and_a_task_that_train(tmp_path, monkeypatch
     monkeypatch.setitem(TASKS, "reverse", task_code["Reverse"])
     profile = tmp_path / "tiny.yaml"
     profile.write_text(
-        "seeds: [1]\ntrain: {steps: 6, batch_size: 2, eval_interval: 3, eval_size: 4, log_interval: 2, "
-        "checkpoint_interval: 3}\nmodels:\n  gru: {hidden_size: 6}\n  ntm: {controller_size: 6, "
-        "memory_size: 6, memory_width: 4}\ntasks:\n  reverse: {width: 3, max_length: 3, "
-        "eval: {length: [2, 8]}}\n"
+        "seeds: [1]\ntrain: {steps: 6, batch_size: 2, eval_interval: 3, eval_size: 4, "
+        "log_interval: 2, checkpoint_interval: 3}\nmodels:\n  gru: {hidden_size: 6}\n  ntm: "
+        "{controller_size: 6, memory_size: 6, memory_width: 4}\ntasks:\n  reverse: {width: 3, "
+        "max_length: 3, eval: {length: [2, 8]}}\n"
     )
     store = tmp_path / "s.sqlite"
     assert (

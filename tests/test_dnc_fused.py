@@ -1,6 +1,6 @@
 """The fused DNC sequence (models.fused_engine with the steps of models.dnc_fused) and its
-hand-derived gradients (models.dnc_memory_grad, dnc_memory.links_grad), against autograd through the plain step loop
-(`DNC.fused = False`), the reference, in float64."""
+hand-derived gradients (models.dnc_memory_grad, dnc_memory.links_grad), against autograd through the
+plain step loop (`DNC.fused = False`), the reference, in float64."""
 
 import pytest
 import torch

@@ -24,7 +24,8 @@ def profile(tmp_path):
 
 
 def suite(profile, store, *extra, env=None, check=True):
-    """The suite in a subprocess (conftest.suite_process), asserting success unless `check` is off."""
+    """The suite in a subprocess (conftest.suite_process), asserting success unless `check` is
+    off."""
     out = suite_process(profile, store, *extra, env=env)
     if check:
         assert out.returncode == 0, out.stderr

@@ -24,7 +24,8 @@ def stepped(param: torch.Tensor, optimizer: torch.optim.Optimizer, grads) -> lis
 def test_two_steps_match_the_equations_by_hand():
     # theta_0 = 1, lr 0.01, decay 0.95, momentum 0.9, eps 1e-4; n_0 = g_0 = delta_0 = 0.
     # Step 1, gradient 0.5:
-    #   n_1 = 0.05 * 0.25 = 0.0125;  g_1 = 0.05 * 0.5 = 0.025;  n_1 - g_1^2 = 0.0125 - 0.000625 = 0.011875
+    #   n_1 = 0.05 * 0.25 = 0.0125;  g_1 = 0.05 * 0.5 = 0.025;
+    #   n_1 - g_1^2 = 0.0125 - 0.000625 = 0.011875
     #   sqrt(0.011875 + 1e-4) = sqrt(0.011975) = 0.1094303431...
     #   delta_1 = -0.01 * 0.5 / 0.1094303431 = -0.0456911662...;  theta_1 = 0.9543088338...
     # Step 2, gradient -0.2:
@@ -50,7 +51,8 @@ def test_two_steps_match_the_equations_by_hand():
 def test_first_step_is_smaller_than_torch_centered_rmsprop_by_the_eps_factor():
     # Gradient 1e-3: n_1 = 0.05e-6, g_1 = 0.05e-3, v = n_1 - g_1^2 = 5e-8 - 2.5e-9 = 4.75e-8.
     # Ours divides by sqrt(v + 1e-4) = sqrt(1.000475e-4) = 0.0100023747...; torch by
-    # sqrt(v) + 1e-4 = 0.000217945 + 0.0001 = 0.000317945; ratio 0.0100023747 / 0.000317945 = 31.4595.
+    # sqrt(v) + 1e-4 = 0.000217945 + 0.0001 = 0.000317945; ratio 0.0100023747 / 0.000317945
+    # = 31.4595.
     ours = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
     theirs = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
     grad = torch.full((4,), 1e-3, dtype=torch.float64)

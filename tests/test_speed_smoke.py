@@ -1,8 +1,8 @@
-"""The speed benchmark (benchmarks/speed_suite/bench.py) end to end at toy sizes: rows in the store and the
-JSON file with the speed table's columns, one reference row per (mode, batch, steps), ratios to it,
-compile variants, batched seeds, both sweeps, and the memory guard. Real compilation takes tens of
-seconds, so torch.compile is replaced by the identity: every model's real compile_step runs, with
-its chunking and padding, on eager functions (tests/test_models.py and tests/test_ntm_fused.py
+"""The speed benchmark (benchmarks/speed_suite/bench.py) end to end at toy sizes: rows in the store
+and the JSON file with the speed table's columns, one reference row per (mode, batch, steps), ratios
+to it, compile variants, batched seeds, both sweeps, and the memory guard. Real compilation takes
+tens of seconds, so torch.compile is replaced by the identity: every model's real compile_step runs,
+with its chunking and padding, on eager functions (tests/test_models.py and tests/test_ntm_fused.py
 check those against the plain loop)."""
 
 import json
@@ -293,17 +293,18 @@ def test_interleaved_rows_time_every_contender_in_turns_with_ratios_between_them
             1 / extra["vs"][configs.REFERENCE] if extra["vs"].get(configs.REFERENCE) else 1.0
         )
     assert format_pairs(rows).splitlines() == [
-        f"batch 2: dnc takes {json.loads(rows[3]['extra_json'])['vs']['ntm']:.2f} x the time per step of ntm",
-        f"batch 2: dnc+compile takes {json.loads(rows[4]['extra_json'])['vs']['ntm+compile']:.2f} x the time per "
-        "step of ntm+compile",
+        f"batch 2: dnc takes {json.loads(rows[3]['extra_json'])['vs']['ntm']:.2f} x the time per "
+        "step of ntm",
+        f"batch 2: dnc+compile takes {json.loads(rows[4]['extra_json'])['vs']['ntm+compile']:.2f} "
+        "x the time per step of ntm+compile",
     ]
 
 
 @pytest.mark.parametrize("model", [n for n in MODELS if MODELS[n].supports_vmap])
 def test_the_speed_benchs_batched_step_trains_every_seed_as_it_would_alone(model):
-    """One batched-seeds iteration of the speed bench (speed_bench.make_step on a SeedStack of 3 seeds,
-    float64): every seed's parameters change, seed k's gradient is model k's own gradient on the
-    same batch, and its Adam step lands where model k's own does."""
+    """One batched-seeds iteration of the speed bench (speed_bench.make_step on a SeedStack of 3
+    seeds, float64): every seed's parameters change, seed k's gradient is model k's own gradient on
+    the same batch, and its Adam step lands where model k's own does."""
     cpu = torch.device("cpu")
     params = configs.model_params(model, configs.SMOKE_SIZES, None)
     models = [configs.build(model, params, cpu, seed=k).double() for k in range(3)]

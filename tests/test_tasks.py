@@ -77,7 +77,8 @@ def test_padding_is_at_the_end_and_zero(name):
 
 @pytest.mark.parametrize("name", TASKS)
 def test_training_range_attributes(name):
-    """Each axis with a training range exposes min_<axis> <= max_<axis> (reports and traces use them)."""
+    """Each axis with a training range exposes min_<axis> <= max_<axis> (reports and traces use
+    them)."""
     task = small(name)
     for axis in task.axes:
         if hasattr(task, f"max_{axis}"):
@@ -151,5 +152,6 @@ def test_metrics_hand_example():
     mask = torch.tensor([[1.0], [1.0], [0.0]])
     expected = (np.log(2) + np.log(1 + np.exp(2.0))) / np.log(2)  # BCE in nats / ln 2
     assert float(cost_bits(logits, targets, mask)) == pytest.approx(expected, rel=1e-6)
-    # logit 0 is not > 0, so predicts 0 against target 1 (wrong); logit 2 predicts 1 against 0 (wrong)
+    # logit 0 is not > 0, so predicts 0 against target 1 (wrong); logit 2 predicts 1 against 0
+    # (wrong)
     assert float(bit_errors(logits, targets, mask)) == 2.0

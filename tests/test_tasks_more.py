@@ -136,7 +136,8 @@ def test_priority_sort_paper_sizes():
 
 
 def ngram_optimum_python(bits, scored, order):
-    """Plain Python: -log2 of (N1 + 1/2) / (N1 + N0 + 1) for each scored bit, 1/2 without context."""
+    """Plain Python: -log2 of (N1 + 1/2) / (N1 + N0 + 1) for each scored bit, 1/2 without
+    context."""
     counts, cost = {}, 0.0
     for t, x in enumerate(bits):
         p = 0.5
@@ -185,7 +186,8 @@ def test_ngrams_layout_and_optimal_cost_match_python_counting():
 
 
 def test_ngrams_optimum_matches_the_paper():
-    # The exact optimum: 133.14 bits per sequence with all 200 predictions scored, 128.14 without the first 5.
+    # The exact optimum: 133.14 bits per sequence with all 200 predictions scored, 128.14 without
+    # the first 5.
     task = build_task("ngrams")
     batch = task.sample(10_000, generator(2014))
     cost = task.optimal_cost(batch)

@@ -1,6 +1,7 @@
-"""The causal Transformer (models/transformer.py) and the parameter-matched LSTM (models/lstm_matched.py):
-causality, the two positional encodings against their formulas, lengths far past training,
-gradcheck, the hand-written rotary layer against torch's layer, and the solved hidden size."""
+"""The causal Transformer (models/transformer.py) and the parameter-matched LSTM
+(models/lstm_matched.py): causality, the two positional encodings against their formulas, lengths
+far past training, gradcheck, the hand-written rotary layer against torch's layer, and the solved
+hidden size."""
 
 import math
 

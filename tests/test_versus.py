@@ -104,7 +104,8 @@ def test_a_model_without_a_compile_step_has_no_compiled_row(repo, monkeypatch):
         *[
             (
                 ["HEAD", f"--round-s={value}"],
-                f"--round-s must be a number of seconds above 0 and at most 3600, got {float(value)}",
+                "--round-s must be a number of seconds above 0 and at most 3600, got "
+                f"{float(value)}",
             )
             for value in ("0", "0.0", "-1", "nan", "inf", "-inf", "1e9")
         ],

@@ -26,7 +26,8 @@ def close(actual, expected):
 
 
 def outputs_and_grads(model, x):
-    """model(x), and the gradients of sin(logits).sum() in x (which requires grad) and every parameter."""
+    """model(x), and the gradients of sin(logits).sum() in x (which requires grad) and every
+    parameter."""
     model.zero_grad()
     x.grad = None
     logits = model(x)

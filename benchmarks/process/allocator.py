@@ -6,9 +6,10 @@ sequence keeps one per step for its backward). glibc's malloc serves blocks over
 threshold (128 KiB at first) with fresh pages from the kernel and gives freed heap memory back
 at once, so every step pays page faults to zero memory it just returned: measured on the 2-core
 CPU, 19-38 % of the fused NTM's training step at batch 16 (the nn.LSTM reference at batch 16
-did not change; every model and the reference run with the same setting, so ratios stay fair). `tune_malloc` raises the thresholds so freed blocks are reused from the heap, in every
-process that trains or measures (the driver, pool and Ray workers, the speed benchmark), and
-the speed rows record it. The cost is memory: a process keeps up to `TRIM_BYTES` of freed heap.
+did not change; every model and the reference run with the same setting, so ratios stay fair).
+`tune_malloc` raises the thresholds so freed blocks are reused from the heap, in every process that
+trains or measures (the driver, pool and Ray workers, the speed benchmark), and the speed rows
+record it. The cost is memory: a process keeps up to `TRIM_BYTES` of freed heap.
 
 Only glibc has mallopt; elsewhere (macOS, musl) nothing changes and `tune_malloc` says so.
 """

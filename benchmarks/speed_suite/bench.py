@@ -28,8 +28,9 @@ One invocation (`run_bench`) measures, per model:
 Timing: one warm-up iteration, `burn_in` more, then timed iterations until
 at least `min_iters` of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after
 every iteration (a training loop reads its loss every step). The intra-op thread count is set
-(default 1: two threads made small recurrent models 2-26x slower under load) and recorded, and so is the C allocator's tuning, which training
-workers get too (benchmarks/process/allocator.py; extra_json.allocator).
+(default 1: two threads made small recurrent models 2-26x slower under load) and recorded, and so is
+the C allocator's tuning, which training workers get too (benchmarks/process/allocator.py;
+extra_json.allocator).
 
 Peak memory (peak_mem_mb), and the memory estimate and budget that skip configurations too big to
 run, are measured in benchmarks/speed_suite/memory.py: its docstring says how, on CPU and on CUDA.
@@ -95,7 +96,8 @@ def step_parts(model: nn.Module | SeedStack, data: Batch):
 
 def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
     """(one iteration as a callable, the tensors it keeps alive between iterations) of one model or
-    of a SeedStack (step_parts); a training iteration is forward, cost, backward and an Adam step."""
+    of a SeedStack (step_parts); a training iteration is forward, cost, backward and an Adam
+    step."""
     forward, cost, params, held = step_parts(model, data)
     if mode == "forward":
 
@@ -231,7 +233,8 @@ def measure_config(
         stats["compiled_graphs"] = int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
         if not stats["compiled_graphs"]:
             stats["warning"] = (
-                "compile_step() returned True but nothing was compiled: this row timed the eager path"
+                "compile_step() returned True but nothing was compiled: this row timed the eager "
+                "path"
             )
     return {
         **fields,
@@ -297,8 +300,8 @@ def make_row(
 
 def add_wall_vs_one_seed(fields: dict, alone: dict) -> None:
     """wall_vs_one_seed into a batched-seeds row's extra: its median time per iteration over that
-    of the same model trained alone (same batch and compile flag, measured just before in the same group);
-    left out where either failed or was skipped."""
+    of the same model trained alone (same batch and compile flag, measured just before in the same
+    group); left out where either failed or was skipped."""
     batched, one = fields["extra"].get("median_iter_s"), alone.get("extra", {}).get("median_iter_s")
     if batched and one:
         fields["extra"]["wall_vs_one_seed"] = batched / one

@@ -1,6 +1,7 @@
-"""What the speed benchmark (benchmarks/speed_suite/bench.py) runs: its profiles (batch sizes, modes, timing
-budget, sweeps, seed counts, model sizes), the configurations a profile expands to, the models built for them
-(the registry's, and the torch.nn.LSTM reference) and the fixed copy batches they run on.
+"""What the speed benchmark (benchmarks/speed_suite/bench.py) runs: its profiles (batch sizes,
+modes, timing budget, sweeps, seed counts, model sizes), the configurations a profile expands to,
+the models built for them (the registry's, and the torch.nn.LSTM reference) and the fixed copy
+batches they run on.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ PROFILES = {
         Timing(burn_in=1, min_iters=3, min_s=0.5, max_s=3.0),
         seeds=(8,),
     ),
-    # for tests: every code path (both modes, compile variants, both sweeps, batched seeds) at toy sizes
+    # for tests: every code path (both modes, compile variants, both sweeps, batched seeds) at toy
+    # sizes
     "smoke": BenchProfile(
         "smoke",
         (1, 2),
@@ -146,7 +148,8 @@ class Config(NamedTuple):
 
 
 class ReferenceLSTM(nn.Module):
-    """The yardstick: torch.nn.LSTM(9, hidden, 1 layer) from a zero state, then Linear(hidden, 8)."""
+    """The yardstick: torch.nn.LSTM(9, hidden, 1 layer) from a zero state, then
+    Linear(hidden, 8)."""
 
     def __init__(self, hidden: int = 256):
         super().__init__()

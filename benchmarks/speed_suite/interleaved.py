@@ -1,13 +1,13 @@
 """Interleaved speed rows: models timed in alternating rounds in one process, for ratios between
 models that survive a machine whose speed drifts over minutes.
 
-The main suite (benchmarks/speed_suite/bench.py) times one configuration after another; on the 2-core VM
-this project runs on, the reference LSTM's speed moved 1.7x within a day, so two rows measured
-minutes apart can disagree by more than the difference being measured (the DNC-within-2x-NTM
-target). Here every contender of one batch size (the reference LSTM, each model eager and, where
-compile_step applies, compiled) is built and warmed up (compiled) first, then timed in `rounds`
-rounds, each contender for at least `round_s` seconds per round in turn, so a slow minute slows
-them all alike. Train mode, the paper's copy configuration (41 steps).
+The main suite (benchmarks/speed_suite/bench.py) times one configuration after another; on the
+2-core VM this project runs on, the reference LSTM's speed moved 1.7x within a day, so two rows
+measured minutes apart can disagree by more than the difference being measured (the
+DNC-within-2x-NTM target). Here every contender of one batch size (the reference LSTM, each model
+eager and, where compile_step applies, compiled) is built and warmed up (compiled) first, then timed
+in `rounds` rounds, each contender for at least `round_s` seconds per round in turn, so a slow
+minute slows them all alike. Train mode, the paper's copy configuration (41 steps).
 
 Each row (name suffix "/interleaved") has seqs_per_s from its median time per iteration,
 ratio_to_lstm as the median over rounds of the per-round ratio to the reference, and in
@@ -163,6 +163,7 @@ def format_pairs(rows: list[dict]) -> str:
                 and order.index(other) < order.index(row["model"])
             ):
                 lines.append(
-                    f"batch {row['batch']}: {row['model']} takes {ratio:.2f} x the time per step of {other}"
+                    f"batch {row['batch']}: {row['model']} takes {ratio:.2f} x the time per step "
+                    f"of {other}"
                 )
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""Memory of the speed benchmark (benchmarks/speed_suite/bench.py): the peak memory of one iteration, and the
-estimate and budget that skip configurations too big to run.
+"""Memory of the speed benchmark (benchmarks/speed_suite/bench.py): the peak memory of one
+iteration, and the estimate and budget that skip configurations too big to run.
 
 Peak memory (peak_mem_mb) comes from one more, untimed iteration:
 - CUDA: torch.cuda.max_memory_allocated after reset_peak_memory_stats (every tensor on the device);

@@ -1,6 +1,6 @@
-"""What the speed benchmark (benchmarks/speed_suite/bench.py) hands out: a progress line per row, the rows in
-the store's speed table and a JSON file, and the plain-text table that run_suite.py --bench
-prints."""
+"""What the speed benchmark (benchmarks/speed_suite/bench.py) hands out: a progress line per row,
+the rows in the store's speed table and a JSON file, and the plain-text table that
+run_suite.py --bench prints."""
 
 from __future__ import annotations
 
@@ -110,7 +110,8 @@ def format_table(rows: list[dict]) -> str:
     if any(row.get("seeds", 1) > 1 for row in rows):
         out += [
             "",
-            "/sK: K seeds trained as one batched model; seq/s counts every seed's sequences; x 1 seed: time "
-            "per iteration over the same model's one-seed row (same batch, both eager or both compiled)",
+            "/sK: K seeds trained as one batched model; seq/s counts every seed's sequences; x 1 "
+            "seed: time per iteration over the same model's one-seed row (same batch, both eager "
+            "or both compiled)",
         ]
     return "\n".join(out + [""] + [f"{model}: {label}" for model, label in labels.items()])

@@ -1,8 +1,8 @@
 """pytest-benchmark speed suite: one training step (forward, cost_bits, backward, Adam step) of
 every registered model at batch 1 and 16, at the paper's copy configuration (41 steps; NTM and
 DNC controller 100, memory 128 x 20; LSTM 3 x 256), and of the torch.nn.LSTM(9, 256) reference,
-on the fixed copy batches of benchmarks/speed_suite/configs.py. Not part of the default tests (testpaths is
-tests/); run it explicitly, one intra-op thread:
+on the fixed copy batches of benchmarks/speed_suite/configs.py. Not part of the default tests
+(testpaths is tests/); run it explicitly, one intra-op thread:
 
     python -m pytest benchmarks/speed_suite/test_speed.py --benchmark-only --benchmark-autosave
     # ... change something, then against the last saved run:
@@ -10,8 +10,8 @@ tests/); run it explicitly, one intra-op thread:
 
 NTM_BENCH_DEVICE=cuda runs it on a GPU (synchronized after every step). The test ids
 (test_train_step[ntm-b16]) are stable, so runs compare across commits; extra_info carries the
-sequences per second and the sizes. run_suite.py --bench (benchmarks/speed_suite/bench.py) is the fuller
-suite: forward mode, compiled variants, sweeps and ratios to the reference.
+sequences per second and the sizes. run_suite.py --bench (benchmarks/speed_suite/bench.py) is the
+fuller suite: forward mode, compiled variants, sweeps and ratios to the reference.
 """
 
 import os
@@ -32,7 +32,8 @@ BURN_IN = 2  # untimed steps before pytest-benchmark's own rounds
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    tune_malloc()  # as in training workers and run_suite.py --bench: see benchmarks/process/allocator.py
+    # as in training workers and run_suite.py --bench: see benchmarks/process/allocator.py
+    tune_malloc()
     with intra_op_threads(1):
         yield
 

@@ -25,8 +25,8 @@ class ReverseCopy(Task):
     def __init__(self, width: int = 8, min_length: int = 1, max_length: int = 20):
         if width < 1 or not 1 <= min_length <= max_length:
             raise ValueError(
-                f"reverse_copy needs width >= 1 and 1 <= min_length <= max_length, got width={width}, "
-                f"lengths {min_length}..{max_length}"
+                "reverse_copy needs width >= 1 and 1 <= min_length <= max_length, got "
+                f"width={width}, lengths {min_length}..{max_length}"
             )
         self.width, self.min_length, self.max_length = width, min_length, max_length
         self.input_size, self.output_size = width + 1, width
