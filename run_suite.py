@@ -15,22 +15,23 @@ from pathlib import Path
 from benchmarks.cli import DEFAULT_STORE, UsageError, parse
 
 EXAMPLES = """examples:
-  python run_suite.py --models ntm,lstm --tasks all --profile quick     # the main job \
-(= run_suite.py run ...)
-  python run_suite.py check --profile ci                # convergence regression check \
-(CI; = --profile ci --check)
-  python run_suite.py report --profile quick            # rebuild reports/out/quick/ from the store
-  python run_suite.py report --profile replicate --published --check   # the published claims, \
-as CI checks them
-  python run_suite.py run --profile ci --update-baseline   # refresh results/baselines/ci.json \
-on purpose
+  # the main job (= run_suite.py run ...)
+  python run_suite.py --models ntm,lstm --tasks all --profile quick
+  # convergence regression check (CI; = --profile ci --check)
+  python run_suite.py check --profile ci
+  # rebuild reports/out/quick/ from the store
+  python run_suite.py report --profile quick
+  # the published claims, as CI checks them
+  python run_suite.py report --profile replicate --published --check
+  # refresh results/baselines/ci.json on purpose
+  python run_suite.py run --profile ci --update-baseline
   python run_suite.py run --models ntm --tasks copy --seeds 1,2,3 --set train.steps=500
-  python run_suite.py evaluate --profile quick --models ntm --at length=200,500   # new points, \
-no retraining
-  python run_suite.py params --profile paper --models all   # our parameter counts beside the \
-paper's
-  python run_suite.py bench --bench-profile quick --json speed.json   # speed suite, rows into \
-the store
+  # new points for finished runs, no retraining
+  python run_suite.py evaluate --profile quick --models ntm --at length=200,500
+  # our parameter counts beside the paper's
+  python run_suite.py params --profile paper --models all
+  # the speed suite, rows into the store
+  python run_suite.py bench --bench-profile quick --json speed.json
 """
 
 

@@ -15,10 +15,10 @@ import pandas as pd
 from reports.style import Saved, model_label, task_label
 
 CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; \
-max-width: 1400px;
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
+       max-width: 1400px;
        padding: 0 24px 48px; color: #222; }
-h1 { margin-top: 28px; } \
+h1 { margin-top: 28px; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 40px; }
 nav a { margin-right: 14px; }
 figure { margin: 18px 0 30px; } figure img { max-width: min(100%, 1150px); border: 1px solid #eee; }

@@ -37,10 +37,10 @@ CREATE TABLE IF NOT EXISTS curves (
     PRIMARY KEY (run_id, split, step)
 );
 CREATE TABLE IF NOT EXISTS evals (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, \
-value INTEGER,
-    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, \
-beyond_memory INTEGER,
+    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL,
+    value INTEGER,
+    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER,
+    beyond_memory INTEGER,
     PRIMARY KEY (run_id, point)
 );
 CREATE TABLE IF NOT EXISTS traces (
@@ -60,10 +60,10 @@ CREATE TABLE IF NOT EXISTS speed (
 MIGRATE_1_TO_2 = """
 ALTER TABLE evals RENAME TO evals_v1;
 CREATE TABLE evals (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL, \
-value INTEGER,
-    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER, \
-beyond_memory INTEGER,
+    run_id TEXT NOT NULL REFERENCES runs(run_id), point TEXT NOT NULL, axis TEXT NOT NULL,
+    value INTEGER,
+    cost_bits REAL, bit_errors REAL, n INTEGER, channels_json TEXT, memory_needed INTEGER,
+    beyond_memory INTEGER,
     PRIMARY KEY (run_id, point)
 );
 INSERT INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n)

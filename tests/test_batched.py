@@ -11,8 +11,8 @@ from benchmarks.plan import group_units, plan_runs
 
 PROFILE = """
 seeds: [1, 2, 3]
-train: {steps: 10, batch_size: 3, eval_interval: 5, eval_size: 6, log_interval: 2, \
-checkpoint_interval: 4, lr: 0.01}
+train: {steps: 10, batch_size: 3, eval_interval: 5, eval_size: 6, log_interval: 2,
+  checkpoint_interval: 4, lr: 0.01}
 models:
   ntm: {controller_size: 8, memory_size: 6, memory_width: 4, read_heads: 2}
   ntm_ff: {controller_size: 8, memory_size: 6, memory_width: 4}

@@ -78,8 +78,8 @@ def recording_specs(tmp_path, model: str, curriculum) -> list[RunSpec]:
     path = tmp_path / "rec.yaml"
     path.write_text(f"""
 seeds: [1, 2]
-train: {{steps: {STEPS}, batch_size: {BATCH}, eval_interval: 7, eval_size: {EVAL_SIZE}, \
-log_interval: 7,
+train: {{steps: {STEPS}, batch_size: {BATCH}, eval_interval: 7, eval_size: {EVAL_SIZE},
+  log_interval: 7,
         checkpoint_interval: 100, lr: 0.01, curriculum: {json.dumps(curriculum)}}}
 models:
   ntm: {{controller_size: 8, memory_size: 8, memory_width: 4}}

@@ -120,8 +120,8 @@ def test_version_1_store_is_migrated_with_its_evals(tmp_path):
     db.executescript("""
         DROP TABLE evals;
         CREATE TABLE evals (run_id TEXT NOT NULL REFERENCES runs(run_id), axis TEXT NOT NULL,
-            value INTEGER NOT NULL, cost_bits REAL, bit_errors REAL, n INTEGER, \
-PRIMARY KEY (run_id, axis, value));
+            value INTEGER NOT NULL, cost_bits REAL, bit_errors REAL, n INTEGER,
+            PRIMARY KEY (run_id, axis, value));
         INSERT INTO runs (run_id, model, task, seed, profile, config_json, status)
             VALUES ('r1', 'ntm', 'copy', 1, 'quick', '{}', 'done');
         INSERT INTO evals VALUES ('r1', 'length', 20, 3.5, 1.25, 256);

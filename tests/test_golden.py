@@ -23,8 +23,8 @@ UPDATE = os.environ.get("NTM_BENCH_GOLDEN") == "update"
 
 PROFILE = """
 seeds: [1, 2]
-train: {steps: 10, batch_size: 3, eval_interval: 5, eval_size: 6, log_interval: 2, \
-checkpoint_interval: 4,
+train: {steps: 10, batch_size: 3, eval_interval: 5, eval_size: 6, log_interval: 2,
+  checkpoint_interval: 4,
         lr: 0.01, batch_seeds: BATCHED, compile: COMPILED}
 models:
   ntm: {controller_size: 7, memory_size: 6, memory_width: 4}
@@ -33,8 +33,8 @@ models:
   dnc: {controller_size: 7, memory_size: 6, memory_width: 4, read_heads: 2}
 tasks:
   copy: {width: 3, max_length: 3, eval: {length: [2, 5]}}
-  repeat_copy: {width: 2, max_length: 2, max_repeats: 2, eval: {repeats: [3], \
-joint: [{length: 3, repeats: 3}]}}
+  repeat_copy: {width: 2, max_length: 2, max_repeats: 2, eval: {repeats: [3],
+    joint: [{length: 3, repeats: 3}]}}
 """
 
 

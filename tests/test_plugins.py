@@ -124,8 +124,8 @@ class NoAxes(Task):
 
 PROFILE = """
 seeds: [1]
-train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2, \
-checkpoint_interval: 2}
+train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2,
+  checkpoint_interval: 2}
 models:
   MODEL: {hidden: 4}
   lstm: {hidden_size: 4, num_layers: 1}

@@ -12,14 +12,14 @@ from results.store import Store
 
 PROFILE = """
 seeds: [1, 2]
-train: {steps: 6, batch_size: 2, eval_interval: 3, eval_size: 4, log_interval: 2, \
-checkpoint_interval: 3}
+train: {steps: 6, batch_size: 2, eval_interval: 3, eval_size: 4, log_interval: 2,
+  checkpoint_interval: 3}
 models:
   ntm: {controller_size: 6, memory_size: 6, memory_width: 4}
   lstm: {hidden_size: 6, num_layers: 1}
 tasks:
-  repeat_copy: {width: 3, max_length: 2, max_repeats: 2, eval: {length: [2, 8], \
-joint: [{length: 3, repeats: 3}]}}
+  repeat_copy: {width: 3, max_length: 2, max_repeats: 2, eval: {length: [2, 8],
+    joint: [{length: 3, repeats: 3}]}}
   copy: {width: 3, max_length: 2, eval: {length: [2, 4]}}   # no channels: NULL beside repeat copy's
 """
 

@@ -315,8 +315,8 @@ def test_trained_list_and_prune_only_read_the_store(tmp_path, capsys):
 
 PROFILE = """
 seeds: [1]
-train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2, \
-checkpoint_interval: 2}
+train: {steps: 4, batch_size: 2, eval_interval: 2, eval_size: 4, log_interval: 2,
+  checkpoint_interval: 2}
 models:
   lstm: {hidden_size: 6, num_layers: 1}
 tasks:
