@@ -22,15 +22,23 @@ Results match training each seed alone to float rounding (the tests check 1e-5),
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from benchmarks.cadence import Cadence, StepScores, from_group_snapshot, group_snapshot
+from benchmarks.cadence import (
+    Cadence,
+    Divergence,
+    LoopState,
+    StepScores,
+    from_group_snapshot,
+    group_snapshot,
+)
 from benchmarks.config import TrainConfig
 from benchmarks.curriculum import scheduled
 from benchmarks.evaluate import score, score_chunks
-from benchmarks.train import make_optimizer
+from benchmarks.train import make_optimizer, progress_bar
 from tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
 
 
@@ -149,6 +157,16 @@ def seeds_step(
     return StepScores(costs.detach().tolist(), errors, diverged)
 
 
+class SeedRun(NamedTuple):
+    """One seed of a trained group."""
+
+    curves: list  # dicts: split, step, sequences, cost_bits, bit_errors, wall_s
+    converged_step: int | None
+    diverged: Divergence | None
+    wall_s: float  # the group's wall time: the seeds trained together
+    model: torch.nn.Module  # the seed's own model, as it stopped
+
+
 def train_seeds(
     models: list[torch.nn.Module],
     task: Task,
@@ -158,29 +176,69 @@ def train_seeds(
     resume: dict | None = None,
     on_checkpoint=None,
     on_point=lambda k, point: None,
-) -> list[dict]:
-    """Train K models (one generator per seed) as one; returns per seed a dict with `curves`,
-    `converged_step`, `diverged` (None or a cadence.Divergence), `wall_s` and the trained `model`.
-    Logging, validation, checkpoints, Ctrl-C and divergence follow benchmarks/cadence.py, per
-    seed."""
+    description: str = "",
+) -> list[SeedRun]:
+    """Train K models (one generator per seed) as one; returns a SeedRun per seed. Logging,
+    validation, checkpoints, Ctrl-C and divergence follow benchmarks/cadence.py, per seed."""
     stack = SeedStack(models)
-    if (
-        cfg.compile
-    ):  # the K-seed pass's chunks; a model without one trains eager, as the tests check
+    if cfg.compile:  # the K-seed pass's chunks; a model without one trains eager, as tests check
         stack.compile_step()
     device = next(iter(stack.params.values())).device
     params = list(stack.params.values())
     optimizer = make_optimizer(params, cfg)
-    state = None
-    if resume is not None:
-        for name, value in resume["params"].items():
-            stack.params[name].data.copy_(value)
-        optimizer.load_state_dict(resume["optimizer"])
-        for g, s in zip(generators, resume["generators"]):
-            g.set_state(s)
-        state = from_group_snapshot(resume)
+    state = None if resume is None else resumed(stack, optimizer, generators, resume)
 
-    def save(loop) -> None:
+    def validate() -> list[tuple[float, float]]:
+        costs, errors = score_seeds(stack, validation)
+        return list(zip(costs.tolist(), errors.tolist()))
+
+    save = None if on_checkpoint is None else saver(stack, optimizer, generators, on_checkpoint)
+    cadence = Cadence(
+        cfg, stack.k, validate, save, freeze=stack.seed_params, on_point=on_point, state=state
+    )
+    # one schedule, by the group's step, for every seed
+    training_task = scheduled(task, cfg.curriculum)
+    bar = progress_bar(cfg.steps, state.step if state else 0, description)
+    with bar, cadence:
+        while cadence.running():
+            # Stopped seeds still draw their batches: every generator stays where it would be alone.
+            drawn = training_task(cadence.state.step)
+            batch = stack_batches([drawn.sample(cfg.batch_size, g) for g in generators])
+            cadence.after_step(
+                seeds_step(stack, optimizer, params, Batch(*(t.to(device) for t in batch)), cfg)
+            )
+            bar.update(1)
+    # A stopped seed is scored and returned as it stopped: frozen parameters ({}: the current ones).
+    final = cadence.finish(
+        lambda k: score(stack.model(k, cadence.state.stopped[k] or None), validation)
+    )
+    return [
+        SeedRun(
+            final.curves[k],
+            final.converged[k],
+            final.diverged[k],
+            cadence.wall_s(),
+            stack.model(k, final.stopped[k] or None),
+        )
+        for k in range(stack.k)
+    ]
+
+
+def resumed(stack: SeedStack, optimizer, generators: list, resume: dict) -> LoopState:
+    """Restore the stacked parameters, optimizer and generators of a group's snapshot (`saver`'s);
+    returns the loop state to go on from."""
+    for name, value in resume["params"].items():
+        stack.params[name].data.copy_(value)
+    optimizer.load_state_dict(resume["optimizer"])
+    for generator, saved in zip(generators, resume["generators"]):
+        generator.set_state(saved)
+    return from_group_snapshot(resume)
+
+
+def saver(stack: SeedStack, optimizer, generators: list, on_checkpoint):
+    """The cadence's checkpoint call for a seed group: everything `resumed` needs."""
+
+    def save(loop: LoopState) -> None:
         on_checkpoint(
             {
                 "params": {n: p.detach().clone() for n, p in stack.params.items()},
@@ -190,40 +248,4 @@ def train_seeds(
             }
         )
 
-    def validate() -> list[tuple[float, float]]:
-        costs, errors = score_seeds(stack, validation)
-        return list(zip(costs.tolist(), errors.tolist()))
-
-    cadence = Cadence(
-        cfg,
-        stack.k,
-        validate,
-        save if on_checkpoint is not None else None,
-        freeze=stack.seed_params,
-        on_point=on_point,
-        state=state,
-    )
-    # one schedule, by the group's step, for every seed
-    training_task = scheduled(task, cfg.curriculum)
-    with cadence:
-        while cadence.running():
-            # Stopped seeds still draw their batches: every generator stays where it would be alone.
-            drawn = training_task(cadence.state.step)
-            batch = stack_batches([drawn.sample(cfg.batch_size, g) for g in generators])
-            cadence.after_step(
-                seeds_step(stack, optimizer, params, Batch(*(t.to(device) for t in batch)), cfg)
-            )
-    # A stopped seed is scored and returned as it stopped: frozen parameters ({}: the current ones).
-    final = cadence.finish(
-        lambda k: score(stack.model(k, cadence.state.stopped[k] or None), validation)
-    )
-    return [
-        {
-            "curves": final.curves[k],
-            "converged_step": final.converged[k],
-            "diverged": final.diverged[k],
-            "wall_s": cadence.wall_s(),
-            "model": stack.model(k, final.stopped[k] or None),
-        }
-        for k in range(stack.k)
-    ]
+    return save

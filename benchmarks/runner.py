@@ -270,6 +270,7 @@ def execute_group(
     task, validation = prepared[0].task, prepared[0].validation
     path = group_checkpoint(checkpoint_dir, specs)
     writers = [curve_writer(tensorboard, spec) for spec in specs]
+    seeds = ",".join(str(spec.seed) for spec in specs)  # for the progress bar
     try:
         trained = seeded(  # as in execute, from the group's first seed
             derived_seed(specs[0].seed, "noise"),
@@ -282,6 +283,7 @@ def execute_group(
                 resume=load_checkpoint(path),
                 on_checkpoint=lambda snap: save_checkpoint(path, snap),
                 on_point=lambda k, point: writers[k].on_point(point),
+                description=f"{specs[0].model}/{specs[0].task}/s{seeds}",
             ),
         )
     finally:
@@ -290,24 +292,18 @@ def execute_group(
                 live.writer.close()
     results = []
     for spec, run, result in zip(specs, trained, (p.result for p in prepared)):
-        if run["diverged"] is not None:
-            results.append(
-                diverged(
-                    result,
-                    Diverged(run["diverged"].step, run["diverged"].what),
-                    run["curves"],
-                    run["wall_s"],
-                )
-            )
+        if run.diverged is not None:
+            error = Diverged(run.diverged.step, run.diverged.what)
+            results.append(diverged(result, error, run.curves, run.wall_s))
         else:
             results.append(
                 finish(
                     spec,
                     task,
-                    run["model"],
-                    run["curves"],
-                    run["converged_step"],
-                    run["wall_s"],
+                    run.model,
+                    run.curves,
+                    run.converged_step,
+                    run.wall_s,
                     result,
                     checkpoint_dir,
                 )

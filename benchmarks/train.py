@@ -20,7 +20,14 @@ from typing import Callable, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
-from benchmarks.cadence import Cadence, Diverged, StepScores, from_run_snapshot, run_snapshot
+from benchmarks.cadence import (
+    Cadence,
+    Diverged,
+    LoopState,
+    StepScores,
+    from_run_snapshot,
+    run_snapshot,
+)
 from benchmarks.config import TrainConfig
 from benchmarks.curriculum import scheduled
 from benchmarks.evaluate import score
@@ -90,22 +97,43 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
     optimizer = make_optimizer(params, cfg)
-    state = None
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        data.set_state(resume["generator"])
-        state = from_run_snapshot(resume, cfg)
-    bar = tqdm(
-        total=cfg.steps,
-        initial=state.step if state else 0,
-        desc=description,
-        disable=None,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    state = None if resume is None else resumed(model, optimizer, data, resume, cfg)
+    bar = progress_bar(cfg.steps, state.step if state else 0, description)
 
-    def save(loop) -> None:
+    def shown(k: int, made: dict) -> None:
+        on_point(made)
+        if made["split"] == "train":
+            bar.set_postfix(cost=f"{made['cost_bits']:.2f}", refresh=False)
+
+    save = None if on_checkpoint is None else saver(model, optimizer, data, on_checkpoint)
+    cadence = Cadence(cfg, 1, lambda: [score(model, validation)], save, on_point=shown, state=state)
+    # steps done -> the task itself, or its curriculum's
+    training_task = scheduled(task, cfg.curriculum)
+    with bar, cadence:
+        while cadence.running():
+            model.train()
+            drawn = training_task(cadence.state.step).sample(cfg.batch_size, data)
+            batch = Batch(*(t.to(device) for t in drawn))
+            cost, errors = train_step(model, optimizer, params, batch, cfg, cadence.state.step + 1)
+            cadence.after_step(StepScores([cost], [errors]))
+            bar.update(1)
+    final = cadence.finish(lambda k: score(model, validation))
+    return TrainResult(final.curves[0], final.converged[0], cadence.wall_s())
+
+
+def resumed(model, optimizer, data: torch.Generator, resume: dict, cfg: TrainConfig) -> LoopState:
+    """Restore the model, optimizer and data generator of a run's snapshot (`saver`'s); returns
+    the loop state to go on from."""
+    model.load_state_dict(resume["model"])
+    optimizer.load_state_dict(resume["optimizer"])
+    data.set_state(resume["generator"])
+    return from_run_snapshot(resume, cfg)
+
+
+def saver(model, optimizer, data: torch.Generator, on_checkpoint: Callable[[dict], None]):
+    """The cadence's checkpoint call for one run: everything `resumed` needs, to on_checkpoint."""
+
+    def save(loop: LoopState) -> None:
         on_checkpoint(
             {
                 "model": model.state_dict(),
@@ -115,32 +143,17 @@ def train(
             }
         )
 
-    def shown(k: int, made: dict) -> None:
-        on_point(made)
-        if made["split"] == "train":
-            bar.set_postfix(cost=f"{made['cost_bits']:.2f}", refresh=False)
+    return save
 
-    cadence = Cadence(
-        cfg,
-        1,
-        lambda: [score(model, validation)],
-        save if on_checkpoint is not None else None,
-        on_point=shown,
-        state=state,
+
+def progress_bar(total: int, initial: int, description: str) -> tqdm:
+    """The steps' progress bar on a terminal (tqdm's disable=None: none when not a TTY, as in a
+    worker's log file); left off the screen when done, so a suite's bars do not pile up."""
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=description,
+        disable=None,
+        leave=False,
+        dynamic_ncols=True,
     )
-    # steps done -> the task itself, or its curriculum's
-    training_task = scheduled(task, cfg.curriculum)
-    with bar, cadence:
-        while cadence.running():
-            model.train()
-            batch = Batch(
-                *(
-                    t.to(device)
-                    for t in training_task(cadence.state.step).sample(cfg.batch_size, data)
-                )
-            )
-            cost, errors = train_step(model, optimizer, params, batch, cfg, cadence.state.step + 1)
-            cadence.after_step(StepScores([cost], [errors]))
-            bar.update(1)
-    final = cadence.finish(lambda k: score(model, validation))
-    return TrainResult(final.curves[0], final.converged[0], cadence.wall_s())
