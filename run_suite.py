@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from benchmarks.cli import DEFAULT_STORE, UsageError, parse
 
@@ -188,20 +189,66 @@ def published_report(profile: str, args) -> int:
     return 0 if ok else 2
 
 
+class Request(NamedTuple):
+    """What `evaluate` was asked for, checked."""
+
+    profile: str  # the profile's name
+    points: list  # the points to score (--at, --joint)
+    shape: dict | None  # the memory picture's sizes (--trace-at)
+    seeds: list | None
+
+
 def evaluate(args) -> int:
     """Score finished runs at new points from their kept weights (benchmarks/reevaluate.py), or
     draw their memory pictures at a size; then redraw the report."""
-    from benchmarks.config import ConfigError, resolve_path
-    from benchmarks.reevaluate import (
-        chosen_runs,
-        evaluate_runs,
-        parse_points,
-        parse_shape,
-        trace_pictures,
-    )
-    from benchmarks.plan import parse_seeds
+    from benchmarks.config import ConfigError
+    from benchmarks.reevaluate import chosen_runs, evaluate_runs, trace_pictures
     from results.schema import StoreError
     from results.store import Store
+
+    request = evaluate_request(args)
+    if not Path(args.store).is_file():
+        fail(f"no results store at {args.store}: run a suite first")
+    try:
+        store = Store(args.store)
+    except StoreError as error:
+        fail(str(error))
+    names = lambda text: (
+        None if text in (None, "all") else [t.strip() for t in text.split(",") if t.strip()]
+    )
+    runs = chosen_runs(
+        store, request.profile, names(args.models), names(args.tasks), request.seeds, args.run_id
+    )
+    if runs.empty:
+        fail(f"no finished runs of profile {request.profile!r} in {args.store} match the filters")
+    try:
+        if request.shape is not None:
+            folder = Path(args.report_dir or Path(args.store).parent / "reports" / request.profile)
+            pictures = trace_pictures(
+                store, runs, request.shape, folder / "evaluate", args.checkpoints
+            )
+            for path in pictures:
+                print(f"memory picture: {path}")
+            return 0
+        outcome = evaluate_runs(store, runs, request.points, args.checkpoints)
+    except ConfigError as error:
+        fail(str(error))
+    for line in outcome.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(
+        f"{outcome.added} evaluation rows added for {outcome.scored} of {len(runs)} runs in "
+        f"{args.store}"
+    )
+    if not args.no_report and outcome.added:
+        write_report(args.store, request.profile, args.report_dir)
+    return 0 if outcome.scored else 1
+
+
+def evaluate_request(args) -> Request:
+    """evaluate's flags, checked before the store is opened: one line and exit 2 on bad input."""
+    from benchmarks.config import ConfigError, resolve_path
+    from benchmarks.plan import parse_seeds
+    from benchmarks.reevaluate import parse_points, parse_shape
 
     try:
         check_paths(args)
@@ -212,42 +259,9 @@ def evaluate(args) -> int:
             raise ConfigError(
                 "evaluate needs --at, --joint or --trace-at (e.g. --at length=200,500)"
             )
-        seeds = parse_seeds(args.seeds)
+        return Request(name, points, shape, parse_seeds(args.seeds))
     except (ConfigError, ValueError) as error:
         fail(str(error))
-    if not Path(args.store).is_file():
-        fail(f"no results store at {args.store}: run a suite first")
-    try:
-        store = Store(args.store)
-    except StoreError as error:
-        fail(str(error))
-    split = lambda text: (
-        None if text in (None, "all") else [t.strip() for t in text.split(",") if t.strip()]
-    )
-    runs = chosen_runs(store, name, split(args.models), split(args.tasks), seeds, args.run_id)
-    if runs.empty:
-        fail(f"no finished runs of profile {name!r} in {args.store} match the filters")
-    if shape is not None:
-        folder = Path(args.report_dir or Path(args.store).parent / "reports" / name) / "evaluate"
-        try:
-            for path in trace_pictures(store, runs, shape, folder, args.checkpoints):
-                print(f"memory picture: {path}")
-        except ConfigError as error:
-            fail(str(error))
-        return 0
-    try:
-        outcome = evaluate_runs(store, runs, points, args.checkpoints)
-    except ConfigError as error:
-        fail(str(error))
-    for line in outcome.skipped:
-        print(f"skipped: {line}", file=sys.stderr)
-    print(
-        f"{outcome.added} evaluation rows added for {outcome.scored} of {len(runs)} runs in "
-        f"{args.store}"
-    )
-    if not args.no_report and outcome.added:
-        write_report(args.store, name, args.report_dir)
-    return 0 if outcome.scored else 1
 
 
 def bench(args) -> int:
@@ -346,26 +360,11 @@ def params(specs) -> int:
 def run(args, profile, specs) -> int:
     """The run and check commands: register the planned runs, train what is missing, print the
     summary and the claims, write the report, and compare with the baseline (check)."""
-    from benchmarks.baseline import check_baseline, load_baseline, write_baseline
-    from benchmarks.config import ConfigError
-    from benchmarks.process.faults import maybe_kill
     from benchmarks.executors import WorkerOptions
     from benchmarks.suite import run_specs
-    from benchmarks.summary import print_summary
-    from results.schema import StoreError
-    from results.store import Store
     from results.trained import default_checkpoints
 
-    if args.check and not args.update_baseline:
-        try:
-            load_baseline(profile.name)  # before training: a baseline it cannot read costs nothing
-        except ConfigError as error:
-            fail(str(error))
-    try:
-        store = Store(args.store, before_commit=lambda: maybe_kill("store"))
-    except StoreError as error:
-        fail(str(error))
-    checkpoints = str(args.checkpoints or default_checkpoints(args.store))
+    store = suite_store(args, profile)
     for spec in specs:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
     todo = [s for s in specs if store.status(s.run_id) not in ("done", "diverged")]
@@ -374,13 +373,12 @@ def run(args, profile, specs) -> int:
         f"{args.store}, {len(todo)} to train",
         flush=True,
     )
-
+    checkpoints = str(args.checkpoints or default_checkpoints(args.store))
     try:
-        options = WorkerOptions(checkpoints, args.device, args.threads, args.tensorboard)
         run_specs(
             store,
             todo,
-            options,
+            WorkerOptions(checkpoints, args.device, args.threads, args.tensorboard),
             jobs=args.jobs,
             executor=args.executor,
             ray_address=args.ray_address,
@@ -393,6 +391,35 @@ def run(args, profile, specs) -> int:
             file=sys.stderr,
         )
         return 130
+    return conclude(args, profile, specs, store)
+
+
+def suite_store(args, profile):
+    """The store a suite writes, opened after the baseline `check` will need is known readable
+    (before training: a baseline it cannot read costs nothing)."""
+    from benchmarks.baseline import load_baseline
+    from benchmarks.config import ConfigError
+    from benchmarks.process.faults import maybe_kill
+    from results.schema import StoreError
+    from results.store import Store
+
+    if args.check and not args.update_baseline:
+        try:
+            load_baseline(profile.name)
+        except ConfigError as error:
+            fail(str(error))
+    try:
+        return Store(args.store, before_commit=lambda: maybe_kill("store"))
+    except StoreError as error:
+        fail(str(error))
+
+
+def conclude(args, profile, specs, store) -> int:
+    """After a suite: the summary and the claims of the planned runs, the report, the baseline
+    (written or checked); the exit code (1 if a run failed or the check found a regression)."""
+    from benchmarks.baseline import check_baseline, write_baseline
+    from benchmarks.summary import print_summary
+
     ids = [s.run_id for s in specs]
     runs = store.runs()
     runs = runs[runs.run_id.isin(ids)]
