@@ -34,6 +34,47 @@ class Heartbeat(threading.Thread):
             store.close()
 
 
+class Claims:
+    """A suite's claims on its store's runs: what it trains now (`active`, kept alive by the
+    Heartbeat and released if the suite stops), and for a batched group which runs share its
+    one checkpoint, which goes only when all of them are stored."""
+
+    def __init__(self, store: Store, checkpoints, log: Callable[[str], None]):
+        self.store, self.checkpoints, self.log = store, checkpoints, log
+        self.owner = make_owner()
+        self.active: set[str] = set()
+        self.group_of: dict[str, set] = {}  # run_id -> the run_ids of its batched group
+        self.group_paths: dict = {}  # run_id -> its group's checkpoint
+
+    def claim(self, unit: list[RunSpec]) -> list[RunSpec]:
+        """The runs of `unit` this suite now owns (another suite may hold the rest)."""
+        claimed = [spec for spec in unit if self.store.claim(spec.run_id, self.owner, LEASE_S)]
+        self.active.update(spec.run_id for spec in claimed)
+        if len(claimed) > 1:  # a batched group
+            members = {spec.run_id for spec in claimed}
+            for spec in claimed:
+                self.group_of[spec.run_id] = members
+                self.group_paths[spec.run_id] = group_checkpoint(self.checkpoints, claimed)
+        return claimed
+
+    def on_result(self, spec: RunSpec, result: dict) -> None:
+        """Store a run's result, drop the checkpoints it no longer needs and log a line."""
+        fields = {
+            k: v for k, v in result.items() if k not in ("run_id", "curves", "evals", "trace")
+        }
+        self.store.finish_run(
+            spec.run_id, result["curves"], result["evals"], result.get("trace"), **fields
+        )
+        self.active.discard(spec.run_id)
+        if result["status"] != "failed":  # stored now: the checkpoint has served its purpose
+            checkpoint_path(self.checkpoints, spec.run_id).unlink(missing_ok=True)
+            group = self.group_of.get(spec.run_id)
+            if group is not None and not self.active.intersection(group):
+                self.group_paths[spec.run_id].unlink(missing_ok=True)
+        state = result["status"] + (f" ({result['error']})" if result.get("error") else "")
+        self.log(f"  {spec.model:>8} {spec.task:<20} seed {spec.seed:<4} {state}")
+
+
 def run_specs(
     store: Store,
     specs: list[RunSpec],
@@ -46,55 +87,23 @@ def run_specs(
     """Train and evaluate every spec the store does not already hold, writing results as they
     come, with the `local` executor (`jobs` processes) or `ray` (a cluster at `ray_address`, or
     a local Ray instance)."""
-    checkpoints = options.checkpoint_dir
-    owner = make_owner()
-    active: set[str] = set()
-    unit_of: dict[str, set] = {}
-    group_paths: dict = {}
-
-    def claim(unit: list[RunSpec]) -> list[RunSpec]:
-        claimed = [spec for spec in unit if store.claim(spec.run_id, owner, LEASE_S)]
-        active.update(spec.run_id for spec in claimed)
-        if (
-            len(claimed) > 1
-        ):  # a batched group: its one checkpoint goes when all its runs are stored
-            members = {spec.run_id for spec in claimed}
-            for spec in claimed:
-                unit_of[spec.run_id] = members
-                group_paths[spec.run_id] = group_checkpoint(checkpoints, claimed)
-        return claimed
-
-    def on_result(spec: RunSpec, result: dict) -> None:
-        fields = {
-            k: v for k, v in result.items() if k not in ("run_id", "curves", "evals", "trace")
-        }
-        store.finish_run(
-            spec.run_id, result["curves"], result["evals"], result.get("trace"), **fields
-        )
-        active.discard(spec.run_id)
-        if result["status"] != "failed":  # stored now: the checkpoint has served its purpose
-            checkpoint_path(checkpoints, spec.run_id).unlink(missing_ok=True)
-            if spec.run_id in group_paths and not active.intersection(unit_of[spec.run_id]):
-                group_paths[spec.run_id].unlink(missing_ok=True)
-        state = result["status"] + (f" ({result['error']})" if result.get("error") else "")
-        log(f"  {spec.model:>8} {spec.task:<20} seed {spec.seed:<4} {state}")
-
+    claims = Claims(store, options.checkpoint_dir, log)
     units = group_units(specs)
-    heartbeat = Heartbeat(str(store.path), owner, active)
+    heartbeat = Heartbeat(str(store.path), claims.owner, claims.active)
     heartbeat.start()
     try:
         if executor == "ray":
             run_ray(
                 units,
                 options,
-                on_result,
-                claim=claim,
+                claims.on_result,
+                claim=claims.claim,
                 address=ray_address,
                 num_cpus=None if ray_address else jobs,
             )
         else:
-            run_local(units, options, on_result, claim=claim, jobs=jobs)
+            run_local(units, options, claims.on_result, claim=claims.claim, jobs=jobs)
     finally:
         heartbeat.stopped.set()
         # interrupted runs go back to pending; checkpoints stay
-        store.release(sorted(active), owner)
+        store.release(sorted(claims.active), claims.owner)
