@@ -72,6 +72,18 @@ class HeadParameters(NamedTuple):
     add: torch.Tensor  # [B, W, M]
 
 
+def check_choices(**chosen: str) -> None:
+    """ValueError naming the keyword whose value is not one of its known choices."""
+    known = {
+        "controller": CONTROLLERS,
+        "memory_init": MEMORY_INITS,
+        "weighting_init": WEIGHTING_INITS,
+    }
+    for name, value in chosen.items():
+        if value not in known[name]:
+            raise ValueError(f"{name} must be one of {', '.join(known[name])}, got {value!r}")
+
+
 class NTM(FusedModel):
     """NTM with an LSTM (default) or feed-forward controller."""
 
@@ -95,13 +107,7 @@ class NTM(FusedModel):
         clip: float = 20.0,
     ):
         super().__init__(input_size, output_size)
-        for name, value, known in (
-            ("controller", controller, CONTROLLERS),
-            ("memory_init", memory_init, MEMORY_INITS),
-            ("weighting_init", weighting_init, WEIGHTING_INITS),
-        ):
-            if value not in known:
-                raise ValueError(f"{name} must be one of {', '.join(known)}, got {value!r}")
+        check_choices(controller=controller, memory_init=memory_init, weighting_init=weighting_init)
         self.controller = controller
         C = self.controller_size = positive("controller_size", controller_size)
         N = self.memory_size = positive("memory_size", memory_size)
@@ -133,7 +139,15 @@ class NTM(FusedModel):
         self.heads = nn.Linear(C, R * self.address_size + W * (self.address_size + 2 * M))
         self.out = nn.Linear(C + R * M, output_size)
 
-        if controller == "lstm":
+        self.initial_parameters(weighting_init, memory_init)
+
+    def initial_parameters(self, weighting_init: str, memory_init: str) -> None:
+        """What every sequence starts from: the controller state, the first reads, the heads'
+        first weightings and the memory (learned, random or the constant 1e-6: see the module
+        docstring). Drawn after the layers, in this order, from the run's init seed."""
+        C, N, M = self.controller_size, self.memory_size, self.memory_width
+        R, W = self.read_heads, self.write_heads
+        if self.controller == "lstm":
             self.h0 = nn.Parameter(torch.zeros(C))
             self.c0 = nn.Parameter(torch.zeros(C))
         else:  # a feed-forward controller has no recurrent state: nothing to learn there
