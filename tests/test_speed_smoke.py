@@ -19,6 +19,7 @@ from benchmarks.batched import SeedStack
 from benchmarks.speed_suite import bench as speed_bench
 from benchmarks.speed_suite import configs, output
 from benchmarks.speed_suite import memory as speed_memory
+from benchmarks.speed_suite import timing as speed_timing
 from benchmarks.process.allocator import tune_malloc
 from models import BUILTIN, MODELS
 from reports import speed as speed_report
@@ -302,7 +303,7 @@ def test_interleaved_rows_time_every_contender_in_turns_with_ratios_between_them
 
 @pytest.mark.parametrize("model", [n for n in MODELS if MODELS[n].supports_vmap])
 def test_the_speed_benchs_batched_step_trains_every_seed_as_it_would_alone(model):
-    """One batched-seeds iteration of the speed bench (speed_bench.make_step on a SeedStack of 3
+    """One batched-seeds iteration of the speed bench (speed_timing.make_step on a SeedStack of 3
     seeds, float64): every seed's parameters change, seed k's gradient is model k's own gradient on
     the same batch, and its Adam step lands where model k's own does."""
     cpu = torch.device("cpu")
@@ -311,10 +312,10 @@ def test_the_speed_benchs_batched_step_trains_every_seed_as_it_would_alone(model
     data = Batch(*(t.double() for t in configs.copy_batch(2, 5, cpu, seed=0)))
     stack = SeedStack(models)
     before = {n: p.detach().clone() for n, p in stack.params.items()}
-    step, _ = speed_bench.make_step(stack, data, "train")
+    step, _ = speed_timing.make_step(stack, data, "train")
     step()
     for k, alone in enumerate(models):
-        alone_step, _ = speed_bench.make_step(alone, data, "train")
+        alone_step, _ = speed_timing.make_step(alone, data, "train")
         alone_step()
         assert any(p.grad[k].abs().sum() > 0 for p in stack.params.values())
         for name, p in alone.named_parameters():

@@ -25,12 +25,10 @@ One invocation (`run_bench`) measures, per model:
 - the reference row, model "lstm_ref": torch.nn.LSTM(9, 256, 1 layer) + Linear(256, 8), once per
   (mode, batch, steps); every row's ratio_to_lstm = its sequences/s / the reference's.
 
-Timing: one warm-up iteration, `burn_in` more, then timed iterations until
-at least `min_iters` of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after
-every iteration (a training loop reads its loss every step). The intra-op thread count is set
-(default 1: two threads made small recurrent models 2-26x slower under load) and recorded, and so is
-the C allocator's tuning, which training workers get too (benchmarks/process/allocator.py;
-extra_json.allocator).
+Timing (a warm-up, a burn-in, then timed iterations) is benchmarks/speed_suite/timing.py's: its
+docstring says when it stops. The intra-op thread count is set (default 1: two threads made small
+recurrent models 2-26x slower under load) and recorded, and so is the C allocator's tuning, which
+training workers get too (benchmarks/process/allocator.py; extra_json.allocator).
 
 Peak memory (peak_mem_mb), and the memory estimate and budget that skip configurations too big to
 run, are measured in benchmarks/speed_suite/memory.py: its docstring says how, on CPU and on CUDA.
@@ -41,26 +39,24 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import statistics
 import time
 import uuid
 
 import torch
-from torch import nn
 
 from benchmarks.batched import SeedStack
 from benchmarks.process.allocator import tune_malloc
 from benchmarks.process.threads import intra_op_threads
 from benchmarks.speed_suite.checks import check_run_options
-from benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb, peak_memory
+from benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb
 from benchmarks.speed_suite.output import log, write
+from benchmarks.speed_suite.timing import cold_compile, measure
 from benchmarks.speed_suite.configs import (
     PROFILES,
     REFERENCE,
     REFERENCE_LABEL,
     BenchProfile,
     Config,
-    Timing,
     build,
     copy_batch,
     model_params,
@@ -68,119 +64,7 @@ from benchmarks.speed_suite.configs import (
 )
 from benchmarks.devices import resolve_device
 from models import MODELS
-from tasks.base import Batch, cost_bits
-
-# -- measuring ---------------------------------------------------------------------------------
-
-
-def step_parts(model: nn.Module | SeedStack, data: Batch):
-    """(forward: () -> logits, cost: logits -> loss, parameters, the other tensors it keeps alive)
-    of one model on `data`, or of a SeedStack of K seeds on K stacked copies of `data` ([K, T, B,
-    I]: a real copy, so the forward takes train_seeds' path, where every seed has its own
-    batch) with the sum of the seeds' cost_bits as the loss: its gradient for seed k's parameters
-    is seed k's own."""
-
-    def cost(logits):
-        return cost_bits(logits, data.targets, data.mask)
-
-    if not isinstance(model, SeedStack):
-        return lambda: model(data.inputs), cost, list(model.parameters()), [*model.buffers(), *data]
-    inputs = data.inputs.expand(model.k, *data.inputs.shape).contiguous()
-    return (
-        lambda: model.forward(inputs),
-        lambda logits: sum(cost(l) for l in logits),
-        list(model.params.values()),
-        [*model.buffers.values(), *data, inputs],
-    )
-
-
-def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
-    """(one iteration as a callable, the tensors it keeps alive between iterations) of one model or
-    of a SeedStack (step_parts); a training iteration is forward, cost, backward and an Adam
-    step."""
-    forward, cost, params, held = step_parts(model, data)
-    if mode == "forward":
-
-        def step():
-            with torch.no_grad():
-                forward()
-
-        return step, lambda: [*params, *held]
-    optimizer = torch.optim.Adam(params, lr=1e-3)
-
-    def step():
-        loss = cost(forward())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    def resident():
-        state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
-        return [*params, *held, *(p.grad for p in params if p.grad is not None), *state]
-
-    return step, resident
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_step(step, device: torch.device, timing: Timing) -> dict:
-    """Warm up, burn in, then time iterations (see the module docstring)."""
-    start = time.perf_counter()
-    step()
-    sync(device)
-    first = time.perf_counter() - start
-    for _ in range(timing.burn_in):
-        step()
-    sync(device)
-    times = []
-    begin = time.perf_counter()
-    while True:
-        t = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - t)
-        spent = time.perf_counter() - begin
-        if (len(times) >= timing.min_iters and spent >= timing.min_s) or spent >= timing.max_s:
-            break
-    return {
-        "first_iter_s": first,
-        "iters": len(times),
-        "timed_s": spent,
-        "median_iter_s": statistics.median(times),
-    }
-
-
-def measure(
-    model: nn.Module | SeedStack, data: Batch, mode: str, device: torch.device, timing: Timing
-) -> dict:
-    """Throughput (the sequences of every seed of a SeedStack), timing details and peak memory of
-    `model` on `data`."""
-    step, resident = make_step(model, data, mode)
-    stats = time_step(step, device, timing)
-    seeds = model.k if isinstance(model, SeedStack) else 1
-    stats["seqs_per_s"] = seeds * data.inputs.shape[1] * stats["iters"] / stats["timed_s"]
-    stats["peak_mem_mb"], memory = peak_memory(step, device, resident)
-    return {**stats, **memory}
-
-
-@contextlib.contextmanager
-def cold_compile():
-    """Compile from scratch: dynamo's in-memory caches cleared (which also keeps the recompile
-    limit away) and inductor's on-disk caches off, so compile_s does not depend on what earlier
-    processes left in the cache folder."""
-    import torch._functorch.config as functorch_config
-    import torch._inductor.config as inductor_config
-
-    torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(inductor_config.patch(fx_graph_cache=False))
-        if hasattr(functorch_config, "enable_autograd_cache"):
-            stack.enter_context(functorch_config.patch(enable_autograd_cache=False))
-        yield
+from tasks.base import Batch
 
 
 def measure_config(

@@ -29,7 +29,8 @@ import torch
 from benchmarks.process.allocator import tune_malloc
 from benchmarks.process.threads import intra_op_threads
 from benchmarks.devices import resolve_device
-from benchmarks.speed_suite.bench import make_row, make_step, sync
+from benchmarks.speed_suite.bench import make_row
+from benchmarks.speed_suite.timing import make_step, sync
 from benchmarks.speed_suite.output import log, write
 from benchmarks.speed_suite.configs import (
     PAPER_SIZES,

@@ -21,7 +21,7 @@ import torch
 
 from benchmarks.process.threads import intra_op_threads
 from benchmarks.process.allocator import tune_malloc
-from benchmarks.speed_suite.bench import make_step, sync
+from benchmarks.speed_suite.timing import make_step, sync
 from benchmarks.speed_suite.configs import PAPER_SIZES, REFERENCE, build, copy_batch, model_params
 from models import MODELS
 

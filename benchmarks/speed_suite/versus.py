@@ -35,7 +35,7 @@ import torch
 from benchmarks import constructors
 from benchmarks.process.threads import intra_op_threads
 from benchmarks.process.allocator import tune_malloc
-from benchmarks.speed_suite.bench import make_step
+from benchmarks.speed_suite.timing import make_step
 from benchmarks.speed_suite.configs import PAPER_SIZES, SMOKE_SIZES, WIDTH, copy_batch
 from benchmarks.speed_suite.interleaved import STEPS, time_rounds
 from benchmarks.values import MAX_INT

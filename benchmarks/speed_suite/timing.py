@@ -1,0 +1,134 @@
+"""One step of the speed suite, built and timed: a model's (or a SeedStack's) forward or training
+iteration on a fixed batch, timed with a warm-up, and cold compilation for the "+compile" rows.
+bench.py runs every configuration of a profile through `measure`; interleaved.py and versus.py
+time the same steps (`make_step`) in alternating rounds instead.
+
+Timing: one warm-up iteration, `burn_in` more, then timed iterations until at least `min_iters`
+of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after every iteration (a
+training loop reads its loss every step). Peak memory comes from one more, untimed iteration
+(benchmarks/speed_suite/memory.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from benchmarks.batched import SeedStack
+from benchmarks.speed_suite.configs import Timing
+from benchmarks.speed_suite.memory import peak_memory
+from tasks.base import Batch, cost_bits
+
+
+def step_parts(model: nn.Module | SeedStack, data: Batch):
+    """(forward: () -> logits, cost: logits -> loss, parameters, the other tensors it keeps alive)
+    of one model on `data`, or of a SeedStack of K seeds on K stacked copies of `data` ([K, T, B,
+    I]: a real copy, so the forward takes train_seeds' path, where every seed has its own
+    batch) with the sum of the seeds' cost_bits as the loss: its gradient for seed k's parameters
+    is seed k's own."""
+
+    def cost(logits):
+        return cost_bits(logits, data.targets, data.mask)
+
+    if not isinstance(model, SeedStack):
+        return lambda: model(data.inputs), cost, list(model.parameters()), [*model.buffers(), *data]
+    inputs = data.inputs.expand(model.k, *data.inputs.shape).contiguous()
+    return (
+        lambda: model.forward(inputs),
+        lambda logits: sum(cost(l) for l in logits),
+        list(model.params.values()),
+        [*model.buffers.values(), *data, inputs],
+    )
+
+
+def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
+    """(one iteration as a callable, the tensors it keeps alive between iterations) of one model or
+    of a SeedStack (step_parts); a training iteration is forward, cost, backward and an Adam
+    step."""
+    forward, cost, params, held = step_parts(model, data)
+    if mode == "forward":
+
+        def step():
+            with torch.no_grad():
+                forward()
+
+        return step, lambda: [*params, *held]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+
+    def step():
+        loss = cost(forward())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def resident():
+        state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
+        return [*params, *held, *(p.grad for p in params if p.grad is not None), *state]
+
+    return step, resident
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_step(step, device: torch.device, timing: Timing) -> dict:
+    """Warm up, burn in, then time iterations (see the module docstring)."""
+    start = time.perf_counter()
+    step()
+    sync(device)
+    first = time.perf_counter() - start
+    for _ in range(timing.burn_in):
+        step()
+    sync(device)
+    times = []
+    begin = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - t)
+        spent = time.perf_counter() - begin
+        if (len(times) >= timing.min_iters and spent >= timing.min_s) or spent >= timing.max_s:
+            break
+    return {
+        "first_iter_s": first,
+        "iters": len(times),
+        "timed_s": spent,
+        "median_iter_s": statistics.median(times),
+    }
+
+
+def measure(
+    model: nn.Module | SeedStack, data: Batch, mode: str, device: torch.device, timing: Timing
+) -> dict:
+    """Throughput (the sequences of every seed of a SeedStack), timing details and peak memory of
+    `model` on `data`."""
+    step, resident = make_step(model, data, mode)
+    stats = time_step(step, device, timing)
+    seeds = model.k if isinstance(model, SeedStack) else 1
+    stats["seqs_per_s"] = seeds * data.inputs.shape[1] * stats["iters"] / stats["timed_s"]
+    stats["peak_mem_mb"], memory = peak_memory(step, device, resident)
+    return {**stats, **memory}
+
+
+@contextlib.contextmanager
+def cold_compile():
+    """Compile from scratch: dynamo's in-memory caches cleared (which also keeps the recompile
+    limit away) and inductor's on-disk caches off, so compile_s does not depend on what earlier
+    processes left in the cache folder."""
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(inductor_config.patch(fx_graph_cache=False))
+        if hasattr(functorch_config, "enable_autograd_cache"):
+            stack.enter_context(functorch_config.patch(enable_autograd_cache=False))
+        yield
