@@ -41,6 +41,7 @@ import gc
 import json
 import time
 import uuid
+from typing import NamedTuple
 
 import torch
 
@@ -57,6 +58,7 @@ from benchmarks.speed_suite.configs import (
     REFERENCE_LABEL,
     BenchProfile,
     Config,
+    Timing,
     build,
     copy_batch,
     model_params,
@@ -65,6 +67,74 @@ from benchmarks.speed_suite.configs import (
 from benchmarks.devices import resolve_device
 from models import MODELS
 from tasks.base import Batch
+
+
+class Measured(NamedTuple):
+    """One configuration's measurement: one seed's trainable parameter count and the stats of
+    timing.measure (throughput, timing details, peak memory)."""
+
+    n_params: int
+    stats: dict
+
+
+def memory_guard(config: Config, params: dict, budget_mb: float, cache: dict) -> dict:
+    """The memory estimate's entries of a row's extra for `config` built with `params`:
+    estimate_mb where there is one, and `skipped` with the reason where it exceeds `budget_mb`;
+    none for an infinite budget, which skips the estimate. `cache` is estimate_mb's."""
+    if not budget_mb < float("inf"):
+        return {}
+    estimate = estimate_mb(config.model, params, config, cache)
+    if estimate is None:
+        return {}
+    found = {"estimate_mb": round(estimate, 1)}
+    if estimate > budget_mb:
+        found["skipped"] = f"estimated {estimate:,.0f} MB exceeds the {budget_mb:,.0f} MB budget"
+    return found
+
+
+def time_config(
+    config: Config, params: dict, data: Batch, device: torch.device, timing: Timing, seed: int
+) -> Measured:
+    """Build `config`'s models (seeds seed..seed+K-1, a SeedStack where K > 1) with `params` on
+    `device`, compile them cold where the configuration asks, and measure them on `data`; raises
+    whatever building or measuring raises. The models live only in this call's frame, so they
+    are gone once it returns, or once the caller is done with what it raised."""
+    models = [build(config.model, params, device, seed + k) for k in range(config.seeds)]
+    # one seed's count, as in the seeds=1 row: the seeds column says how many were trained
+    n_params = sum(p.numel() for p in models[0].parameters() if p.requires_grad)
+    model = models[0] if config.seeds == 1 else SeedStack(models)
+    with cold_compile() if config.compiled else contextlib.nullcontext():
+        if config.compiled:
+            model.compile_step()
+        return Measured(n_params, measure(model, data, config.mode, device, timing))
+
+
+def compile_stats(stats: dict) -> dict:
+    """A compiled row's entries of extra, from its timing `stats`: compile_s (the first
+    iteration's excess over a timed one), the compile cache setting, the graphs dynamo compiled,
+    and a warning where there were none."""
+    found = {
+        "compile_s": max(0.0, stats["first_iter_s"] - stats["median_iter_s"]),
+        "compile_cache": "off (cold compile)",
+        "compiled_graphs": int(torch._dynamo.utils.counters["stats"]["unique_graphs"]),
+    }
+    # a model whose forward never calls its compiled chunk would time the eager path: say so
+    if not found["compiled_graphs"]:
+        found["warning"] = (
+            "compile_step() returned True but nothing was compiled: this row timed the eager path"
+        )
+    return found
+
+
+def row_fields(n_params: int, stats: dict, extra: dict) -> dict:
+    """A measured row's fields: `n_params`, the throughput and peak memory taken out of `stats`,
+    and the rest of `stats` after `extra` as the row's extra."""
+    return {
+        "n_params": n_params,
+        "seqs_per_s": stats.pop("seqs_per_s"),
+        "peak_mem_mb": stats.pop("peak_mem_mb"),
+        "extra": {**extra, **stats},
+    }
 
 
 def measure_config(
@@ -82,50 +152,23 @@ def measure_config(
     extra = {
         "label": f"{config.model}({', '.join(f'{k}={v}' for k, v in params.items())})",
         "params": params,
+        **memory_guard(config, params, budget_mb, cache),
     }
-    estimate = (
-        estimate_mb(config.model, params, config, cache) if budget_mb < float("inf") else None
-    )
-    if estimate is not None:
-        extra["estimate_mb"] = round(estimate, 1)
-        if estimate > budget_mb:
-            extra["skipped"] = (
-                f"estimated {estimate:,.0f} MB exceeds the {budget_mb:,.0f} MB budget"
-            )
-            return {"extra": extra}
+    if "skipped" in extra:
+        return {"extra": extra}
     try:
-        models = [build(config.model, params, device, seed + k) for k in range(config.seeds)]
-        # one seed's count, as in the seeds=1 row: the seeds column says how many were trained
-        fields = {"n_params": sum(p.numel() for p in models[0].parameters() if p.requires_grad)}
-        model = models[0] if config.seeds == 1 else SeedStack(models)
-        with cold_compile() if config.compiled else contextlib.nullcontext():
-            if config.compiled:
-                model.compile_step()
-            stats = measure(model, data, config.mode, device, profile.timing)
+        measured = time_config(config, params, data, device, profile.timing, seed)
     except Exception as error:  # noqa: BLE001 - one failed configuration must not lose the others
         extra["error"] = f"{type(error).__name__}: {error}"[:500]
         return {"extra": extra}
     finally:
-        model = models = None
+        # the models went with time_config's frame (and the error's traceback, on failure)
         if device.type == "cuda":  # give the next configuration the whole device
             gc.collect()
             torch.cuda.empty_cache()
     if config.compiled:
-        stats["compile_s"] = max(0.0, stats["first_iter_s"] - stats["median_iter_s"])
-        stats["compile_cache"] = "off (cold compile)"
-        # a model whose forward never calls its compiled chunk would time the eager path: say so
-        stats["compiled_graphs"] = int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
-        if not stats["compiled_graphs"]:
-            stats["warning"] = (
-                "compile_step() returned True but nothing was compiled: this row timed the eager "
-                "path"
-            )
-    return {
-        **fields,
-        "seqs_per_s": stats.pop("seqs_per_s"),
-        "peak_mem_mb": stats.pop("peak_mem_mb"),
-        "extra": {**extra, **stats},
-    }
+        measured.stats.update(compile_stats(measured.stats))
+    return row_fields(measured.n_params, measured.stats, extra)
 
 
 def measure_reference(
@@ -133,13 +176,7 @@ def measure_reference(
 ) -> dict:
     model = build(REFERENCE, {}, device, seed)
     stats = measure(model, data, mode, device, profile.timing)
-    extra = {"label": REFERENCE_LABEL, **stats}
-    return {
-        "n_params": sum(p.numel() for p in model.parameters()),
-        "seqs_per_s": extra.pop("seqs_per_s"),
-        "peak_mem_mb": extra.pop("peak_mem_mb"),
-        "extra": extra,
-    }
+    return row_fields(sum(p.numel() for p in model.parameters()), stats, {"label": REFERENCE_LABEL})
 
 
 def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:
@@ -148,6 +185,17 @@ def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:
     for config in configs:
         found.setdefault((config.mode, config.batch, config.steps), []).append(config)
     return found
+
+
+def common_fields(device: str, threads: int) -> dict:
+    """The columns every row of one run shares: a new bench_id (the time and a random suffix),
+    the `device` as described, the intra-op `threads` and torch's version."""
+    return {
+        "bench_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
+        "device": device,
+        "threads": threads,
+        "torch_version": torch.__version__,
+    }
 
 
 def make_row(
@@ -191,6 +239,63 @@ def add_wall_vs_one_seed(fields: dict, alone: dict) -> None:
         fields["extra"]["wall_vs_one_seed"] = batched / one
 
 
+class Run(NamedTuple):
+    """What every configuration of one run_bench call shares."""
+
+    common: dict  # common_fields
+    device: torch.device
+    profile: BenchProfile
+    budget_mb: float  # inf: no memory estimate
+    seed: int
+    estimates: dict  # estimate_mb's cache, across groups
+
+
+def measure_group(run: Run, key: tuple[str, int, int], members: list[Config], emit) -> None:
+    """The reference row of `key` (mode, batch, steps), then a row for each configuration of
+    `members` in order, all on one copy batch; each row goes to `emit` once it is measured."""
+    mode, batch, steps = key
+    data = copy_batch(batch, steps, run.device, run.seed)
+    fields = measure_reference(mode, data, run.device, run.profile, run.seed)
+    name = f"{REFERENCE}/{mode}/b{batch}/t{steps}"
+    ref = make_row(run.common, name, REFERENCE, key, None, fields, None)
+    ref["ratio_to_lstm"] = 1.0
+    emit(ref)
+    measured = {}
+    for config in members:
+        fields = measured[config] = measure_config(
+            config, data, run.device, run.profile, run.budget_mb, run.seed, run.estimates
+        )
+        if config.seeds > 1:  # plan() puts the one-seed configuration first
+            add_wall_vs_one_seed(fields, measured.get(config._replace(seeds=1), {}))
+        model = config.model + ("+compile" if config.compiled else "")
+        emit(
+            make_row(
+                run.common,
+                config.name,
+                model,
+                key,
+                config.memory_size,
+                fields,
+                ref["seqs_per_s"],
+                config.seeds,
+            )
+        )
+
+
+def bench_profile(models: list[str], profile, threads: int, max_mem_mb, seed: int):
+    """The BenchProfile that `profile` is or names, once `models` and the run's numbers are known
+    to work: KeyError for an unknown profile or model, BenchError (a ValueError) for threads,
+    max_mem_mb or seed out of range."""
+    prof = profile if isinstance(profile, BenchProfile) else PROFILES.get(profile)
+    if prof is None:
+        raise KeyError(f"unknown speed profile {profile!r} (known: {', '.join(PROFILES)})")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise KeyError(f"unknown models {unknown} (known: {', '.join(MODELS)})")
+    check_run_options(threads, max_mem_mb, seed)
+    return prof
+
+
 def run_bench(
     models: list[str],
     device: str,
@@ -208,61 +313,23 @@ def run_bench(
     where given, and return them (dicts keyed by the speed table's columns). KeyError for an
     unknown profile or model, BenchError (a ValueError) for threads, max_mem_mb or seed out of
     range; `run_suite.py bench` checks the store and the JSON file first (check_destinations)."""
-    prof = profile if isinstance(profile, BenchProfile) else PROFILES.get(profile)
-    if prof is None:
-        raise KeyError(f"unknown speed profile {profile!r} (known: {', '.join(PROFILES)})")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise KeyError(f"unknown models {unknown} (known: {', '.join(MODELS)})")
-    check_run_options(threads, max_mem_mb, seed)
+    prof = bench_profile(models, profile, threads, max_mem_mb, seed)
     dev, described = resolve_device(device)
     tune_malloc()  # as in training workers: see benchmarks/process/allocator.py
     with intra_op_threads(threads):
         configs = plan(list(dict.fromkeys(models)), prof)
-        bench_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        common = {
-            "bench_id": bench_id,
-            "device": described,
-            "threads": threads,
-            "torch_version": torch.__version__,
-        }
+        common = common_fields(described, threads)
         budget = max_mem_mb if max_mem_mb is not None else memory_budget_mb(dev)
-        rows, total, estimates = [], len(configs) + len(groups(configs)), {}
-        for key, members in groups(configs).items():
-            data = copy_batch(key[1], key[2], dev, seed)
-            ref_name = f"{REFERENCE}/{key[0]}/b{key[1]}/t{key[2]}"
-            ref = make_row(
-                common,
-                ref_name,
-                REFERENCE,
-                key,
-                None,
-                measure_reference(key[0], data, dev, prof, seed),
-                None,
-            )
-            ref["ratio_to_lstm"] = 1.0
-            rows.append(ref)
-            log(progress, len(rows), total, ref)
-            measured = {}
-            for config in members:
-                fields = measured[config] = measure_config(
-                    config, data, dev, prof, budget, seed, estimates
-                )
-                if config.seeds > 1:  # plan() puts the one-seed configuration first
-                    add_wall_vs_one_seed(fields, measured.get(config._replace(seeds=1), {}))
-                rows.append(
-                    make_row(
-                        common,
-                        config.name,
-                        config.model + ("+compile" if config.compiled else ""),
-                        key,
-                        config.memory_size,
-                        fields,
-                        ref["seqs_per_s"],
-                        config.seeds,
-                    )
-                )
-                log(progress, len(rows), total, rows[-1])
+        run = Run(common, dev, prof, budget, seed, {})
+        by_key = groups(configs)
+        rows, total = [], len(configs) + len(by_key)
+
+        def emit(row: dict) -> None:
+            rows.append(row)
+            log(progress, len(rows), total, row)
+
+        for key, members in by_key.items():
+            measure_group(run, key, members, emit)
             # after every group: an interrupted run keeps what it measured
             write(rows, store_path, json_path)
     return rows
