@@ -3,5 +3,5 @@ memory of each model's training step against a reference LSTM timed in the same 
 from the training harness: it builds its own steps and batches and writes only the store's speed
 table. bench.py runs the configurations, configs.py defines them, checks.py refuses bad flags
 before measuring, timing.py builds and times one step, memory.py measures peak memory, output.py
-prints and writes rows, interleaved.py times contenders in alternating rounds, versus.py times
-the models now against their code at a git revision."""
+makes, prints and writes rows, interleaved.py times contenders in alternating rounds, versus.py
+times the models now against their code at a git revision."""

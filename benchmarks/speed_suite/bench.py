@@ -38,9 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
-import time
-import uuid
 from typing import NamedTuple
 
 import torch
@@ -50,7 +47,7 @@ from benchmarks.process.allocator import tune_malloc
 from benchmarks.process.threads import intra_op_threads
 from benchmarks.speed_suite.checks import check_run_options
 from benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb
-from benchmarks.speed_suite.output import log, write
+from benchmarks.speed_suite.output import common_fields, log, make_row, write
 from benchmarks.speed_suite.timing import cold_compile, measure
 from benchmarks.speed_suite.configs import (
     PROFILES,
@@ -185,49 +182,6 @@ def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:
     for config in configs:
         found.setdefault((config.mode, config.batch, config.steps), []).append(config)
     return found
-
-
-def common_fields(device: str, threads: int) -> dict:
-    """The columns every row of one run shares: a new bench_id (the time and a random suffix),
-    the `device` as described, the intra-op `threads` and torch's version."""
-    return {
-        "bench_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
-        "device": device,
-        "threads": threads,
-        "torch_version": torch.__version__,
-    }
-
-
-def make_row(
-    common: dict,
-    name: str,
-    model: str,
-    key: tuple,
-    memory_size,
-    fields: dict,
-    ratio_to,
-    seeds: int = 1,
-) -> dict:
-    mode, batch, steps = key
-    seqs = fields.get("seqs_per_s")
-    ratio = seqs / ratio_to if seqs is not None and ratio_to else None
-    extra = {**fields.get("extra", {}), "copy_length": (steps - 1) // 2, "allocator": tune_malloc()}
-    return {
-        **common,
-        "name": name,
-        "model": model,
-        "mode": mode,
-        "batch": batch,
-        "memory_size": memory_size,
-        "seq_len": steps,
-        "seeds": seeds,
-        "n_params": fields.get("n_params"),
-        "seqs_per_s": seqs,
-        "peak_mem_mb": fields.get("peak_mem_mb"),
-        "ratio_to_lstm": ratio,
-        "measured_at": time.time(),
-        "extra_json": json.dumps(extra, sort_keys=True),
-    }
 
 
 def add_wall_vs_one_seed(fields: dict, alone: dict) -> None:

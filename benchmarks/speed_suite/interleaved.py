@@ -22,16 +22,14 @@ from __future__ import annotations
 import json
 import statistics
 import time
-import uuid
 
 import torch
 
 from benchmarks.process.allocator import tune_malloc
 from benchmarks.process.threads import intra_op_threads
 from benchmarks.devices import resolve_device
-from benchmarks.speed_suite.bench import make_row
 from benchmarks.speed_suite.timing import make_step, sync
-from benchmarks.speed_suite.output import log, write
+from benchmarks.speed_suite.output import common_fields, log, make_row, write
 from benchmarks.speed_suite.configs import (
     PAPER_SIZES,
     REFERENCE,
@@ -90,12 +88,7 @@ def run_interleaved(
     sizes = PAPER_SIZES if sizes is None else sizes
     rows = []
     with intra_op_threads(threads):
-        common = {
-            "bench_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
-            "device": described,
-            "threads": threads,
-            "torch_version": torch.__version__,
-        }
+        common = common_fields(described, threads)
         total = len(batches) * (1 + 2 * len(models))
         for batch in batches:
             data = copy_batch(batch, STEPS, dev, seed)

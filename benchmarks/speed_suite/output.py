@@ -1,14 +1,67 @@
-"""What the speed benchmark (benchmarks/speed_suite/bench.py) hands out: a progress line per row,
-the rows in the store's speed table and a JSON file, and the plain-text table that
-run_suite.py --bench prints."""
+"""What the speed benchmark (benchmarks/speed_suite/bench.py, and interleaved.py) hands out: its
+rows (dicts keyed by the columns of the store's speed table), a progress line per row, the rows
+in that table and in a JSON file, and the plain-text table that run_suite.py --bench prints."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
+import uuid
 from pathlib import Path
 
+import torch
+
+from benchmarks.process.allocator import tune_malloc
 from benchmarks.speed_suite.configs import REFERENCE
+
+
+def common_fields(device: str, threads: int) -> dict:
+    """The columns every row of one run shares: a new bench_id (the time and a random suffix),
+    the `device` as described, the intra-op `threads` and torch's version."""
+    return {
+        "bench_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
+        "device": device,
+        "threads": threads,
+        "torch_version": torch.__version__,
+    }
+
+
+def make_row(
+    common: dict,
+    name: str,
+    model: str,
+    key: tuple,
+    memory_size,
+    fields: dict,
+    ratio_to,
+    seeds: int = 1,
+) -> dict:
+    """One row of the speed table: the run's `common` columns, `name`, `model`, `key` (mode,
+    batch, steps), `memory_size` and `seeds`, and from a measurement's `fields` (n_params,
+    seqs_per_s, peak_mem_mb, extra; absent ones None) its throughput, its ratio to `ratio_to`
+    (the reference's sequences/s; None without either), and extra as extra_json with the copy
+    length and the allocator's tuning added."""
+    mode, batch, steps = key
+    seqs = fields.get("seqs_per_s")
+    ratio = seqs / ratio_to if seqs is not None and ratio_to else None
+    extra = {**fields.get("extra", {}), "copy_length": (steps - 1) // 2, "allocator": tune_malloc()}
+    return {
+        **common,
+        "name": name,
+        "model": model,
+        "mode": mode,
+        "batch": batch,
+        "memory_size": memory_size,
+        "seq_len": steps,
+        "seeds": seeds,
+        "n_params": fields.get("n_params"),
+        "seqs_per_s": seqs,
+        "peak_mem_mb": fields.get("peak_mem_mb"),
+        "ratio_to_lstm": ratio,
+        "measured_at": time.time(),
+        "extra_json": json.dumps(extra, sort_keys=True),
+    }
 
 
 def log(progress: bool, done: int, total: int, row: dict) -> None:
