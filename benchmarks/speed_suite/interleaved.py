@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -38,6 +39,7 @@ from benchmarks.speed_suite.configs import (
     copy_batch,
     model_params,
 )
+from tasks.base import Batch
 
 STEPS = 41  # copy length 20, delimiter, 20 outputs
 
@@ -68,6 +70,94 @@ def time_rounds(steps: dict, device: torch.device, rounds: int, round_s: float) 
     return times
 
 
+class InterleavedRun(NamedTuple):
+    """What every batch size of one run_interleaved call shares."""
+
+    models: list[str]
+    device: torch.device
+    sizes: dict
+    seed: int
+    rounds: int
+    round_s: float
+    common: dict  # the columns every row shares (output.common_fields)
+
+
+class Warm(NamedTuple):
+    """A contender's training step, ready to time, and the seconds its first call took
+    (compilation included, for the +compile contenders)."""
+
+    step: Callable[[], None]
+    first_s: float
+
+
+def warm_up(found: dict, data: Batch, device: torch.device) -> dict[str, Warm]:
+    """label -> the training step on `data` of each contender of `found` (contenders), called
+    once and timed: the warm-up, which compiles the +compile contenders."""
+    warm = {}
+    for label, (model, _) in found.items():
+        step = make_step(model, data, "train")[0]
+        start = time.perf_counter()
+        step()
+        sync(device)
+        warm[label] = Warm(step, time.perf_counter() - start)
+    return warm
+
+
+def contender_fields(
+    run: InterleavedRun, label: str, model, params: dict, batch: int, times: dict, first_s: float
+) -> dict:
+    """The row fields (module docstring) of contender `label` (`model`, built with `params`) at
+    `batch`, from `times` (time_rounds': label -> the time per iteration of each round) and the
+    seconds of its first iteration."""
+    own = times[label]
+    vs = {
+        other: statistics.median(a / b for a, b in zip(own, times[other]))
+        for other in times
+        if other != label
+    }
+    median = statistics.median(own)
+    described = ", ".join(f"{k}={v}" for k, v in params.items())
+    return {
+        "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "seqs_per_s": batch / median,
+        "extra": {
+            "median_iter_s": median,
+            "round_iter_s": own,
+            "rounds": run.rounds,
+            "round_s": run.round_s,
+            "first_iter_s": first_s,
+            "vs": vs,
+            "interleaved": True,
+            "params": params,
+            "label": REFERENCE_LABEL
+            if label == REFERENCE
+            else f"{label.removesuffix('+compile')}({described})",
+        },
+    }
+
+
+def measure_batch(run: InterleavedRun, batch: int, emit) -> None:
+    """Build, warm up and time in rounds every contender of `run.models` at `batch`, then hand
+    each one's row to `emit`, in contenders' order."""
+    data = copy_batch(batch, STEPS, run.device, run.seed)
+    found = contenders(run.models, run.device, run.sizes, run.seed)
+    warm = warm_up(found, data, run.device)
+    steps = {label: w.step for label, w in warm.items()}
+    times = time_rounds(steps, run.device, run.rounds, run.round_s)
+    for label, (model, params) in found.items():
+        memory_size = params.get("memory_size")
+        fields = contender_fields(run, label, model, params, batch, times, warm[label].first_s)
+        name = (
+            f"{label}/train/b{batch}"
+            + (f"/n{memory_size}" if memory_size else "")
+            + f"/t{STEPS}/interleaved"
+        )
+        row = make_row(run.common, name, label, ("train", batch, STEPS), memory_size, fields, None)
+        vs = fields["extra"]["vs"]
+        row["ratio_to_lstm"] = 1 / vs[REFERENCE] if label != REFERENCE else 1.0
+        emit(row)
+
+
 def run_interleaved(
     models: list[str],
     device: str,
@@ -89,56 +179,15 @@ def run_interleaved(
     rows = []
     with intra_op_threads(threads):
         common = common_fields(described, threads)
+        run = InterleavedRun(models, dev, sizes, seed, rounds, round_s, common)
         total = len(batches) * (1 + 2 * len(models))
+
+        def emit(row: dict) -> None:
+            rows.append(row)
+            log(progress, len(rows), total, row)
+
         for batch in batches:
-            data = copy_batch(batch, STEPS, dev, seed)
-            found = contenders(models, dev, sizes, seed)
-            steps, first = {}, {}
-            for label, (model, _) in found.items():
-                steps[label] = make_step(model, data, "train")[0]
-                start = time.perf_counter()
-                steps[label]()  # warm-up; compiles the +compile contenders
-                sync(dev)
-                first[label] = time.perf_counter() - start
-            times = time_rounds(steps, dev, rounds, round_s)
-            for label, (model, params) in found.items():
-                memory_size = params.get("memory_size")
-                own = times[label]
-                vs = {
-                    other: statistics.median(a / b for a, b in zip(own, times[other]))
-                    for other in times
-                    if other != label
-                }
-                median = statistics.median(own)
-                described = ", ".join(f"{k}={v}" for k, v in params.items())
-                fields = {
-                    "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                    "seqs_per_s": batch / median,
-                    "extra": {
-                        "median_iter_s": median,
-                        "round_iter_s": own,
-                        "rounds": rounds,
-                        "round_s": round_s,
-                        "first_iter_s": first[label],
-                        "vs": vs,
-                        "interleaved": True,
-                        "params": params,
-                        "label": REFERENCE_LABEL
-                        if label == REFERENCE
-                        else f"{label.removesuffix('+compile')}({described})",
-                    },
-                }
-                name = (
-                    f"{label}/train/b{batch}"
-                    + (f"/n{memory_size}" if memory_size else "")
-                    + f"/t{STEPS}/interleaved"
-                )
-                row = make_row(
-                    common, name, label, ("train", batch, STEPS), memory_size, fields, None
-                )
-                row["ratio_to_lstm"] = 1 / vs[REFERENCE] if label != REFERENCE else 1.0
-                rows.append(row)
-                log(progress, len(rows), total, row)
+            measure_batch(run, batch, emit)
             write(rows, store_path, json_path)
     return rows
 
