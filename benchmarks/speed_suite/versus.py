@@ -42,6 +42,7 @@ from benchmarks.values import MAX_INT
 from models import MODELS
 from benchmarks.cli import Parser
 from benchmarks.seeding import seeded
+from tasks.base import Batch
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("eager", "compiled")
@@ -120,6 +121,59 @@ def build(cls, sizes: dict, seed: int, compiled: bool):
     return model
 
 
+def check_names(models: list[str], modes) -> None:
+    """At least one model and one mode, every mode one of MODES and every model registered now;
+    VersusError naming the flag."""
+    if not models or not modes:
+        raise VersusError("versus: --models and --modes need at least one name each")
+    for mode in modes:
+        if mode not in MODES:
+            raise VersusError(f"versus: --modes: unknown mode {mode!r} (known: {', '.join(MODES)})")
+    for name in models:
+        if name not in MODELS:
+            raise VersusError(f"versus: --models: unknown model {name!r}")
+
+
+def paired_steps(
+    then_models: dict, models: list[str], modes, data: Batch, sizes: dict, seed: int
+) -> dict:
+    """(model, mode, "then" or "now") -> one warmed-up (and so compiled) training step on `data`
+    of that model built from REV's registry `then_models` or today's, both from `seed` at
+    `sizes`; a compiled pair only where both versions have something to compile."""
+    steps = {}
+    for name in models:
+        for mode in modes:
+            pair = [
+                build(registry[name], sizes, seed, mode == "compiled")
+                for registry in (then_models, MODELS)
+            ]
+            if None in pair:
+                continue  # nothing to compile: the eager row says it all
+            for when, model in zip(("then", "now"), pair):
+                step = make_step(model, data, "train")[0]
+                step()  # warm-up; compiles
+                steps[(name, mode, when)] = step
+    return steps
+
+
+def ratio(name: str, mode: str, batch: int, times: dict) -> Ratio:
+    """The Ratio of (`name`, `mode`) at `batch` from time_rounds' `times` of paired_steps' keys:
+    now over then round by round, its median and quartiles, and each version's median."""
+    then, now = times[(name, mode, "then")], times[(name, mode, "now")]
+    each = [b / a for a, b in zip(then, now)]
+    low, _, high = statistics.quantiles(each, n=4) if len(each) > 1 else each * 3
+    return Ratio(
+        name,
+        mode,
+        batch,
+        statistics.median(each),
+        low,
+        high,
+        statistics.median(then),
+        statistics.median(now),
+    )
+
+
 def compare(
     rev: str,
     models: list[str],
@@ -136,14 +190,7 @@ def compare(
     """Each model of `models` now against itself at `rev` (module docstring). VersusError for
     a name, batch size or timing that cannot be compared, before anything is built."""
     check_numbers(batches, rounds, round_s)
-    if not models or not modes:
-        raise VersusError("versus: --models and --modes need at least one name each")
-    for mode in modes:
-        if mode not in MODES:
-            raise VersusError(f"versus: --modes: unknown mode {mode!r} (known: {', '.join(MODES)})")
-    for name in models:
-        if name not in MODELS:
-            raise VersusError(f"versus: --models: unknown model {name!r}")
+    check_names(models, modes)
     commit = resolve(rev, repo)
     sizes = PAPER_SIZES if sizes is None else sizes
     device = torch.device("cpu")
@@ -156,37 +203,11 @@ def compare(
                 raise VersusError(f"versus: model {name!r} is not registered at {commit[:12]}")
         for batch in batches:
             data = copy_batch(batch, STEPS, device, seed)
-            steps = {}
-            for name in models:
-                for mode in modes:
-                    pair = [
-                        build(registry[name], sizes, seed, mode == "compiled")
-                        for registry in (then_models, MODELS)
-                    ]
-                    if None in pair:
-                        continue  # nothing to compile: the eager row says it all
-                    for when, model in zip(("then", "now"), pair):
-                        step = make_step(model, data, "train")[0]
-                        step()  # warm-up; compiles
-                        steps[(name, mode, when)] = step
+            steps = paired_steps(then_models, models, modes, data, sizes, seed)
             times = time_rounds(steps, device, rounds, round_s)
-            for name, mode, when in steps:
-                if when == "now":
-                    then, now = times[(name, mode, "then")], times[(name, mode, "now")]
-                    each = [b / a for a, b in zip(then, now)]
-                    low, _, high = statistics.quantiles(each, n=4) if len(each) > 1 else each * 3
-                    ratios.append(
-                        Ratio(
-                            name,
-                            mode,
-                            batch,
-                            statistics.median(each),
-                            low,
-                            high,
-                            statistics.median(then),
-                            statistics.median(now),
-                        )
-                    )
+            ratios += [
+                ratio(name, mode, batch, times) for name, mode, when in steps if when == "now"
+            ]
     return ratios
 
 
