@@ -107,64 +107,73 @@ def write(rows: list[dict], store_path: str | None, json_path: str | None) -> No
         tmp.replace(path)
 
 
+COLUMNS = (
+    "name",
+    "seq/s",
+    f"x {REFERENCE}",
+    "peak MB",
+    "params",
+    "iters",
+    "compile s",
+    "x 1 seed",
+    "note",
+)
+SEEDS_NOTE = (
+    "/sK: K seeds trained as one batched model; seq/s counts every seed's sequences; x 1 "
+    "seed: time per iteration over the same model's one-seed row (same batch, both eager "
+    "or both compiled)"
+)
+
+
+def number(value, spec: str) -> str:
+    """`value` formatted with `spec`, or "n/a" for None."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def cells(row: dict, extra: dict) -> list[str]:
+    """The table's cells (COLUMNS) of one benchmark row, whose extra_json is `extra`: the note is
+    the row's warning, or why it was skipped or failed."""
+    note = extra.get("warning") or (f"skipped: {extra['skipped']}" if "skipped" in extra else "")
+    note = note or (f"failed: {extra['error']}" if "error" in extra else "")
+    return [
+        row["name"],
+        number(row["seqs_per_s"], ",.1f"),
+        number(row["ratio_to_lstm"], ".3f"),
+        number(row["peak_mem_mb"], ",.1f"),
+        number(row["n_params"], ","),
+        str(extra.get("iters", "")),
+        number(extra.get("compile_s"), ".1f") if "compile_s" in extra else "",
+        number(extra.get("wall_vs_one_seed"), ".2f") if row.get("seeds", 1) > 1 else "",
+        note,
+    ]
+
+
+def aligned(lines: list) -> list[str]:
+    """`lines` of cells as text: the names left-aligned, the numbers right-aligned, each column
+    as wide as its widest cell, the note last and unpadded (trailing blanks dropped)."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    out = []
+    for line in lines:
+        padded = [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:-1], widths[1:]))]
+        out.append(("  ".join(padded) + "  " + line[-1]).rstrip())
+    return out
+
+
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of benchmark rows, with the model configurations underneath."""
     if not rows:
         return "(no speed rows)"
-
-    def number(value, spec):
-        return "n/a" if value is None else format(value, spec)
-
-    lines, labels = (
-        [
-            (
-                "name",
-                "seq/s",
-                f"x {REFERENCE}",
-                "peak MB",
-                "params",
-                "iters",
-                "compile s",
-                "x 1 seed",
-                "note",
-            )
-        ],
-        {},
-    )
+    lines, labels = [COLUMNS], {}
     for row in rows:
         extra = json.loads(row["extra_json"])
         labels.setdefault(row["model"].removesuffix("+compile"), extra.get("label", ""))
-        note = extra.get("warning") or (
-            f"skipped: {extra['skipped']}" if "skipped" in extra else ""
-        )
-        note = note or (f"failed: {extra['error']}" if "error" in extra else "")
-        lines.append(
-            (
-                row["name"],
-                number(row["seqs_per_s"], ",.1f"),
-                number(row["ratio_to_lstm"], ".3f"),
-                number(row["peak_mem_mb"], ",.1f"),
-                number(row["n_params"], ","),
-                str(extra.get("iters", "")),
-                number(extra.get("compile_s"), ".1f") if "compile_s" in extra else "",
-                number(extra.get("wall_vs_one_seed"), ".2f") if row.get("seeds", 1) > 1 else "",
-                note,
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+        lines.append(cells(row, extra))
     first = rows[0]
     out = [
         f"speed bench {first['bench_id']}: {first['device']}, {first['threads']} thread(s), "
-        f"torch {first['torch_version']}"
+        f"torch {first['torch_version']}",
+        *aligned(lines),
     ]
-    for line in lines:
-        cells = [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:-1], widths[1:]))]
-        out.append(("  ".join(cells) + "  " + line[-1]).rstrip())
     if any(row.get("seeds", 1) > 1 for row in rows):
-        out += [
-            "",
-            "/sK: K seeds trained as one batched model; seq/s counts every seed's sequences; x 1 "
-            "seed: time per iteration over the same model's one-seed row (same batch, both eager "
-            "or both compiled)",
-        ]
+        out += ["", SEEDS_NOTE]
     return "\n".join(out + [""] + [f"{model}: {label}" for model, label in labels.items()])
