@@ -44,15 +44,22 @@ from tasks.base import Batch
 STEPS = 41  # copy length 20, delimiter, 20 outputs
 
 
+class Contender(NamedTuple):
+    """A model timed in the rounds."""
+
+    model: torch.nn.Module
+    params: dict  # the keywords it was built with
+
+
 def contenders(models: list[str], device: torch.device, sizes: dict, seed: int) -> dict:
-    """label -> (model, its parameters): the reference, then each model eager and compiled."""
-    found = {REFERENCE: (build(REFERENCE, {}, device, seed), {})}
+    """label -> Contender: the reference, then each model eager and compiled."""
+    found = {REFERENCE: Contender(build(REFERENCE, {}, device, seed), {})}
     for name in models:
         params = model_params(name, sizes, None)
-        found[name] = (build(name, params, device, seed), params)
+        found[name] = Contender(build(name, params, device, seed), params)
         compiled = build(name, params, device, seed)
         if compiled.compile_step():
-            found[f"{name}+compile"] = (compiled, params)
+            found[f"{name}+compile"] = Contender(compiled, params)
     return found
 
 
@@ -95,7 +102,7 @@ def warm_up(found: dict, data: Batch, device: torch.device) -> dict[str, Warm]:
     once and timed: the warm-up, which compiles the +compile contenders."""
     warm = {}
     for label, (model, _) in found.items():
-        step = make_step(model, data, "train")[0]
+        step = make_step(model, data, "train").run
         start = time.perf_counter()
         step()
         sync(device)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -24,20 +25,37 @@ from benchmarks.speed_suite.memory import peak_memory
 from tasks.base import Batch, cost_bits
 
 
-def step_parts(model: nn.Module | SeedStack, data: Batch):
-    """(forward: () -> logits, cost: logits -> loss, parameters, the other tensors it keeps alive)
-    of one model on `data`, or of a SeedStack of K seeds on K stacked copies of `data` ([K, T, B,
-    I]: a real copy, so the forward takes train_seeds' path, where every seed has its own
-    batch) with the sum of the seeds' cost_bits as the loss: its gradient for seed k's parameters
-    is seed k's own."""
+class StepParts(NamedTuple):
+    """What a step is made of."""
+
+    forward: Callable[[], torch.Tensor]  # () -> logits
+    cost: Callable[[torch.Tensor], torch.Tensor]  # logits -> the loss
+    params: list  # the parameters an optimizer steps
+    held: list  # the other tensors it keeps alive (buffers, the batch)
+
+
+class Step(NamedTuple):
+    """One iteration, ready to time."""
+
+    run: Callable[[], None]  # one iteration
+    resident: Callable[[], list]  # the tensors it keeps alive between iterations
+
+
+def step_parts(model: nn.Module | SeedStack, data: Batch) -> StepParts:
+    """The StepParts of one model on `data`, or of a SeedStack of K seeds on K stacked copies of
+    `data` ([K, T, B, I]: a real copy, so the forward takes train_seeds' path, where every seed
+    has its own batch) with the sum of the seeds' cost_bits as the loss: its gradient for seed
+    k's parameters is seed k's own."""
 
     def cost(logits):
         return cost_bits(logits, data.targets, data.mask)
 
     if not isinstance(model, SeedStack):
-        return lambda: model(data.inputs), cost, list(model.parameters()), [*model.buffers(), *data]
+        return StepParts(
+            lambda: model(data.inputs), cost, list(model.parameters()), [*model.buffers(), *data]
+        )
     inputs = data.inputs.expand(model.k, *data.inputs.shape).contiguous()
-    return (
+    return StepParts(
         lambda: model.forward(inputs),
         lambda logits: sum(cost(l) for l in logits),
         list(model.params.values()),
@@ -45,9 +63,9 @@ def step_parts(model: nn.Module | SeedStack, data: Batch):
     )
 
 
-def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
-    """(one iteration as a callable, the tensors it keeps alive between iterations) of one model or
-    of a SeedStack (step_parts); a training iteration is forward, cost, backward and an Adam
+def make_step(model: nn.Module | SeedStack, data: Batch, mode: str) -> Step:
+    """The Step of one model or of a SeedStack (step_parts) in `mode`, "forward" (no grad) or
+    "train"; a training iteration is forward, cost, backward and an Adam
     step."""
     forward, cost, params, held = step_parts(model, data)
     if mode == "forward":
@@ -56,7 +74,7 @@ def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
             with torch.no_grad():
                 forward()
 
-        return step, lambda: [*params, *held]
+        return Step(step, lambda: [*params, *held])
     optimizer = torch.optim.Adam(params, lr=1e-3)
 
     def step():
@@ -69,7 +87,7 @@ def make_step(model: nn.Module | SeedStack, data: Batch, mode: str):
         state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
         return [*params, *held, *(p.grad for p in params if p.grad is not None), *state]
 
-    return step, resident
+    return Step(step, resident)
 
 
 def sync(device: torch.device) -> None:

@@ -150,7 +150,7 @@ def paired_steps(
             if None in pair:
                 continue  # nothing to compile: the eager row says it all
             for when, model in zip(("then", "now"), pair):
-                step = make_step(model, data, "train")[0]
+                step = make_step(model, data, "train").run
                 step()  # warm-up; compiles
                 steps[(name, mode, when)] = step
     return steps
