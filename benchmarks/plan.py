@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -200,31 +201,8 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
     """Construct the task and the model once and run them on one small batch
     (benchmarks/contract.py), turning whatever they raise into a ConfigError naming the pair."""
     where = f"{spec.profile}: {spec.model} on {spec.task}"
-    try:
-        task = build_task(spec.task, **spec.task_params)
-    except Exception as error:  # a plugin's own checks may raise anything: one line, not a trace
-        raise ConfigError(f"{where}: task parameters: {described(error)}") from None
-    try:  # the training range's top: sampling there must not be what fails
-        task.check_size({axis: task.max_size(axis) for axis in task.axes})
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"{where}: task parameters: {error}") from None
-    try:
-        probe = check_task(task)
-    except Exception as error:
-        raise ConfigError(f"{where}: task {spec.task!r}: {described(error)}") from None
-    try:
-        # Sizes only, no storage: an absurd memory_size must not allocate.
-        with torch.device("meta"):
-            sizes = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
-        size = sum(t.numel() * t.element_size() for t in (*sizes.parameters(), *sizes.buffers()))
-        if size > MAX_MODEL_BYTES:
-            raise ValueError(  # named with `where` by the except below
-                f"the model would hold {size / 2**30:.1f} GiB of parameters "
-                f"and buffers (at most {MAX_MODEL_BYTES / 2**30:g} GiB)"
-            )
-        model = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
-    except Exception as error:
-        raise ConfigError(f"{where}: model parameters: {described(error)}") from None
+    task, probe = built_task(spec, build_task, where)
+    model = built_model(spec, task, build_model, where)
     needed, available = task.memory_needed(), model.memory_size
     if needed is not None and available is not None and available < needed:
         raise ConfigError(
@@ -249,6 +227,48 @@ def check_buildable(spec: RunSpec, build_task, build_model) -> None:
         curriculum.check_task(spec.train.curriculum, task)
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+class BuiltTask(NamedTuple):
+    """A planned run's task, built once by the planner."""
+
+    task: object  # a tasks.base.Task
+    probe: object  # the tasks.base.Batch its contract check sampled (benchmarks/contract.py)
+
+
+def built_task(spec: RunSpec, build_task, where: str) -> BuiltTask:
+    """The spec's task and its contract probe batch; ConfigError naming `where` if the task
+    cannot be built, cannot sample at the top of its training range, or breaks the contract."""
+    try:
+        task = build_task(spec.task, **spec.task_params)
+    except Exception as error:  # a plugin's own checks may raise anything: one line, not a trace
+        raise ConfigError(f"{where}: task parameters: {described(error)}") from None
+    try:  # the training range's top: sampling there must not be what fails
+        task.check_size({axis: task.max_size(axis) for axis in task.axes})
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: task parameters: {error}") from None
+    try:
+        return BuiltTask(task, check_task(task))
+    except Exception as error:
+        raise ConfigError(f"{where}: task {spec.task!r}: {described(error)}") from None
+
+
+def built_model(spec: RunSpec, task, build_model, where: str):
+    """The spec's model for `task`, after its size is counted without storage (an absurd
+    memory_size must not allocate); ConfigError naming `where` past MAX_MODEL_BYTES or on any
+    error its constructor raises."""
+    try:
+        with torch.device("meta"):
+            sizes = build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
+        size = sum(t.numel() * t.element_size() for t in (*sizes.parameters(), *sizes.buffers()))
+        if size > MAX_MODEL_BYTES:
+            raise ValueError(  # named with `where` by the except below
+                f"the model would hold {size / 2**30:.1f} GiB of parameters "
+                f"and buffers (at most {MAX_MODEL_BYTES / 2**30:g} GiB)"
+            )
+        return build_model(spec.model, task.input_size, task.output_size, **spec.model_params)
+    except Exception as error:
+        raise ConfigError(f"{where}: model parameters: {described(error)}") from None
 
 
 def described(error: Exception) -> str:

@@ -290,22 +290,17 @@ def execute_group(
         for live in writers:
             if live.writer is not None:
                 live.writer.close()
-    results = []
-    for spec, run, result in zip(specs, trained, (p.result for p in prepared)):
-        if run.diverged is not None:
-            error = Diverged(run.diverged.step, run.diverged.what)
-            results.append(diverged(result, error, run.curves, run.wall_s))
-        else:
-            results.append(
-                finish(
-                    spec,
-                    task,
-                    run.model,
-                    run.curves,
-                    run.converged_step,
-                    run.wall_s,
-                    result,
-                    checkpoint_dir,
-                )
-            )
-    return results
+    return [
+        seed_result(spec, task, run, result, checkpoint_dir)
+        for spec, run, result in zip(specs, trained, (p.result for p in prepared))
+    ]
+
+
+def seed_result(spec: RunSpec, task: Task, run, result: dict, checkpoint_dir) -> dict:
+    """One seed of a trained group (a batched.SeedRun) as `execute` would have returned it."""
+    if run.diverged is not None:
+        error = Diverged(run.diverged.step, run.diverged.what)
+        return diverged(result, error, run.curves, run.wall_s)
+    return finish(
+        spec, task, run.model, run.curves, run.converged_step, run.wall_s, result, checkpoint_dir
+    )

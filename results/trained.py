@@ -126,26 +126,11 @@ def check_filters(runs, args) -> None:
 
 
 def main(argv=None) -> int:
+    """`python -m results.trained list|prune`: exit 0, or 2 with one line on bad input."""
     from results.schema import StoreError
     from results.store import Store
 
-    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "action", choices=("list", "prune"), help="list kept weights, or delete them"
-    )
-    parser.add_argument(
-        "--store", default="results/results.sqlite", help="results store (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--checkpoints",
-        default=None,
-        help="checkpoint folder (default: checkpoints/ beside the store)",
-    )
-    parser.add_argument("--profile", default=None, help="only this profile's runs")
-    parser.add_argument(
-        "--run-id", action="append", default=[], help="only these runs (repeatable)"
-    )
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         store = Store(args.store, readonly=True)  # both actions only read the store
     except StoreError as error:
@@ -180,6 +165,27 @@ def main(argv=None) -> int:
         f"{'pruned' if args.action == 'prune' else f'kept, {total:.1f} MB'} in {folder}"
     )
     return 0
+
+
+def parser() -> Parser:
+    """The command line of `python -m results.trained`."""
+    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "action", choices=("list", "prune"), help="list kept weights, or delete them"
+    )
+    parser.add_argument(
+        "--store", default="results/results.sqlite", help="results store (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--checkpoints",
+        default=None,
+        help="checkpoint folder (default: checkpoints/ beside the store)",
+    )
+    parser.add_argument("--profile", default=None, help="only this profile's runs")
+    parser.add_argument(
+        "--run-id", action="append", default=[], help="only these runs (repeatable)"
+    )
+    return parser
 
 
 if __name__ == "__main__":
