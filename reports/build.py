@@ -17,7 +17,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import claims, figures, html, joint_points, memory, speed, survival, tables
+from reports import (
+    claims,
+    figures,
+    html,
+    joint_points,
+    memory,
+    speed,
+    survival,
+    table_files,
+    tables,
+)
 from reports.reference import cite, load_reference, reference_rows
 from reports.style import TASK_ORDER, model_colors, order, task_label
 from results.schema import StoreError
@@ -111,7 +121,7 @@ def bits_section(data: Data, reference: dict, out_dir: Path) -> str:
         "converge: median over the converged seeds. Parameter counts: ours, and the paper's "
         f"({cite(reference, reference['params_source'])}). {reference.get('params_note', '')}"
     )
-    paths = tables.write_table(
+    paths = table_files.write_table(
         raw, tables.format_bits_table(raw), out_dir, "bits_per_sequence", caption
     )
     shown = tables.format_bits_table(raw)
@@ -131,7 +141,7 @@ def comparison_section(data: Data, out_dir: Path) -> str:
         "attainable p)."
     )
     shown = tables.format_comparison(raw)
-    paths = tables.write_table(raw, shown, out_dir, "model_comparison", caption)
+    paths = table_files.write_table(raw, shown, out_dir, "model_comparison", caption)
     numeric = tuple(c for c in shown.columns if c not in ("task", "A", "B", "note"))
     return html.note(caption) + html.table(shown, numeric) + html.downloads(paths)
 
@@ -159,7 +169,7 @@ def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
     folder = out_dir / "tables"
     frame.to_csv(folder / "claims.csv", index=False)
     (folder / "claims.md").write_text(f"{CLAIMS_NOTE}\n\n{claims.claims_markdown(frame)}")
-    (folder / "claims.tex").write_text(tables.to_latex(frame, CLAIMS_NOTE))
+    (folder / "claims.tex").write_text(table_files.to_latex(frame, CLAIMS_NOTE))
     counts = frame.verdict.value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "fails", "inconclusive"))
     shown = frame[["claim", "task", "paper", "ours", "verdict", "why", "budget_note", "id"]].rename(
@@ -193,7 +203,7 @@ def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Pat
     body += (
         html.note(caption)
         + html.table(shown, ("runs", "converged"))
-        + html.downloads(tables.write_table(km, shown, out_dir, "kaplan_meier", caption))
+        + html.downloads(table_files.write_table(km, shown, out_dir, "kaplan_meier", caption))
     )
     ranks = survival.logrank_table(data.runs, data.curves)
     if ranks.empty:
@@ -210,7 +220,7 @@ def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Pat
         body
         + html.note(caption)
         + html.table(shown)
-        + html.downloads(tables.write_table(ranks, shown, out_dir, "logrank", caption))
+        + html.downloads(table_files.write_table(ranks, shown, out_dir, "logrank", caption))
     )
 
 
@@ -236,7 +246,7 @@ def speed_section(data: Data, colors: dict, out_dir: Path) -> str:
         "model (their sequences per second count every seed's); wall_vs_one_seed is their time per "
         "step over that of one seed alone."
     )
-    paths = tables.write_table(raw, shown, out_dir, "speed", caption)
+    paths = table_files.write_table(raw, shown, out_dir, "speed", caption)
     saved = speed.speed_figure(data.speed, colors, out_dir)
     numeric = tuple(c for c in shown.columns if c not in ("name", "model", "mode", "device"))
     return (

@@ -40,7 +40,7 @@ import yaml
 from scipy import stats
 
 from reports import reference as ref
-from reports import survival, tables
+from reports import survival, table_files, tables
 from reports.style import MODEL_ORDER, TASK_ORDER
 
 CLAIMS_PATH = Path(__file__).with_name("claims.yaml")
@@ -485,7 +485,7 @@ def evaluate_claims(
 
 
 def claims_markdown(frame: pd.DataFrame) -> str:
-    return tables.to_markdown(frame)
+    return table_files.to_markdown(frame)
 
 
 def format_claims_text(frame: pd.DataFrame) -> str:

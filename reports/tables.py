@@ -11,14 +11,13 @@ The comparison reports, for each pair of models on a task, the difference of the
 final validation cost, the Hodges-Lehmann shift (median of all pairwise differences) and the
 two-sided Mann-Whitney U p-value.
 
-Every table is written three ways: CSV with the raw numbers, Markdown and LaTeX with formatted text.
+They are written to files by reports/table_files.py.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -241,65 +240,3 @@ def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
             "note": table.note,
         }
     )
-
-
-def to_markdown(frame: pd.DataFrame) -> str:
-    cells = lambda values: "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
-    lines = [cells(frame.columns), "|" + "---|" * len(frame.columns)]
-    return "\n".join(lines + [cells(row) for row in frame.itertuples(index=False)]) + "\n"
-
-
-LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "±": r"$\pm$",
-    "−": "$-$",
-    "≈": r"$\approx$",
-}
-
-
-def latex_escape(text) -> str:
-    return "".join(LATEX_ESCAPES.get(c, c) for c in str(text))
-
-
-def to_latex(frame: pd.DataFrame, caption: str) -> str:
-    """A booktabs table (needs \\usepackage{booktabs})."""
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\begin{tabular}{" + "l" * len(frame.columns) + "}",
-        r"\toprule",
-        " & ".join(latex_escape(c) for c in frame.columns) + r" \\",
-        r"\midrule",
-    ]
-    lines += [
-        " & ".join(latex_escape(v) for v in row) + r" \\" for row in frame.itertuples(index=False)
-    ]
-    lines += [
-        r"\bottomrule",
-        r"\end{tabular}",
-        rf"\caption{{{latex_escape(caption)}}}",
-        r"\end{table}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def write_table(
-    raw: pd.DataFrame, shown: pd.DataFrame, out_dir: Path, name: str, caption: str
-) -> dict:
-    """`raw` as tables/<name>.csv, `shown` as .md and .tex; returns {format: relative path}."""
-    folder = Path(out_dir) / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    raw.to_csv(folder / f"{name}.csv", index=False)
-    (folder / f"{name}.md").write_text(f"{caption}\n\n{to_markdown(shown)}")
-    (folder / f"{name}.tex").write_text(to_latex(shown, caption))
-    return {kind: f"tables/{name}.{kind}" for kind in ("csv", "md", "tex")}
