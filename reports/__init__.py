@@ -3,11 +3,12 @@
 Entry point: `reports.build.build_report(store_path, profile=None, out_dir=None) -> Path` (the
 index.html written), or `python -m reports.build --store results/results.sqlite --profile quick`.
 Modules: build (orchestration, ReportError), figures (learning and generalization curves),
-memory (trace pictures), speed (benchmark table and scaling plots), tables (statistics and
-CSV/Markdown/LaTeX), html (the page), style (the one look and model colours), reference (the
-paper's values in paper_reference.yaml), claims (the paper's claims of claims.yaml and their
-verdicts), verdicts (the committed claims table and its check), survival (Kaplan-Meier and
-log-rank), joint_points (the joint generalization points), curriculum (curriculum marks).
+memory (trace pictures), speed (benchmark table and scaling plots), tables (statistics and the
+two tables), table_files (their CSV/Markdown/LaTeX files), html (the page), style (the one look
+and model colours), reference (the paper's values in paper_reference.yaml), claims (the paper's
+claims of claims.yaml and their verdicts), verdicts (the committed claims table and its check),
+survival (Kaplan-Meier and log-rank), convergence (their tables and figures), joint_points (the
+joint generalization points), curriculum (curriculum marks).
 Nothing here imports the project except results.store and results.schema (and benchmarks.cli's
 Parser, for the one-line usage errors every command line gives).
 """

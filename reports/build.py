@@ -19,12 +19,12 @@ import pandas as pd
 
 from reports import (
     claims,
+    convergence,
     figures,
     html,
     joint_points,
     memory,
     speed,
-    survival,
     table_files,
     tables,
 )
@@ -185,11 +185,11 @@ def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
 
 def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Path) -> str:
     """Kaplan-Meier figures per task, the KM table and the pairwise log-rank table."""
-    saved = {t: survival.km_figure(t, data.runs, data.curves, colors, out_dir) for t in tasks}
+    saved = {t: convergence.km_figure(t, data.runs, data.curves, colors, out_dir) for t in tasks}
     body = figure_section(
         [s for s in saved.values() if s], [t for t, s in saved.items() if not s], "finished runs"
     )
-    km = survival.km_table(data.runs, data.curves)
+    km = convergence.km_table(data.runs, data.curves)
     if km.empty:
         return body
     caption = (
@@ -199,13 +199,13 @@ def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Pat
         "<= 1/2, with the 95% CI read off the log-log band; '> budget': fewer than half the runs "
         "converged."
     )
-    shown = survival.format_km_table(km)
+    shown = convergence.format_km_table(km)
     body += (
         html.note(caption)
         + html.table(shown, ("runs", "converged"))
         + html.downloads(table_files.write_table(km, shown, out_dir, "kaplan_meier", caption))
     )
-    ranks = survival.logrank_table(data.runs, data.curves)
+    ranks = convergence.logrank_table(data.runs, data.curves)
     if ranks.empty:
         return body + html.note(
             "No task has finished runs of two or more models: no log-rank test."
@@ -215,7 +215,7 @@ def convergence_section(data: Data, colors: dict, tasks: list[str], out_dir: Pat
         "(scipy.stats.logrank; Z > 0: A converges sooner). With few seeds no test can reach a "
         "small p."
     )
-    shown = survival.format_logrank_table(ranks)
+    shown = convergence.format_logrank_table(ranks)
     return (
         body
         + html.note(caption)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from reports import claims, survival
+from reports import claims, convergence, survival
 from reports.build import build_report
 from reports.reference import load_reference
 from results.store import Store
@@ -155,7 +155,7 @@ def test_never_converged_run_is_censored_in_the_denominator():
     none = frames([run("lstm", s) for s in (1, 2, 3)])
     km = survival.fit(survival.observations(*none))
     assert math.isinf(km.median) and survival.median_text(km, BUDGET) == "> budget (10,000)"
-    table = survival.km_table(*none)
+    table = convergence.km_table(*none)
     assert (
         table.median_text.iloc[0] == "> budget (10,000)" and table.converged_by_budget.iloc[0] == 0
     )
@@ -192,7 +192,7 @@ def test_logrank_direction():
     assert result == "holds" and "log-rank" in why and "lstm" in ours
     reverse = claim({**measure, "model": "lstm"}, {"below": {"model": "ntm"}})
     assert verdict(reverse, runs, curves)[0] == "fails"
-    assert survival.logrank_table(runs, curves).p_value.iloc[0] < 0.01
+    assert convergence.logrank_table(runs, curves).p_value.iloc[0] < 0.01
 
 
 def costs(a, b, min_seeds=3):
