@@ -6,7 +6,8 @@ Modules: build (orchestration, ReportError), figures (learning and generalizatio
 memory (trace pictures), speed (benchmark table and scaling plots), tables (statistics and the
 two tables), table_files (their CSV/Markdown/LaTeX files), html (the page), style (the one look
 and model colours), reference (the paper's values in paper_reference.yaml), claims (the paper's
-claims of claims.yaml and their verdicts), verdicts (the committed claims table and its check),
+claims of claims.yaml and their verdicts), claims_file (claims.yaml read and checked),
+claim_measures (what a claim measures), verdicts (the committed claims table and its check),
 survival (Kaplan-Meier and log-rank), convergence (their tables and figures), joint_points (the
 joint generalization points), curriculum (curriculum marks).
 Nothing here imports the project except results.store and results.schema (and benchmarks.cli's

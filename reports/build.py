@@ -19,6 +19,7 @@ import pandas as pd
 
 from reports import (
     claims,
+    claims_file,
     convergence,
     figures,
     html,
@@ -162,7 +163,7 @@ def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
     """The verdict table: claims.yaml evaluated on the profile's frames, written as CSV, Markdown
     and LaTeX."""
     frame = claims.evaluate_claims(
-        data.runs, data.curves, data.evals, claims.load_claims(), reference
+        data.runs, data.curves, data.evals, claims_file.load_claims(), reference
     )
     if frame.empty:
         return html.note("No claim of the paper concerns the tasks of this profile.")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import claims
+from reports import claims, claims_file
 from reports.reference import load_reference
 
 CSV, MARKDOWN = "claims.csv", "claims.md"
@@ -25,7 +25,7 @@ BEGIN, END = "<!-- claims table: written by --update-baseline -->", "<!-- end of
 
 def claims_frame(runs: pd.DataFrame, curves: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     """claims.yaml evaluated on the frames (one profile's runs)."""
-    return claims.evaluate_claims(runs, curves, evals, claims.load_claims(), load_reference())
+    return claims.evaluate_claims(runs, curves, evals, claims_file.load_claims(), load_reference())
 
 
 def changed_verdicts(frame: pd.DataFrame, committed: Path) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from reports import claims, convergence, survival
+from reports import claims, claims_file, convergence, survival
 from reports.build import build_report
 from reports.reference import load_reference
 from results.store import Store
@@ -99,7 +99,7 @@ NO_EVALS = pd.DataFrame(
 
 
 def claim(measure, test, task="copy", **extra):
-    return claims.check_claim(
+    return claims_file.check_claim(
         {
             "id": "c",
             "task": task,
@@ -292,7 +292,7 @@ def test_given_part_is_a_precondition_not_a_finding():
         measure = {"kind": "eval", "model": "ntm", "point": point, "field": "bit_errors"}
         return {"measure": {**measure, "channel": channel}, "test": test, **extra}
 
-    entry = claims.check_claim(
+    entry = claims_file.check_claim(
         {
             "id": "c",
             "task": "repeat_copy",
@@ -316,7 +316,7 @@ def test_given_part_is_a_precondition_not_a_finding():
     assert "median 700" in ours  # the numbers behind it are still shown
 
     def bad(parts):
-        claims.check_claim(
+        claims_file.check_claim(
             {**{k: entry[k] for k in ("id", "task", "claim", "paper")}, "all_of": parts},
             REFERENCE["sources"],
             set(),
@@ -371,7 +371,7 @@ def test_real_claims_load_and_name_known_models_and_tasks(tmp_path):
     from models import MODELS
     from tasks import TASKS
 
-    loaded = claims.load_claims()
+    loaded = claims_file.load_claims()
     assert len(loaded) >= 25 and len({c["id"] for c in loaded}) == len(loaded)
     for entry in loaded:
         assert entry["task"] in TASKS, entry["id"]
@@ -382,24 +382,24 @@ def test_real_claims_load_and_name_known_models_and_tasks(tmp_path):
                 and part["measure"]["kind"] != "eval"
             ):
                 assert entry.get("budget_note"), entry["id"]
-    bad = yaml.safe_load(claims.CLAIMS_PATH.read_text())
+    bad = yaml.safe_load(claims_file.CLAIMS_PATH.read_text())
     bad["claims"][3]["measure"]["kind"] = "accuracy"
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ValueError, match=rf"{bad['claims'][3]['id']}.*measure.kind"):
-        claims.load_claims(path)
+        claims_file.load_claims(path)
     bad["claims"][3]["measure"]["kind"], bad["claims"][3]["paper"]["source"] = (
         "final_cost",
         "nature",
     )
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ValueError, match=rf"{bad['claims'][3]['id']}.*paper"):
-        claims.load_claims(path)
+        claims_file.load_claims(path)
 
 
 def test_frame_columns_and_text_formats():
     runs, curves = frames(FOUR_AND_CENSORED)
-    frame = claims.evaluate_claims(runs, curves, NO_EVALS, claims.load_claims(), REFERENCE)
+    frame = claims.evaluate_claims(runs, curves, NO_EVALS, claims_file.load_claims(), REFERENCE)
     assert list(frame.columns) == claims.COLUMNS and set(frame.task) == {"copy"}
     assert set(frame.verdict) <= {"holds", "fails", "inconclusive"}
     text = claims.format_claims_text(frame)
