@@ -21,9 +21,10 @@ from reports import (
     claims,
     claims_file,
     convergence,
-    figures,
+    generalization,
     html,
     joint_points,
+    learning,
     memory,
     speed,
     table_files,
@@ -290,12 +291,12 @@ def build_report(
         set(data.runs.model) | set(data.speed.model if not data.speed.empty else [])
     )
     tasks = order(data.runs.task.unique(), known=TASK_ORDER)
-    learning = {
-        t: figures.learning_curves(t, data.runs, data.curves, reference, colors, out_dir)
+    learning_figures = {
+        t: learning.learning_curves(t, data.runs, data.curves, reference, colors, out_dir)
         for t in tasks
     }
     general = {
-        t: figures.generalization(t, data.runs, data.evals, reference, colors, out_dir)
+        t: generalization.generalization(t, data.runs, data.evals, reference, colors, out_dir)
         for t in tasks
     }
     joint = [
@@ -316,8 +317,8 @@ def build_report(
             "learning",
             "Learning curves",
             figure_section(
-                [s for s in learning.values() if s],
-                [t for t, s in learning.items() if not s],
+                [s for s in learning_figures.values() if s],
+                [t for t, s in learning_figures.items() if not s],
                 "curve points",
             ),
         ),

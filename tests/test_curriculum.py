@@ -14,7 +14,7 @@ from benchmarks.config import ConfigError, load_profile
 from benchmarks.curriculum import Curriculum, read
 from benchmarks.plan import RunSpec, group_units, plan_runs
 from conftest import snapshot, suite_process, tiny_profile
-from reports import figures
+from reports import learning
 from reports.curriculum import draw_curriculum, growth
 from reports.style import model_colors, model_label, new_figure
 from results.store import Store
@@ -281,5 +281,5 @@ def test_learning_curves_mark_where_the_maximum_grows(reference_store, tmp_path)
     assert draw_curriculum(
         axes, runs.assign(config_json=runs.config_json.map(without_curriculum)), colors, 48.0
     ) == ([], "")
-    saved = figures.learning_curves("copy", runs, curves, {}, colors, tmp_path)
+    saved = learning.learning_curves("copy", runs, curves, {}, colors, tmp_path)
     assert "Ticks along the top edge" in saved.caption and (tmp_path / saved.png).is_file()
