@@ -116,7 +116,8 @@ def check_device(device: str) -> None:
 
 def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
     """Build the HTML report from the store; a problem is reported, not fatal to the suite."""
-    from reports.build import ReportError, build_report
+    from reports.build import build_report
+    from reports.data import ReportError
 
     if out_dir is None and Path(store_path) != Path(DEFAULT_STORE):
         # keep a report beside its store
@@ -132,7 +133,7 @@ def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
 
 def print_claims(store_path: str, profile: str) -> None:
     """The claims table of `profile`'s runs in the store, when any claim's task has runs."""
-    from reports.build import ReportError, load
+    from reports.data import ReportError, load
     from reports.claims import format_claims_text
     from reports.verdicts import claims_frame
 
@@ -149,7 +150,8 @@ def published_report(profile: str, args) -> int:
     """--report --published: a fresh store from results/published/<profile>/, its report, the
     claims table printed and, with --check / --update-baseline, compared with / written to the
     committed table."""
-    from reports.build import OUT_ROOT, load
+    from reports.build import OUT_ROOT
+    from reports.data import load
     from reports.verdicts import CSV, changed_verdicts, claims_frame, update_readme, write_table
     from results.document import PublishedError
     from results.published import ROOT, rebuild

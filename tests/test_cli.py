@@ -265,7 +265,8 @@ def test_versus_refuses_a_nan_round_in_a_real_process():
 
 
 def test_a_report_folder_under_a_file_is_a_report_error(tmp_path):
-    from reports.build import ReportError, prepare
+    from reports.build import prepare
+    from reports.data import ReportError
 
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from reports import tables
-from reports.build import ReportError, build_report
+from reports.build import build_report
+from reports.data import ReportError
 from reports.reference import load_reference, setting_matches
 from results.store import Store
 
