@@ -9,6 +9,7 @@ pictures of two models can be compared column by column.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -67,57 +68,73 @@ def show(ax, image: np.ndarray, title: str, ylabel: str, cmap: str, vmin: float,
     return drawn
 
 
+class Head(NamedTuple):
+    """One head's weightings over memory locations, [T, locations], and its name."""
+
+    name: str
+    weights: np.ndarray
+
+
+def head_weights(row: pd.Series) -> list[Head]:
+    """The read heads, then the write heads, of a trace row (MAX_HEADS of each kind at most);
+    [] for a model without them."""
+    heads = []
+    for kind in ("read", "write"):
+        if row[f"{kind}_weights"] is not None:
+            heads += [
+                Head(f"{kind} head {i}", w)
+                for i, w in enumerate(np.moveaxis(row[f"{kind}_weights"], 1, 0)[:MAX_HEADS])
+            ]
+    return heads
+
+
+def draw_data(top, row: pd.Series) -> None:
+    """The input, target and output of a trace row on the (sub)figure `top`, unscored output steps
+    dimmed, with their colour bar."""
+    data_axes = top.subplots(1, 3)
+    low = min(0.0, float(np.min(row["input"])))
+    high = max(1.0, float(np.max(row["input"])))
+    # inputs outside [0, 1] (repeat copy's normalized count) stretch the input's grey scale
+    scale = "" if (low, high) == (0.0, 1.0) else f" (white {low:.2g}, black {high:.2g})"
+    show(data_axes[0], row["input"], f"input{scale}", "input channel", BITS_CMAP, low, high)
+    show(data_axes[1], row["target"], "target", "output channel", BITS_CMAP, 0, 1)
+    image = show(
+        data_axes[2],
+        row["output"],
+        "output (unscored steps dimmed)",
+        "output channel",
+        BITS_CMAP,
+        0,
+        1,
+    )
+    for first, last in unscored_spans(row["mask"]):
+        data_axes[2].axvspan(first - 0.5, last + 0.5, color="white", alpha=0.65, linewidth=0)
+    top.colorbar(image, ax=list(data_axes), label="bit value / P(bit = 1)", shrink=0.9)
+
+
+def draw_heads(bottom, heads: list[Head]) -> float:
+    """The heads' weightings on the subfigure `bottom`, one panel each, on one colour scale;
+    returns the scale's top."""
+    vmax = max(float(np.max(w)) for _, w in heads) or 1.0
+    head_axes = np.atleast_1d(bottom.subplots(1, len(heads)))
+    for ax, (name, weights) in zip(head_axes, heads):
+        image = show(ax, weights, f"{name} weighting", "memory location", WEIGHTS_CMAP, 0, vmax)
+    bottom.colorbar(
+        image, ax=list(head_axes), label="weight (sums to 1 over locations)", shrink=0.9
+    )
+    return vmax
+
+
 def memory_picture(row: pd.Series, out_dir: Path) -> Saved:
     """The picture of one trace row (see `results.store.Store.traces`)."""
     task, model, seed = row.task, row.model, int(row.seed)
-    heads = (
-        [
-            (f"read head {i}", w)
-            for i, w in enumerate(np.moveaxis(row["read_weights"], 1, 0)[:MAX_HEADS])
-        ]
-        if row["read_weights"] is not None
-        else []
-    )
-    heads += (
-        [
-            (f"write head {i}", w)
-            for i, w in enumerate(np.moveaxis(row["write_weights"], 1, 0)[:MAX_HEADS])
-        ]
-        if row["write_weights"] is not None
-        else []
-    )
+    heads = head_weights(row)
     with styled():
         fig = new_figure(13, 7.4 if heads else 3.6)
         top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.25]) if heads else (fig, None)
-        data_axes = top.subplots(1, 3)
-        low = min(0.0, float(np.min(row["input"])))
-        high = max(1.0, float(np.max(row["input"])))
-        # inputs outside [0, 1] (repeat copy's normalized count) stretch the input's grey scale
-        scale = "" if (low, high) == (0.0, 1.0) else f" (white {low:.2g}, black {high:.2g})"
-        show(data_axes[0], row["input"], f"input{scale}", "input channel", BITS_CMAP, low, high)
-        show(data_axes[1], row["target"], "target", "output channel", BITS_CMAP, 0, 1)
-        image = show(
-            data_axes[2],
-            row["output"],
-            "output (unscored steps dimmed)",
-            "output channel",
-            BITS_CMAP,
-            0,
-            1,
-        )
-        for first, last in unscored_spans(row["mask"]):
-            data_axes[2].axvspan(first - 0.5, last + 0.5, color="white", alpha=0.65, linewidth=0)
-        top.colorbar(image, ax=list(data_axes), label="bit value / P(bit = 1)", shrink=0.9)
+        draw_data(top, row)
         if heads:
-            vmax = max(float(np.max(w)) for _, w in heads) or 1.0
-            head_axes = np.atleast_1d(bottom.subplots(1, len(heads)))
-            for ax, (name, weights) in zip(head_axes, heads):
-                image = show(
-                    ax, weights, f"{name} weighting", "memory location", WEIGHTS_CMAP, 0, vmax
-                )
-            bottom.colorbar(
-                image, ax=list(head_axes), label="weight (sums to 1 over locations)", shrink=0.9
-            )
+            vmax = draw_heads(bottom, heads)
         fig.suptitle(f"{task_label(task)}: {model_label(model)}, seed {seed}")
     caption = (
         f"{task_label(task)}, {model_label(model)} (seed {seed}): one fixed evaluation sequence at "
