@@ -111,63 +111,61 @@ def reference_rows(reference: dict, tasks: list[str]) -> list[dict]:
     for task in tasks:
         entries = task_reference(reference, task)
         if entries.get("setting"):
-            rows.append(
-                {
-                    "task": task,
-                    "models": "all",
-                    "what": "the paper's task parameters (values other than 0 "
-                    "are drawn only for runs with exactly these)",
-                    "value": "",
-                    "where": ", ".join(f"{k} = {v}" for k, v in entries["setting"].items()),
-                    "approx": False,
-                    "source": cite(reference, "graves2014"),
-                }
-            )
+            rows.append(setting_row(reference, task, entries["setting"]))
         for entry in entries.get("curve") or []:
             where = (
                 ""
                 if entry.get("sequences") is None
                 else f"at {format_value(entry['sequences'])} sequences"
             )
-            rows.append(
-                {
-                    "task": task,
-                    "models": ", ".join(entry["models"]),
-                    "what": entry.get("note", ""),
-                    "value": format_value(entry.get("cost_bits")),
-                    "where": where,
-                    "approx": bool(entry.get("approx")),
-                    "source": cite(reference, entry["source"]),
-                }
-            )
+            rows.append(reference_row(reference, task, entry, entry.get("cost_bits"), where=where))
         for entry in entries.get("generalization") or []:
-            rows.append(
-                {
-                    "task": task,
-                    "models": ", ".join(entry["models"]),
-                    "what": entry.get("note", ""),
-                    "value": format_value(entry["cost_bits"]),
-                    "where": f"{entry['axis']} = {entry['value']}",
-                    "approx": bool(entry.get("approx")),
-                    "source": cite(reference, entry["source"]),
-                }
+            where = f"{entry['axis']} = {entry['value']}"
+            rows.append(reference_row(reference, task, entry, entry["cost_bits"], where=where))
+        rows += level_rows(reference, task, entries)
+    return rows
+
+
+def setting_row(reference: dict, task: str, setting: dict) -> dict:
+    """The reference table's row of the paper's task parameters `setting` for `task`."""
+    return {
+        "task": task,
+        "models": "all",
+        "what": "the paper's task parameters (values other than 0 "
+        "are drawn only for runs with exactly these)",
+        "value": "",
+        "where": ", ".join(f"{k} = {v}" for k, v in setting.items()),
+        "approx": False,
+        "source": cite(reference, "graves2014"),
+    }
+
+
+def reference_row(
+    reference: dict, task: str, entry: dict, value, where: str, models: str | None = None
+) -> dict:
+    """The reference table's row of one `entry` of `task`: its `value` (a scalar, a range or
+    null) stated `where`, for `models` (default: the entry's models)."""
+    return {
+        "task": task,
+        "models": ", ".join(entry["models"]) if models is None else models,
+        "what": entry.get("note", ""),
+        "value": format_value(value),
+        "where": where,
+        "approx": bool(entry.get("approx")),
+        "source": cite(reference, entry["source"]),
+    }
+
+
+def level_rows(reference: dict, task: str, entries: dict) -> list[dict]:
+    """The reference table's rows of the optimum and the chance level of `task`'s `entries`,
+    where the paper states them."""
+    rows = []
+    for kind, label in (("optimum_cost_bits", "optimum"), ("chance_cost_bits", "chance level")):
+        if kind in entries:
+            entry = entries[kind]
+            where = ", ".join(
+                f"{k} = {v}"
+                for k, v in (entry.get("setting", entries.get("setting")) or {}).items()
             )
-        for kind, label in (("optimum_cost_bits", "optimum"), ("chance_cost_bits", "chance level")):
-            if kind in entries:
-                entry = entries[kind]
-                where = ", ".join(
-                    f"{k} = {v}"
-                    for k, v in (entry.get("setting", entries.get("setting")) or {}).items()
-                )
-                rows.append(
-                    {
-                        "task": task,
-                        "models": label,
-                        "what": entry.get("note", ""),
-                        "value": format_value(entry["value"]),
-                        "where": where,
-                        "approx": bool(entry.get("approx")),
-                        "source": cite(reference, entry["source"]),
-                    }
-                )
+            rows.append(reference_row(reference, task, entry, entry["value"], where, label))
     return rows
