@@ -91,6 +91,33 @@ def series(speed: pd.DataFrame, size: str) -> list[pd.DataFrame]:
     return found
 
 
+def draw_panel(ax, size: str, found: list[pd.DataFrame], colors: dict, style: dict) -> None:
+    """Throughput against `size` (log-log), a line per series of `found`: colour by model, line
+    style by mode and device (`style`)."""
+    for group in found:
+        first = group.iloc[0]
+        ax.plot(
+            group[size],
+            group.seqs_per_s,
+            marker="o",
+            markersize=4,
+            linewidth=1.8,
+            color=colors.get(first.model, "0.3"),
+            linestyle=style[f"{first['mode']} on {first.device}"],
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=SIZES[size],
+        ylabel="throughput (sequences / s)",
+        title=f"throughput vs {size.replace('_', ' ')}",
+    )
+    ax.set_xticks(sorted({v for group in found for v in group[size]}))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    plain_log_labels(ax.yaxis, dense=True)
+
+
 def speed_figure(speed: pd.DataFrame, colors: dict, out_dir: Path) -> Saved | None:
     """Throughput against each size column that varies; None when nothing varies."""
     speed = latest(speed)
@@ -104,28 +131,7 @@ def speed_figure(speed: pd.DataFrame, colors: dict, out_dir: Path) -> Saved | No
         fig = new_figure(max(6.5, 4.8 * len(panels)), 4.6)
         axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
         for ax, (size, found) in zip(axes, panels):
-            for group in found:
-                first = group.iloc[0]
-                ax.plot(
-                    group[size],
-                    group.seqs_per_s,
-                    marker="o",
-                    markersize=4,
-                    linewidth=1.8,
-                    color=colors.get(first.model, "0.3"),
-                    linestyle=style[f"{first['mode']} on {first.device}"],
-                )
-            ax.set(
-                xscale="log",
-                yscale="log",
-                xlabel=SIZES[size],
-                ylabel="throughput (sequences / s)",
-                title=f"throughput vs {size.replace('_', ' ')}",
-            )
-            ax.set_xticks(sorted({v for group in found for v in group[size]}))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            plain_log_labels(ax.yaxis, dense=True)
+            draw_panel(ax, size, found, colors, style)
         handles = [
             Line2D([], [], color=colors.get(m, "0.3"), linewidth=2, label=model_label(m))
             for m in order(speed.model.unique())
