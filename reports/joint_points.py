@@ -40,6 +40,30 @@ def joint_frame(evals: pd.DataFrame) -> pd.DataFrame:
     return joint
 
 
+def draw_group(
+    ax, joint: pd.DataFrame, group: str, models: list, points: list, colors: dict
+) -> None:
+    """One panel of channel group `group` (a column of `joint`): per point a bar per model at the
+    median over seeds, and a dot per seed."""
+    width = 0.8 / len(models)
+    drawn = []
+    for i, model in enumerate(models):
+        for j, point in enumerate(points):
+            values = joint[(joint.model == model) & (joint.point == point)][group].dropna()
+            if values.empty:
+                continue
+            x = j - 0.4 + width * (i + 0.5)
+            ax.bar([x], [values.median()], width=width * 0.9, color=colors[model], alpha=0.35)
+            ax.plot([x] * len(values), values, "o", color=colors[model], markersize=4)
+            drawn += list(values)
+    set_value_scale(ax, drawn)
+    ax.set_xticks(range(len(points)), [p.replace(",", "\n") for p in points])
+    ax.set(
+        title=f"{group.replace('_', ' ')} channels" if group != "all" else "all channels",
+        ylabel="bit errors / sequence",
+    )
+
+
 def joint_points(
     task: str, runs: pd.DataFrame, evals: pd.DataFrame, colors: dict, out_dir: Path
 ) -> Saved | None:
@@ -52,29 +76,11 @@ def joint_points(
     groups = [c for c in joint.columns if c not in evals.columns or c == "all"]
     points = list(dict.fromkeys(joint.point))
     models = order(joint.model.unique())
-    width = 0.8 / len(models)
     with styled():
         fig = new_figure(max(6.0, 3.6 * len(groups)), 4.2)
         axes = np.atleast_1d(fig.subplots(1, len(groups), squeeze=False)[0])
         for ax, group in zip(axes, groups):
-            drawn = []
-            for i, model in enumerate(models):
-                for j, point in enumerate(points):
-                    values = joint[(joint.model == model) & (joint.point == point)][group].dropna()
-                    if values.empty:
-                        continue
-                    x = j - 0.4 + width * (i + 0.5)
-                    ax.bar(
-                        [x], [values.median()], width=width * 0.9, color=colors[model], alpha=0.35
-                    )
-                    ax.plot([x] * len(values), values, "o", color=colors[model], markersize=4)
-                    drawn += list(values)
-            set_value_scale(ax, drawn)
-            ax.set_xticks(range(len(points)), [p.replace(",", "\n") for p in points])
-            ax.set(
-                title=f"{group.replace('_', ' ')} channels" if group != "all" else "all channels",
-                ylabel="bit errors / sequence",
-            )
+            draw_group(ax, joint, group, models, points, colors)
         legend = [
             Line2D([], [], color=colors[m], marker="o", linestyle="none", label=model_label(m))
             for m in models
