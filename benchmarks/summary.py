@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from results.store import status_counts
+
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (task, model): seeds, status counts, median final validation cost and bit errors,
@@ -16,10 +18,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             {
                 "task": task,
                 "model": model,
-                "seeds": len(group),
-                "done": len(done),
-                "diverged": int((group.status == "diverged").sum()),
-                "failed": int((group.status == "failed").sum()),
+                **status_counts(group),
                 "cost_bits": done.final_cost_bits.median(),
                 "bit_errors": done.final_bit_errors.median(),
                 "converged": f"{int(converged.sum())}/{len(done)}",

@@ -25,6 +25,7 @@ from scipy import stats
 
 from reports import reference as ref
 from reports.style import TASK_ORDER, order
+from results.store import status_counts
 
 NA = "n/a"
 PERMUTATIONS = 9999  # exhaustive Mann-Whitney null distributions up to this many splits
@@ -79,10 +80,7 @@ def bits_table(runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
                 {
                     "task": task,
                     "model": model,
-                    "seeds": len(group),
-                    "done": len(done),
-                    "diverged": int((group.status == "diverged").sum()),
-                    "failed": int((group.status == "failed").sum()),
+                    **status_counts(group),
                     "status": status_text(group),
                     "n": len(cost),
                     "cost_median": cost.median(),

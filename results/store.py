@@ -39,6 +39,18 @@ from results.schema import StoreError  # raised here and by every opening check
 TRACE_ARRAYS = ("input", "target", "mask", "output", "read_weights", "write_weights")
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 
+
+def status_counts(runs: pd.DataFrame) -> dict:
+    """How a group of runs (rows of Store.runs()) stands: seeds, and how many are done, diverged
+    and failed; the first columns of the suite's summary and of the report's bits table."""
+    return {
+        "seeds": len(runs),
+        "done": int((runs.status == "done").sum()),
+        "diverged": int((runs.status == "diverged").sum()),
+        "failed": int((runs.status == "failed").sum()),
+    }
+
+
 RUN_COLUMNS = (
     "model",
     "task",
