@@ -8,7 +8,8 @@
 
 Model and task parameters are checked against the constructor of the registered class, train
 keys against TrainConfig, so a typo is an error naming the key and the file. `--set a.b.c=value`
-overrides any key before that check (the value is parsed as YAML: `--set train.lr=1e-4`).
+overrides any key before that check (the value is parsed as YAML: `--set train.lr=1e-4`). Reading
+the file and applying the overrides is benchmarks/profile_file.py's.
 """
 
 from __future__ import annotations
@@ -18,41 +19,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from benchmarks import constructors, plugins
 from benchmarks.curriculum import Curriculum, read as read_curriculum
+from benchmarks.profile_file import SECTIONS, ProfileFileError, apply_override, read_yaml
 from benchmarks.values import MAX_INT, coerce_keys
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-SECTIONS = ("seeds", "train", "models", "tasks")
 # Caps on the data a run holds, beyond which a value is a typo: they fail here, in one line,
 # instead of as an allocation failure inside a worker after the store has its rows.
 MAX_BATCH = 65536  # train.batch_size
 MAX_EVAL_SIZE = 1_000_000  # train.eval_size
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping: YAML keeps the last one
-    silently, so `lr` written twice would train with whichever came second."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                if key in seen:
-                    raise DuplicateKey(key, key_node.start_mark.line + 1)
-                seen.add(key)
-            except TypeError:  # a list or mapping as a key: PyYAML's own error says so
-                break
-        return super().construct_mapping(node, deep)
-
-
-class DuplicateKey(yaml.YAMLError):
-    def __init__(self, key, line: int):
-        super().__init__(f"key {key!r} given twice (again at line {line})")
-        self.key, self.line = key, line
 
 
 def section(raw: dict, key: str, where: str) -> dict:
@@ -166,40 +142,6 @@ def resolve_path(name_or_path: str) -> Path:
     return path
 
 
-def apply_override(raw: dict, assignment: str) -> None:
-    """Apply one `a.b.c=value` override to the raw profile dict, in place."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. train.steps=100")
-    key, text = assignment.split("=", 1)
-    parts = key_parts(key.strip())
-    if not all(parts):
-        raise ConfigError(f"--set {assignment!r}: empty key component")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(
-            f"--set {assignment!r}: value is not valid YAML ({error.__class__.__name__})"
-        ) from None
-    node = raw
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"--set {assignment!r}: {part} is not a section")
-    node[parts[-1]] = value
-
-
-def key_parts(key: str) -> list[str]:
-    """The sections of an override's key: split at its dots, except inside a plugin's
-    module:Class name (`models.mypkg.rnn:Elman.hidden_size` -> models, mypkg.rnn:Elman,
-    hidden_size), where the dots are the module's."""
-    section, _, rest = key.partition(".")
-    if section in ("models", "tasks") and ":" in rest:
-        module, _, attribute = rest.partition(":")
-        name, dot, tail = attribute.partition(".")
-        return [section, f"{module}:{name}", *(tail.split(".") if dot else [])]
-    return key.split(".")
-
-
 def check_keys(params: dict, cls, where: str, extra: tuple[str, ...] = ()) -> None:
     """Raise ConfigError if `params` has a key that `cls`'s constructor does not accept."""
     if not isinstance(params, dict):
@@ -290,38 +232,16 @@ def make_train(raw: dict, where: str) -> TrainConfig:
         raise ConfigError(f"{where}: {error}") from None
 
 
-def read_yaml(path: Path) -> dict:
-    """The profile file as a non-empty mapping; ConfigError naming the file otherwise."""
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x})"
-        ) from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
-    except DuplicateKey as error:
-        raise ConfigError(f"{path}: {error}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}") from None
-    if not isinstance(raw, dict) or not raw:
-        # an empty profile would train every registered model on every task at the defaults
-        got = "an empty file" if raw is None or raw == {} else type(raw).__name__
-        raise ConfigError(
-            f"{path}: expected a mapping with sections {', '.join(SECTIONS)}, got {got}"
-        )
-    return raw
-
-
 def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     """Read, override and validate a profile; raises ConfigError naming the file and key."""
 
     path = resolve_path(name_or_path)
-    raw = read_yaml(path)
-    for assignment in overrides:
-        apply_override(raw, assignment)
+    try:
+        raw = read_yaml(path)
+        for assignment in overrides:
+            apply_override(raw, assignment)
+    except ProfileFileError as error:
+        raise ConfigError(str(error)) from None
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")

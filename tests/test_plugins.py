@@ -9,7 +9,8 @@ import pytest
 
 import run_suite
 from benchmarks import plugins
-from benchmarks.config import key_parts, load_profile
+from benchmarks.config import load_profile
+from benchmarks.profile_file import key_parts
 from models import MODELS
 from results.store import Store
 from tasks import TASKS
