@@ -57,6 +57,8 @@ def build_plan(args):
         check_paths(args, writes_store=args.command != "params")
         check_executor(args)
         profile = load_profile(args.profile, args.overrides)
+        if args.command in ("run", "check"):
+            check_report_folder(args, profile.name)
         # An empty --models is an error (parse_names), not "all": only a missing flag means all.
         models = parse_names(
             "all" if args.models is None else args.models,
@@ -114,16 +116,40 @@ def check_device(device: str) -> None:
         raise ConfigError(str(error)) from None
 
 
+def report_folder(store_path: str, profile: str, out_dir: str | None) -> Path:
+    """Where a command's report of `profile` goes: `out_dir` (--report-dir), else beside a store
+    that is not the default one, else reports/out/<profile>/."""
+    from reports.build import out_folder
+
+    if out_dir is not None:
+        return Path(out_dir)
+    if Path(store_path) != Path(DEFAULT_STORE):  # keep a report beside its store
+        return Path(store_path).parent / "reports" / profile
+    return out_folder(profile)
+
+
+def check_report_folder(args, profile: str) -> None:
+    """A report the command will write at its end (unless --no-report) must be writable: found
+    out before the training, not after it."""
+    from benchmarks.config import ConfigError
+    from benchmarks.process.destinations import check_destination
+
+    if args.no_report:
+        return
+    folder = report_folder(args.store, profile, args.report_dir)
+    try:
+        check_destination("report folder (--report-dir)", folder, "folder")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
     """Build the HTML report from the store; a problem is reported, not fatal to the suite."""
     from reports.build import build_report
     from reports.data import ReportError
 
-    if out_dir is None and Path(store_path) != Path(DEFAULT_STORE):
-        # keep a report beside its store
-        out_dir = str(Path(store_path).parent / "reports" / profile)
     try:
-        index = build_report(store_path, profile, out_dir)
+        index = build_report(store_path, profile, report_folder(store_path, profile, out_dir))
     except ReportError as error:
         print(f"report: {error}", file=sys.stderr)
         return False
@@ -255,6 +281,7 @@ def evaluate_request(args) -> Request:
     try:
         check_paths(args)
         name = resolve_path(args.profile).stem
+        check_report_folder(args, name)
         points = parse_points(args.at, args.joint)
         shape = parse_shape(args.trace_at) if args.trace_at is not None else None
         if not points and shape is None:

@@ -25,6 +25,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged, not repeated
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 if key in seen:

@@ -38,6 +38,11 @@ def prepare(out_dir: Path) -> None:
                 path.unlink()
 
 
+def out_folder(profile: str) -> Path:
+    """A profile's report folder when none is given: reports/out/<profile>/, the name made safe."""
+    return OUT_ROOT / re.sub(r"[^\w.-]+", "_", profile)
+
+
 def build_report(
     store_path: str | Path, profile: str | None = None, out_dir: str | Path | None = None
 ) -> Path:
@@ -45,9 +50,7 @@ def build_report(
     reports/out/<profile>/) and return the path of its index.html. Raises ReportError when the
     store is missing or empty or has no runs of the profile."""
     data = load(store_path, profile)
-    out_dir = (
-        Path(out_dir) if out_dir is not None else OUT_ROOT / re.sub(r"[^\w.-]+", "_", data.profile)
-    )
+    out_dir = Path(out_dir) if out_dir is not None else out_folder(data.profile)
     prepare(out_dir)
     reference = load_reference()
     colors = model_colors(

@@ -32,6 +32,14 @@ def write(folder, name, text):
     return str(path)
 
 
+def link(folder, name, target):
+    """A symbolic link folder/name -> target (made again each time)."""
+    path = folder / name
+    path.unlink(missing_ok=True)
+    path.symlink_to(target)
+    return str(path)
+
+
 def write_bytes(folder, name, data):
     path = folder / name
     path.write_bytes(data)
@@ -365,6 +373,16 @@ CASES = [
         lambda f, p: ["--report-dir", write(f, "plain", "x") + "/rep"],
         "plain is a file, so nothing can be made under it",
     ),
+    (
+        "checkpoints a link to nowhere",
+        lambda f, p: ["--checkpoints", link(f, "dangling", f / "missing")],
+        "dangling is a link to",
+    ),
+    (
+        "checkpoints under a link to nowhere",
+        lambda f, p: ["--checkpoints", link(f, "dangling", f / "missing") + "/ck"],
+        "which does not exist",
+    ),
     ("ray address without ray", lambda f, p: ["--ray-address", "h:1"], "goes with --executor ray"),
     (
         "a list as a key",
@@ -476,3 +494,28 @@ def test_no_traceback_in_a_real_process(argv, message, tmp_path):
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and message in out.stderr and "Traceback" not in out.stderr
     assert not store.exists(), "bad input must not create the store"
+
+
+def test_a_report_folder_that_cannot_be_made_is_refused_before_training(setup, tmp_path, capsys):
+    # the report is written at the end: its folder (beside the store, unless --report-dir) is
+    # checked before anything trains, so an hour of training does not end in "Not a directory"
+    _, profile, store = setup
+    copy = tmp_path / "store.sqlite"
+    copy.write_bytes(store.read_bytes())
+    (tmp_path / "reports").write_text("a file where the report folder would go")
+    argv = ["--profile", str(profile), "--store", str(copy), "--jobs", "1", "--seeds", "7"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "reports is a file, so nothing can be made under it" in lines[0]
+    assert copy.read_bytes() == store.read_bytes(), "nothing registered, nothing trained"
+    assert run_suite.main([*argv, "--no-report"]) == 0, "without a report there is nothing to make"
+
+
+def test_a_yaml_merge_key_is_not_a_key_given_twice(tmp_path):
+    from benchmarks.config import load_profile
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("seeds: [1]\ntasks:\n  copy: {<<: {width: 3}, max_length: 3}\n")
+    assert load_profile(str(path)).tasks["copy"] == {"width": 3, "max_length": 3}

@@ -5,6 +5,7 @@ write (run_suite.py's --store/--json/--checkpoints/--report-dir/--tensorboard, t
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def check_destination(flag: str, path, kind: str, writes: bool = True) -> None:
     - an existing file is opened for writing and closed unchanged (permissions, read-only mounts;
       os.access would say yes to root);
     - anything else is made later under its nearest existing ancestor, which must be a folder in
-      which a folder can be made and removed (not a file, not /proc, not a read-only mount).
+      which a folder can be made and removed (not a file, not /proc, not a read-only mount), with
+      no link to a missing place on the way.
     """
     target = Path(path).absolute()
     if kind == "file" and target.is_dir():
@@ -35,9 +37,15 @@ def check_destination(flag: str, path, kind: str, writes: bool = True) -> None:
         return
     existing = target
     while not existing.exists():
+        if existing.is_symlink():  # exists() follows it; mkdir would fail on the link itself
+            raise ValueError(
+                f"{flag} {path}: {existing} is a link to {os.readlink(existing)}, which does not "
+                "exist"
+            )
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"{flag} {path}: {existing} is a file, so nothing can be made under it")
+        what = "a file" if existing.is_file() else "not a folder"  # /dev/null, a socket
+        raise ValueError(f"{flag} {path}: {existing} is {what}, so nothing can be made under it")
     try:
         Path(tempfile.mkdtemp(dir=existing, prefix=".ntm-bench-probe-")).rmdir()
     except OSError as error:
