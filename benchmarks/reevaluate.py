@@ -17,6 +17,7 @@ naming the flag or run, which `run_suite.py evaluate` prints with exit code 2.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -88,12 +89,12 @@ def size(flag: str, text: str, value: str) -> int:
     """One size of a point: a whole number in [1, MAX_INT], the bound every integer of a profile
     gets (the store keeps it in 64 bits, and torch sizes overflow long before Python's ints do);
     ValueError naming the flag."""
-    try:
-        number = int(value)
-    except ValueError:
+    # ASCII digits only: int() also reads "1_0" as 10, "+5" and fullwidth or Arabic digits
+    if not re.fullmatch(r"[0-9]+", value.strip()):
         raise ValueError(
             f"{flag} {text!r}: expected AXIS=N with whole numbers, {value.strip()!r} is not one"
-        ) from None
+        )
+    number = int(value)
     if not 1 <= number <= MAX_INT:
         raise ValueError(f"{flag} {text!r}: sizes must be in [1, {MAX_INT}], got {number}")
     return number
