@@ -96,8 +96,10 @@ def fail(message) -> int:
 
 def checkpoint_folder(args) -> Path:
     """The folder of kept weights; ValueError when --checkpoints names a file or nothing."""
-    if not args.checkpoints:
+    if args.checkpoints is None:
         return default_checkpoints(args.store)
+    if not args.checkpoints.strip():
+        raise ValueError("--checkpoints '': give a folder, or leave the flag out")
     folder = Path(args.checkpoints)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--checkpoints {folder} is a file, expected a folder")

@@ -260,6 +260,11 @@ TRAINED = [
         ["list", "--store", "{S}", "--checkpoints", "{T}/nope"],
         "--checkpoints {T}/nope: no such folder",
     ),
+    (
+        "checkpoints empty",
+        ["prune", "--store", "{S}", "--checkpoints", "", "--run-id", "r1"],
+        "--checkpoints '': give a folder",
+    ),
     ("unknown run id", ["prune", "--store", "{S}", "--run-id", "nope"], "--run-id 'nope': no such"),
     (
         "unknown run id, missing checkpoints",
