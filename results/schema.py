@@ -11,6 +11,7 @@ JSON column must hold JSON objects (a run whose config_json does not parse is na
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import NamedTuple
@@ -189,12 +190,35 @@ def connect(path: Path, readonly: bool) -> sqlite3.Connection:
         raise StoreError(f"no results store at {path}")
     try:
         if readonly:
-            uri = f"{path.resolve().as_uri()}?mode=ro"
-            return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            return read_only(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return sqlite3.connect(path, timeout=30, isolation_level=None)
     except (sqlite3.Error, OSError) as error:
         raise StoreError(f"cannot open results store {path}: {error}") from None
+
+
+def read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the store at `path`. A store in WAL mode is read through a
+    -shm file beside it, which SQLite cannot make on a read-only file system (a mounted archive,
+    a read-only share): there, a store with no -wal file (closed cleanly, every write in the
+    main file) is read as immutable; one with a -wal file would be read without its last
+    writes, so it is refused."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+    try:
+        db.execute("PRAGMA user_version")
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(path.parent, os.W_OK) or not path.parent.exists():
+            raise  # not the read-only folder case: the caller names the error
+    if Path(f"{path}-wal").exists():
+        raise StoreError(
+            f"cannot open results store {path}: it is in a folder that cannot be written and "
+            "has a -wal file beside it (writes not yet in the main file); copy both somewhere "
+            "writable"
+        )
+    return sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=30, isolation_level=None)
 
 
 def prepare(db: sqlite3.Connection, path: Path, readonly: bool) -> sqlite3.Connection:
