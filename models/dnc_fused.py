@@ -169,41 +169,16 @@ def step_forward(L: Layout, x_gates: Tensor, state: DNCState, w: StepWeights, _:
         write_weights=write_weights,
         reads=reads,
     )
-    # positional, in Saved's order: 32 keywords cost ~5 us a step to match
+    # positional, in Saved's order: 32 keywords cost ~5 us a step to match; packed, not a
+    # line each, which would make a third of the step a list of names
+    # fmt: off
     saved = Saved(
-        state_in,
-        sig,
-        cand,
-        tanh_c,
-        h,
-        pre,
-        raw,
-        strengths,
-        gates,
-        modes,
-        retention,
-        sorted_usage,
-        order,
-        before,
-        allocation,
-        similarity_w,
-        key_norm_w,
-        row_norm,
-        content_w,
-        forward,
-        backward,
-        similarity_r,
-        key_norm_r,
-        row_norm_new,
-        content_r,
-        c,
-        memory,
-        usage,
-        link,
-        precedence,
-        read_weights,
-        write_weights,
+        state_in, sig, cand, tanh_c, h, pre, raw, strengths, gates, modes, retention, sorted_usage,
+        order, before, allocation, similarity_w, key_norm_w, row_norm, content_w, forward, backward,
+        similarity_r, key_norm_r, row_norm_new, content_r, c, memory, usage, link, precedence,
+        read_weights, write_weights
     )
+    # fmt: on
     return new, saved
 
 
