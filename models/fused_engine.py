@@ -206,8 +206,12 @@ class Kernels(NamedTuple):
 # runs, so their guards are skipped; the guards on the arguments (tensors' shapes and strides, the
 # layout's numbers, the NamedTuples' types) and on grad mode and the rest of torch's global state
 # stay. At batch 1 that was 3% of a compiled training iteration (NTM 0.968, DNC 0.965 against
-# keeping them; benchmarks.speed_suite.versus, 20 rounds).
-CHUNK_OPTIONS = {"guard_filter_fn": torch.compiler.skip_guard_on_globals_unsafe}
+# keeping them; benchmarks.speed_suite.versus, 20 rounds). A model that brings its own step pair
+# gets the same: its steps must not read module-level names that change while it runs. An older
+# torch without guard filters (the project allows 2.3) keeps every guard: the same graphs and
+# results, each call a little slower.
+SKIP_GLOBALS = getattr(torch.compiler, "skip_guard_on_globals_unsafe", None)
+CHUNK_OPTIONS = {"guard_filter_fn": SKIP_GLOBALS} if SKIP_GLOBALS is not None else {}
 
 
 def compiled_kernels(steps: Steps, chunk: int) -> Kernels:
