@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,36 @@ from reports.survival import (
 )
 
 
+class KMRow(NamedTuple):
+    """One (task, model) of km_table."""
+
+    task: str
+    model: str
+    n: int  # finished runs
+    events: int  # of them converged
+    budget: float  # sequences the runs had
+    converged_by_budget: float  # KM P(converged by the budget)
+    median_sequences: float  # KM median sequences to converge (inf: not reached)
+    ci_low: float
+    ci_high: float
+    median_text: str
+
+
+class LogrankRow(NamedTuple):
+    """One pair of models of logrank_table."""
+
+    task: str
+    model_a: str
+    model_b: str
+    n_a: int
+    n_b: int
+    events_a: int
+    events_b: int
+    statistic: float  # log-rank Z, positive when A converges sooner
+    p_value: float  # two-sided
+    note: str
+
+
 def km_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, model) with finished runs: n, events, KM median and CI (inf: not
     reached)."""
@@ -46,32 +77,20 @@ def km_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
             km = fit(mine)
             seqs = budget(runs[(runs.task == task) & (runs.model == model)], curves)
             rows.append(
-                {
-                    "task": task,
-                    "model": model,
-                    "n": km.n,
-                    "events": km.events,
-                    "budget": seqs,
-                    "converged_by_budget": converged_by(km, seqs).estimate,
-                    "median_sequences": km.median,
-                    "ci_low": km.ci_low,
-                    "ci_high": km.ci_high,
-                    "median_text": median_text(km, seqs),
-                }
+                KMRow(
+                    task=task,
+                    model=model,
+                    n=km.n,
+                    events=km.events,
+                    budget=seqs,
+                    converged_by_budget=converged_by(km, seqs).estimate,
+                    median_sequences=km.median,
+                    ci_low=km.ci_low,
+                    ci_high=km.ci_high,
+                    median_text=median_text(km, seqs),
+                )
             )
-    columns = [
-        "task",
-        "model",
-        "n",
-        "events",
-        "budget",
-        "converged_by_budget",
-        "median_sequences",
-        "ci_low",
-        "ci_high",
-        "median_text",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=KMRow._fields)
 
 
 def format_km_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -99,32 +118,20 @@ def logrank_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
             a, b = mine[mine.model == model_a], mine[mine.model == model_b]
             rank = sooner(a, b, "two-sided")
             rows.append(
-                {
-                    "task": task,
-                    "model_a": model_a,
-                    "model_b": model_b,
-                    "n_a": len(a),
-                    "n_b": len(b),
-                    "events_a": int(a.converged.sum()),
-                    "events_b": int(b.converged.sum()),
-                    "statistic": rank.statistic,
-                    "p_value": rank.p_value,
-                    "note": rank.note,
-                }
+                LogrankRow(
+                    task=task,
+                    model_a=model_a,
+                    model_b=model_b,
+                    n_a=len(a),
+                    n_b=len(b),
+                    events_a=int(a.converged.sum()),
+                    events_b=int(b.converged.sum()),
+                    statistic=rank.statistic,
+                    p_value=rank.p_value,
+                    note=rank.note,
+                )
             )
-    columns = [
-        "task",
-        "model_a",
-        "model_b",
-        "n_a",
-        "n_b",
-        "events_a",
-        "events_b",
-        "statistic",
-        "p_value",
-        "note",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=LogrankRow._fields)
 
 
 def format_logrank_table(table: pd.DataFrame) -> pd.DataFrame:
