@@ -15,6 +15,7 @@ one silently winning.
 from __future__ import annotations
 
 import argparse
+import sys
 
 DEFAULT_STORE = "results/results.sqlite"
 
@@ -30,6 +31,13 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def bad_input(prog: str, message) -> int:
+    """Bad input found after parsing, as Parser.error reports it: `prog: error: message` on one
+    line of stderr (a message of several lines joined); returns the exit code 2."""
+    print(f"{prog}: error: {' '.join(str(message).splitlines())}", file=sys.stderr)
+    return 2
 
 
 OPTIONS = {

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from benchmarks.cli import Parser
+from benchmarks.cli import Parser, bad_input
 from benchmarks.config import ConfigError
 from results import document
 from results.document import PublishedError
@@ -127,12 +127,6 @@ def read_run(path: Path) -> dict:
     return published
 
 
-def fail(message) -> int:
-    """Print the one-line error for bad input and return exit code 2."""
-    print(f"{PROG}: error: {' '.join(str(message).splitlines())}", file=sys.stderr)
-    return 2
-
-
 def main(argv=None) -> int:
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -143,15 +137,15 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     if args.steps < 1:
-        return fail("--steps must be at least 1")
+        return bad_input(PROG, "--steps must be at least 1")
     path = Path(args.run)
     try:
         published = read_run(path)
         result = replay(published, args.steps)
     except PublishedError as error:
-        return fail(error)
+        return bad_input(PROG, error)
     except ConfigError as error:
-        return fail(f"{path}: {error}")
+        return bad_input(PROG, f"{path}: {error}")
     problems = result.mismatches()
     how = "bit for bit" if result.exact else f"within {TOLERANCE:g} (another machine kind)"
     for line in problems:

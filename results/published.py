@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.cli import Parser
+from benchmarks.cli import Parser, bad_input
 from benchmarks.process.destinations import check_destination
 from results import document
 from results.document import FINISHED, PublishedError
@@ -200,31 +200,25 @@ def rebuild(profile: str, store_path: Path, folder: Path | None = None) -> Path:
     return store_path
 
 
-def fail(message) -> int:
-    """Print the one-line error for bad input and return exit code 2."""
-    print(f"{PROG}: error: {' '.join(str(message).splitlines())}", file=sys.stderr)
-    return 2
-
-
 def import_command(store_path: str, folder: Path) -> int:
     """Check every file under `folder`, then add them to the store at `store_path`: nothing is
     written (no store created) when a file is bad or there is none."""
     if not folder.is_dir():
-        return fail(f"no published folder {folder}")
+        return bad_input(PROG, f"no published folder {folder}")
     try:
         documents = read(folder)
     except PublishedError as error:
-        return fail(error)
+        return bad_input(PROG, error)
     if not documents:
-        return fail(f"no published runs ({PATTERN}) under {folder}")
+        return bad_input(PROG, f"no published runs ({PATTERN}) under {folder}")
     try:
         store = Store(store_path)
     except StoreError as error:
-        return fail(error)
+        return bad_input(PROG, error)
     try:
         added = add(store, documents)
     except sqlite3.Error as error:
-        return fail(f"cannot write results store {store_path}: {error}")
+        return bad_input(PROG, f"cannot write results store {store_path}: {error}")
     finally:
         store.close()
     print(f"{added} runs imported from {folder} into {store_path}")
@@ -236,25 +230,28 @@ def export_command(store_path: str, profile: str, folder: Path) -> int:
     try:
         check_destination("--dir", folder, "folder")
     except ValueError as error:
-        return fail(error)
+        return bad_input(PROG, error)
     try:
         store = Store(store_path, readonly=True)
     except StoreError as error:
-        return fail(error)
+        return bad_input(PROG, error)
     try:
         runs = store.runs()
         finished = runs[runs.status.isin(FINISHED)]
         if not (finished.profile == profile).any():
             profiles = ", ".join(sorted(finished.profile.unique())) or "none"
-            return fail(
+            return bad_input(
+                PROG,
                 f"results store {store_path} has no finished runs of profile {profile!r} "
-                f"(finished runs of: {profiles})"
+                f"(finished runs of: {profiles})",
             )
         written = export(store, profile, folder)
     except StoreError as error:
-        return fail(error)
+        return bad_input(PROG, error)
     except OSError as error:
-        return fail(f"cannot write under {folder}: {error.strerror or error} ({error.filename})")
+        return bad_input(
+            PROG, f"cannot write under {folder}: {error.strerror or error} ({error.filename})"
+        )
     finally:
         store.close()
     print(f"{len(written)} runs written under {folder}")

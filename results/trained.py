@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import torch
-from benchmarks.cli import Parser
+from benchmarks.cli import Parser, bad_input
 
 PROG = "python -m results.trained"
 SUFFIX = ".final.pt"
@@ -88,12 +88,6 @@ def kept(checkpoints) -> list[Path]:
     return sorted(Path(checkpoints).glob(f"*{SUFFIX}"))
 
 
-def fail(message) -> int:
-    """Print the one-line error for bad input and return exit code 2."""
-    print(f"{PROG}: error: {' '.join(str(message).splitlines())}", file=sys.stderr)
-    return 2
-
-
 def checkpoint_folder(args) -> Path:
     """The folder of kept weights; ValueError when --checkpoints names a file or nothing."""
     if args.checkpoints is None:
@@ -136,7 +130,7 @@ def main(argv=None) -> int:
     try:
         store = Store(args.store, readonly=True)  # both actions only read the store
     except StoreError as error:
-        return fail(error)
+        return bad_input(PROG, error)
     try:
         runs = store.runs().set_index("run_id")
     finally:
@@ -145,7 +139,7 @@ def main(argv=None) -> int:
         check_filters(runs, args)
         folder = checkpoint_folder(args)
     except ValueError as error:
-        return fail(error)
+        return bad_input(PROG, error)
     chosen = [
         p
         for p in kept(folder)
