@@ -84,8 +84,9 @@ def load_run(store, run_id: str, checkpoints=None):
     return model.eval(), task
 
 
-def kept(checkpoints) -> list[Path]:
-    return sorted(Path(checkpoints).glob(f"*{SUFFIX}"))
+def kept(checkpoints) -> dict[str, Path]:
+    """run_id -> its final weights, of every run with weights under `checkpoints`, in order."""
+    return {p.name[: -len(SUFFIX)]: p for p in sorted(Path(checkpoints).glob(f"*{SUFFIX}"))}
 
 
 def checkpoint_folder(args) -> Path:
@@ -140,22 +141,22 @@ def main(argv=None) -> int:
         folder = checkpoint_folder(args)
     except ValueError as error:
         return bad_input(PROG, error)
-    chosen = [
-        p
-        for p in kept(folder)
-        if p.name[: -len(SUFFIX)] in runs.index
-        and (args.profile is None or runs.loc[p.name[: -len(SUFFIX)], "profile"] == args.profile)
-        and (not args.run_id or p.name[: -len(SUFFIX)] in args.run_id)
-    ]
-    for path in chosen:
-        run = runs.loc[path.name[: -len(SUFFIX)]]
+    chosen = {
+        run_id: path
+        for run_id, path in kept(folder).items()
+        if run_id in runs.index
+        and (args.profile is None or runs.loc[run_id, "profile"] == args.profile)
+        and (not args.run_id or run_id in args.run_id)
+    }
+    for run_id, path in chosen.items():
+        run = runs.loc[run_id]
         print(
-            f"{path.name[: -len(SUFFIX)]}  {run.profile:<10} {run.model:<8} {run.task:<20} seed "
+            f"{run_id}  {run.profile:<10} {run.model:<8} {run.task:<20} seed "
             f"{run.seed:<4} {path.stat().st_size / 1e6:.2f} MB"
         )
         if args.action == "prune":
             path.unlink()
-    total = sum(p.stat().st_size for p in chosen) / 1e6 if args.action == "list" else 0
+    total = sum(p.stat().st_size for p in chosen.values()) / 1e6 if args.action == "list" else 0
     print(
         f"{len(chosen)} runs' weights "
         f"{'pruned' if args.action == 'prune' else f'kept, {total:.1f} MB'} in {folder}"
