@@ -31,6 +31,10 @@ from reports.style import (
     task_label,
 )
 
+# The markers drawn for points beyond the memory and for the paper's values, and their legend
+# entries: one style each, so the legend shows what the panel draws.
+HOLLOW = dict(marker="o", markersize=6, linestyle="none", markerfacecolor="white")
+STAR = dict(marker="*", markersize=13, markeredgecolor="black", linestyle="none")
 BEYOND_NOTE = (
     " Hollow markers: points that need more vectors stored than the model's memory has "
     "locations (a test of its size, not of generalization), left out of the lines."
@@ -88,25 +92,10 @@ def draw_model_points(
     )
     hollow = quartiles(ours[beyond], "value", metric)
     if not hollow.empty:
-        ax.plot(
-            hollow.value,
-            hollow["median"],
-            marker="o",
-            markersize=6,
-            linestyle="none",
-            markerfacecolor="white",
-            markeredgecolor=color,
-        )
+        ax.plot(hollow.value, hollow["median"], **HOLLOW, markeredgecolor=color)
         values += list(hollow["median"])
         handles["beyond"] = Line2D(
-            [],
-            [],
-            marker="o",
-            markersize=6,
-            linestyle="none",
-            markerfacecolor="white",
-            markeredgecolor="0.3",
-            label="beyond the model's memory",
+            [], [], **HOLLOW, markeredgecolor="0.3", label="beyond the model's memory"
         )
     handles[model] = Line2D(
         [],
@@ -130,27 +119,9 @@ def draw_paper_stars(
         for model in [
             m for m in entry["models"] if m in set(points.model) and entry["axis"] == axis
         ]:
-            ax.plot(
-                [entry["value"]],
-                [entry["cost_bits"]],
-                marker="*",
-                markersize=13,
-                color=colors[model],
-                markeredgecolor="black",
-                linestyle="none",
-                zorder=5,
-            )
+            ax.plot([entry["value"]], [entry["cost_bits"]], **STAR, color=colors[model], zorder=5)
             values.append(entry["cost_bits"])
-            handles["paper"] = Line2D(
-                [],
-                [],
-                marker="*",
-                markersize=13,
-                color="0.6",
-                markeredgecolor="black",
-                linestyle="none",
-                label="paper (colour: model)",
-            )
+            handles["paper"] = Line2D([], [], **STAR, color="0.6", label="paper (colour: model)")
     return values
 
 
