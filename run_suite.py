@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -168,8 +169,19 @@ def print_claims(store_path: str, profile: str) -> None:
     except ReportError:
         return
     frame = claims_frame(data.runs, data.curves, data.evals)
-    if not frame.empty:
-        print(format_claims_text(frame))
+    if frame.empty:
+        return
+    if (frame.verdict == "inconclusive").all():
+        # a run of a few seeds at reduced sizes decides no claim: say so, and where they are
+        # decided, instead of a row of reasons per claim (the report keeps the full table)
+        print(
+            f"Does the paper replicate? These runs decide none of the {len(frame)} claims "
+            "(too few seeds or not the paper's sizes: the reasons are in the report's claims "
+            "table). The published grid decides them: results/published/replicate/claims.md, "
+            "or `python run_suite.py report --profile replicate --published`."
+        )
+        return
+    print(format_claims_text(frame))
 
 
 def published_report(profile: str, args) -> int:
@@ -204,7 +216,13 @@ def published_report(profile: str, args) -> int:
 
     print(format_claims_text(frame))
     if args.update_baseline:
-        print("claims table written to " + ", ".join(map(str, write_table(frame, ROOT / profile))))
+        written = write_table(frame, ROOT / profile)
+        figure = Path(args.report_dir or OUT_ROOT / f"{profile}-published") / "figures"
+        if ok and (figure / "verdicts.png").is_file():
+            # the README shows it beside the table
+            shutil.copyfile(figure / "verdicts.png", ROOT / profile / "verdicts.png")
+            written.append(ROOT / profile / "verdicts.png")
+        print("claims table written to " + ", ".join(map(str, written)))
         if profile == "replicate" and update_readme(frame, Path(__file__).with_name("README.md")):
             print("and to README.md")
     if args.check:

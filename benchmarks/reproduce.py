@@ -6,9 +6,11 @@ curve points with the published ones.
 
 A run is a pure function of its config: the model's initial parameters and the training batches
 come from generators seeded by the run's seed, the validation set from one seeded by the task.
-So on the machine kind that trained it (same torch version, device kind and thread count) the
-retrained points equal the published ones bit for bit; elsewhere float rounding differs and they
-agree to TOLERANCE (relative). Compiled runs (train.compile) are retrained compiled too.
+So where the numeric fingerprint is the one that trained it (the same processor, vector kernels,
+BLAS, torch and numba versions and thread count: benchmarks/process/fingerprint.py) the
+retrained points equal the published ones bit for bit; elsewhere, and for files published before
+fingerprints, float rounding differs and they agree within fingerprint.TOLERANCE (relative; a bit
+error count also within one flipped bit). Compiled runs (train.compile) are retrained compiled.
 
 The file is checked as an import checks it (results/document.py), and its model and task must be
 ones this code can build: a bad file is one line naming the file and the key, exit code 2.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -26,21 +27,23 @@ from typing import NamedTuple
 import torch
 from benchmarks.cli import Parser, bad_input
 from benchmarks.config import ConfigError
+from benchmarks.process import fingerprint
+from benchmarks.process.fingerprint import agree
 from results import document
 from results.document import PublishedError
 
 PROG = "python -m benchmarks.reproduce"
-TOLERANCE = 1e-3  # relative, for another machine kind: rounding differences grow over steps
 COMPARED = ("split", "step", "sequences", "cost_bits", "bit_errors")
 
 
 class Replay(NamedTuple):
-    """Retrained against published curve points up to `steps`; `exact` when the machine kind
-    is the one that trained the run (and so bit-for-bit equality is expected)."""
+    """Retrained against published curve points up to `steps`; `exact` when this process's
+    fingerprint is the one that trained the run (and so bit-for-bit equality is expected)."""
 
     published: list[dict]
     retrained: list[dict]
     exact: bool
+    flips: float = 0.0  # a bit error mean's allowance where not exact: one bit in its smallest set
 
     def mismatches(self) -> list[str]:
         """One line per curve point that differs (beyond TOLERANCE where not exact)."""
@@ -52,11 +55,8 @@ class Replay(NamedTuple):
         for old, new in zip(self.published, self.retrained):
             for field in COMPARED:
                 a, b = old[field], new[field]
-                same = (
-                    a == b
-                    if self.exact or isinstance(a, str)
-                    else math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=1e-9)
-                )
+                flips = self.flips if field == "bit_errors" else 0.0
+                same = a == b if isinstance(a, str) else agree(a, b, self.exact, flips)
                 if not same:
                     lines.append(
                         f"{old['split']} step {old['step']}: {field} published {a!r}, retrained "
@@ -65,12 +65,10 @@ class Replay(NamedTuple):
         return lines
 
 
-def same_machine_kind(run: dict) -> bool:
-    """Whether this process runs where `run` was trained: torch version, device, thread count."""
-    from benchmarks.runner import provenance
-
-    here = provenance("cpu")
-    return all(run.get(key) == here[key] for key in ("device", "threads", "torch_version"))
+def same_processor(run: dict) -> bool:
+    """Whether this process's fingerprint is the one that trained `run` (its thread count set
+    first); False for a run published before fingerprints."""
+    return fingerprint.same(run.get("fingerprint_json"), fingerprint.fingerprint("cpu"))
 
 
 def replay(document: dict, steps: int) -> Replay:
@@ -97,7 +95,10 @@ def replay(document: dict, steps: int) -> Replay:
     keep = {(c["split"], c["step"]) for c in document["curves"]}
     retrained = [c for c in result.curves if (c["split"], c["step"]) in keep]
     published = [c for c in document["curves"] if c["step"] <= steps]
-    return Replay(sorted(published, key=key), sorted(retrained, key=key), same_machine_kind(run))
+    flips = 1 / min(short.train.batch_size, short.train.eval_size)
+    return Replay(
+        sorted(published, key=key), sorted(retrained, key=key), same_processor(run), flips
+    )
 
 
 def key(point: dict) -> tuple:
@@ -124,6 +125,7 @@ def read_run(path: Path) -> dict:
                 f"{path}: run.config_json.{name}: {config[name]!r}: {problem}"
             ) from None
     document.check_identity(path, published["run"], config)
+    document.check_bits(path, published, config)
     return published
 
 
@@ -147,7 +149,12 @@ def main(argv=None) -> int:
     except ConfigError as error:
         return bad_input(PROG, f"{path}: {error}")
     problems = result.mismatches()
-    how = "bit for bit" if result.exact else f"within {TOLERANCE:g} (another machine kind)"
+    how = (
+        "bit for bit (same fingerprint)"
+        if result.exact
+        else f"within {fingerprint.TOLERANCE:g} relative (another processor or settings, "
+        "or a run published before fingerprints)"
+    )
     for line in problems:
         print(line)
     print(

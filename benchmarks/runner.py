@@ -11,6 +11,7 @@ it was and nothing the caller did to it changes the model.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -21,6 +22,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from benchmarks.process.faults import maybe_kill
+from benchmarks.process.fingerprint import fingerprint
 from benchmarks.devices import resolve_device
 from benchmarks.evaluate import generalization, trace, validation_set
 from benchmarks.plan import RunSpec
@@ -92,13 +94,16 @@ def git_sha() -> str | None:
 
 
 def provenance(device: str) -> dict:
-    """Where and with what a run executed, recorded beside its numbers."""
+    """Where and with what a run executed, recorded beside its numbers: the device, threads,
+    torch version and commit, and the numeric fingerprint (the processor, its vector kernels,
+    the BLAS) that says where its floats reproduce bit for bit."""
     name = resolve_device(device)[1]
     return {
         "device": name,
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "git_sha": git_sha(),
+        "fingerprint_json": json.dumps(fingerprint(device), sort_keys=True),
     }
 
 
@@ -123,11 +128,23 @@ def prepare(spec: RunSpec, device: str) -> Prepared:
         "started_at": time.time(),
         **provenance(device),
     }
-    # e.g. n-grams: the Bayes-optimal predictor on the same sequences
+    result.update(reference_costs(task, validation))
+    return Prepared(task, model, data, validation, result)
+
+
+def reference_costs(task: Task, validation: Batch) -> dict:
+    """The run row's costs to measure a model against on its validation set: the task's optimum
+    (n-grams: the Bayes-optimal predictor) where it has one, and what predictors that learn
+    nothing cost (Task.trivial_costs), as JSON."""
+    costs = {}
     optimum = task.optimal_cost(validation)
     if optimum is not None:
-        result["reference_cost_bits"] = float(optimum.mean())
-    return Prepared(task, model, data, validation, result)
+        costs["reference_cost_bits"] = float(optimum.mean())
+    trivial = {
+        name: float(cost.float().mean()) for name, cost in task.trivial_costs(validation).items()
+    }
+    costs["trivial_json"] = json.dumps(trivial, sort_keys=True)
+    return costs
 
 
 def finish(

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-import pandas as pd
+import json
 
+import pandas as pd
+import yaml
+
+from reports import claims_file
+from reports.claim_measures import learned
 from results.store import status_counts
 
 
+NO_CURVES = pd.DataFrame(columns=["run_id", "sequences"])  # budgets come from the run configs
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, model): seeds, status counts, median final validation cost and bit errors,
-    converged seeds, median sequences to converge, median wall time."""
+    """Per (task, model): seeds, status counts, median final validation cost and bit errors, the
+    best trivial cost on the same validation set and whether the model beat it by the claims'
+    margin (learned: reports/claims.yaml, rule 1), converged seeds, median sequences to
+    converge, median wall time."""
     rows = []
+    fraction = claims_file.learned_fraction(yaml.safe_load(claims_file.CLAIMS_PATH.read_text()))
     for (task, model), group in runs.groupby(["task", "model"], sort=True):
         done = group[group.status == "done"]
         converged = done.converged_step.notna()
+        trivial = [json.loads(t) for t in group.trivial_json.dropna()]
+        state = learned(group, NO_CURVES, model, fraction).state
         rows.append(
             {
                 "task": task,
                 "model": model,
                 **status_counts(group),
                 "cost_bits": done.final_cost_bits.median(),
+                "trivial": min(trivial[0].values()) if trivial else None,
+                "learned": {True: "yes", False: "no", None: "-"}[state],
                 "bit_errors": done.final_bit_errors.median(),
                 "converged": f"{int(converged.sum())}/{len(done)}",
                 "seqs_to_converge": done.converged_sequences.median(),
@@ -36,8 +51,10 @@ def print_summary(runs: pd.DataFrame) -> None:
         return
     table = summarize(runs)
     print(
-        "\nfinal validation cost (bits/seq, median over seeds) and convergence (< 0.1 bit "
-        "errors/seq):"
+        "\nfinal validation cost (bits/seq, median over seeds), the best trivial cost on the same "
+        "sequences (chance, or a memoryless or one-item predictor), whether the model learned "
+        "(cost below half the trivial one; n-grams: half its excess over the optimum), and "
+        "convergence (< 0.1 bit errors/seq):"
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-"))
 

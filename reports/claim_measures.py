@@ -7,7 +7,8 @@
                            channels_json); a diverged seed has no value and counts as +inf,
                            the worst
 A model's seeds are ready to decide a claim when none is pending or running and at least
-min_seeds are finished (done or diverged).
+min_seeds are finished (done or diverged). A model has learned a task when its median final cost
+beats the task's best trivial cost by the file's margin (`learned`; the rule: claims.yaml).
 """
 
 from __future__ import annotations
@@ -47,6 +48,44 @@ def readiness(group: pd.DataFrame, model: str, min_seeds: int) -> list[str]:
     if finished < min_seeds:
         problems.append(f"only {finished} finished {model} seeds (need {min_seeds})")
     return problems
+
+
+class Learned(NamedTuple):
+    """Whether a (model, task)'s finished seeds learned the task (None: cannot tell), and why."""
+
+    state: bool | None
+    text: str
+
+
+def learned(group: pd.DataFrame, curves: pd.DataFrame, model: str, fraction: float) -> Learned:
+    """claims.yaml's rule 1 on one model's runs of one task: the median final validation cost
+    (diverged: inf) below `fraction` of the best trivial cost (runs.trivial_json), or on a task
+    with an optimum (reference_cost_bits) its median excess below `fraction` of the trivial
+    cost's excess."""
+    finished = group[group.status.isin(survival.FINISHED)]
+    trivial = [json.loads(t) for t in finished.get("trivial_json", []) if isinstance(t, str)]
+    if finished.empty:
+        return Learned(None, f"{model}: no finished runs")
+    if not trivial:
+        return Learned(None, f"{model}: trivial costs not recorded (a run from before them)")
+    name, best = min(trivial[0].items(), key=lambda item: item[1])
+    costs = np.where(
+        finished.status == "diverged", math.inf, finished.final_cost_bits.astype(float)
+    )
+    optimum = finished.reference_cost_bits.astype(float).dropna()
+    floor = float(optimum.median()) if len(optimum) else 0.0
+    threshold = floor + fraction * (best - floor)
+    median = float(np.median(costs))
+    budget = survival.count(survival.budget(group, curves))
+    over = f"{'optimum ' + number(floor) + ' + ' if floor else ''}{fraction:g} x "
+    rule = f"{over}({'' if not floor else 'excess of '}{name} {number(best)})"
+    if median < threshold:
+        return Learned(True, f"{model} learned: median final cost {number(median)} < {rule}")
+    return Learned(
+        False,
+        f"{model} not learned within {budget} sequences: median final cost {number(median)} "
+        f"≥ {number(threshold)} = {rule}",
+    )
 
 
 def eval_values(finished: pd.DataFrame, evals: pd.DataFrame, measure: dict) -> pd.Series:
@@ -98,17 +137,38 @@ def values_text(sample: np.ndarray) -> str:
     return f"median {number(median)} (IQR {number(q25)}–{number(q75)}), n={len(sample)}{extra}"
 
 
+def diverged_names(group: pd.DataFrame) -> str:
+    """ " (diverged: seeds 1, 3)" for a model's diverged runs ("" when none): named, not only
+    counted."""
+    seeds = sorted(int(s) for s in group[group.status == "diverged"].seed)
+    if not seeds:
+        return ""
+    return f" (diverged: seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+
+
 def survival_summary(
     group: pd.DataFrame, curves: pd.DataFrame, measure: dict
 ) -> tuple[Summary, list[str]]:
     """The KM value a converged_fraction or sequences_to_converge test reads, and its problems."""
-    km = survival.fit(survival.observations(group, curves))
+    obs = survival.observations(group, curves)
+    km = survival.fit(obs)
     budget, diverged = survival.budget(group, curves), int((group.status == "diverged").sum())
     if km.n == 0:
         return Summary(math.nan, math.nan, "no finished runs"), []
-    counts = f"n={km.n} ({km.events} converged" + (
-        f", {diverged} diverged: not converged)" if diverged else ")"
+    crossed = obs.first_crossing.dropna()
+    fell_back = obs.first_crossing.notna() & (
+        ~obs.converged | (obs.first_crossing != obs.sequences)
     )
+    counts = (
+        f"n={km.n} ({km.events} converged"
+        + (f", {diverged} diverged: not converged)" if diverged else ")")
+        + diverged_names(group)
+    )
+    if fell_back.any():
+        # where runs fell back after crossing, the first crossings differ from where they settled
+        counts += (
+            f"; first crossing in {len(crossed)} runs, median {survival.count(crossed.median())}"
+        )
     if measure["kind"] == "converged_fraction":
         at = float(measure.get("within") or budget)
         frac = survival.converged_by(km, at)

@@ -33,7 +33,16 @@ from scipy import stats
 
 from reports import reference as ref
 from reports import survival, table_files, tables
-from reports.claim_measures import Summary, number, readiness, survival_summary, values, values_text
+from reports.claim_measures import (
+    Summary,
+    diverged_names,
+    learned,
+    number,
+    readiness,
+    survival_summary,
+    values,
+    values_text,
+)
 from reports.claims_file import BOUNDS
 
 COLUMNS = ["id", "task", "claim", "paper", "ours", "verdict", "why", "budget_note"]
@@ -83,7 +92,7 @@ def absolute(
     else:
         sample, problems = values(group, evals, measure)
         median = float(np.median(sample)) if len(sample) else math.nan
-        summary = Summary(median, median, values_text(sample))
+        summary = Summary(median, median, values_text(sample) + diverged_names(group))
     if np.isnan(summary.low):
         return Part("inconclusive", summary.text, "no values"), problems
     verdict, why = bound_test(summary, part["test"])
@@ -111,14 +120,19 @@ def comparison(
         obs = [survival.observations(g, curves) for g in groups]
         sizes = [len(o) for o in obs]
         texts = [survival_summary(g, curves, measure)[0].text for g in groups]
-        rank = survival.sooner(obs[0], obs[1], "greater")  # greater: the first converges sooner
-        p, test, problems = rank.p_value, "log-rank", [rank.note] if rank.note else []
+        # greater: the first converges sooner (the paper's direction); less: later
+        rank = survival.sooner(obs[0], obs[1], "greater")
+        p, test, problems = rank.p_value, "log-rank (exact)", [rank.note] if rank.note else []
+        against = survival.sooner(obs[0], obs[1], "less").p_value
+        power = lambda: rank_power(obs, alpha)
     else:
         samples = [values(g, evals, {**measure, "model": name}) for g, name in zip(groups, names)]
         problems = samples[0][1] + samples[1][1]
-        sizes, texts = [len(s[0]) for s in samples], [values_text(s[0]) for s in samples]
+        sizes = [len(s[0]) for s in samples]
+        texts = [values_text(s[0]) + diverged_names(g) for s, g in zip(samples, groups)]
         p = mann_whitney(samples[0][0], samples[1][0]) if min(sizes) else math.nan
-        test = "MW"
+        against = mann_whitney(samples[1][0], samples[0][0]) if min(sizes) else math.nan
+        test, power = "MW", lambda: mann_whitney_power(samples[0][0], samples[1][0], alpha)
     ours = (
         f"{names[0]}: {texts[0]} vs {names[1]}: {texts[1]}; "
         f"{test} p={'n/a' if np.isnan(p) else f'{p:.3g}'}"
@@ -131,10 +145,51 @@ def comparison(
         )
     if np.isnan(p):
         return Part("inconclusive", ours, f"{test} undefined"), problems
-    verdict = "holds" if p < alpha else "fails"
+    if p < alpha:
+        return Part("holds", ours, f"{test} one-sided p={p:.3g} < {alpha:g}"), problems
+    if against < alpha:  # the data decide against the paper's direction
+        return Part(
+            "fails",
+            ours,
+            f"{test} one-sided p={p:.3g} ≥ {alpha:g}, and p={against:.3g} < {alpha:g} for the "
+            "opposite direction",
+        ), problems
     return Part(
-        verdict, ours, f"{test} one-sided p={p:.3g} {'<' if p < alpha else '≥'} {alpha:g}"
+        "inconclusive",
+        ours,
+        f"{test} one-sided p={p:.3g} ≥ {alpha:g} either way: not decided by {sizes[0]} vs "
+        f"{sizes[1]} seeds (smallest attainable p {smallest:.3g}; power {power():.2f} at the "
+        "observed difference)",
     ), problems
+
+
+POWER_RESAMPLES = 200  # bootstrap draws for the power of an undecided comparison
+
+
+def mann_whitney_power(a: np.ndarray, b: np.ndarray, alpha: float) -> float:
+    """The fraction of bootstrap resamples of both groups (each drawn from its own values, same
+    sizes, a fixed seed) in which Mann-Whitney finds a below b at `alpha`: the test's power if
+    the observed distributions were the true ones."""
+    draw = np.random.default_rng(0)
+    hits = [
+        mann_whitney(draw.choice(a, len(a)), draw.choice(b, len(b))) < alpha
+        for _ in range(POWER_RESAMPLES)
+    ]
+    return float(np.mean(hits))
+
+
+def rank_power(obs: list, alpha: float) -> float:
+    """As mann_whitney_power for the log-rank comparison, with scipy's asymptotic p per resample
+    (the exact one costs a permutation test each)."""
+    draw, hits = np.random.default_rng(0), []
+    for _ in range(POWER_RESAMPLES):
+        a, b = (o.iloc[draw.integers(0, len(o), len(o))] for o in obs)
+        if not (a.converged.any() or b.converged.any()):
+            hits.append(False)
+            continue
+        z = survival.logrank_statistic(a, b)
+        hits.append(bool(np.isfinite(z)) and stats.norm.sf(z) < alpha)
+    return float(np.mean(hits))
 
 
 def task_difference(runs: pd.DataFrame, models: list[str], task: str, reference: dict) -> str:
@@ -228,6 +283,15 @@ def claim_row(
         for s, p in zip(claim["parts"], parts)
         if s.get("given") and p.verdict != "holds"
     ]
+    if claim.get("needs_learned", True):
+        # rule 1 (claims.yaml): a model at a trivial cost decides nothing
+        named = sorted({m for p in claim["parts"] for m in part_models(p)})
+        fraction = claim.get("learned_fraction", 0.5)
+        unmet += [
+            found.text
+            for found in (learned(runs[runs.model == m], curves, m, fraction) for m in named)
+            if found.state is not True
+        ]
     if unmet:
         verdict = "inconclusive"
     paper, why = (

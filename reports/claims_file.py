@@ -29,6 +29,7 @@ CLAIM_KEYS = {
     "paper",
     "budget_note",
     "min_seeds",
+    "needs_learned",
     "measure",
     "test",
     "all_of",
@@ -133,14 +134,37 @@ def check_claim(claim: dict, sources: dict, seen: set) -> dict:
         check_part(where, part)
     if all(part.get("given") for part in parts):
         fail(where, "all_of", "needs a part that is not `given`: a claim must test something")
-    return {**claim, "parts": parts, "min_seeds": int(claim.get("min_seeds", 3))}
+    if not isinstance(claim.get("needs_learned", True), bool):
+        fail(where, "needs_learned", f"needs true or false, got {claim['needs_learned']!r}")
+    return {
+        **claim,
+        "parts": parts,
+        "min_seeds": int(claim.get("min_seeds", 3)),
+        "needs_learned": claim.get("needs_learned", True),
+    }
+
+
+def learned_fraction(document: dict) -> float:
+    """The `learned: {fraction}` rule of the file: a number in (0, 1)."""
+    rule = document.get("learned")
+    if not isinstance(rule, dict) or set(rule) != {"fraction"}:
+        fail("learned", "fraction", "needs `learned: {fraction: f}` with 0 < f < 1")
+    fraction = rule["fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        fail("learned", "fraction", f"needs a number in (0, 1), got {fraction!r}")
+    return float(fraction)
 
 
 def load_claims(path: str | Path = CLAIMS_PATH) -> list[dict]:
-    """The claims of `path`, validated (ValueError naming the claim id and key)."""
+    """The claims of `path`, validated (ValueError naming the claim id and key), each with the
+    file's learned rule as `learned_fraction`."""
     sources = ref.load_reference()["sources"]
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    for key in set(document) - {"claims", "learned"}:
+        fail("file", key, "unknown key (known: claims, learned)")
+    fraction = learned_fraction(document)
     seen, claims = set(), []
-    for claim in yaml.safe_load(Path(path).read_text()).get("claims") or []:
-        claims.append(check_claim(claim, sources, seen))
+    for claim in document.get("claims") or []:
+        claims.append({**check_claim(claim, sources, seen), "learned_fraction": fraction})
         seen.add(claim["id"])
     return claims

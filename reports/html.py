@@ -95,6 +95,7 @@ def provenance(runs: pd.DataFrame, store_path: str, profile: str) -> str:
         ("models", ", ".join(sorted(runs.model.unique()))),
         ("seeds", ", ".join(str(s) for s in sorted(runs.seed.unique()))),
         ("devices", values_with_counts(runs.device)),
+        ("processors", values_with_counts(runs.fingerprint_json.map(processor))),
         ("threads per run", values_with_counts(runs.threads.astype("Int64"))),
         ("torch versions", values_with_counts(runs.torch_version)),
         ("git shas", values_with_counts(runs.git_sha)),
@@ -105,6 +106,16 @@ def provenance(runs: pd.DataFrame, store_path: str, profile: str) -> str:
         ),
     ]
     return table(pd.DataFrame(rows, columns=["", "value"]))
+
+
+def processor(fingerprint_json) -> str:
+    """A run's processor as its fingerprint names it ("Intel(R) Xeon(R) ... (AVX512, mkl)"):
+    runs agree bit for bit only on the same one."""
+    if not isinstance(fingerprint_json, str):
+        return "not recorded"
+    found = json.loads(fingerprint_json)
+    where = found.get("gpu") or found.get("cpu", "unknown")
+    return f"{where} ({found.get('capability')}, {found.get('blas')})"
 
 
 def mixed_configs(runs: pd.DataFrame) -> list[str]:

@@ -10,6 +10,7 @@ ending in a cross, so they are visible but do not bend the median.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +18,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from reports import reference as ref
+from reports import survival
 from reports.curriculum import draw_curriculum
 from reports.figures import draw_median, setting_note, task_params
 from reports.paper_marks import beyond_count, draw_paper_values, reference_note, sequence_axis
@@ -32,9 +34,7 @@ from reports.style import (
     task_label,
 )
 
-CONVERGED_BIT_ERRORS = (
-    0.1  # the suite's convergence threshold (tasks/base.py), drawn on the bit-error panels
-)
+CONVERGED_BIT_ERRORS = survival.CONVERGED_BIT_ERRORS  # drawn on the bit-error panels
 STOPPED = ("diverged", "failed")
 
 
@@ -70,9 +70,25 @@ def seeds_text(runs: pd.DataFrame, model: str) -> str:
     )
 
 
+TRIVIAL_LABELS = {
+    "chance": "chance (0.5 everywhere)",
+    "memoryless": "memoryless best",
+    "one_item": "keeping one item",
+}
+
+
+def trivial_levels(runs: pd.DataFrame) -> dict:
+    """The trivial costs on the runs' validation set (runs.trivial_json, the first run that has
+    them: a task's runs share one set), {name: bits per sequence}; {} for an older store."""
+    texts = runs.trivial_json.dropna() if "trivial_json" in runs.columns else []
+    return json.loads(texts.iloc[0]) if len(texts) else {}
+
+
 def draw_levels(ax, entries: dict, runs: pd.DataFrame) -> tuple[list, list]:
-    """Horizontal lines: the store's Bayes-optimal cost on the validation set (n-grams), and the
-    paper's optimum and chance level where the runs have the paper's task parameters.
+    """Horizontal lines: the store's Bayes-optimal cost on the validation set (n-grams), the
+    trivial costs on it (chance, and the memoryless and one-item predictors where the task has
+    them: a model near them has learned nothing), and the paper's optimum where the runs have the
+    paper's task parameters.
     Returns (legend handles, values)."""
     handles, values = [], []
     for value in runs.reference_cost_bits.dropna().round(3).unique():
@@ -81,11 +97,17 @@ def draw_levels(ax, entries: dict, runs: pd.DataFrame) -> tuple[list, list]:
             Line2D([], [], color="black", label=f"Bayes-optimal on our validation set: {value:.2f}")
         )
         values.append(value)
+    trivial = trivial_levels(runs)
+    for (name, value), style in zip(trivial.items(), ("-.", (0, (5, 2, 1, 2, 1, 2)), "--")):
+        ax.axhline(value, color="0.55", linestyle=style, linewidth=1.2)
+        label = TRIVIAL_LABELS.get(name, name)
+        handles.append(Line2D([], [], color="0.55", linestyle=style, label=f"{label}: {value:.1f}"))
+        values.append(value)
     params = task_params(runs)
-    for kind, style, text in (
-        ("optimum_cost_bits", ":", "optimum (paper's setting)"),
-        ("chance_cost_bits", "-.", "chance, predicting 0.5"),
-    ):
+    paper_levels = [("optimum_cost_bits", ":", "optimum (paper's setting)")]
+    if not trivial:  # a store from before trivial costs: the paper's chance level, where it fits
+        paper_levels.append(("chance_cost_bits", "-.", "chance, predicting 0.5"))
+    for kind, style, text in paper_levels:
         entry = entries.get(kind)
         if entry and ref.setting_matches(
             entry.get("setting", entries.get("setting")) or {}, params

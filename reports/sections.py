@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from reports.verdict_figure import learned_table, verdict_figure
 from reports import (
     claims,
     claims_file,
@@ -89,11 +90,12 @@ CLAIMS_NOTE = (
 def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
     """The verdict table: claims.yaml evaluated on the profile's frames, written as CSV, Markdown
     and LaTeX."""
-    frame = claims.evaluate_claims(
-        data.runs, data.curves, data.evals, claims_file.load_claims(), reference
-    )
+    loaded = claims_file.load_claims()
+    frame = claims.evaluate_claims(data.runs, data.curves, data.evals, loaded, reference)
     if frame.empty:
         return html.note("No claim of the paper concerns the tasks of this profile.")
+    table = learned_table(data.runs, data.curves, loaded[0]["learned_fraction"])
+    glance = html.figure(verdict_figure(frame, table, out_dir))
     folder = out_dir / "tables"
     frame.to_csv(folder / "claims.csv", index=False)
     (folder / "claims.md").write_text(f"{CLAIMS_NOTE}\n\n{claims.claims_markdown(frame)}")
@@ -104,7 +106,8 @@ def claims_section(data: Data, reference: dict, out_dir: Path) -> str:
         columns={"budget_note": "budget note"}
     )
     return (
-        html.note(f"{len(frame)} claims: {summary}.")
+        glance
+        + html.note(f"{len(frame)} claims: {summary}.")
         + html.table(shown)
         + html.note(CLAIMS_NOTE)
         + html.downloads({k: f"tables/claims.{k}" for k in ("csv", "md", "tex")})

@@ -1,9 +1,13 @@
 """Convergence as time-to-event data: Kaplan-Meier estimates and log-rank tests, all from scipy.
 
 Every finished run of a (task, model) is one observation of "training sequences until the run
-converged" (< 0.1 bit errors per sequence on the validation set):
-    event      the run converged: time = runs.converged_sequences;
-    censored   a done run that never converged: time = the sequences it trained (its last curve
+converged" (< 0.1 bit errors per sequence on the validation set, and staying there):
+    event      the run converged and stayed converged: time = the sequences at the first
+               validation point from which every later one is below the threshold (a run that
+               crosses it and falls back does not count at its first crossing, and counts not at
+               all unless it settles below it by its last point); the first crossing
+               (runs.converged_sequences) is kept beside it, as `first_crossing`;
+    censored   a done run that never settled: time = the sequences it trained (its last curve
                point, i.e. its budget train.steps x batch_size); a diverged run, which can never
                converge: its budget.
 Pending, running and failed runs are not data. Censored runs stay in the risk set until their
@@ -18,8 +22,10 @@ time, so a run that never converged lowers P(converged) instead of vanishing fro
                  the band): from the first t with the band's lower edge <= 1/2 to the first t with
                  its upper edge <= 1/2. Where scipy's interval is undefined (S = 0 or 1) the
                  estimate stands for both edges.
-    scipy.stats.logrank(x, y, alternative): "greater" means the first group's event rate is the
-                 greater one, i.e. x converges sooner than y (checked in tests/test_claims.py).
+    scipy.stats.logrank(x, y).statistic: positive where the first group's event rate is the
+                 greater one, i.e. x converges sooner than y (checked in tests/test_claims.py);
+                 its p is exact, from scipy.stats.permutation_test over every split of the
+                 pooled runs (`sooner`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ import pandas as pd
 from scipy import stats
 
 FINISHED = ("done", "diverged")
+# Converged: fewer bit errors per sequence than this on the validation set (the harness's
+# definition, tasks/base.py; the reports' one copy, also drawn on the learning curves).
+CONVERGED_BIT_ERRORS = 0.1
 CI_METHOD = "log-log"  # stays inside [0, 1], unlike the linear (Greenwood) interval
 
 
@@ -75,15 +84,32 @@ def run_budget(config_json: str) -> float:
     return float(steps * batch) if steps and batch else math.nan
 
 
+def settled(points: pd.DataFrame) -> float:
+    """The sequences of the first of a run's validation `points` (split val) from which every
+    later point is converged; NaN when the last point is not."""
+    points = points.sort_values("step")
+    above = np.flatnonzero(~(points.bit_errors.to_numpy(float) < CONVERGED_BIT_ERRORS))
+    if len(points) == 0 or (len(above) and above[-1] == len(points) - 1):
+        return math.nan
+    return float(points.sequences.iloc[above[-1] + 1 if len(above) else 0])
+
+
 def observations(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished run: run_id, task, model, sequences (time), converged (event)."""
+    """One row per finished run: run_id, task, model, sequences (time), converged (event: it
+    settled below the threshold), first_crossing (sequences, NaN if it never crossed)."""
     finished = runs[runs.status.isin(FINISHED)]
     last = curves.groupby("run_id").sequences.max() if not curves.empty else pd.Series(dtype=float)
+    validation = curves[curves.split == "val"] if not curves.empty else curves
+    by_run = dict(tuple(validation.groupby("run_id"))) if not validation.empty else {}
     rows = []
     for run in finished.itertuples(index=False):
-        converged = run.converged_sequences is not None and pd.notna(run.converged_sequences)
+        first = run.converged_sequences
+        first = float(first) if first is not None and pd.notna(first) else math.nan
+        # a store without validation points (none logged) has only the first crossing
+        settle = settled(by_run[run.run_id]) if run.run_id in by_run else first
+        converged = run.status == "done" and not math.isnan(settle)
         if converged:
-            time = float(run.converged_sequences)
+            time = settle
         elif run.status == "diverged":
             # A diverged run is known never to converge (its parameters are gone), not merely
             # unobserved after it stopped: it counts as not converged within its whole budget.
@@ -100,9 +126,11 @@ def observations(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
                 "model": run.model,
                 "sequences": 0.0 if math.isnan(time) else time,
                 "converged": converged,
+                "first_crossing": first,
             }
         )
-    return pd.DataFrame(rows, columns=["run_id", "task", "model", "sequences", "converged"])
+    columns = ["run_id", "task", "model", "sequences", "converged", "first_crossing"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def budget(runs: pd.DataFrame, curves: pd.DataFrame) -> float:
@@ -176,18 +204,41 @@ def converged_by(km: KM, at: float) -> Fraction:
     )
 
 
+def logrank_statistic(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    """scipy's log-rank z statistic of a against b: positive where a's convergence rate is the
+    greater (a converges sooner); NaN without variance."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.logrank(censored_data(a), censored_data(b)).statistic)
+
+
 def sooner(a: pd.DataFrame, b: pd.DataFrame, alternative: str = "greater") -> Rank:
-    """Log-rank test of two groups' observations; "greater": a converges sooner than b."""
+    """Exact permutation log-rank test of two groups' observations; "greater": a converges sooner
+    than b, "less": later. The null distribution is the log-rank statistic of every split of the
+    pooled runs into groups of len(a) and len(b) (252 for 5 and 5), so p is exact at any sample
+    size (the asymptotic normal p can fall below the smallest attainable one, 1/252 there)."""
     if len(a) < 2 or len(b) < 2:
         return Rank(math.nan, math.nan, "n/a: fewer than 2 finished runs")
     if not (a.converged.any() or b.converged.any()):
         return Rank(math.nan, math.nan, "n/a: no run converged")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.logrank(censored_data(a), censored_data(b), alternative=alternative)
-    if not np.isfinite(result.pvalue):
+    pooled = pd.concat([a, b], ignore_index=True)
+    observed = logrank_statistic(a, b)
+    if not np.isfinite(observed):
         return Rank(math.nan, math.nan, "n/a: no variance (every run at one time)")
-    return Rank(float(result.statistic), float(result.pvalue), "")
+
+    def statistic(first, second):
+        value = logrank_statistic(pooled.iloc[first], pooled.iloc[second])
+        return value if np.isfinite(value) else 0.0
+
+    result = stats.permutation_test(
+        (np.arange(len(a)), np.arange(len(a), len(pooled))),
+        statistic,
+        permutation_type="independent",
+        alternative=alternative,
+        n_resamples=np.inf,  # every split: exact
+        vectorized=False,
+    )
+    return Rank(observed, float(result.pvalue), "")
 
 
 def count(value: float) -> str:

@@ -15,6 +15,7 @@ problem is a PublishedError whose one-line message names the file and the key:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -72,6 +73,9 @@ RUN_FIELDS = {
     **{name: Field("integer") for name in ("n_params", "threads")},
     **{name: Field("integer") for name in ("converged_step", "converged_sequences")},
     **{name: Field("text") for name in ("device", "torch_version", "git_sha", "error")},
+    # the processor and settings that decide its floats, as JSON (benchmarks/process/fingerprint);
+    # files published before fingerprints have none, and compare within tolerance
+    "fingerprint_json": Field("text"),
     **{name: Field("real") for name in ("started_at", "finished_at", "wall_s")},
     **{name: Field("real") for name in ("final_cost_bits", "final_bit_errors")},
     "reference_cost_bits": Field("real"),
@@ -99,7 +103,9 @@ def load(path: Path) -> dict:
     """The checked document of the published run file at `path` (see the module docstring)."""
     document = read(path)
     check(path, document)
-    check_identity(path, document["run"], config(path, document["run"]))
+    parsed = config(path, document["run"])
+    check_identity(path, document["run"], parsed)
+    check_bits(path, document, parsed)
     return document
 
 
@@ -132,6 +138,77 @@ def check(path: Path, document: dict) -> None:
     check_rows(path, "curves", document["curves"], CURVE_FIELDS, curve_point)
     check_rows(path, "evals", document["evals"], EVAL_FIELDS, eval_point)
     check_trace(path, document.get("trace"))
+    check_fingerprint(path, document["run"].get("fingerprint_json"))
+    check_numbers(path, document)
+
+
+# What a number of a finished run can be: every cost, error count, count and time is a finite
+# number >= 0 (a NaN or an infinity is a divergence, which the run's status says, never a point
+# of its curve), and a curve's step and sequences are >= 1, an evaluation's n >= 1.
+NON_NEGATIVE = {
+    "run.": ("final_cost_bits", "final_bit_errors", "reference_cost_bits", "wall_s", "n_params"),
+    "curves": ("cost_bits", "bit_errors", "wall_s"),
+    "evals": ("cost_bits", "bit_errors"),
+}
+POSITIVE = {"curves": ("step", "sequences"), "evals": ("n",)}
+
+
+def check_numbers(path: Path, document: dict) -> None:
+    """PublishedError at the first number that no finished run can have (NON_NEGATIVE,
+    POSITIVE): NaN, an infinity, a negative cost or count, a step or n below 1."""
+    places = [("run.", document["run"])]
+    for key in ("curves", "evals"):
+        places += [(f"{key}[{i}].", row) for i, row in enumerate(document[key])]
+    for where, row in places:
+        group = where.split("[")[0]
+        for name, lowest in [(n, 0) for n in NON_NEGATIVE.get(group, ())] + [
+            (n, 1) for n in POSITIVE.get(group, ())
+        ]:
+            value = row.get(name)
+            if value is None:
+                continue
+            if not math.isfinite(value) or value < lowest:
+                bound = "a finite number" if lowest == 0 else "at least 1"
+                extra = " >= 0" if lowest == 0 else ""
+                raise PublishedError(
+                    f"{path}: {where}{name}: {shown(value)}, expected {bound}{extra}"
+                )
+
+
+def check_fingerprint(path: Path, text: str | None) -> None:
+    """A fingerprint, where there is one, is a JSON object."""
+    if text is None:
+        return
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise PublishedError(f"{path}: run.fingerprint_json: not JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise PublishedError(f"{path}: run.fingerprint_json: expected a JSON object")
+
+
+def check_bits(path: Path, document: dict, config: dict) -> None:
+    """No curve point or evaluation counts more bit errors per sequence than a sequence has
+    scored bits (Task.scored_bits: the training range's largest for the curves, the point's size
+    for an evaluation)."""
+    from tasks import build_task
+
+    task = build_task(config["task"], **config["task_params"])
+    most = task.scored_bits()
+    for index, row in enumerate(document["curves"]):
+        if row["bit_errors"] is not None and row["bit_errors"] > most:
+            raise PublishedError(
+                f"{path}: curves[{index}].bit_errors: {shown(row['bit_errors'])}, more than the "
+                f"{most} bits a training sequence has scored"
+            )
+    for index, row in enumerate(document["evals"]):
+        size = dict(part.split("=") for part in eval_point(row).split(","))
+        scored = task.scored_bits(**{axis: int(value) for axis, value in size.items()})
+        if row["bit_errors"] is not None and row["bit_errors"] > scored:
+            raise PublishedError(
+                f"{path}: evals[{index}].bit_errors: {shown(row['bit_errors'])}, more than the "
+                f"{scored} bits a sequence at {eval_point(row)} has scored"
+            )
 
 
 def check_fields(path: Path, where: str, mapping: dict, fields: dict) -> None:

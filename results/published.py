@@ -20,6 +20,7 @@ only reads the store.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import sys
@@ -37,7 +38,11 @@ from results.store import Store
 PROG = "python -m results.published"
 ROOT = Path(__file__).with_name("published")
 PATTERN = "seed*-*.json"  # a run's file; others under the folder (claims.md, ...) are not runs
-SKIPPED = ("owner", "lease_until")  # claim bookkeeping, not results
+# claim bookkeeping, not results; and the trivial costs, derived from the config (import
+# computes them: trivial_costs)
+SKIPPED = ("owner", "lease_until", "trivial_json")
+# left out where NULL: a run from before fingerprints exports byte-identical to its old file
+LEFT_OUT_WHEN_NULL = ("fingerprint_json",)
 CURVE_FIELDS = ("split", "step", "sequences", "cost_bits", "bit_errors", "wall_s")
 EVAL_FIELDS = (
     "point",
@@ -100,6 +105,7 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
     written = []
     for run in runs.to_dict("records"):
         row = {k: plain(v) for k, v in run.items() if k not in SKIPPED}
+        row = {k: v for k, v in row.items() if v is not None or k not in LEFT_OUT_WHEN_NULL}
         row.update({k: int(row[k]) for k in INTEGER_COLUMNS if row.get(k) is not None})
         own_curves = curves[curves.run_id == run["run_id"]]
         own_evals = evals[evals.run_id == run["run_id"]]
@@ -168,6 +174,11 @@ def add(store: Store, documents: list[dict]) -> int:
             config = json.loads(run.pop("config_json"))
             identity = [run.pop(k) for k in ("model", "task", "seed", "profile")]
             store.register(run_id, *identity, config)
+            run["trivial_json"] = trivial_costs(
+                config["task"],
+                json.dumps(config["task_params"], sort_keys=True),
+                config["train"]["eval_size"],
+            )
             finished_at = run.pop("finished_at", None)
             store.finish_run(
                 run_id, published["curves"], published["evals"], published.get("trace"), **run
@@ -176,6 +187,21 @@ def add(store: Store, documents: list[dict]) -> int:
             store.update_run(run_id, finished_at=finished_at)
             added += 1
     return added
+
+
+@functools.cache
+def trivial_costs(task_name: str, task_params_json: str, eval_size: int) -> str:
+    """The trivial costs of a run's validation set (benchmarks.runner.reference_costs), which a
+    published file leaves out: they follow from its task and the fixed validation seed, exactly,
+    on any processor. Cached: a task's seeds and models share them."""
+    from benchmarks.evaluate import validation_set
+    from benchmarks.runner import reference_costs
+    from tasks import build_task
+
+    params = json.loads(task_params_json)
+    task = build_task(task_name, **params)
+    validation = validation_set(task_name, params, task, eval_size)
+    return reference_costs(task, validation)["trivial_json"]
 
 
 def rebuild(profile: str, store_path: Path, folder: Path | None = None) -> Path:

@@ -1,6 +1,6 @@
-"""The results store's schema and how a file is opened as a store: its tables, the version stamped
-in `PRAGMA user_version`, the upgrade from version 1, and the checks a file must pass before a
-Store reads or writes it (results/store.py has the reads and writes).
+"""The results store's schema and how a file is opened as a store: its tables, the version
+stamped in `PRAGMA user_version`, the upgrades from versions 1 and 2, and the checks a file must
+pass before a Store reads or writes it (results/store.py has the reads and writes).
 
 A file opened as a store is checked, not trusted: every table and column of SCHEMA must be there
 (a store damaged by hand, `drop table` or `alter table ... drop column`, is refused with the name
@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS runs (
     final_cost_bits REAL, final_bit_errors REAL,
     reference_cost_bits REAL,  -- the task's Bayes-optimal cost on the validation set, if it has one
     error TEXT,
+    fingerprint_json TEXT, trivial_json TEXT,
     owner TEXT, lease_until REAL  -- who trains a 'running' run, and until when the claim holds
 );
 CREATE TABLE IF NOT EXISTS curves (
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS speed (
     bench_id TEXT NOT NULL, name TEXT NOT NULL, model TEXT NOT NULL, mode TEXT NOT NULL,
     device TEXT NOT NULL, threads INTEGER, torch_version TEXT, batch INTEGER, memory_size INTEGER,
     seq_len INTEGER, seeds INTEGER, n_params INTEGER, seqs_per_s REAL, peak_mem_mb REAL,
-    ratio_to_lstm REAL, measured_at REAL, extra_json TEXT,
+    ratio_to_lstm REAL, measured_at REAL, extra_json TEXT, fingerprint_json TEXT,
     PRIMARY KEY (bench_id, name)
 );
 """
@@ -72,13 +73,25 @@ INSERT INTO evals (run_id, point, axis, value, cost_bits, bit_errors, n)
 DROP TABLE evals_v1;
 """
 
+# fingerprint_json (runs and speed, version 3): the processor and settings that decide a run's
+# floats (benchmarks/process/fingerprint.py). Version 2 had none: its runs and speed rows get
+# the column, NULL, which comparisons read as "another processor" (within tolerance, not exact).
+# trivial_json (runs, version 3): what predictors that learn nothing cost on the run's validation
+# set ({"chance": 84.9, ...}, tasks/base.py Task.trivial_costs), against which the claims decide
+# whether a model learned the task; NULL for older runs (their claims say it is unknown).
+MIGRATE_2_TO_3 = """
+ALTER TABLE runs ADD COLUMN fingerprint_json TEXT;
+ALTER TABLE runs ADD COLUMN trivial_json TEXT;
+ALTER TABLE speed ADD COLUMN fingerprint_json TEXT;
+"""
+
 
 class StoreError(RuntimeError):
     """The store cannot be opened or is not one of ours; the message says which file and why."""
 
 
 # The script that brings a store of each older version to SCHEMA_VERSION (0: a new, empty file).
-UPGRADES = {0: SCHEMA, 1: MIGRATE_1_TO_2}
+UPGRADES = {0: SCHEMA, 1: MIGRATE_1_TO_2 + MIGRATE_2_TO_3, 2: MIGRATE_2_TO_3}
 # The table each upgrade rebuilds, with the columns it must have before: a file stamped with an
 # old version whose tables are not that version's is refused, not "upgraded" into a mix.
 UPGRADED_TABLES = {1: ("evals", ("run_id", "axis", "value", "cost_bits", "bit_errors", "n"))}
@@ -98,6 +111,9 @@ JSON_COLUMNS = (
     JsonColumn("runs", "config_json", "'run ' || run_id"),
     JsonColumn("evals", "channels_json", "'eval ' || run_id || ' ' || point"),
     JsonColumn("speed", "extra_json", "'speed row ' || bench_id || ' ' || name"),
+    JsonColumn("runs", "fingerprint_json", "'run ' || run_id"),
+    JsonColumn("runs", "trivial_json", "'run ' || run_id"),
+    JsonColumn("speed", "fingerprint_json", "'speed row ' || bench_id || ' ' || name"),
 )
 
 

@@ -2,14 +2,16 @@
 
 Tables:
     runs    one row per run_id: identity, status (pending|running|done|diverged|failed),
-            provenance (device, threads, torch version, git sha), timing, convergence
+            provenance (device, threads, torch version, git sha, and the numeric fingerprint
+            that says where its floats reproduce bit for bit), timing, convergence
     curves  training and validation points: (run_id, split, step) is unique
     evals   generalization points: (run_id, point) is unique; `point` names the sizes set
             ("length=120", or "length=20,repeats=10" for a joint point, whose value is NULL),
             `channels_json` the task's channel groups scored apart (repeat copy's content bits and
             end marker), `memory_needed` the vectors the point needs stored and `beyond_memory`
             whether the model's memory holds fewer
-    speed   benchmark rows (benchmarks/speed_suite/: one per measured configuration)
+    speed   benchmark rows (benchmarks/speed_suite/: one per measured configuration), each with
+            the fingerprint of the processor it measured
     traces  one fixed evaluation sequence per run: input, target, output and (memory models)
             the read/write weightings over time, as JSON arrays, for the memory pictures
 
@@ -74,6 +76,8 @@ RUN_COLUMNS = (
     "error",
     "owner",
     "lease_until",
+    "fingerprint_json",
+    "trivial_json",
 )
 
 

@@ -74,6 +74,27 @@ class Task:
         its reference; None for tasks without one."""
         return None
 
+    def trivial_costs(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """What predictors that learn nothing of a sequence's content cost on `batch`, in bits per
+        sequence [B], exactly: {"chance": every scored bit predicted 0.5, i.e. 1 bit each}, and
+        where the task allows better without storing content, "memoryless" (the best predictor
+        that keeps no content of the sequence: repeat copy's end marker placed exactly) and
+        "one_item" (one that keeps a single item: priority sort's highest-priority vector). A
+        model "has learned" a task only when it beats the best of these by a declared margin
+        (reports/claims.yaml), so a cost near them decides no claim."""
+        return {"chance": batch.mask.sum(0) * self.output_size}
+
+    def scored_bits(self, **size: int) -> int:
+        """The most output bits one sequence at `size` has scored (axes left out at their largest
+        training value): no sequence's bit errors can exceed it, so a stored or published count
+        above it is not a result (results/document.py). Read off sampled sequences, the most of
+        16, so a task whose scored span varies at a fixed size is bounded too."""
+        for axis in self.axes:
+            if size.get(axis) is None and self.max_size(axis) is not None:
+                size[axis] = self.max_size(axis)
+        batch = self.sample(16, torch.Generator().manual_seed(0), **size)
+        return int(batch.mask.sum(0).max()) * self.output_size
+
     def max_size(self, axis: str) -> int | None:
         """The largest training value of `axis` (`max_<axis>` of the task), or None."""
         value = vars(self).get(f"max_{axis}")

@@ -66,6 +66,13 @@ class PrioritySort(Task):
     def memory_needed(self, length: int | None = None) -> int:
         return length or self.max_length  # every vector is stored until its rank is known
 
+    def trivial_costs(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Task.trivial_costs, and "one_item": a predictor that keeps only the highest-priority
+        vector seen (a running maximum: one vector of memory) outputs it exactly first and 0.5
+        for every later bit, so it costs W bits less than chance."""
+        chance = super().trivial_costs(batch)["chance"]
+        return {"chance": chance, "one_item": chance - self.width}
+
     def sample(
         self, batch_size: int, generator: torch.Generator, length: int | None = None
     ) -> Batch:

@@ -67,6 +67,13 @@ class RepeatCopy(Task):
     def memory_needed(self, length: int | None = None, repeats: int | None = None) -> int:
         return length or self.max_length  # the sequence is stored once and replayed from memory
 
+    def trivial_costs(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Task.trivial_costs, and "memoryless": the end marker placed exactly (it needs only
+        the length and the count, no content) and every content bit 0.5, so each scored step
+        but the last costs W bits (the marker's step costs nothing: content 0, marker 1)."""
+        steps = batch.mask.sum(0)
+        return {**super().trivial_costs(batch), "memoryless": (steps - 1) * self.width}
+
     def sample(
         self,
         batch_size: int,

@@ -125,6 +125,9 @@ def test_version_1_store_is_migrated_with_its_evals(tmp_path):
         INSERT INTO runs (run_id, model, task, seed, profile, config_json, status)
             VALUES ('r1', 'ntm', 'copy', 1, 'quick', '{}', 'done');
         INSERT INTO evals VALUES ('r1', 'length', 20, 3.5, 1.25, 256);
+        ALTER TABLE runs DROP COLUMN fingerprint_json;
+        ALTER TABLE runs DROP COLUMN trivial_json;
+        ALTER TABLE speed DROP COLUMN fingerprint_json;
         PRAGMA user_version = 1;
     """)
     db.close()
@@ -132,7 +135,7 @@ def test_version_1_store_is_migrated_with_its_evals(tmp_path):
     assert evals[["point", "axis", "value", "cost_bits", "bit_errors", "n"]].values.tolist() == [
         ["length=20", "length", 20, 3.5, 1.25, 256]
     ]
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 @pytest.mark.parametrize("name", ["copy", "repeat_copy", "associative_recall", "priority_sort"])

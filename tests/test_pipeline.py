@@ -1,5 +1,6 @@
 """The whole pipeline into a temporary store: plan, train, skip on rerun, determinism, loaders."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,20 @@ def test_pipeline_trains_stores_and_skips_on_rerun(profile, tmp_path, capsys):
     assert left == sorted(f"{r}.final.pt" for r in runs.run_id), (
         "finished runs keep their weights, no checkpoint"
     )
-    capsys.readouterr()
+    # every run records where its floats reproduce and what learning nothing costs
+    fingerprint = json.loads(runs.fingerprint_json.iloc[0])
+    assert fingerprint["threads"] == 1 and fingerprint["device"] == "cpu" and fingerprint["cpu"]
+    trivial = runs.groupby("task").trivial_json.first().map(json.loads)
+    assert set(trivial["copy"]) == {"chance"} and set(trivial["repeat_copy"]) == {
+        "chance",
+        "memoryless",
+    }
+    out = capsys.readouterr().out
+    # the summary says what these runs show; a few seeds at reduced sizes decide no claim, and
+    # the output says so in one line instead of a row of reasons per claim
+    assert "learned" in out and "trivial" in out
+    assert "These runs decide none of the" in out and "results/published/replicate" in out
+    assert "why:" not in out
     assert run(profile, store_path) == 0
     assert "0 to train" in capsys.readouterr().out
     assert len(Store(store_path).curves()) == len(curves), "a rerun adds no rows"

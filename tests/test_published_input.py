@@ -166,6 +166,69 @@ BAD_FILES = [
         changed(lambda d: d.update(trace={"input": [[1, 2], [3]]})),
         "trace.input: expected a rectangular array of numbers",
     ),
+    # numbers no finished run can have (json.dumps writes NaN and Infinity, and json reads them)
+    (
+        "curve cost NaN",
+        first_curve(lambda c: c.update(cost_bits=float("nan"))),
+        "curves[0].cost_bits: nan, expected a finite number >= 0",
+    ),
+    (
+        "curve cost infinite",
+        first_curve(lambda c: c.update(cost_bits=float("inf"))),
+        "curves[0].cost_bits: inf, expected a finite number >= 0",
+    ),
+    (
+        "curve cost negative",
+        first_curve(lambda c: c.update(cost_bits=-0.5)),
+        "curves[0].cost_bits: -0.5, expected a finite number >= 0",
+    ),
+    (
+        "curve bit errors -inf",
+        first_curve(lambda c: c.update(bit_errors=float("-inf"))),
+        "curves[0].bit_errors: -inf, expected a finite number",
+    ),
+    (
+        "curve step 0",
+        first_curve(lambda c: c.update(step=0)),
+        "curves[0].step: 0, expected at least 1",
+    ),
+    (
+        "curve bit errors above the scored bits",
+        # copy at lengths up to 20 of 8 bits: at most 160 scored bits a sequence
+        first_curve(lambda c: c.update(bit_errors=160.5)),
+        "curves[0].bit_errors: 160.5, more than the 160 bits a training sequence has scored",
+    ),
+    (
+        "eval cost NaN",
+        first_eval(lambda e: e.update(cost_bits=float("nan"))),
+        "evals[0].cost_bits: nan, expected a finite number >= 0",
+    ),
+    (
+        "eval n 0",
+        first_eval(lambda e: e.update(n=0)),
+        "evals[0].n: 0, expected at least 1",
+    ),
+    (
+        "eval bit errors above the scored bits",
+        # the first evaluation is length 10: 80 scored bits
+        first_eval(lambda e: e.update(bit_errors=81.0)),
+        "evals[0].bit_errors: 81.0, more than the 80 bits a sequence at length=10 has scored",
+    ),
+    (
+        "final cost infinite",
+        changed(lambda d: d["run"].update(final_cost_bits=float("inf"))),
+        "run.final_cost_bits: inf, expected a finite number >= 0",
+    ),
+    (
+        "fingerprint not JSON",
+        changed(lambda d: d["run"].update(fingerprint_json="{cpu")),
+        "run.fingerprint_json: not JSON",
+    ),
+    (
+        "fingerprint a list",
+        changed(lambda d: d["run"].update(fingerprint_json="[1]")),
+        "run.fingerprint_json: expected a JSON object",
+    ),
 ]
 
 

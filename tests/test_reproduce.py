@@ -1,6 +1,6 @@
 """Every published number can be reproduced: the first 200 steps of a published replicate run,
-retrained from its stored config, give the published curve points (bit for bit on the machine
-kind that trained it, within benchmarks.reproduce.TOLERANCE elsewhere)."""
+retrained from its stored config, give the published curve points (bit for bit where the numeric
+fingerprint is the one that trained it, within fingerprint.TOLERANCE elsewhere)."""
 
 import json
 from pathlib import Path
@@ -33,12 +33,47 @@ def test_published_lstm_copy_run_retrains_to_the_same_curve(lstm_copy):
     assert lstm_copy.mismatches() == []
 
 
-def test_a_changed_published_number_is_caught(lstm_copy):
-    changed = [dict(p) for p in lstm_copy.published]
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "tolerance"])
+def test_a_changed_published_number_is_caught(lstm_copy, exact):
+    # the retrained points as if published, so both modes start from agreement
+    same = lstm_copy._replace(published=lstm_copy.retrained, exact=exact)
+    assert same.mismatches() == []
+    changed = [dict(p) for p in lstm_copy.retrained]
     changed[3]["cost_bits"] *= 1.01
-    assert len(lstm_copy._replace(published=changed).mismatches()) == 1
-    shorter = lstm_copy._replace(retrained=lstm_copy.retrained[:-1])
+    assert len(same._replace(published=changed).mismatches()) == 1
+    shorter = same._replace(retrained=lstm_copy.retrained[:-1])
     assert "published points" in shorter.mismatches()[0]
+
+
+def test_rounding_passes_only_the_tolerance_mode(lstm_copy):
+    rounded = [dict(p) for p in lstm_copy.retrained]
+    rounded[3]["cost_bits"] *= 1 + 3e-7  # a few float32 ulps: what another processor does
+    for exact, count in ((True, 1), (False, 0)):
+        replay_ = lstm_copy._replace(published=rounded, exact=exact)
+        assert len(replay_.mismatches()) == count
+
+
+@pytest.mark.parametrize(
+    "change,exact",
+    [
+        (None, True),
+        ({"cpu": "AuthenticAMD AMD EPYC 7B13"}, False),
+        ({"capability": "DEFAULT"}, False),
+    ],
+    ids=["this fingerprint", "another processor", "other vector kernels"],
+)
+def test_the_fingerprint_picks_the_mode(change, exact):
+    from benchmarks.process import fingerprint
+    from benchmarks.process.threads import intra_op_threads
+    from benchmarks.reproduce import same_processor
+
+    with intra_op_threads(1):  # as replay sets it, from the run's own thread count
+        here = fingerprint.fingerprint("cpu")
+        assert same_processor({"fingerprint_json": json.dumps(here)})
+    recorded = json.dumps(here if change is None else {**here, **change})
+    with intra_op_threads(1):
+        assert same_processor({"fingerprint_json": recorded}) is exact
+    assert same_processor({}) is False, "a file from before fingerprints compares in tolerance"
 
 
 def edited(change, rehash=False):

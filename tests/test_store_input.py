@@ -80,7 +80,7 @@ DAMAGES = [
         "has eval r1 length=4 whose channels_json is not JSON",
     ),
     ("version -1", "PRAGMA user_version = -1", "has schema version -1, which no ntm-bench writes"),
-    ("version 99", "PRAGMA user_version = 99", "has schema version 99, newer than this code's 2"),
+    ("version 99", "PRAGMA user_version = 99", "has schema version 99, newer than this code's 3"),
     (
         "version 1 stamped on version 2 tables",
         "PRAGMA user_version = 1",
@@ -183,6 +183,9 @@ def test_read_only_open_of_a_version_1_store_upgrades_in_memory(tmp_path):
             value INTEGER NOT NULL, cost_bits REAL, bit_errors REAL, n INTEGER,
             PRIMARY KEY (run_id, axis, value));
         INSERT INTO evals VALUES ('r1', 'length', 20, 3.5, 1.25, 256);
+        ALTER TABLE runs DROP COLUMN fingerprint_json;
+        ALTER TABLE runs DROP COLUMN trivial_json;
+        ALTER TABLE speed DROP COLUMN fingerprint_json;
         PRAGMA user_version = 1;
         """,
     )
@@ -192,6 +195,23 @@ def test_read_only_open_of_a_version_1_store_upgrades_in_memory(tmp_path):
     store.close()
     assert digest(path) == before
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_a_version_2_store_upgrades_with_no_fingerprints(tmp_path):
+    # version 2 had no fingerprint columns: its runs get one, NULL, and compare within tolerance
+    path = damaged(
+        tmp_path / "old.sqlite",
+        """
+        ALTER TABLE runs DROP COLUMN fingerprint_json;
+        ALTER TABLE runs DROP COLUMN trivial_json;
+        ALTER TABLE speed DROP COLUMN fingerprint_json;
+        PRAGMA user_version = 2;
+        """,
+    )
+    store = Store(path)
+    assert store.runs().fingerprint_json.isna().all() and len(store.runs()) == 1
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_a_failed_upgrade_leaves_the_file_as_it_was(tmp_path):
@@ -205,6 +225,9 @@ def test_a_failed_upgrade_leaves_the_file_as_it_was(tmp_path):
             value INTEGER NOT NULL, cost_bits REAL, bit_errors REAL, n INTEGER,
             PRIMARY KEY (run_id, axis, value));
         ALTER TABLE runs DROP COLUMN owner;
+        ALTER TABLE runs DROP COLUMN fingerprint_json;
+        ALTER TABLE runs DROP COLUMN trivial_json;
+        ALTER TABLE speed DROP COLUMN fingerprint_json;
         PRAGMA user_version = 1;
         """,
     )

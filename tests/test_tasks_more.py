@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models import build_model
-from tasks import build_task
+from tasks import TASKS, build_task
 from tasks.base import Batch, per_sequence_bce_bits
 from tasks.ngrams import arcsine
 
@@ -282,3 +282,33 @@ def test_models_run_and_a_sequence_scores_the_same_alone(model_name, task_name, 
                 alone, batch.targets[:n, b : b + 1], batch.mask[:n, b : b + 1]
             )
             assert float(cost) == pytest.approx(float(together[b]), rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_trivial_costs_are_per_sequence_and_none_above_chance(name):
+    task = build_task(name)
+    batch = task.sample(5, torch.Generator().manual_seed(0))
+    costs = task.trivial_costs(batch)
+    assert torch.equal(costs["chance"], batch.mask.sum(0) * task.output_size)
+    for cost in costs.values():
+        assert cost.shape == (5,) and bool((cost <= costs["chance"]).all())
+    assert task.scored_bits() >= int(costs["chance"].max())
+
+
+def test_trivial_costs_by_hand():
+    g = torch.Generator().manual_seed(0)
+    # repeat copy, length 2 x 2 repeats of 8 bits: 5 scored steps of 9 channels; placing the end
+    # marker alone leaves the 4 content steps' 8 bits at 1 bit each
+    costs = build_task("repeat_copy").trivial_costs(
+        build_task("repeat_copy").sample(1, g, length=2, repeats=2)
+    )
+    assert costs["chance"].tolist() == [45] and costs["memoryless"].tolist() == [32]
+    # priority sort of 5 vectors keeps 4 of 8 bits: 32 at chance; the first one known: 24
+    task = build_task("priority_sort")
+    costs = task.trivial_costs(task.sample(1, g, length=5))
+    assert costs["chance"].tolist() == [32] and costs["one_item"].tolist() == [24]
+    # copy of 3 vectors: 24 scored bits; associative recall: one item of 3 x 6 bits
+    assert build_task("copy").trivial_costs(build_task("copy").sample(1, g, length=3))[
+        "chance"
+    ].tolist() == [24]
+    assert build_task("associative_recall").scored_bits(items=6) == 18

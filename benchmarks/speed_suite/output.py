@@ -13,17 +13,21 @@ from pathlib import Path
 import torch
 
 from benchmarks.process.allocator import tune_malloc
+from benchmarks.process.fingerprint import fingerprint
 from benchmarks.speed_suite.configs import REFERENCE
 
 
 def common_fields(device: str, threads: int) -> dict:
     """The columns every row of one run shares: a new bench_id (the time and a random suffix),
-    the `device` as described, the intra-op `threads` and torch's version."""
+    the `device` as described, the intra-op `threads`, torch's version and the processor's
+    numeric fingerprint (benchmarks/process/fingerprint.py), which says which CPU a speed is of."""
+    found = {**fingerprint("cuda" if device.startswith("cuda") else "cpu"), "threads": threads}
     return {
         "bench_id": f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
         "device": device,
         "threads": threads,
         "torch_version": torch.__version__,
+        "fingerprint_json": json.dumps(found, sort_keys=True),
     }
 
 
