@@ -34,9 +34,9 @@ Initialization choices that differ from Collier & Beel 2018 (whose NTM code mode
 - there is no constant 1e-6 memory: the memory starts at zero (above), made afresh in
   `initial_state` for every batch, neither a buffer nor a parameter.
 
-Training and evaluation run the same math as one fused autograd Function with a hand-derived
-backward (models.fused_engine with the step pair of models.dnc_fused); `step` is the readable
-reference it is tested against (tests/test_dnc_fused.py), and traces use it.
+On a CPU, training and evaluation run the same math as one native kernel with a hand-derived
+backward (models.dnc_kernel); `step` is the readable reference it is tested against
+(tests/test_dnc_kernel.py), and what runs on a GPU and for traces (models.fused_model).
 
 Defaults follow the NTM paper's copy setup (controller 100, memory 128 x 20, one read head) so the
 two models are compared at equal size; the DNC reference code used 4 read heads on 16 x 16.
@@ -48,13 +48,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import dnc_fused
 from models import dnc_memory as dm
 from models import ntm_memory as mem
 from models.base import positive
 from models.dnc_memory import DNCState
-from models.fused_engine import NoConstants, Operands, Weights
-from models.fused_model import FusedModel
+from models.dnc_kernel import Layout, dnc_sequence, interface_order
+from models.fused_model import FusedModel, Operands, Weights
 
 
 class DNC(FusedModel):
@@ -63,7 +62,7 @@ class DNC(FusedModel):
     has_memory = True
     supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
     write_heads = 1
-    fused_steps = dnc_fused.STEPS
+    native = staticmethod(dnc_sequence)
 
     def __init__(
         self,
@@ -89,11 +88,11 @@ class DNC(FusedModel):
         self.controller_layer = nn.Linear(input_size + R * M + C, 4 * C)
         self.interface = nn.Linear(C, sum(self.interface_split))
         self.out = nn.Linear(C + R * M, output_size)
-        # for the fused sequence only: derived from the sizes, so not saved in checkpoints
+        # for the kernel only: derived from the sizes, so not saved in checkpoints
         self.register_buffer(
-            "interface_order", dnc_fused.interface_order(self.interface_split), persistent=False
+            "interface_order", interface_order(self.interface_split), persistent=False
         )
-        self.layout = dnc_fused.Layout(input_size, C, R, self.memory_size, M, self.clip)
+        self.layout = Layout(input_size, C, R, self.memory_size, M, self.clip)
 
     def initial_state(self, batch: int, like: torch.Tensor) -> DNCState:
         """The all-zero state every sequence starts from, with `like`'s dtype and device."""
@@ -167,9 +166,9 @@ class DNC(FusedModel):
         )
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
-        """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the fused
-        sequence unless `fused` is off or a trace is asked for."""
-        if self.fused and not trace:
+        """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the kernel
+        on a CPU unless `fused` is off or a trace is asked for; else the reference step."""
+        if self.runs_native(inputs) and not trace:
             return self.fused_forward(inputs)
         traced = (
             (lambda state: (state.read_weights, state.write_weights.unsqueeze(1)))
@@ -186,7 +185,7 @@ class DNC(FusedModel):
 
     def fused_operands(self, batch: int, tensors: dict | None = None, seeds: int = 1) -> Operands:
         """The all-zero initial state and the weights (the interface layer's rows in
-        interface_order) the fused sequence starts from (FusedModel.fused_operands)."""
+        interface_order) the kernel starts from (FusedModel.fused_operands)."""
         if tensors is None:  # attributes, not get_parameter: functional_call swaps in plain tensors
             tensors = {
                 "controller_layer.weight": self.controller_layer.weight,
@@ -201,6 +200,4 @@ class DNC(FusedModel):
             tensors["interface.weight"][..., order, :],
             tensors["interface.bias"][..., order],
         )
-        return Operands(
-            self.initial_state(seeds * batch, weights.controller), weights, NoConstants()
-        )
+        return Operands(self.initial_state(seeds * batch, weights.controller), weights)

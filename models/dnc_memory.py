@@ -2,8 +2,8 @@
 
 Graves et al., "Hybrid computing using a neural network with dynamic external memory", Nature 538
 (2016), Methods, "Memory addressing". Content lookup, reading and the erase/add write are the
-NTM's (models.ntm_memory.content_weights, read, write); this module holds what the DNC adds, and
-models.dnc_memory_grad their hand-derived gradients (as models.ntm_memory_grad the NTM's).
+NTM's (models.ntm_memory.content_weights, read, write); this module holds what the DNC adds, the
+readable reference that models.dnc_kernel runs as loops with hand-derived gradients.
 
 Shapes: B batch, R read heads, N memory locations. There is one write head, so a write weighting
 is [B, N]. All read heads are handled at once, nothing branches on data, and no input is mutated
@@ -25,8 +25,8 @@ EPS = 1e-6
 
 
 class DNCState(NamedTuple):
-    """A DNC's recurrent state between steps: what the reference step (models.dnc) and the fused
-    one (models.dnc_fused, which models.dnc imports, hence here) both carry."""
+    """A DNC's recurrent state between steps: what the reference step (models.dnc) carries and
+    the kernel (models.dnc_kernel, which models.dnc imports, hence here) starts from."""
 
     h: torch.Tensor  # controller output [B, C]
     c: torch.Tensor  # controller cell [B, C]
@@ -76,7 +76,7 @@ def allocation(usage: torch.Tensor) -> torch.Tensor:
 
 
 def allocation_parts(usage: torch.Tensor):
-    """`allocation` and what its gradient (models.dnc_memory_grad.allocation_grad) needs: (a [B, N],
+    """`allocation` and what its gradient needs (models.dnc_kernel derives it): (a [B, N],
     the floored usage sorted ascending, the order phi that sorts it, and the exclusive cumulative
     product of the sorted usage, prod_{i<j} u[phi_i]), all [B, N]."""
     usage = EPS + (1 - EPS) * usage

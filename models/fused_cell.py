@@ -1,7 +1,7 @@
-"""What the fused sequences share: their linear layers, per seed when several seeds run as one
-pass (the engine's input gates, weight gradients and output layer, models.fused_engine and
-models.fused_model; `affine` in the step pairs, models.ntm_fused and models.dnc_fused), and the
-LSTM controller cell with its gradient.
+"""What the native kernels' torch side shares: the linear layers around a kernel, per seed when
+several seeds run as one pass: the inputs' share of the controller for the whole sequence
+(`input_gates`, before the kernel), the two layers' weight gradients summed over every step
+(`layer_grads`, after its backward) and the K seeds' output layer (`seeds_logits`).
 
 Rows are ordered (time, seed, batch) or (seed, batch): seed-major, so seed k's rows are one
 contiguous block and a per-seed linear layer is one batched matmul.
@@ -74,27 +74,3 @@ def input_gates(seeds: int, inputs, w_in_t, bias):
     x = per_seed(inputs.flatten(0, 1), seeds, B // seeds)  # [K, T*B/K, I]
     gates = torch.baddbmm(bias.unsqueeze(1), x, w_in_t)
     return gates.unflatten(1, (T, -1)).transpose(0, 1).flatten(1, 2)
-
-
-def lstm_cell(gates, c, size: int):
-    """c' = f c + i g,  h' = o tanh(c'),  (i, f, o) = sigmoid(gates[:3C]), g = tanh(gates[3C:]).
-
-    gates [B, 4C], c [B, C] -> (sig [B, 3C], g, c', tanh(c'), h'): what lstm_cell_grad needs."""
-    sig = torch.sigmoid(gates[:, : 3 * size])
-    cand = torch.tanh(gates[:, 3 * size :])
-    c = torch.addcmul(sig[:, size : 2 * size] * c, sig[:, :size], cand)
-    tanh_c = torch.tanh(c)
-    return sig, cand, c, tanh_c, sig[:, 2 * size :] * tanh_c
-
-
-def lstm_cell_grad(dh, dc, sig, cand, c_prev, tanh_c, size: int):
-    """The gradients (dgates [B, 4C], dc_prev) of lstm_cell from those of h' and c':
-
-    dc~ = dc' + dh' o (1 - tanh(c')^2)
-    d(i, f, o) = (dc~ g, dc~ c, dh' tanh(c')) * sig (1 - sig),  dg = dc~ i (1 - g^2)
-    dc = dc~ f
-    """
-    C = size
-    dc = dc + dh * sig[:, 2 * C :] * (1 - tanh_c * tanh_c)
-    dsig = torch.cat([dc * cand, dc * c_prev, dh * tanh_c], 1) * sig * (1 - sig)
-    return torch.cat([dsig, dc * sig[:, :C] * (1 - cand * cand)], 1), dc * sig[:, C : 2 * C]

@@ -1,85 +1,123 @@
-"""FusedModel: the SequenceModel side of the fused-sequence engine (models.fused_engine), what the
-fused NTM and DNC share beyond their step math: the switch between the fused sequence and the
-reference step loop, the compiled chunks, and the K-seed pass. A model here gives only its
-`fused_steps`, `layout` and `fused_operands` (where its sequence starts, from its parameters).
+"""FusedModel: what the NTM and the DNC share around their native kernels (models.ntm_kernel,
+models.dnc_kernel), each of which runs a whole sequence forward and backward as one compiled call.
+
+Two paths, one math:
+- on a CPU, training and evaluation run the model's kernel over the whole sequence (`native`),
+  and K seeds of one architecture run through it at once (`seeds_forward`);
+- the readable reference, `step` (plain autograd through models.ntm_memory or
+  models.dnc_memory), runs where the kernel does not: on a GPU (where `compile_step` compiles it
+  in chunks and batched seeds take torch.func.vmap), for traces, and with `fused` off, as the
+  reference every kernel test checks outputs and gradients against (tests/test_ntm_kernel.py,
+  tests/test_dnc_kernel.py).
+
+A kernel takes its operands in one convention: `Operands(state, weights)`, where `weights` are the
+two linear layers, the controller's [G, I + recurrent inputs] and the interface's (the NTM's
+heads, the DNC's interface vector) with its rows in the kernel's blocked order; with K seeds
+(layout.seeds = K) every weight has a leading K axis and the state's rows are seed-major.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import itertools
+from typing import Callable, Iterator, NamedTuple
 
 import torch
+from torch.func import functional_call
 
-from models.base import COMPILE_CHUNK, SequenceModel, pad_steps, positive
+from models.base import COMPILE_CHUNK, SequenceModel
 from models.fused_cell import seeds_logits
-from models.fused_engine import Kernels, Operands, Sequence, Steps, compiled_kernels, flatten, run
+
+
+class Weights(NamedTuple):
+    """The two linear layers as a kernel takes them ([K, ...] each with K seeds)."""
+
+    controller: torch.Tensor  # [G, I + recurrent inputs], G = 4C (LSTM) or C
+    controller_bias: torch.Tensor  # [G]
+    interface: torch.Tensor  # [P, C], rows in the kernel's blocked order
+    interface_bias: torch.Tensor  # [P]
+
+
+class Operands(NamedTuple):
+    """What a sequence starts from, besides its inputs."""
+
+    state: NamedTuple  # the model's recurrent state (NTMState, DNCState), [K*B, ...] each
+    weights: Weights
+
+
+def flatten(operands: Operands) -> tuple:
+    """The tensors of `operands`, each NamedTuple in its own field order (a Function's inputs)."""
+    return (*operands.state, *operands.weights)
+
+
+def take(kind: type, rest: Iterator[torch.Tensor]):
+    """The next len(kind._fields) tensors of `rest` as a `kind`: the inverse of flattening."""
+    return kind._make(itertools.islice(rest, len(kind._fields)))
 
 
 class FusedModel(SequenceModel):
-    """A memory model that trains and evaluates by the engine (the NTM, the DNC). A subclass
-    gives `fused_steps`, `layout` (its fused layout: a NamedTuple with `inputs` I and `seeds` K),
-    `fused_operands` and an output layer `out` on [h_t, r_t]; its `step` stays the readable
-    reference, run where `fused` is off and for traces."""
+    """A memory model with a native kernel (the NTM, the DNC). A subclass gives `native` (its
+    kernel: (layout, inputs [T, B, I], operands) -> (hs [T, B, C], reads [T, B, R*M])),
+    `layout` (a NamedTuple with `inputs` I and `seeds` K), `fused_operands` and an output layer
+    `out` on [h_t, r_t]; its `step` stays the readable reference (see the module docstring)."""
 
-    has_seeds_pass = True  # seeds_forward: K seeds through one fused sequence
-    # Whether forward runs the fused sequence; False: the plain `step` loop, the reference the
-    # fused sequence is tested against. Batched seeds always take the K-seed pass.
+    has_seeds_pass = True  # seeds_forward: K seeds through one kernel call (on a CPU)
+    # Whether a CPU forward runs the kernel; False: the plain `step` loop, the reference the
+    # kernel is tested against.
     fused = True
-    kernels = Kernels()  # eager, a step per chunk; compile_step swaps in compiled chunks
-    fused_steps: (
-        Steps  # the step math (a class attribute); not `steps`, the step loop of SequenceModel
-    )
+    native: Callable  # the kernel (a staticmethod of the subclass)
 
     def fused_operands(self, batch: int, tensors: dict | None = None, seeds: int = 1) -> Operands:
-        """The initial state [seeds * batch, ...], weights and constants the sequence starts from:
-        this model's, or K = `seeds` seeds' from `tensors` (every parameter and buffer name -> a
+        """The initial state [seeds * batch, ...] and the weights the sequence starts from: this
+        model's, or K = `seeds` seeds' from `tensors` (every parameter and buffer name -> a
         stacked [K, ...] tensor, or an unstacked one shared by all seeds), rows seed-major."""
         raise NotImplementedError
 
+    def runs_native(self, inputs: torch.Tensor) -> bool:
+        """Whether `inputs` go through the kernel: on a CPU, with `fused` on, and not under a
+        torch.func transform (vmap over stacked parameters, grad), whose wrapped tensors have no
+        data for a kernel to read: those run the reference step, which they can trace."""
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+        return (
+            self.fused
+            and inputs.device.type == "cpu"
+            and not wrapped(inputs)
+            and not wrapped(self.out.weight)
+        )
+
     def compile_step(self, chunk: int = COMPILE_CHUNK) -> bool:
-        """Compile the fused sequence's chunk functions for `chunk` time steps each
-        (compiled_kernels). With `fused` off, the step is compiled instead."""
-        if not self.fused:
-            return super().compile_step(chunk)
-        self.kernels = compiled_kernels(self.fused_steps, positive("chunk", chunk))
-        return True
+        """Compile the reference step in chunks (SequenceModel.compile_step) where it is what
+        runs, on a GPU or with `fused` off; False on a CPU, where the native kernel runs and
+        there is nothing to compile."""
+        if self.fused and next(self.parameters()).device.type == "cpu":
+            return False
+        return super().compile_step(chunk)
 
     def fused_forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """inputs [T, B, I] -> logits [T, B, O] by the fused sequence."""
-        return self.out(torch.cat(self.fused_sequence(inputs), dim=-1))
-
-    def fused_sequence(
-        self,
-        inputs: torch.Tensor,
-        operands: Operands | None = None,
-        layout: NamedTuple | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Controller outputs [T, B, C] and read vectors [T, B, R*M] of the whole sequence: this
-        model's, or with `operands` and `layout` K seeds'. Without grad it runs eager and keeps
-        nothing for a backward pass (evaluation: any batch size or length, no recompilation).
-        Compiled chunks take inputs padded at the end to a multiple of the chunk (causal, so no
-        kept output changes; see SequenceModel.unroll)."""
-        layout = layout or self.layout
-        operands = operands if operands is not None else self.fused_operands(inputs.shape[1])
-        if not torch.is_grad_enabled():
-            out = run(self.fused_steps, layout, Kernels(), inputs, operands, save=False)
-            return out.hs, out.reads
-        padded = pad_steps(inputs, self.kernels.chunk)
-        hs, reads = Sequence.apply(
-            self.fused_steps, layout, self.kernels, padded, *flatten(operands)
-        )[:2]
-        return hs[: len(inputs)], reads[: len(inputs)]
+        """inputs [T, B, I] -> logits [T, B, O] by the kernel."""
+        hs, reads = self.native(self.layout, inputs, self.fused_operands(inputs.shape[1]))
+        return self.out(torch.cat([hs, reads], dim=-1))
 
     def seeds_forward(self, tensors: dict, inputs: torch.Tensor) -> torch.Tensor:
-        """K seeds of this architecture in one fused pass: `tensors` as fused_operands takes them,
+        """K seeds of this architecture in one kernel pass: `tensors` as fused_operands takes them,
         inputs [K, T, B, I] -> logits [K, T, B, O]. The memory operations see the K*B sequences as
-        one batch; only the linear layers are per seed (batched matmuls), so this replaces
-        torch.func.vmap over the model (benchmarks/batched.py), whose per-op batching costs more.
-        Runs this model's kernels: compiled ones after compile_step."""
+        one batch; only the linear layers are per seed. Off the CPU, each seed in turn through
+        the reference step."""
         K, B = inputs.shape[0], inputs.shape[2]
-        hs, reads = self.fused_sequence(
+        if not self.runs_native(inputs):
+            own = dict(self.named_parameters()) | dict(self.named_buffers())
+            return torch.stack(
+                [
+                    functional_call(
+                        self,
+                        {n: t[k] if t.dim() > own[n].dim() else t for n, t in tensors.items()},
+                        (inputs[k],),
+                    )
+                    for k in range(K)
+                ]
+            )
+        hs, reads = self.native(
+            self.layout._replace(seeds=K),
             inputs.transpose(0, 1).flatten(1, 2),
             self.fused_operands(B, tensors, K),
-            self.layout._replace(seeds=K),
         )
         return seeds_logits(hs, reads, K, tensors["out.weight"], tensors["out.bias"])

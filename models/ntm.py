@@ -15,10 +15,10 @@ One time step, all heads at once (shapes: R read heads, W write heads, N x M mem
 Activations: beta = softplus, g = sigmoid, s = softmax, gamma = 1 + softplus, e = sigmoid,
 a = tanh; keys have none (Collier & Beel 2018 found that this trains best).
 
-Training and evaluation run the whole sequence as one fused autograd Function with a
-hand-written backward (models.fused_engine with the step pair of models.ntm_fused, ~2x faster
-than autograd through `step` on a CPU); `step` is the readable reference it is tested against
-(tests/test_ntm_fused.py), and serves traces and, with `fused` off, compile_step.
+On a CPU, training and evaluation run the whole sequence as one native kernel with a
+hand-derived backward (models.ntm_kernel: the same math as `step`, as loops beside the paper's
+equations); `step` is the readable reference it is tested against (tests/test_ntm_kernel.py),
+and what runs on a GPU and for traces (models.fused_model).
 
 Initial state: learned controller state, learned read vectors, learned weightings (softmax of
 learned logits). The memory starts as `memory_init`:
@@ -48,11 +48,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import ntm_fused
 from models import ntm_memory as mem
 from models.base import expand_initial, positive
-from models.fused_engine import Operands, Weights
-from models.fused_model import FusedModel
+from models.fused_model import FusedModel, Operands, Weights
+from models.ntm_kernel import Layout, head_order, ntm_sequence
 from models.ntm_memory import NTMState
 
 MEMORY_INITS = ("constant", "learned", "random")
@@ -89,7 +88,7 @@ class NTM(FusedModel):
 
     has_memory = True
     supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
-    fused_steps = ntm_fused.STEPS
+    native = staticmethod(ntm_sequence)
 
     def __init__(
         self,
@@ -127,10 +126,9 @@ class NTM(FusedModel):
         self.address_size = M + S + 3  # key, beta, g, shift, gamma
         offsets = torch.arange(-self.shift_range, self.shift_range + 1)
         self.register_buffer("shift_index", mem.shift_index(N, offsets))
-        # for the fused sequence only: derived from the sizes, so not saved in checkpoints
-        self.register_buffer("shift_inverse", mem.shift_index(N, -offsets), persistent=False)
-        self.register_buffer("head_order", ntm_fused.head_order(R, W, M, S), persistent=False)
-        self.layout = ntm_fused.Layout(input_size, C, R, W, M, S, controller == "lstm", clip)
+        # for the kernel only: derived from the sizes, so not saved in checkpoints
+        self.register_buffer("head_order", head_order(R, W, M, S), persistent=False)
+        self.layout = Layout(input_size, C, R, W, M, S, controller == "lstm", clip)
 
         gates = 4 * C if controller == "lstm" else C
         self.controller_layer = nn.Linear(
@@ -218,9 +216,9 @@ class NTM(FusedModel):
         return logits, NTMState(h, c, memory, weights, reads)
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
-        """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the fused
-        sequence unless `fused` is off or a trace is asked for."""
-        if self.fused and not trace:
+        """inputs [T, B, I] -> logits [T, B, O] (and the weightings if `trace`). Runs the kernel
+        on a CPU unless `fused` is off or a trace is asked for; else the reference step."""
+        if self.runs_native(inputs) and not trace:
             return self.fused_forward(inputs)
         logits, weights = self.unroll(
             inputs,
@@ -233,9 +231,9 @@ class NTM(FusedModel):
         return logits, {"read_weights": weights[:, :, :R], "write_weights": weights[:, :, R:]}
 
     def fused_operands(self, batch: int, tensors: dict | None = None, seeds: int = 1) -> Operands:
-        """The initial state, the weights (the heads layer's rows in head_order) and the shift
-        indices the fused sequence starts from (FusedModel.fused_operands)."""
-        order, shifts = self.head_order, ntm_fused.Shifts(self.shift_index, self.shift_inverse)
+        """The initial state and the weights (the heads layer's rows in head_order) the kernel
+        starts from (FusedModel.fused_operands)."""
+        order = self.head_order
         if tensors is None:
             weights = Weights(
                 self.controller_layer.weight,
@@ -243,7 +241,7 @@ class NTM(FusedModel):
                 self.heads.weight[order],
                 self.heads.bias[order],
             )
-            return Operands(self.initial_state(batch), weights, shifts)
+            return Operands(self.initial_state(batch), weights)
 
         def rows(value, dims):  # [K, ...] per seed (or shared [...]) -> [K*B, ...]
             value = value if value.dim() > dims else value.expand(seeds, *value.shape)
@@ -262,7 +260,7 @@ class NTM(FusedModel):
             tensors["heads.weight"][:, order],
             tensors["heads.bias"][:, order],
         )
-        return Operands(state, weights, shifts)
+        return Operands(state, weights)
 
 
 class NTMFeedForward(NTM):

@@ -1,9 +1,10 @@
 """NTM memory addressing, reading and writing as pure tensor functions (Graves et al. 2014, §3).
 
-Paired with models.ntm_memory_grad (their hand-derived gradients), as models.dnc_memory is with
-models.dnc_memory_grad. The content lookup (`content_weights`, `cosine_parts`), `read` and the
-erase/add `write` stay here although the DNC uses them too: the DNC paper defines them as the
-NTM's, so models.dnc_memory adds only what the DNC adds and imports these (DNC -> NTM, never back).
+The readable reference: models.ntm_kernel runs the same equations as loops, with their hand-derived
+gradients, and is tested against autograd through these. The content lookup (`content_weights`,
+`cosine_parts`), `read` and the erase/add `write` stay here although the DNC uses them too: the DNC
+paper defines them as the NTM's, so models.dnc_memory adds only what the DNC adds and imports these
+(DNC -> NTM, never back).
 
 Shapes: B batch, H heads, N memory locations, M word width, S shift offsets. Every function
 takes all heads at once so a model step is a handful of tensor ops with no Python loop over
@@ -23,8 +24,8 @@ EPS = 1e-8
 
 
 class NTMState(NamedTuple):
-    """An NTM's recurrent state between steps: what the reference step (models.ntm) and the fused
-    one (models.ntm_fused, which models.ntm imports, hence here) both carry."""
+    """An NTM's recurrent state between steps: what the reference step (models.ntm) carries and
+    the kernel (models.ntm_kernel, which models.ntm imports, hence here) starts from."""
 
     h: torch.Tensor  # controller output [B, C]
     c: torch.Tensor  # controller cell [B, C] (unused by the feed-forward controller)

@@ -1,9 +1,9 @@
 """Build the report of one profile from a results store: figures, tables and index.html.
 
-    python -m reports.build --store results/results.sqlite [--profile quick] [--out DIR]
+    build_report(store_path, profile, out_dir)
 
-or `build_report(store_path, profile, out_dir)` (what `run_suite.py --report` calls). Everything
-comes from `results.store` loaders; nothing here imports training code. The output folder
+which `run_suite.py report` calls (the command line is that one). Everything comes from
+`results.store` loaders; nothing here imports training code. The output folder
 (default reports/out/<profile>/) gets index.html, figures/ (PNG for the page, SVG for papers) and
 tables/ (CSV, Markdown, LaTeX); files from an earlier build there are replaced.
 """
@@ -11,7 +11,6 @@ tables/ (CSV, Markdown, LaTeX); files from an earlier build there are replaced.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 from reports import html
@@ -19,7 +18,6 @@ from reports.data import ReportError, load
 from reports.reference import load_reference
 from reports.sections import page_sections
 from reports.style import TASK_ORDER, model_colors, order
-from benchmarks.cli import Parser
 
 OUT_ROOT = Path(__file__).with_name("out")
 GENERATED = {"figures": (".png", ".svg"), "tables": (".csv", ".md", ".tex")}
@@ -67,26 +65,3 @@ def build_report(
         html.page(f"ntm-bench report: {data.profile}", sections, subtitle), encoding="utf-8"
     )
     return index
-
-
-def main(argv=None) -> int:
-    parser = Parser(prog="python -m reports.build", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", default="results/results.sqlite", help="SQLite results store")
-    parser.add_argument(
-        "--profile", default=None, help="profile to report (default: the store's only one)"
-    )
-    parser.add_argument(
-        "--out", default=None, help="output folder (default: reports/out/<profile>/)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        index = build_report(args.store, args.profile, args.out)
-    except ReportError as error:
-        print(f"reports.build: error: {error}", file=sys.stderr)
-        return 2
-    print(f"report written to {index}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -210,7 +210,6 @@ def test_evaluate_names_a_pruned_run_and_draws_memory_pictures(finished, capsys)
         ("-m results.trained", ["delete"]),
         ("-m benchmarks.reproduce", ["x.json", "--steps", "abc"]),
         ("-m benchmarks.speed_suite.versus", ["HEAD", "--batches"]),
-        ("-m reports.build", ["--frob"]),
         ("-m benchmarks.cost", ["--frob"]),
     ],
 )

@@ -7,10 +7,9 @@ one flipped bit), since floats round differently on another processor.
 
 Pinned: ntm, ntm_ff, dnc trained as a batched seed group (two seeds as one stacked model) and
 each alone (batch_seeds off), lstm alone, on copy and on repeat copy with a joint point and its
-channel groups; a compiled chunk of the NTM under the slow marker. A deliberate numeric change
-refreshes the pins in a commit of its own that says why:
+channel groups. A deliberate numeric change refreshes the pins in a commit that says why:
 
-    NTM_BENCH_GOLDEN=update python -m pytest -q tests/test_golden.py -m "slow or not slow"
+    NTM_BENCH_GOLDEN=update python -m pytest -q tests/test_golden.py
 """
 
 import json
@@ -163,11 +162,6 @@ def check(name: str, got: dict) -> str:
 def test_golden_runs(batched, tmp_path):
     models = "ntm,ntm_ff,dnc" if batched else "ntm,ntm_ff,dnc,lstm"
     check("seed_group" if batched else "alone", results(tmp_path, models, batched, compiled=False))
-
-
-@pytest.mark.slow
-def test_golden_compiled_chunk(tmp_path):
-    check("compiled", results(tmp_path, "ntm", batched=False, compiled=True))
 
 
 def pinned_alone() -> dict:

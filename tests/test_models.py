@@ -64,9 +64,7 @@ def test_chunked_unroll_with_padding_equals_the_step_loop(name, T):
     """compile_step's chunking (chunk 3: T=7 and T=1 need padding) with the eager chunk in place
     of the compiled one: the same logits and gradients as the plain step loop."""
     plain, chunked = tiny(name), tiny(name)
-    plain.fused = chunked.fused = (
-        False  # the NTM's fused sequence and its chunks: test_ntm_fused.py
-    )
+    plain.fused = chunked.fused = False  # the memory models' kernels: test_*_kernel.py
     chunked.compiled_steps = CompiledSteps(chunked.steps, 3)
     x = inputs(T=T)
     grads = []
