@@ -72,7 +72,7 @@ from numba.extending import intrinsic, overload
 from models.dnc_memory import EPS as FLOOR  # usage floor before the allocation sort
 from models.dnc_memory import DNCState
 from models.fused_cell import input_gates, layer_grads
-from models.fused_model import Operands, Weights, flatten, take
+from models.fused_model import Operands, Weights, flatten, kernels_on_disk, take
 from models.ntm_memory import EPS as COSINE_EPS  # the cosine similarity's denominator
 
 
@@ -1426,6 +1426,7 @@ class Forward(NamedTuple):
 
 def forward_pass(layout, inputs: torch.Tensor, state: DNCState, weights: Weights, save: bool):
     """The kernel's forward over inputs [T, B, I] from `state` (tensors), as a `Forward`."""
+    kernels_on_disk()
     K, I = layout.seeds, layout.inputs
     with torch.no_grad():
         x_gates = as_numpy(
