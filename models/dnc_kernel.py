@@ -1426,7 +1426,7 @@ class Forward(NamedTuple):
 
 def forward_pass(layout, inputs: torch.Tensor, state: DNCState, weights: Weights, save: bool):
     """The kernel's forward over inputs [T, B, I] from `state` (tensors), as a `Forward`."""
-    kernels_on_disk()
+    kernels_on_disk("dnc")
     K, I = layout.seeds, layout.inputs
     with torch.no_grad():
         x_gates = as_numpy(

@@ -60,14 +60,13 @@ def take(kind: type, rest: Iterator[torch.Tensor]):
     return kind._make(itertools.islice(rest, len(kind._fields)))
 
 
-KERNELS = ("ntm_kernel.py", "dnc_kernel.py")
 CHILD = "NTM_BENCH_COMPILING_KERNELS"  # set in the child that compiles them
 
 
 @functools.cache
-def kernels_on_disk() -> None:
-    """Make sure this process runs the kernels' machine code from numba's disk cache, compiling
-    them first in a child process where the cache is cold.
+def kernels_on_disk(model: str) -> None:
+    """Make sure this process runs `model`'s kernel (models/<model>_kernel.py) from numba's disk
+    cache, compiling it first in a child process where the cache is cold.
 
     Why: numba's code for a kernel compiled in this process is not the code it caches. Compiled
     cold, a kernel's helper functions are optimized together with their callers (inlined, then
@@ -75,25 +74,22 @@ def kernels_on_disk() -> None:
     compiled function. The two round differently in the last bits (the DNC's golden curves
     differed at 1e-7), so a run that compiled its kernel would not reproduce bit for bit in the
     runs after it. Compiling in a child and loading here gives every process the same code. The
-    float32 training path is compiled there (what runs train); float64, for the tests, compiles
-    where it is first used. A marker beside the cache, named by the kernels' source digest and
-    numba's version, says the child ran for this code. Called by each kernel's forward before
-    numba dispatches anything."""
+    float32 training path is compiled there; float64, for the tests, compiles where it is first
+    used. A marker beside the cache, named by the kernel's source digest and numba's version,
+    says the child ran for this code. Called by each kernel's forward before numba dispatches."""
     import numba
 
     folder = Path(__file__).parent
-    digest = hashlib.sha256(numba.__version__.encode())
-    for name in KERNELS:
-        digest.update((folder / name).read_bytes())
-    marker = folder / "__pycache__" / f"kernels-{digest.hexdigest()[:16]}.compiled"
+    source = (folder / f"{model}_kernel.py").read_bytes()
+    digest = hashlib.sha256(numba.__version__.encode() + source).hexdigest()[:16]
+    marker = folder / "__pycache__" / f"{model}_kernel-{digest}.compiled"
     if marker.exists() or os.environ.get(CHILD):
         return
     warm = (
         "import torch\n"
         "from models import build_model\n"
-        "for name in ('ntm', 'dnc'):\n"
-        "    model = build_model(name, 3, 2, controller_size=4, memory_size=5, memory_width=3)\n"
-        "    model(torch.rand(3, 2, 3)).sum().backward()\n"
+        f"model = build_model({model!r}, 3, 2, controller_size=4, memory_size=5, memory_width=3)\n"
+        "model(torch.rand(3, 2, 3)).sum().backward()\n"
     )
     subprocess.run(
         [sys.executable, "-c", warm],

@@ -1021,7 +1021,7 @@ def per_seed(tensor: torch.Tensor, seeds: int) -> torch.Tensor:
 def run_forward(layout, inputs, state, weights: Weights, save: bool) -> Forward:
     """sequence_forward on torch tensors: inputs [T, B, I], the initial state (an NTMState) and
     the weights (fused_model.Weights, the heads layer's rows in head_order)."""
-    kernels_on_disk()
+    kernels_on_disk("ntm")
     K, I = layout.seeds, layout.inputs
     controller, controller_bias, interface, interface_bias = weights
     x_gates = array(input_gates(K, inputs, controller[..., :I].transpose(-2, -1), controller_bias))
