@@ -191,9 +191,13 @@ def check_bits(path: Path, document: dict, config: dict) -> None:
     """No curve point or evaluation counts more bit errors per sequence than a sequence has
     scored bits (Task.scored_bits: the training range's largest for the curves, the point's size
     for an evaluation)."""
+    from benchmarks.reevaluate import axes
     from tasks import build_task
 
-    task = build_task(config["task"], **config["task_params"])
+    try:
+        task = build_task(config["task"], **config["task_params"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise PublishedError(f"{path}: run.config_json: cannot build its task ({error})") from None
     most = task.scored_bits()
     for index, row in enumerate(document["curves"]):
         if row["bit_errors"] is not None and row["bit_errors"] > most:
@@ -202,12 +206,20 @@ def check_bits(path: Path, document: dict, config: dict) -> None:
                 f"{most} bits a training sequence has scored"
             )
     for index, row in enumerate(document["evals"]):
-        size = dict(part.split("=") for part in eval_point(row).split(","))
-        scored = task.scored_bits(**{axis: int(value) for axis, value in size.items()})
+        point = eval_point(row)
+        try:  # the sizes as `evaluate --at` reads them: a malformed point is named, not raised
+            scored = task.scored_bits(**axes(f"{path}: evals[{index}].point", point, "AXIS=N"))
+        except ValueError as error:
+            message = str(error)
+            raise PublishedError(
+                message
+                if message.startswith(str(path))
+                else f"{path}: evals[{index}].point: {point!r}: {message}"
+            ) from None
         if row["bit_errors"] is not None and row["bit_errors"] > scored:
             raise PublishedError(
                 f"{path}: evals[{index}].bit_errors: {shown(row['bit_errors'])}, more than the "
-                f"{scored} bits a sequence at {eval_point(row)} has scored"
+                f"{scored} bits a sequence at {point} has scored"
             )
 
 

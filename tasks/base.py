@@ -88,7 +88,9 @@ class Task:
         """The most output bits one sequence at `size` has scored (axes left out at their largest
         training value): no sequence's bit errors can exceed it, so a stored or published count
         above it is not a result (results/document.py). Read off sampled sequences, the most of
-        16, so a task whose scored span varies at a fixed size is bounded too."""
+        16, so a task whose scored span varies at a fixed size is bounded too. ValueError
+        (check_size) for an axis the task lacks or a size out of range."""
+        self.check_size(size)
         for axis in self.axes:
             if size.get(axis) is None and self.max_size(axis) is not None:
                 size[axis] = self.max_size(axis)

@@ -215,6 +215,16 @@ BAD_FILES = [
         "evals[0].bit_errors: 81.0, more than the 80 bits a sequence at length=10 has scored",
     ),
     (
+        "eval point not a size",
+        first_eval(lambda e: e.update(point="length=abc")),
+        "evals[0].point 'length=abc': expected AXIS=N with whole numbers",
+    ),
+    (
+        "eval point on an axis the task lacks",
+        first_eval(lambda e: e.update(point="colour=3")),
+        "evals[0].point: 'colour=3': Copy has no axis 'colour'",
+    ),
+    (
         "final cost infinite",
         changed(lambda d: d["run"].update(final_cost_bits=float("inf"))),
         "run.final_cost_bits: inf, expected a finite number >= 0",
