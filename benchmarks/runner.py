@@ -140,11 +140,16 @@ def reference_costs(task: Task, validation: Batch) -> dict:
     optimum = task.optimal_cost(validation)
     if optimum is not None:
         costs["reference_cost_bits"] = float(optimum.mean())
-    trivial = {
-        name: float(cost.float().mean()) for name, cost in task.trivial_costs(validation).items()
-    }
-    costs["trivial_json"] = json.dumps(trivial, sort_keys=True)
+    costs["trivial_json"] = trivial_json(task, validation)
     return costs
+
+
+def trivial_json(task: Task, validation: Batch) -> str:
+    """Task.trivial_costs on the validation set, each a mean in bits per sequence, as JSON."""
+    trivial = task.trivial_costs(validation)
+    return json.dumps(
+        {name: float(cost.float().mean()) for name, cost in trivial.items()}, sort_keys=True
+    )
 
 
 def finish(

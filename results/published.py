@@ -191,17 +191,17 @@ def add(store: Store, documents: list[dict]) -> int:
 
 @functools.cache
 def trivial_costs(task_name: str, task_params_json: str, eval_size: int) -> str:
-    """The trivial costs of a run's validation set (benchmarks.runner.reference_costs), which a
+    """The trivial costs of a run's validation set (benchmarks.runner.trivial_json), which a
     published file leaves out: they follow from its task and the fixed validation seed, exactly,
     on any processor. Cached: a task's seeds and models share them."""
     from benchmarks.evaluate import validation_set
-    from benchmarks.runner import reference_costs
+    from benchmarks.runner import trivial_json
     from tasks import build_task
 
     params = json.loads(task_params_json)
     task = build_task(task_name, **params)
     validation = validation_set(task_name, params, task, eval_size)
-    return reference_costs(task, validation)["trivial_json"]
+    return trivial_json(task, validation)
 
 
 def rebuild(profile: str, store_path: Path, folder: Path | None = None) -> Path:
