@@ -362,6 +362,8 @@ def main(argv=None) -> int:
         return evaluate(args)
     if args.command == "report":
         return report(args)
+    if args.command == "sweep":
+        return sweep(args)
     profile, specs = build_plan(args)
     if args.command == "params":
         return params(specs)
@@ -407,16 +409,24 @@ def params(specs) -> int:
 def run(args, profile, specs) -> int:
     """The run and check commands: register the planned runs, train what is missing, print the
     summary and the claims, write the report, and compare with the baseline (check)."""
+
+    store = suite_store(args, profile)
+    if not train_missing(args, profile.name, specs, store):
+        return 130
+    return conclude(args, profile, specs, store)
+
+
+def train_missing(args, name: str, specs, store) -> bool:
+    """Register `specs` in the store and train those it does not hold; False on Ctrl-C."""
     from benchmarks.executors import WorkerOptions
     from benchmarks.suite import run_specs
     from results.trained import default_checkpoints
 
-    store = suite_store(args, profile)
     for spec in specs:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
     todo = [s for s in specs if store.status(s.run_id) not in ("done", "diverged")]
     print(
-        f"{profile.name}: {len(specs)} runs planned, {len(specs) - len(todo)} already in "
+        f"{name}: {len(specs)} runs planned, {len(specs) - len(todo)} already in "
         f"{args.store}, {len(todo)} to train",
         flush=True,
     )
@@ -437,8 +447,73 @@ def run(args, profile, specs) -> int:
             "checkpoints",
             file=sys.stderr,
         )
-        return 130
-    return conclude(args, profile, specs, store)
+        return False
+    return True
+
+
+def sweep(args) -> int:
+    """The sweep command: the profile's learning-rate sweep (benchmarks/sweep.py) trained into
+    the store, or read from the published runs (--published), and its table: which rate each
+    (model, task) gets. --check: exit 1 where the profile states another rate than the sweep
+    chose; --update-baseline (with --published): write the published table."""
+    from benchmarks.config import ConfigError, load_profile
+    from benchmarks.plan import parse_names
+    from benchmarks.sweep import CSV, SUFFIX, disagreements, format_table, sweep_specs, sweep_table
+    from models import MODELS
+    from results.document import PublishedError
+    from results.published import ROOT, rebuild
+    from results.schema import StoreError
+    from results.store import Store
+    from tasks import TASKS
+
+    try:
+        check_paths(args, writes_store=not args.published)
+        check_executor(args)
+        check_device(args.device)
+        if args.jobs < 1 or args.threads < 1:
+            raise ConfigError(
+                f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}"
+            )
+        profile = load_profile(args.profile, args.overrides)
+        models = parse_names(
+            "all" if args.models is None else args.models,
+            list(MODELS),
+            "model",
+            default=list(profile.models) or None,
+        )
+        tasks = parse_names(args.tasks, list(TASKS), "task", default=list(profile.tasks) or None)
+        specs = sweep_specs(profile, models, tasks)
+    except ConfigError as error:
+        fail(str(error))
+    name = profile.name + SUFFIX
+    if args.published:
+        from reports.build import OUT_ROOT
+
+        try:
+            store = Store(rebuild(name, OUT_ROOT / "published" / f"{name}.sqlite"))
+        except (FileNotFoundError, PublishedError) as error:
+            fail(str(error))
+    else:
+        try:
+            store = Store(args.store)
+        except StoreError as error:
+            fail(str(error))
+        if not train_missing(args, name, specs, store):
+            return 130
+    table = sweep_table(profile, specs, store.runs())
+    print(format_table(table))
+    if args.update_baseline:
+        path = ROOT / name / CSV
+        table.to_csv(path, index=False)
+        print(f"sweep table written to {path}")
+    if args.check:
+        wrong = disagreements(table)
+        for line in wrong:
+            print(f"sweep check: {line}", file=sys.stderr)
+        if wrong:
+            return 1
+        print(f"sweep check: the profile states every chosen rate ({int(table.chosen.sum())})")
+    return 0
 
 
 def suite_store(args, profile):

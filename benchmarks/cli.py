@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 DEFAULT_STORE = "results/results.sqlite"
+PROFILE_FILES = Path(__file__).parent / "profiles"  # named in --help
 
 
 class UsageError(ValueError):
@@ -57,8 +59,9 @@ OPTIONS = {
         ("--profile",),
         dict(
             default="quick",
-            help="a profile in benchmarks/profiles/ (quick, ci, replicate, "
-            "paper, solve_copy) or a path to a YAML file",
+            help="a profile in benchmarks/profiles/ ("
+            + ", ".join(sorted(p.stem for p in PROFILE_FILES.glob("*.yaml")))
+            + ") or a path to a YAML file",
         ),
     ),
     "store": (
@@ -198,6 +201,8 @@ OPTIONS = {
     ),
 }
 
+# the profile a command uses without --profile, where it is not "quick"
+PROFILES = {"check": "ci", "sweep": "replicate_v2"}
 TRAIN = [
     "models",
     "tasks",
@@ -252,6 +257,12 @@ COMMANDS = {
             "no_report",
         ],
     ),
+    "sweep": (
+        "the profile's learning-rate sweep (default replicate_v2): train what the store lacks, print "
+        "which rate each (model, task) gets",
+        [o for o in TRAIN if o not in ("seeds", "tensorboard", "no_report", "report_dir")]
+        + ["published", "check", "update_baseline"],
+    ),
     "params": (
         "our parameter count per planned (task, model) beside the paper's; train nothing",
         ["profile", "models", "tasks", "seeds", "overrides"],
@@ -289,7 +300,9 @@ def command_parser(name: str, epilog: str) -> argparse.ArgumentParser:
     )
     for option in options:
         add(
-            parser, option, **({"default": "ci"} if name == "check" and option == "profile" else {})
+            parser,
+            option,
+            **({"default": PROFILES[name]} if option == "profile" and name in PROFILES else {}),
         )
     return parser
 
@@ -354,6 +367,10 @@ def parse(argv: list[str], description: str, epilog: str) -> argparse.Namespace:
     else:
         args = flag_parser(description, epilog).parse_args(argv, rest(None))
         args.command = resolve_mode(args)
+    if args.command == "sweep" and args.update_baseline and not args.published:
+        raise UsageError(
+            "sweep --update-baseline needs --published (it writes the published table)"
+        )
     if args.command == "report" and (args.check or args.update_baseline) and not args.published:
         raise UsageError(
             "--report with --check or --update-baseline needs --published (the claims table); "

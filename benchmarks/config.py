@@ -15,9 +15,11 @@ the file and applying the overrides is benchmarks/profile_file.py's.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from benchmarks import constructors, plugins
 from benchmarks.curriculum import Curriculum, read as read_curriculum
@@ -122,6 +124,46 @@ class Profile:
     train: TrainConfig
     models: dict = field(default_factory=dict)
     tasks: dict = field(default_factory=dict)
+    sweep: "Sweep | None" = None  # the learning-rate sweep (benchmarks/sweep.py), if declared
+
+
+class Sweep(NamedTuple):
+    """A profile's learning-rate sweep (benchmarks/sweep.py has the rule)."""
+
+    rates: tuple[float, ...]
+    seeds: tuple[int, ...]
+    fraction: float
+
+
+def read_sweep(raw, where: str) -> Sweep | None:
+    """The profile's `sweep` section, checked (None where the profile has none)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with rates, seeds and fraction")
+    unknown = sorted(set(raw) - set(Sweep._fields))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: rates, seeds, fraction)")
+    rates = raw.get("rates")
+    if (
+        not isinstance(rates, list)
+        or len(rates) < 3
+        or not all(type(r) in (int, float) and math.isfinite(r) and r > 0 for r in rates)
+        or len(set(rates)) != len(rates)
+    ):
+        raise ConfigError(f"{where}.rates: expected at least three distinct positive rates")
+    if max(rates) < 10 * min(rates) * (1 - 1e-9):
+        raise ConfigError(
+            f"{where}.rates: they must span at least 10x, got {min(rates)}-{max(rates)}"
+        )
+    seeds = raw.get("seeds")
+    check_seeds(seeds, f"{where}.seeds")
+    if len(set(seeds)) < 2:
+        raise ConfigError(f"{where}.seeds: at least two seeds, got {seeds}")
+    fraction = raw.get("fraction")
+    if type(fraction) not in (int, float) or not 0 < fraction <= 1:
+        raise ConfigError(f"{where}.fraction: expected a number in (0, 1], got {fraction!r}")
+    return Sweep(tuple(float(r) for r in sorted(rates)), tuple(seeds), float(fraction))
 
 
 def resolve_path(name_or_path: str) -> Path:
@@ -262,7 +304,8 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     train = make_train(section(raw, "train", f"{path}: "), f"{path}: train")
     read_models(models, path)
     read_tasks(tasks, path)
-    return Profile(path.stem, str(path), tuple(seeds), train, models, tasks)
+    sweep = read_sweep(raw.get("sweep"), f"{path}: sweep")
+    return Profile(path.stem, str(path), tuple(seeds), train, models, tasks, sweep)
 
 
 def read_models(models: dict, path: Path) -> None:

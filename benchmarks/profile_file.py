@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-SECTIONS = ("seeds", "train", "models", "tasks")  # a profile's sections
+SECTIONS = ("seeds", "train", "models", "tasks", "sweep")  # a profile's sections
 
 
 class ProfileFileError(ValueError):

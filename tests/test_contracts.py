@@ -159,7 +159,7 @@ def test_readme_examples_add_a_model_and_a_task_that_train(tmp_path, monkeypatch
     )
 
 
-@pytest.mark.parametrize("profile", ["quick", "replicate"])
+@pytest.mark.parametrize("profile", ["quick", "replicate", "replicate_v2", "protocol"])
 def test_the_matched_lstm_has_the_ntms_parameter_count_on_every_task(profile):
     from benchmarks.plan import resolve
     from models import build_model
