@@ -258,8 +258,8 @@ COMMANDS = {
         ],
     ),
     "sweep": (
-        "the profile's learning-rate sweep (default replicate_v2): train what the store lacks, print "
-        "which rate each (model, task) gets",
+        "the profile's learning-rate sweep (default replicate_v2): train what the store lacks, "
+        "print which rate each (model, task) gets",
         [o for o in TRAIN if o not in ("seeds", "tensorboard", "no_report", "report_dir")]
         + ["published", "check", "update_baseline"],
     ),
