@@ -3,7 +3,9 @@
 One time step, all heads at once (shapes: R read heads, W write heads, N x M memory):
 
     controller input   [x_t, r_{t-1} (R*M)]
-    controller         LSTM cell (`ntm`) or one tanh layer (`ntm_ff`) -> h_t
+    controller         LSTM cell (`ntm`) or one tanh layer (`ntm_ff`) -> h_t; with
+                       controller_layers L > 1 (LSTM only), L stacked cells, each above the
+                       first reading [h below_t, its own h_{t-1}], and h_t the top one's
     head parameters    one linear map of h_t, clipped to +-20 (Collier & Beel 2018):
                        per head key k (M), strength beta (1), gate g (1), shift s (S), gamma (1);
                        per write head also erase e (M) and add a (M)
@@ -50,8 +52,8 @@ from torch import nn
 
 from models import ntm_memory as mem
 from models.base import expand_initial, positive
-from models.fused_model import FusedModel, Operands, Weights
-from models.ntm_kernel import Layout, head_order, ntm_sequence
+from models.fused_model import FusedModel, Operands
+from models.ntm_kernel import Layout, NTMWeights, head_order, ntm_sequence
 from models.ntm_memory import NTMState
 
 MEMORY_INITS = ("constant", "learned", "random")
@@ -96,6 +98,7 @@ class NTM(FusedModel):
         output_size: int,
         controller: str = "lstm",
         controller_size: int = 100,
+        controller_layers: int = 1,
         memory_size: int = 128,
         memory_width: int = 20,
         read_heads: int = 1,
@@ -109,6 +112,12 @@ class NTM(FusedModel):
         check_choices(controller=controller, memory_init=memory_init, weighting_init=weighting_init)
         self.controller = controller
         C = self.controller_size = positive("controller_size", controller_size)
+        L = self.controller_layers = positive("controller_layers", controller_layers)
+        if L > 1 and controller != "lstm":
+            raise ValueError(
+                f"controller_layers {controller_layers} needs the LSTM controller (a feed-forward "
+                "controller has one layer)"
+            )
         N = self.memory_size = positive("memory_size", memory_size)
         M = self.memory_width = positive("memory_width", memory_width)
         R = self.read_heads = positive("read_heads", read_heads)
@@ -128,7 +137,7 @@ class NTM(FusedModel):
         self.register_buffer("shift_index", mem.shift_index(N, offsets))
         # for the kernel only: derived from the sizes, so not saved in checkpoints
         self.register_buffer("head_order", head_order(R, W, M, S), persistent=False)
-        self.layout = Layout(input_size, C, R, W, M, S, controller == "lstm", clip)
+        self.layout = Layout(input_size, C, R, W, M, S, controller == "lstm", clip, L)
 
         gates = 4 * C if controller == "lstm" else C
         self.controller_layer = nn.Linear(
@@ -136,6 +145,16 @@ class NTM(FusedModel):
         )
         self.heads = nn.Linear(C, R * self.address_size + W * (self.address_size + 2 * M))
         self.out = nn.Linear(C + R * M, output_size)
+        # the layers above the first ([h below, own h], 4C gates each), nn.Linear's init; with
+        # one layer, none: an empty weight the kernel takes, not a parameter
+        bound = 1 / math.sqrt(2 * C)
+        upper = torch.empty(L - 1, gates, 2 * C).uniform_(-bound, bound)
+        upper_bias = torch.empty(L - 1, gates).uniform_(-bound, bound)
+        if L > 1:
+            self.upper, self.upper_bias = nn.Parameter(upper), nn.Parameter(upper_bias)
+        else:
+            self.register_buffer("upper", upper, persistent=False)
+            self.register_buffer("upper_bias", upper_bias, persistent=False)
 
         self.initial_parameters(weighting_init, memory_init)
 
@@ -144,10 +163,10 @@ class NTM(FusedModel):
         first weightings and the memory (learned, random or the constant 1e-6: see the module
         docstring). Drawn after the layers, in this order, from the run's init seed."""
         C, N, M = self.controller_size, self.memory_size, self.memory_width
-        R, W = self.read_heads, self.write_heads
-        if self.controller == "lstm":
-            self.h0 = nn.Parameter(torch.zeros(C))
-            self.c0 = nn.Parameter(torch.zeros(C))
+        R, W, L = self.read_heads, self.write_heads, self.controller_layers
+        if self.controller == "lstm":  # the layers side by side: [h_1 .. h_L]
+            self.h0 = nn.Parameter(torch.zeros(L * C))
+            self.c0 = nn.Parameter(torch.zeros(L * C))
         else:  # a feed-forward controller has no recurrent state: nothing to learn there
             self.register_buffer("h0", torch.zeros(C))
             self.register_buffer("c0", torch.zeros(C))
@@ -176,15 +195,22 @@ class NTM(FusedModel):
         )
 
     def control(self, x: torch.Tensor, state: NTMState) -> tuple[torch.Tensor, torch.Tensor]:
-        """Controller step: returns (h_t, c_t)."""
+        """Controller step: returns (h_t, c_t), every layer's side by side [B, L*C]."""
         reads = state.reads.flatten(1)
         if self.controller == "feedforward":
             return torch.tanh(self.controller_layer(torch.cat([x, reads], dim=-1))), state.c
-        gates = self.controller_layer(torch.cat([x, reads, state.h], dim=-1))
         C = self.controller_size
-        i, f, o = torch.sigmoid(gates[:, : 3 * C]).chunk(3, dim=-1)
-        c = f * state.c + i * torch.tanh(gates[:, 3 * C :])
-        return o * torch.tanh(c), c
+        hs, cs = [], []
+        for layer, (h, c) in enumerate(zip(state.h.split(C, -1), state.c.split(C, -1))):
+            if layer == 0:
+                gates = self.controller_layer(torch.cat([x, reads, h], dim=-1))
+            else:
+                inputs = torch.cat([hs[-1], h], dim=-1)
+                gates = F.linear(inputs, self.upper[layer - 1], self.upper_bias[layer - 1])
+            i, f, o = torch.sigmoid(gates[:, : 3 * C]).chunk(3, dim=-1)
+            cs.append(f * c + i * torch.tanh(gates[:, 3 * C :]))
+            hs.append(o * torch.tanh(cs[-1]))
+        return torch.cat(hs, -1), torch.cat(cs, -1)
 
     def head_parameters(self, h: torch.Tensor) -> HeadParameters:
         """Split and activate the head outputs of h [B, C] (see the module docstring)."""
@@ -205,14 +231,15 @@ class NTM(FusedModel):
     def step(self, x: torch.Tensor, state: NTMState) -> tuple[torch.Tensor, NTMState]:
         """One time step: x [B, I] -> (logits [B, O], next state)."""
         h, c = self.control(x, state)
-        key, strength, gate, shift, gamma, erase, add = self.head_parameters(h)
+        top = h[:, -self.controller_size :]  # the controller's output
+        key, strength, gate, shift, gamma, erase, add = self.head_parameters(top)
         weights = mem.address(
             state.memory, state.weights, key, strength, gate, shift, gamma, self.shift_index
         )
         R = self.read_heads
         reads = mem.read(state.memory, weights[:, :R])
         memory = mem.write(state.memory, weights[:, R:], erase, add)
-        logits = self.out(torch.cat([h, reads.flatten(1)], dim=-1))
+        logits = self.out(torch.cat([top, reads.flatten(1)], dim=-1))
         return logits, NTMState(h, c, memory, weights, reads)
 
     def forward(self, inputs: torch.Tensor, trace: bool = False):
@@ -235,11 +262,13 @@ class NTM(FusedModel):
         starts from (FusedModel.fused_operands)."""
         order = self.head_order
         if tensors is None:
-            weights = Weights(
+            weights = NTMWeights(
                 self.controller_layer.weight,
                 self.controller_layer.bias,
                 self.heads.weight[order],
                 self.heads.bias[order],
+                self.upper,
+                self.upper_bias,
             )
             return Operands(self.initial_state(batch), weights)
 
@@ -254,13 +283,22 @@ class NTM(FusedModel):
             weights=rows(torch.softmax(tensors["weight_logits0"], dim=-1), 2),
             reads=rows(tensors["read0"], 2),
         )
-        weights = Weights(
+        weights = NTMWeights(
             tensors["controller_layer.weight"],
             tensors["controller_layer.bias"],
             tensors["heads.weight"][:, order],
             tensors["heads.bias"][:, order],
+            rows_of(tensors, "upper", self.upper, seeds),
+            rows_of(tensors, "upper_bias", self.upper_bias, seeds),
         )
         return Operands(state, weights)
+
+
+def rows_of(tensors: dict, name: str, own: torch.Tensor, seeds: int) -> torch.Tensor:
+    """K seeds' `name` [K, ...] from `tensors`, where it may be stacked per seed, shared by all
+    (unstacked) or absent (a buffer that is no state: this model's own, shared)."""
+    value = tensors.get(name, own)
+    return value if value.dim() > own.dim() else value.expand(seeds, *value.shape)
 
 
 class NTMFeedForward(NTM):

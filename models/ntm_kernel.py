@@ -54,8 +54,8 @@ import torch
 from numba import njit, types
 from numba.extending import overload
 
-from models.fused_cell import input_gates, layer_grads
-from models.fused_model import Operands, Weights, flatten, kernels_on_disk
+from models.fused_cell import input_gates, layer_grads, weight_grads
+from models.fused_model import Operands, flatten, kernels_on_disk
 from models.ntm_memory import EPS, NTMState
 
 
@@ -70,7 +70,21 @@ class Layout(NamedTuple):
     shifts: int  # S
     lstm: bool
     clip: float
+    layers: int = (
+        1  # L: the LSTM controller's layers (each layer above the first reads the one below)
+    )
     seeds: int = 1  # K models in one pass: rows seed-major (K x B), weights [K, ...]
+
+
+class NTMWeights(NamedTuple):
+    """The NTM's linear layers as the kernel takes them ([K, ...] each with K seeds)."""
+
+    controller: torch.Tensor  # [G, I + R*M + C]: the first controller layer, G = 4C or C
+    controller_bias: torch.Tensor  # [G]
+    interface: torch.Tensor  # [P, C]: the heads layer, rows in head_order
+    interface_bias: torch.Tensor  # [P]
+    upper: torch.Tensor  # [L - 1, 4C, 2C]: the controller's layers above the first ([0, ...]: none)
+    upper_bias: torch.Tensor  # [L - 1, 4C]
 
 
 def head_order(read_heads: int, write_heads: int, width: int, shifts: int) -> torch.Tensor:
@@ -772,30 +786,33 @@ def checkpoint_steps(steps: int, step_bytes: int) -> int:
 
 @jit
 def sequence_forward(
-    x_gates, h0, c0, memory0, weights0, reads0, w_state, w_heads, b_heads, R, W, S, lstm, clip,
-    save, every,
+    x_gates, h0, c0, memory0, weights0, reads0, w_state, w_upper, b_upper, w_heads, b_heads, R, W,
+    S, lstm, clip, save, every,
 ):  # fmt: skip
     """The NTM over every step of x_gates [T, B, G] (the inputs' share of the controller,
-    bias included) from h0, c0 [B, C], memory0 [B, M, N] (transposed), weights0 [B, H, N],
-    reads0 [B, R*M], with w_state [K, D, G] (the controller's recurrent rows, transposed),
-    w_heads [K, C, P], b_heads [K, P] (rows in head_order). Returns (hs [T, B, C], reads
+    bias included) from h0, c0 [L, B, C] (per controller layer), memory0 [B, M, N]
+    (transposed), weights0 [B, H, N], reads0 [B, R*M], with w_state [K, D, G] (the first
+    controller layer's recurrent rows, transposed), w_upper [L-1, K, 2C, G], b_upper [L-1, K, G]
+    (the layers above it, transposed), w_heads [K, C, P], b_heads [K, P] (rows in head_order).
+    Returns (hs [L, T, B, C] (every layer's; the last is the controller's output), reads
     [T, B, R*M], tape, states): the tape per step when `save`, one step of scratch otherwise;
-    states: the cell and the weightings before each step and after the last when `save` (two
+    states: the cells and the weightings before each step and after the last when `save` (two
     alternating slots otherwise), the memory in two alternating slots, and when `save` its
     checkpoints, the memory before every `every`-th step."""
     T, B, G = x_gates.shape
     C, P = w_heads.shape[1], w_heads.shape[2]
     M, N = memory0.shape[1], memory0.shape[2]
-    D, H = w_state.shape[1], R + W
+    D, H, L = w_state.shape[1], R + W, h0.shape[0]
     dtype = x_gates.dtype
     steps = T if save else 1
     slots = T + 1 if save else 2
-    hs = np.empty((T, B, C), dtype)
+    hs = np.empty((L, T, B, C), dtype)
     reads = np.empty((T, B, R * M), dtype)
     tape = (
-        np.empty((steps, B, D), dtype),  # state_in: the controller's [r_{t-1}, h_{t-1}]
-        np.empty((steps, B, G), dtype),  # act: the LSTM's (i, f, o, g)
-        np.empty((steps, B, C), dtype),  # tanh_c: tanh of its new cell
+        np.empty((steps, B, D), dtype),  # state_in: the first layer's [r_{t-1}, h_{t-1}]
+        np.empty((L - 1, steps, B, 2 * C), dtype),  # upper_in: a layer's [h below_t, h_{t-1}]
+        np.empty((L, steps, B, G), dtype),  # act: each LSTM layer's (i, f, o, g)
+        np.empty((L, steps, B, C), dtype),  # tanh_c: tanh of its new cell
         np.empty((steps, B, P), dtype),  # pre: the heads layer's output
         np.empty((steps, B, P), dtype),  # heads: ... clamped and activated
         np.empty((steps, B, H, N), dtype),  # sim: cosine similarity K
@@ -806,35 +823,37 @@ def sequence_forward(
         np.empty((steps, B, N), dtype),  # row_norm: |M_i|
     )
     states = (
-        np.empty((slots, B, C), dtype),  # the controller's cell
+        np.empty((L, slots, B, C), dtype),  # the controller's cells
         np.empty((2, B, M, N), dtype),  # the memory, before and after a step, alternating
         np.empty((slots, B, H, N), dtype),  # the weightings
         np.empty(((T - 1) // every + 1 if save else 0, B, M, N), dtype),  # checkpoints
     )
-    states[0][0] = c0
+    for layer in range(L):
+        states[0][layer, 0] = c0[layer]
     states[1][0] = memory0
     states[2][0] = weights0
     scratch = (np.empty((B, G), dtype), np.empty(N + S - 1, dtype))
     forward_steps(
-        x_gates, h0, reads0, w_state, w_heads, b_heads, R, W, S, lstm, clip, save, every, hs,
-        reads, tape, states, scratch,
+        x_gates, h0, reads0, w_state, w_upper, b_upper, w_heads, b_heads, R, W, S, lstm, clip,
+        save, every, hs, reads, tape, states, scratch,
     )  # fmt: skip
     return hs, reads, tape, states
 
 
 @loops
 def forward_steps(
-    x_gates, h0, reads0, w_state, w_heads, b_heads, R, W, S, lstm, clip, save, every, hs, reads,
-    tape, states, scratch,
+    x_gates, h0, reads0, w_state, w_upper, b_upper, w_heads, b_heads, R, W, S, lstm, clip, save,
+    every, hs, reads, tape, states, scratch,
 ):  # fmt: skip
     """sequence_forward's time loop, on the arrays it allocated."""
-    state_in, act, tanh_c, pre, heads, sim, content, gated, shifted, key_norm, row_norm = tape
+    state_in, upper_in, act, tanh_c, pre, heads, sim, content, gated, shifted = tape[:10]
+    key_norm, row_norm = tape[10:]
     cs, memories, weights, checkpoints = states
     gates, pad = scratch
     T, B, G = x_gates.shape
     K, C, P = w_heads.shape
     M, N = memories.shape[2], memories.shape[3]
-    H, RM = R + W, R * M
+    H, RM, L = R + W, R * M, hs.shape[0]
     batch = B // K
     for t in range(T):
         s = t if save else 0
@@ -847,7 +866,7 @@ def forward_steps(
                     x, y = kept[b, m], memory[b, m]
                     for i in range(N):
                         x[i] = y[i]
-        h_prev = hs[t - 1] if t > 0 else h0
+        h_prev = hs[0, t - 1] if t > 0 else h0[0]
         r_prev = reads[t - 1] if t > 0 else reads0
         # the controller: gates = x_gates + [r_{t-1}, h_{t-1}] @ w_state
         for b in range(B):
@@ -863,15 +882,33 @@ def forward_steps(
             for j in range(G):
                 g[j] += x[j]
         if lstm:
-            lstm_forward(gates, cs[now], act[s], cs[after], tanh_c[s], hs[t])
+            lstm_forward(gates, cs[0, now], act[0, s], cs[0, after], tanh_c[0, s], hs[0, t])
+            # each layer above: gates = [h below_t, h_{t-1}] @ w_upper + b_upper
+            for layer in range(1, L):
+                x_in = upper_in[layer - 1, s]
+                h_own = hs[layer, t - 1] if t > 0 else h0[layer]
+                for b in range(B):
+                    x, below, own = x_in[b], hs[layer - 1, t, b], h_own[b]
+                    for j in range(C):
+                        x[j] = below[j]
+                        x[C + j] = own[j]
+                seeded_dot(x_in, w_upper[layer - 1], gates)
+                for b in range(B):
+                    g, bias = gates[b], b_upper[layer - 1, b // batch]
+                    for j in range(G):
+                        g[j] += bias[j]
+                lstm_forward(
+                    gates, cs[layer, now], act[layer, s], cs[layer, after], tanh_c[layer, s],
+                    hs[layer, t],
+                )  # fmt: skip
         else:  # one tanh layer; the cell passes through unused
             for b in range(B):
-                g, h, c, c_next = gates[b], hs[t, b], cs[now, b], cs[after, b]
+                g, h, c, c_next = gates[b], hs[0, t, b], cs[0, now, b], cs[0, after, b]
                 for j in range(C):
                     h[j] = tanh_(g[j])
                     c_next[j] = c[j]
-        # the heads layer and its activations
-        seeded_dot(hs[t], w_heads, pre[s])
+        # the heads layer (on the top layer's output) and its activations
+        seeded_dot(hs[L - 1, t], w_heads, pre[s])
         for b in range(B):
             y, bias = pre[s, b], b_heads[b // batch]
             for p in range(P):
@@ -888,23 +925,25 @@ def forward_steps(
 
 @jit
 def sequence_backward(
-    dhs, dreads, hs, tape, states, w_state_t, w_heads_t, R, W, S, lstm, clip, every
+    dhs, dreads, hs, tape, states, w_state_t, w_upper_t, w_heads_t, R, W, S, lstm, clip, every
 ):  # fmt: skip
-    """The gradients of sequence_forward (saved) in reverse, from dhs [T, B, C] and dreads
-    [T, B, R*M] of its outputs; w_state_t [K, G, D], w_heads_t [K, P, C]. Returns dgates
-    [T, B, G] and dheads [T, B, P] (of the two layers' outputs, time-major), and the gradients
-    of the initial state: h, c [B, C], memory [B, M, N], weights [B, H, N], reads [B, R*M]."""
-    T, B, C = dhs.shape
+    """The gradients of sequence_forward (saved) in reverse, from dhs [T, B, C] (of the top
+    layer's output) and dreads [T, B, R*M]; hs [L, T, B, C] as the forward gave it; w_state_t
+    [K, G, D], w_upper_t [L-1, K, G, 2C], w_heads_t [K, P, C]. Returns dgates [L, T, B, G] (of
+    each controller layer's pre-activations) and dheads [T, B, P] (of the heads layer's output),
+    time-major, and the gradients of the initial state: h, c [L, B, C], memory [B, M, N],
+    weights [B, H, N], reads [B, R*M]."""
+    L, T, B, C = hs.shape
     P = w_heads_t.shape[1]
     G, D = w_state_t.shape[1], w_state_t.shape[2]
     M, N = states[1].shape[2], states[1].shape[3]
     H = R + W
     dtype = dhs.dtype
-    dgates = np.empty((T, B, G), dtype)
+    dgates = np.empty((L, T, B, G), dtype)
     dheads = np.empty((T, B, P), dtype)  # every entry set by the backward of its step
     carry = (
-        np.zeros((B, C), dtype),  # h
-        np.zeros((B, C), dtype),  # c
+        np.zeros((L, B, C), dtype),  # h
+        np.zeros((L, B, C), dtype),  # c
         np.zeros((2, B, M, N), dtype),  # the memory: after the step, before it, alternating
         np.zeros((2, B, H, N), dtype),  # the weightings, alike
         np.zeros((B, R * M), dtype),  # the reads
@@ -915,10 +954,11 @@ def sequence_backward(
         np.empty((B, D), dtype),  # the controller's recurrent inputs' gradient
         np.empty((B, C), dtype),  # the heads layer's share of dh
         np.empty((every, B, M, N), dtype),  # a segment's memories, recomputed
+        np.empty((B, 2 * C), dtype),  # a layer above the first: its inputs' gradient
     )
     backward_steps(
-        dhs, dreads, hs, tape, states, w_state_t, w_heads_t, R, W, S, lstm, clip, every, dgates,
-        dheads, carry, scratch,
+        dhs, dreads, hs, tape, states, w_state_t, w_upper_t, w_heads_t, R, W, S, lstm, clip,
+        every, dgates, dheads, carry, scratch,
     )  # fmt: skip
     dh, dc, dmemory, dweights, dr = carry
     return dgates, dheads, dh, dc, dmemory[0], dweights[0], dr
@@ -926,17 +966,19 @@ def sequence_backward(
 
 @loops
 def backward_steps(
-    dhs, dreads, hs, tape, states, w_state_t, w_heads_t, R, W, S, lstm, clip, every, dgates,
-    dheads, carry, scratch,
+    dhs, dreads, hs, tape, states, w_state_t, w_upper_t, w_heads_t, R, W, S, lstm, clip, every,
+    dgates, dheads, carry, scratch,
 ):  # fmt: skip
     """sequence_backward's time loop, on the arrays it allocated."""
-    state_in, act, tanh_c, pre, heads, sim, content, gated, shifted, key_norm, row_norm = tape
+    state_in, upper_in, act, tanh_c, pre, heads, sim, content, gated, shifted = tape[:10]
+    key_norm, row_norm = tape[10:]
     cs, _, weights, checkpoints = states
     dh, dc, dmemory, dweights, dr = carry
-    dnew, space, dstate, dh_heads, memories = scratch
+    dnew, space, dstate, dh_heads, memories, dupper = scratch
     T, B, C = dhs.shape
     M, N = memories.shape[2], memories.shape[3]
-    H, RM = R + W, R * M
+    H, RM, L = R + W, R * M, hs.shape[0]
+    top = L - 1
     one = dhs.dtype.type(1)
     for t in range(T - 1, -1, -1):
         after, now = (t + 1) % 2, t % 2
@@ -955,7 +997,7 @@ def backward_steps(
                         memories[u + 1 - first, b], False,
                     )  # fmt: skip
         for b in range(B):
-            x, y, dx, dy = dr[b], dh[b], dreads[t, b], dhs[t, b]
+            x, y, dx, dy = dr[b], dh[top, b], dreads[t, b], dhs[t, b]
             for j in range(RM):
                 x[j] += dx[j]
             for j in range(C):
@@ -972,23 +1014,35 @@ def backward_steps(
                 dmemory[now, b], dweights[now, b], dheads[t, b], space,
             )  # fmt: skip
             head_activations_backward(dheads[t, b], pre[t, b], heads[t, b], H, W, M, S, clip)
-        # the heads layer: dh += dheads @ w_heads^T
+        # the heads layer: dh += dheads @ w_heads^T (of the top layer's output)
         seeded_dot(dheads[t], w_heads_t, dh_heads)
         for b in range(B):
-            x, y = dh[b], dh_heads[b]
+            x, y = dh[top, b], dh_heads[b]
             for j in range(C):
                 x[j] += y[j]
         if lstm:
-            lstm_backward(dh, dc, act[t], cs[t], tanh_c[t], dgates[t])
+            # the layers above the first, top down: d[h below_t, h_{t-1}] = dgates @ w_upper^T
+            for layer in range(top, 0, -1):
+                lstm_backward(
+                    dh[layer], dc[layer], act[layer, t], cs[layer, t], tanh_c[layer, t],
+                    dgates[layer, t],
+                )  # fmt: skip
+                seeded_dot(dgates[layer, t], w_upper_t[layer - 1], dupper)
+                for b in range(B):
+                    below, own, z = dh[layer - 1, b], dh[layer, b], dupper[b]
+                    for j in range(C):
+                        below[j] += z[j]
+                        own[j] = z[C + j]
+            lstm_backward(dh[0], dc[0], act[0, t], cs[0, t], tanh_c[0, t], dgates[0, t])
         else:
             for b in range(B):
-                x, y, h = dgates[t, b], dh[b], hs[t, b]
+                x, y, h = dgates[0, t, b], dh[0, b], hs[0, t, b]
                 for j in range(C):
                     x[j] = y[j] * (one - h[j] * h[j])
-        # the controller's recurrent inputs: d[r_{t-1}, h_{t-1}] = dgates @ w_state^T
-        seeded_dot(dgates[t], w_state_t, dstate)
+        # the first layer's recurrent inputs: d[r_{t-1}, h_{t-1}] = dgates @ w_state^T
+        seeded_dot(dgates[0, t], w_state_t, dstate)
         for b in range(B):
-            x, y, z = dr[b], dh[b], dstate[b]
+            x, y, z = dr[b], dh[0, b], dstate[b]
             for j in range(RM):
                 x[j] = z[j]
             for j in range(C):
@@ -1001,9 +1055,9 @@ def backward_steps(
 class Forward(NamedTuple):
     """What run_forward returns (numpy arrays)."""
 
-    hs: np.ndarray  # the controller's outputs [T, B, C]
+    hs: np.ndarray  # every controller layer's outputs [L, T, B, C]; the last is the output
     reads: np.ndarray  # the read vectors [T, B, R*M]
-    tape: tuple  # sequence_forward's per-step tape; its first, state_in [T, B, D]
+    tape: tuple  # sequence_forward's per-step tape; state_in [T, B, D], upper_in [L-1, T, B, 2C]
     states: tuple  # sequence_forward's states, with the memory's checkpoints
     every: int  # the steps between checkpoints
 
@@ -1018,12 +1072,17 @@ def per_seed(tensor: torch.Tensor, seeds: int) -> torch.Tensor:
     return tensor if seeds > 1 else tensor.unsqueeze(0)
 
 
-def run_forward(layout, inputs, state, weights: Weights, save: bool) -> Forward:
+def by_layer(tensor: torch.Tensor, layers: int) -> torch.Tensor:
+    """A state [B, L*C] (the layers side by side, NTMState's h and c) as [L, B, C]."""
+    return tensor.view(tensor.shape[0], layers, -1).transpose(0, 1)
+
+
+def run_forward(layout, inputs, state, weights: NTMWeights, save: bool) -> Forward:
     """sequence_forward on torch tensors: inputs [T, B, I], the initial state (an NTMState) and
-    the weights (fused_model.Weights, the heads layer's rows in head_order)."""
+    the weights (NTMWeights, the heads layer's rows in head_order)."""
     kernels_on_disk("ntm")
-    K, I = layout.seeds, layout.inputs
-    controller, controller_bias, interface, interface_bias = weights
+    K, I, L = layout.seeds, layout.inputs, layout.layers
+    controller, controller_bias, interface, interface_bias, upper, upper_bias = weights
     x_gates = array(input_gates(K, inputs, controller[..., :I].transpose(-2, -1), controller_bias))
     h, c, memory, previous, reads = state
     T, B, M, N = len(inputs), memory.shape[0], memory.shape[2], memory.shape[1]
@@ -1031,12 +1090,14 @@ def run_forward(layout, inputs, state, weights: Weights, save: bool) -> Forward:
     return Forward(
         *sequence_forward(
             x_gates,
-            array(h),
-            array(c),
+            array(by_layer(h, L)),
+            array(by_layer(c, L)),
             array(memory.transpose(1, 2)),
             array(previous),
             array(reads.flatten(1)),
             array(per_seed(controller, K)[..., I:].transpose(-2, -1)),
+            array(per_seed(upper, K).transpose(0, 1).transpose(-2, -1)),  # [L-1, K, 2C, G]
+            array(per_seed(upper_bias, K).transpose(0, 1)),
             array(per_seed(interface, K).transpose(-2, -1)),
             array(per_seed(interface_bias, K)),
             layout.read_heads,
@@ -1051,27 +1112,40 @@ def run_forward(layout, inputs, state, weights: Weights, save: bool) -> Forward:
     )
 
 
+def upper_grads(seeds: int, upper_in: torch.Tensor, dgates: torch.Tensor):
+    """The gradients of the controller's layers above the first, weight [(K,) L-1, 4C, 2C] and
+    bias [(K,) L-1, 4C], from their inputs upper_in [L-1, T, B, 2C] and the gradients of their
+    pre-activations dgates [L-1, T, B, 4C]."""
+    T, B = upper_in.shape[1:3]
+    dw, db = zip(
+        *(
+            weight_grads(seeds, B // seeds, d.reshape(T * B, -1), x.reshape(T * B, -1))
+            for x, d in zip(upper_in, dgates)
+        )
+    )
+    axis = 0 if seeds == 1 else 1
+    return torch.stack(dw, axis), torch.stack(db, axis)
+
+
 class NTMSequence(torch.autograd.Function):
     """(layout, inputs [T, B, I], *flatten(operands)) -> (hs [T, B, C], reads [T, B, R*M]):
-    fused_model's convention for a kernel. The operands
-    (NTM.fused_operands): the initial state (h, c, memory, weights, reads), the weights
-    (controller, controller_bias, interface, interface_bias: the heads layer's rows in
-    head_order) and the shift indices, which the kernel does not read: its offsets are those of
-    NTM.shift_index, -(S-1)/2 .. (S-1)/2."""
+    fused_model's convention for a kernel; hs is the top controller layer's output. The
+    operands (NTM.fused_operands): the initial state (h, c, memory, weights, reads) and the
+    weights (NTMWeights: the heads layer's rows in head_order)."""
 
     @staticmethod
     def forward(ctx, layout, inputs, *operands):
-        state, weights = NTMState(*operands[:5]), Weights(*operands[5:9])
+        state, weights = NTMState(*operands[:5]), NTMWeights(*operands[5:])
         out = run_forward(layout, inputs, state, weights, True)
-        hs = torch.from_numpy(out.hs)
-        ctx.layout, ctx.out, ctx.operands = layout, out, len(operands)
-        ctx.save_for_backward(inputs, weights.controller, weights.interface, hs)
-        return hs, torch.from_numpy(out.reads)
+        top = torch.from_numpy(out.hs[-1])  # the controller's output
+        ctx.layout, ctx.out = layout, out
+        ctx.save_for_backward(inputs, weights.controller, weights.interface, weights.upper, top)
+        return top, torch.from_numpy(out.reads)
 
     @staticmethod
     def backward(ctx, dhs, dreads):
         L, out = ctx.layout, ctx.out
-        x, controller, interface, hs = ctx.saved_tensors
+        x, controller, interface, upper, top = ctx.saved_tensors
         K, I = L.seeds, L.inputs
         dgates, dheads, dh, dc, dmemory, dweights, dr = sequence_backward(
             array(dhs),
@@ -1080,34 +1154,38 @@ class NTMSequence(torch.autograd.Function):
             out.tape,
             out.states,
             array(per_seed(controller, K)[..., I:]),
+            array(per_seed(upper, K).transpose(0, 1)),  # [L-1, K, G, 2C]
             array(per_seed(interface, K)),
             L.read_heads,
             L.write_heads,
             L.shifts,
             bool(L.lstm),
-            out.hs.dtype.type(L.clip),
+            out.reads.dtype.type(L.clip),
             out.every,
         )
-        T, B = hs.shape[:2]
+        T, B = top.shape[:2]
+        dgates = torch.from_numpy(dgates)
         dx, *dlayers = layer_grads(
             K,
             x,
             torch.from_numpy(out.tape[0]),  # state_in
-            hs,
-            torch.from_numpy(dgates).view(T * B, -1),
+            top,
+            dgates[0].view(T * B, -1),
             torch.from_numpy(dheads).view(T * B, -1),
             controller,
             ctx.needs_input_grad[1],
         )
+        dupper = (None, None)
+        if L.layers > 1:
+            dupper = upper_grads(K, torch.from_numpy(out.tape[1]), dgates[1:])
         dstate = (
-            torch.from_numpy(dh),
-            torch.from_numpy(dc),
+            torch.from_numpy(dh).transpose(0, 1).reshape(B, -1),
+            torch.from_numpy(dc).transpose(0, 1).reshape(B, -1),
             torch.from_numpy(dmemory).transpose(1, 2),
             torch.from_numpy(dweights),
             torch.from_numpy(dr).view(B, L.read_heads, -1),
         )
-        shifts = (None,) * (ctx.operands - 9)
-        return (None, dx, *dstate, *dlayers, *shifts)
+        return (None, dx, *dstate, *dlayers, *dupper)
 
 
 def ntm_sequence(layout, inputs: torch.Tensor, operands: Operands):
@@ -1118,4 +1196,4 @@ def ntm_sequence(layout, inputs: torch.Tensor, operands: Operands):
     if torch.is_grad_enabled() and any(t.requires_grad for t in (inputs, *tensors)):
         return NTMSequence.apply(layout, inputs, *tensors)
     out = run_forward(layout, inputs, operands.state, operands.weights, False)
-    return torch.from_numpy(out.hs), torch.from_numpy(out.reads)
+    return torch.from_numpy(out.hs[-1]), torch.from_numpy(out.reads)

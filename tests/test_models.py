@@ -120,6 +120,9 @@ def test_ntm_forward_gradcheck_two_read_two_write_heads(memory_init):
         {"memory_size": 2, "shift_range": 1},
         {"memory_init": "zeros"},
         {"controller": "gru"},
+        {"controller_layers": 0},
+        {"controller_layers": 1.5},
+        {"controller": "feedforward", "controller_layers": 2},
     ],
 )
 def test_ntm_rejects_impossible_parameters(bad):
@@ -133,3 +136,32 @@ def test_registry_names_select_the_controller():
     assert defaults(MODELS["ntm_ff"])["controller"] == "feedforward"
     assert defaults(MODELS["ntm"])["controller"] == "lstm"
     assert tiny("ntm_ff").controller == "feedforward" and tiny("ntm").controller == "lstm"
+
+
+def test_a_two_layer_controller_stacks_its_cells():
+    """controller_layers 2: the second cell reads [h of the first at t, its own h at t-1], and
+    the heads and the output read the second; by hand for one step from the initial state."""
+    torch.manual_seed(0)
+    model = tiny("ntm", controller_layers=2).double()
+    C = model.controller_size
+    assert model.h0.shape == (2 * C,) and model.upper.shape == (1, 4 * C, 2 * C)
+    x = torch.randn(1, 2, model.input_size, dtype=torch.float64)
+    state = model.initial_state(2)
+    h, c = model.control(x[0], state)
+
+    def cell(gates, c_prev):
+        i, f, o = torch.sigmoid(gates[:, : 3 * C]).chunk(3, -1)
+        c_new = f * c_prev + i * torch.tanh(gates[:, 3 * C :])
+        return o * torch.tanh(c_new), c_new
+
+    reads = state.reads.flatten(1)
+    h1, c1 = cell(
+        model.controller_layer(torch.cat([x[0], reads, state.h[:, :C]], -1)), state.c[:, :C]
+    )
+    gates2 = torch.cat([h1, state.h[:, C:]], -1) @ model.upper[0].T + model.upper_bias[0]
+    h2, c2 = cell(gates2, state.c[:, C:])
+    torch.testing.assert_close(h, torch.cat([h1, h2], -1))
+    torch.testing.assert_close(c, torch.cat([c1, c2], -1))
+    logits, _ = model.step(x[0], state)
+    reads_after = model.step(x[0], state)[1].reads.flatten(1)
+    torch.testing.assert_close(logits, model.out(torch.cat([h2, reads_after], -1)))

@@ -57,9 +57,26 @@ def short_segments(monkeypatch):
 @pytest.mark.parametrize("heads", [(1, 1), (2, 1), (1, 2), (3, 2)], ids=lambda h: f"{h[0]}r{h[1]}w")
 @pytest.mark.parametrize("controller", ["lstm", "feedforward"])
 def test_kernel_equals_the_step_loop(controller, heads, batch, steps, seeds, short_segments):
-    """Logits and the gradients of a random linear function of them, in the inputs and every
-    parameter; with K seeds, against each seed's model alone (its own parameters and inputs)."""
     models = [ntm(controller, *heads, seed=k, memory_init="learned") for k in range(seeds)]
+    check_against_the_step_loop(models, batch, steps)
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+@pytest.mark.parametrize("steps", [1, 30])
+@pytest.mark.parametrize("layers", [2, 3])
+def test_kernel_equals_the_step_loop_with_stacked_controller_layers(layers, steps, seeds):
+    models = [
+        ntm("lstm", 2, 1, seed=k, memory_init="learned", controller_layers=layers)
+        for k in range(seeds)
+    ]
+    check_against_the_step_loop(models, 7, steps)
+
+
+def check_against_the_step_loop(models, batch, steps):
+    """Logits and the gradients of a random linear function of them, in the inputs and every
+    parameter; with K seeds (len(models)), against each seed's model alone (its own parameters
+    and inputs)."""
+    seeds = len(models)
     x = torch.randn(seeds, steps, batch, I, dtype=torch.float64, generator=generator(1))
     x.requires_grad_(True)
     project = torch.randn(seeds, steps, batch, O, dtype=torch.float64, generator=generator(2))
@@ -92,6 +109,7 @@ CONFIGS = {
     "constant-memory": {"read_heads": 2, "write_heads": 3},
     "clip-active": {"clip": 0.3},  # most head outputs clamped: the clamp's gradient mask matters
     "wide-shift": {"shift_range": 3, "memory_size": 7},  # S = N: every offset, both wrap-arounds
+    "two-layers": {"controller_layers": 2, "read_heads": 2},
 }
 
 
@@ -111,8 +129,11 @@ def test_kernel_equals_the_step_loop_in_other_configurations(config):
         assert_close(dparams[name], ref_dparams[name], msg=name)
 
 
-def test_gradcheck_of_the_function_in_every_input():
-    model = ntm("lstm", 2, 2, memory_init="learned", weighting_init="random")
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gradcheck_of_the_function_in_every_input(layers):
+    model = ntm(
+        "lstm", 2, 2, memory_init="learned", weighting_init="random", controller_layers=layers
+    )
     x = torch.randn(4, 2, I, dtype=torch.float64, generator=generator(4))
     operands = model.fused_operands(x.shape[1])
     inputs = [x, *operands.state, *operands.weights]
@@ -159,9 +180,10 @@ def test_evaluation_keeps_no_tape_and_gives_the_training_outputs(dtype):
             model.layout, x, model.fused_operands(7).state, model.fused_operands(7).weights, False
         )
     assert torch.equal(evaluation, training.detach())
-    assert all(len(array) == 1 for array in out.tape)  # one step of scratch, not 30
+    # one step of scratch, not 30 (upper_in, act and tanh_c have the layers' axis first)
+    assert all(array.shape[1 if k in (1, 2, 3) else 0] == 1 for k, array in enumerate(out.tape))
     cells, memories, weights, checkpoints = out.states
-    assert len(cells) == len(memories) == len(weights) == 2 and len(checkpoints) == 0
+    assert cells.shape[1] == len(memories) == len(weights) == 2 and len(checkpoints) == 0
 
 
 @pytest.mark.parametrize("every", [1, 3, 7, 30])
