@@ -191,8 +191,8 @@ def published_report(profile: str, args) -> int:
     from reports.build import OUT_ROOT
     from reports.data import load
     from reports.verdicts import CSV, changed_verdicts, claims_frame, update_readme, write_table
-    from results.document import PublishedError
-    from results.published import ROOT, rebuild
+    from benchmarks.run_document import PublishedError
+    from benchmarks.published import ROOT, rebuild
     from results.store import Store
 
     try:
@@ -420,7 +420,7 @@ def train_missing(args, name: str, specs, store) -> bool:
     """Register `specs` in the store and train those it does not hold; False on Ctrl-C."""
     from benchmarks.executors import WorkerOptions
     from benchmarks.suite import run_specs
-    from results.trained import default_checkpoints
+    from benchmarks.trained import default_checkpoints
 
     for spec in specs:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
@@ -460,8 +460,8 @@ def sweep(args) -> int:
     from benchmarks.plan import parse_names
     from benchmarks.sweep import CSV, SUFFIX, disagreements, format_table, sweep_specs, sweep_table
     from models import MODELS
-    from results.document import PublishedError
-    from results.published import ROOT, rebuild
+    from benchmarks.run_document import PublishedError
+    from benchmarks.published import ROOT, rebuild
     from results.schema import StoreError
     from results.store import Store
     from tasks import TASKS

@@ -36,7 +36,7 @@ from typing import Callable, NamedTuple
 
 from benchmarks.config import TrainConfig
 from benchmarks.process.faults import maybe_kill, maybe_pause
-from tasks.base import CONVERGED_BIT_ERRORS
+from results.schema import CONVERGED_BIT_ERRORS
 
 
 class Diverged(RuntimeError):

@@ -175,8 +175,7 @@ def plan_runs(
 ) -> list[RunSpec]:
     """All (model, task, seed) runs, ordered by task, model, seed; constructing each model and
     task once here so an impossible parameter is reported before anything trains."""
-    from models import build_model
-    from tasks import build_task
+    from benchmarks.plugins import build_model, build_task
 
     specs = []
     for task in tasks:

@@ -128,6 +128,32 @@ def lookup(kind: str, name: str):
     return known[name]
 
 
+def build_model(name: str, input_size: int, output_size: int, **params):
+    """models.build_model for a built-in model or a plugin, loaded on first use (a worker process
+    meets a plugin by name, without the profile that registered it in its parent)."""
+    from models import build_model
+
+    registered("models", name)
+    return build_model(name, input_size, output_size, **params)
+
+
+def build_task(name: str, **params):
+    """tasks.build_task for a built-in task or a plugin, loaded on first use."""
+    from tasks import build_task
+
+    registered("tasks", name)
+    return build_task(name, **params)
+
+
+def registered(kind: str, name: str) -> None:
+    """Register the plugin `name` if it is one and not registered yet; an unknown name is left
+    for the registry's own KeyError, which lists the known names."""
+    try:
+        lookup(kind, name)
+    except KeyError:
+        pass
+
+
 def ensure(kind: str, names) -> None:
     """Load the plugins among `names` (and every entry point) before they are checked by name."""
     load_entry_points()

@@ -1,5 +1,5 @@
 """Evaluate finished runs at new generalization points without retraining: each run's kept
-weights (results.trained) are loaded and scored on the same fixed evaluation sets a trained run
+weights (benchmarks.trained) are loaded and scored on the same fixed evaluation sets a trained run
 would get at those points; the rows are added to the store's evals table, never replacing one
 that is there. Also the memory picture of any run at any size.
 
@@ -27,7 +27,7 @@ from benchmarks.config import ConfigError
 from benchmarks.evaluate import generalization, point_name, trace
 from benchmarks.values import MAX_INT
 from results.store import Store
-from results.trained import WeightsMissing, default_checkpoints, load_run, weights_path
+from benchmarks.trained import WeightsMissing, default_checkpoints, load_run, weights_path
 from tasks.base import Task
 
 
@@ -164,7 +164,7 @@ def first_of(reasons: list[str]) -> str:
 def run_task(run) -> Task:
     """The task a stored run was trained on, rebuilt from its config (no weights needed)."""
     from benchmarks.plan import RunSpec, described
-    from tasks import build_task
+    from benchmarks.plugins import build_task
 
     try:
         spec = RunSpec.from_config(json.loads(run.config_json), run.profile)

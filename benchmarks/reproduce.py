@@ -12,8 +12,8 @@ retrained points equal the published ones bit for bit; elsewhere, and for files 
 fingerprints, float rounding differs and they agree within fingerprint.TOLERANCE (relative; a bit
 error count also within one flipped bit). Compiled runs (train.compile) are retrained compiled.
 
-The file is checked as an import checks it (results/document.py), and its model and task must be
-ones this code can build: a bad file is one line naming the file and the key, exit code 2.
+The file is checked as an import checks it (benchmarks/run_document.py), and its model and task must
+be ones this code can build: a bad file is one line naming the file and the key, exit code 2.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from benchmarks.cli import Parser, bad_input
 from benchmarks.config import ConfigError
 from benchmarks.process import fingerprint
 from benchmarks.process.fingerprint import agree
-from results import document
-from results.document import PublishedError
+from benchmarks import run_document
+from benchmarks.run_document import PublishedError
 
 PROG = "python -m benchmarks.reproduce"
 COMPARED = ("split", "step", "sequences", "cost_bits", "bit_errors")
@@ -110,9 +110,9 @@ def read_run(path: Path) -> dict:
     code can build; PublishedError naming the file and the key otherwise."""
     from benchmarks.plugins import PluginError, lookup, registry
 
-    published = document.read(path)
-    document.check(path, published)
-    config = document.config(path, published["run"])
+    published = run_document.read(path)
+    run_document.check(path, published)
+    config = run_document.config(path, published["run"])
     for kind, name in (("models", "model"), ("tasks", "task")):
         try:
             lookup(kind, config[name])
@@ -124,8 +124,8 @@ def read_run(path: Path) -> dict:
             raise PublishedError(
                 f"{path}: run.config_json.{name}: {config[name]!r}: {problem}"
             ) from None
-    document.check_identity(path, published["run"], config)
-    document.check_bits(path, published, config)
+    run_document.check_identity(path, published["run"], config)
+    run_document.check_bits(path, published, config)
     return published
 
 

@@ -29,10 +29,9 @@ from benchmarks.plan import RunSpec
 from benchmarks.seeding import derived_seed, seeded
 from benchmarks.cadence import Diverged
 from benchmarks.train import train
-from models import build_model
 from models.base import SequenceModel
-from results.trained import save_weights
-from tasks import build_task
+from benchmarks.trained import save_weights
+from benchmarks.plugins import build_model, build_task
 from tasks.base import Batch, Task
 
 CHECKPOINT_SUFFIX = ".pt"
@@ -163,7 +162,8 @@ def finish(
     checkpoint_dir: str | Path,
 ) -> dict:
     """A trained run's result: generalization sweeps, trace and the final validation point. Its
-    final weights are kept beside the checkpoints (results.trained) before the result goes back."""
+    final weights are kept beside the checkpoints (benchmarks.trained) before the result goes
+    back."""
     save_weights(checkpoint_dir, spec.run_id, model, spec.config(), spec.profile)
     evals = generalization(
         model, spec.task, spec.task_params, task, spec.eval, spec.train.eval_size

@@ -18,10 +18,10 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from reports import reference as ref
-from reports import survival
 from reports.curriculum import draw_curriculum
 from reports.figures import draw_median, setting_note, task_params
 from reports.paper_marks import beyond_count, draw_paper_values, reference_note, sequence_axis
+from results.schema import CONVERGED_BIT_ERRORS
 from reports.style import (
     Saved,
     model_label,
@@ -34,7 +34,6 @@ from reports.style import (
     task_label,
 )
 
-CONVERGED_BIT_ERRORS = survival.CONVERGED_BIT_ERRORS  # drawn on the bit-error panels
 STOPPED = ("diverged", "failed")
 
 

@@ -38,11 +38,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from scipy import stats
+from results.schema import CONVERGED_BIT_ERRORS
 
 FINISHED = ("done", "diverged")
-# Converged: fewer bit errors per sequence than this on the validation set (the harness's
-# definition, tasks/base.py; the reports' one copy, also drawn on the learning curves).
-CONVERGED_BIT_ERRORS = 0.1
 CI_METHOD = "log-log"  # stays inside [0, 1], unlike the linear (Greenwood) interval
 
 

@@ -22,9 +22,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-# A run has "converged" when its validation bit errors per sequence fall below this (Collier &
-# Beel 2018; the paper's figures reach ~0 bits, so the threshold is strict but reachable).
-CONVERGED_BIT_ERRORS = 0.1
 # The largest value of any axis, trained or evaluated: the paper's longest test is 120 steps,
 # and a sequence this long already holds 10^4 vectors; larger is a typo, refused before it
 # allocates.
@@ -87,8 +84,8 @@ class Task:
     def scored_bits(self, **size: int) -> int:
         """The most output bits one sequence at `size` has scored (axes left out at their largest
         training value): no sequence's bit errors can exceed it, so a stored or published count
-        above it is not a result (results/document.py). Read off sampled sequences, the most of
-        16, so a task whose scored span varies at a fixed size is bounded too. ValueError
+        above it is not a result (benchmarks/run_document.py). Read off sampled sequences, the
+        most of 16, so a task whose scored span varies at a fixed size is bounded too. ValueError
         (check_size) for an axis the task lacks or a size out of range."""
         self.check_size(size)
         for axis in self.axes:

@@ -11,7 +11,7 @@ import pytest
 import run_suite
 from benchmarks.cli import COMMANDS, parse
 from conftest import tiny_profile
-from results import trained
+from benchmarks import trained
 from results.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,8 +206,8 @@ def test_evaluate_names_a_pruned_run_and_draws_memory_pictures(finished, capsys)
         ("run_suite.py", ["report", "extra"]),
         ("run_suite.py", ["--executor", "spark"]),
         ("run_suite.py", ["--set"]),
-        ("-m results.published", ["merge"]),
-        ("-m results.trained", ["delete"]),
+        ("-m benchmarks.published", ["merge"]),
+        ("-m benchmarks.trained", ["delete"]),
         ("-m benchmarks.reproduce", ["x.json", "--steps", "abc"]),
         ("-m benchmarks.speed_suite.versus", ["HEAD", "--batches"]),
         ("-m benchmarks.cost", ["--frob"]),

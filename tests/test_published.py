@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import run_suite
-from results import published
+from benchmarks import published
 from results.store import Store
 
 PROFILE = """
@@ -68,8 +68,9 @@ def test_export_then_import_gives_the_same_numbers(trained, tmp_path):
     store.close()
     assert len(files) == 8 and all(f.suffix == ".json" for f in files)
     copy = Store(tmp_path / "copy.sqlite")
-    assert published.import_into(copy, tmp_path / "pub") == 8
-    assert published.import_into(copy, tmp_path / "pub") == 0  # already there: nothing re-added
+    # a second add finds every run there already: nothing re-added
+    assert published.add(copy, published.read(tmp_path / "pub")) == 8
+    assert published.add(copy, published.read(tmp_path / "pub")) == 0
     copy.close()
     original, rebuilt = frames(store_path), frames(tmp_path / "copy.sqlite")
     pd.testing.assert_frame_equal(original[0], rebuilt[0])  # runs: every column, exactly

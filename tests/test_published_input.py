@@ -1,4 +1,4 @@
-"""Bad published files and bad --store / --dir for `python -m results.published`: exit code 2,
+"""Bad published files and bad --store / --dir for `python -m benchmarks.published`: exit code 2,
 one line on stderr naming the file and the key, and nothing written: every file is checked
 before the import writes, so a store keeps its bytes (no partial import) and no store is created
 where there was none; an export only reads its store."""
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from results import published
+from benchmarks import published
 
 REPLICATE = Path(__file__).resolve().parent.parent / "results" / "published" / "replicate"
 GOOD = sorted((REPLICATE / "copy" / "lstm").glob("seed*-*.json"))[0]
@@ -266,7 +266,7 @@ def digest(path):
 def one_line(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("python -m results.published: error: ")
+    assert lines[0].startswith("python -m benchmarks.published: error: ")
     return lines[0]
 
 

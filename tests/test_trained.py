@@ -6,7 +6,7 @@ import pytest
 import run_suite
 from benchmarks.evaluate import score, validation_set
 from conftest import tiny_profile
-from results import trained
+from benchmarks import trained
 from results.store import Store
 
 

@@ -1,4 +1,4 @@
-"""One published run file (the format of results/published.py), read and checked key by key
+"""One published run file (the format of benchmarks/published.py), read and checked key by key
 before anything is written from it: an import validates every file first and then writes them
 all in one transaction, so a bad file leaves the store as it was instead of half-imported.
 
@@ -192,7 +192,7 @@ def check_bits(path: Path, document: dict, config: dict) -> None:
     scored bits (Task.scored_bits: the training range's largest for the curves, the point's size
     for an evaluation)."""
     from benchmarks.reevaluate import axes
-    from tasks import build_task
+    from benchmarks.plugins import build_task
 
     try:
         task = build_task(config["task"], **config["task_params"])

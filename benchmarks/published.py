@@ -10,12 +10,12 @@ memory trace rounded to 4 decimals (the pictures need no more). Floats are writt
 shortest round-trip repr, so an import gives back the store's numbers exactly: the
 reproducibility test compares retrained curves with these bit for bit.
 
-    python -m results.published export --store results/replicate.sqlite --profile replicate
-    python -m results.published import --store results/replicate.sqlite --profile replicate
+    python -m benchmarks.published export --store results/replicate.sqlite --profile replicate
+    python -m benchmarks.published import --store results/replicate.sqlite --profile replicate
 
-An import checks every file (results/document.py) before it writes anything, then adds them all
-in one transaction: a bad file is named with its key and the store keeps its bytes. An export
-only reads the store.
+An import checks every file (benchmarks/run_document.py) before it writes anything, then adds
+them all in one transaction: a bad file is named with its key and the store keeps its bytes. An
+export only reads the store.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ import pandas as pd
 
 from benchmarks.cli import Parser, bad_input
 from benchmarks.process.destinations import check_destination
-from results import document
-from results.document import FINISHED, PublishedError
+from benchmarks import run_document
+from benchmarks.run_document import FINISHED, PublishedError
 from results.schema import StoreError
 from results.store import Store
 
-PROG = "python -m results.published"
-ROOT = Path(__file__).with_name("published")
+PROG = "python -m benchmarks.published"
+ROOT = Path(__file__).resolve().parent.parent / "results" / "published"  # the published data
 PATTERN = "seed*-*.json"  # a run's file; others under the folder (claims.md, ...) are not runs
 # claim bookkeeping, not results; and the trivial costs, derived from the config (import
 # computes them: trivial_costs)
@@ -142,24 +142,16 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
 
 def read(folder: Path) -> list[dict]:
     """Every published run document under `folder`, in path order, each checked
-    (results/document.py); PublishedError for the first bad file or a run published twice."""
+    (benchmarks/run_document.py); PublishedError for the first bad file or a run published twice."""
     documents, seen = [], {}
     for path in sorted(Path(folder).rglob(PATTERN)):
-        loaded = document.load(path)
+        loaded = run_document.load(path)
         run_id = loaded["run"]["run_id"]
         if run_id in seen:
             raise PublishedError(f"{path}: run.run_id: {run_id} is published in {seen[run_id]} too")
         seen[run_id] = path
         documents.append(loaded)
     return documents
-
-
-def import_into(store: Store, folder: Path) -> int:
-    """Put every published run under `folder` into `store` unless the store already has it
-    finished; returns how many were added. A rerun of the profile then trains only the rest.
-    Every file is checked first (PublishedError, and nothing written) and all are added in one
-    transaction."""
-    return add(store, read(folder))
 
 
 def add(store: Store, documents: list[dict]) -> int:
@@ -196,7 +188,7 @@ def trivial_costs(task_name: str, task_params_json: str, eval_size: int) -> str:
     on any processor. Cached: a task's seeds and models share them."""
     from benchmarks.evaluate import validation_set
     from benchmarks.runner import trivial_json
-    from tasks import build_task
+    from benchmarks.plugins import build_task
 
     params = json.loads(task_params_json)
     task = build_task(task_name, **params)

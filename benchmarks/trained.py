@@ -7,11 +7,11 @@ one file per run_id holding the model's state and the config that rebuilds it.
 (<checkpoints> is `--checkpoints`, by default checkpoints/ beside the store.) The resume
 checkpoint (<run_id>.pt) goes once the result is stored; the weights stay until pruned on purpose:
 
-    from results.trained import load_run
+    from benchmarks.trained import load_run
     model, task = load_run("results/results.sqlite", run_id)      # ready to evaluate, eval mode
 
-    python -m results.trained list  --store results/results.sqlite
-    python -m results.trained prune --store results/results.sqlite [--profile quick]
+    python -m benchmarks.trained list  --store results/results.sqlite
+    python -m benchmarks.trained prune --store results/results.sqlite [--profile quick]
         [--run-id ID ...]
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from benchmarks.cli import Parser, bad_input
 
-PROG = "python -m results.trained"
+PROG = "python -m benchmarks.trained"
 SUFFIX = ".final.pt"
 
 
@@ -123,7 +123,7 @@ def check_filters(runs, args) -> None:
 
 
 def main(argv=None) -> int:
-    """`python -m results.trained list|prune`: exit 0, or 2 with one line on bad input."""
+    """`python -m benchmarks.trained list|prune`: exit 0, or 2 with one line on bad input."""
     from results.schema import StoreError
     from results.store import Store
 
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
 
 
 def parser() -> Parser:
-    """The command line of `python -m results.trained`."""
+    """The command line of `python -m benchmarks.trained`."""
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "action", choices=("list", "prune"), help="list kept weights, or delete them"
