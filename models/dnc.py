@@ -12,8 +12,8 @@ One time step (shapes: R read heads, N x M memory):
     usage              u_t from u_{t-1}, w^w_{t-1} and the retention of f against w^r_{t-1}
     write              w^w_t = g^w [g^a alloc(u_t) + (1 - g^a) content(M_{t-1}, k^w)];
                        M_t = M_{t-1} o (1 - w^w e^T) + w^w v^T
-    links              L_t from L_{t-1}, p_{t-1}, w^w_t (fused with the forward/backward
-                       weightings in models.dnc_memory.temporal_links); p_t from w^w_t
+    links              L_t from L_{t-1}, p_{t-1}, w^w_t (models.dnc_memory.link), the forward
+                       and backward weightings from L_t (directional_weights); p_t from w^w_t
     read               w^r_t = pi_b L_t^T w^r_{t-1} + pi_c content(M_t, k^r) + pi_f L_t w^r_{t-1};
                        r_t = M_t^T w^r_t
     output             y_t = linear([h_t, r_t])
@@ -153,9 +153,8 @@ class DNC(FusedModel):
             write_content, dm.allocation(usage), p["write_gate"], p["allocation_gate"]
         )
         memory = mem.write(state.memory, write_weights.unsqueeze(1), p["erase"], p["add"])
-        link, forward, backward = dm.temporal_links(
-            state.link, state.precedence, write_weights, state.read_weights
-        )
+        link = dm.link(state.link, state.precedence, write_weights)
+        forward, backward = dm.directional_weights(link, state.read_weights)
         read_content = mem.content_weights(memory, p["read_keys"], p["read_strengths"])
         read_weights = dm.read_weighting(backward, read_content, forward, p["read_modes"])
         reads = mem.read(memory, read_weights)

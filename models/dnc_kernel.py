@@ -330,7 +330,7 @@ def link_update(link_prev, precedence_prev, write, link):
 
 @jit
 def links_forward(link_prev, precedence_prev, write, read_prev, link, forward, backward):
-    """The temporal links of one row (dnc_memory.temporal_links), w = w^w_t:
+    """The temporal links of one row (dnc_memory.link and directional_weights), w = w^w_t:
 
         L_t[i,j] = (1 - w_i - w_j) L_{t-1}[i,j] + w_i p_{t-1}[j],  L_t[i,i] = 0
         f^r_t[i] = sum_j L_t[i,j] w^r_{t-1}[j]      (forward, f = L_t w^r_{t-1})
@@ -401,7 +401,7 @@ def links_grad(
     g_link,
     g_column,
 ):
-    """The gradient of links_forward (dnc_memory.links_grad): with G the total gradient on L_t,
+    """The gradient of links_forward, derived by hand: with G the total gradient on L_t,
 
         G[i,j] = dL_t[i,j] + sum_r (df^r[i] w^r_{t-1}[j] + w^r_{t-1}[i] db^r[j]),  G[i,i] = 0:
         dL_{t-1}[i,j] = (1 - w_i - w_j) G[i,j]

@@ -6,9 +6,8 @@ NTM's (models.ntm_memory.content_weights, read, write); this module holds what t
 readable reference that models.dnc_kernel runs as loops with hand-derived gradients.
 
 Shapes: B batch, R read heads, N memory locations. There is one write head, so a write weighting
-is [B, N]. All read heads are handled at once, nothing branches on data, and no input is mutated
-(only `temporal_links` updates its own fresh buffers in place), so `torch.func.vmap` and
-`gradcheck` apply.
+is [B, N]. All read heads are handled at once, nothing branches on data, and no input is mutated,
+so `torch.func.vmap` and `gradcheck` apply.
 """
 
 from __future__ import annotations
@@ -123,7 +122,7 @@ def link(
 
     previous link L [B, N, N], previous precedence p_{t-1} [B, N], write weighting [B, N] ->
     [B, N, N]. L[i, j] is the degree to which location i was written right after location j;
-    rows and columns sum to at most 1. The plain-autograd reference for `temporal_links`.
+    rows and columns sum to at most 1.
     """
     w = write_weights
     scale = (1 - w).unsqueeze(-1) - w.unsqueeze(-2)
@@ -142,92 +141,6 @@ def directional_weights(
     row vector times matrix, which is ~10x faster on CPU than matrix times column vector.
     """
     return torch.matmul(read_weights, link.transpose(-1, -2)), torch.matmul(read_weights, link)
-
-
-def links_forward(
-    previous: torch.Tensor, precedence: torch.Tensor, write: torch.Tensor, reads: torch.Tensor
-):
-    """(L_t, f_t, b_t) of `link` and `directional_weights` with one fresh [B, N, N] buffer,
-    updated in place: (1 - w_i - w_j) L + w_i p_j, then the diagonal zeroed."""
-    wi, wj = write.unsqueeze(-1), write.unsqueeze(-2)
-    new = torch.addcmul(previous, previous, wi, value=-1).addcmul_(previous, wj, value=-1)
-    new.addcmul_(wi, precedence.unsqueeze(-2)).diagonal(dim1=-2, dim2=-1).zero_()
-    return new, torch.matmul(reads, new.transpose(-1, -2)), torch.matmul(reads, new)
-
-
-def links_grad(grad_link, grad_forward, grad_backward, previous, precedence, write, reads, new):
-    """The gradients (dL_{t-1}, dp_{t-1}, dw^w_t, dw^r_{t-1}) of `links_forward` from those of
-    (L_t, f_t, b_t). With G the total gradient on L_t, G = dL_t + df^T w^r + (w^r)^T db (zero on
-    the diagonal, which is a constant 0):
-
-        dL_{t-1}[i,j] = (1 - w_i - w_j) G[i,j]
-        dp_{t-1}[j] = sum_i w_i G[i,j]
-        dw_i = sum_j G[i,j] p_j - sum_j (G o L_{t-1})[i,j] - sum_j (G o L_{t-1})[j,i]
-        dw^r = df L_t + db L_t^T
-    """
-    # only ops with vmap batching rules here (no addcmul_), for vmap over torch.func.grad;
-    # the rank-2R sum of outer products is one batched matmul
-    left = torch.cat([grad_forward, reads], dim=-2).transpose(-1, -2)
-    g = torch.baddbmm(grad_link, left, torch.cat([reads, grad_backward], dim=-2))
-    g.diagonal(dim1=-2, dim2=-1).zero_()
-    d_reads = torch.matmul(grad_forward, new) + torch.matmul(grad_backward, new.transpose(-1, -2))
-    d_precedence = torch.matmul(write.unsqueeze(-2), g).squeeze(-2)
-    d_write = torch.matmul(precedence.unsqueeze(-2), g.transpose(-1, -2)).squeeze(-2)
-    d_previous = ((1 - write).unsqueeze(-1) - write.unsqueeze(-2)).mul_(g)
-    g.mul_(previous)
-    d_write = d_write - g.sum(-1) - g.sum(-2)
-    return d_previous, d_precedence, d_write, d_reads
-
-
-class _TemporalLinks(torch.autograd.Function):
-    """`link` then `directional_weights` with a hand-written backward (see `temporal_links`)."""
-
-    @staticmethod
-    def forward(previous, precedence, write, reads):
-        return links_forward(previous, precedence, write, reads)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        previous, precedence, write, reads = inputs
-        ctx.save_for_backward(previous, precedence, write, reads, output[0])
-
-    @staticmethod
-    def backward(ctx, grad_link, grad_forward, grad_backward):
-        previous, precedence, write, reads, new = ctx.saved_tensors
-        return links_grad(
-            grad_link, grad_forward, grad_backward, previous, precedence, write, reads, new
-        )
-
-    @staticmethod
-    def vmap(info, in_dims, *args):
-        # The op is already batched over its leading dim: fold the vmapped dim into it and apply
-        # once (addcmul_ has no batching rule, and this is faster than any rule would be).
-        size = info.batch_size
-
-        def fold(x, dim):
-            x = x.movedim(dim, 0) if dim is not None else x.expand(size, *x.shape)
-            return x.reshape(-1, *x.shape[2:])
-
-        outputs = _TemporalLinks.apply(*(fold(x, d) for x, d in zip(args, in_dims)))
-        return tuple(o.reshape(size, -1, *o.shape[1:]) for o in outputs), (0, 0, 0)
-
-
-def temporal_links(
-    previous: torch.Tensor,
-    previous_precedence: torch.Tensor,
-    write_weights: torch.Tensor,
-    read_weights: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(L_t, f_t, b_t) = (link(L_{t-1}, p_{t-1}, w^w_t), directional_weights(L_t, w^r_{t-1})).
-
-    Same values and gradients as the two reference functions, at a fraction of the cost: the
-    [B, N, N] tensors dominate a DNC step, and on CPU each freshly allocated one costs more than
-    the arithmetic on it. Autograd through `link` allocates ~11 of them per step (forward and
-    backward); this custom autograd Function allocates 3 (L_t; the total gradient on L_t and the
-    gradient on L_{t-1}) and updates them in place. In-place work touches only those fresh buffers,
-    never an input; under `torch.func.vmap` the vmapped dim is folded into the batch dim.
-    """
-    return _TemporalLinks.apply(previous, previous_precedence, write_weights, read_weights)
 
 
 def read_weighting(

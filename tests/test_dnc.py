@@ -91,15 +91,13 @@ def random_write(g, B, N):
     )
 
 
-@pytest.mark.parametrize("fused", [False, True])
-def test_link_invariants_after_random_updates(fused):
+def test_link_invariants_after_random_updates():
     g = torch.Generator().manual_seed(0)
     B, N = 3, 6
     link, prec = torch.zeros(B, N, N, dtype=D), torch.zeros(B, N, dtype=D)
-    reads = torch.softmax(torch.randn(B, 2, N, generator=g, dtype=D), -1)
     for _ in range(20):
         w = random_write(g, B, N)
-        link = dm.temporal_links(link, prec, w, reads)[0] if fused else dm.link(link, prec, w)
+        link = dm.link(link, prec, w)
         prec = dm.precedence(prec, w)
         assert (link >= 0).all()
         assert (link.sum(-1) <= 1 + 1e-12).all() and (link.sum(-2) <= 1 + 1e-12).all()
@@ -163,7 +161,6 @@ OPERATIONS = {
     "precedence": (dm.precedence, ("precedence", "write_weights")),
     "link": (dm.link, ("link", "precedence", "write_weights")),
     "directional_weights": (dm.directional_weights, ("link", "read_weights")),
-    "temporal_links": (dm.temporal_links, ("link", "precedence", "write_weights", "read_weights")),
     "read_weighting": (dm.read_weighting, ("backward", "read_content", "forward", "modes")),
 }
 
@@ -173,25 +170,6 @@ def test_gradcheck(name):
     fn, names = OPERATIONS[name]
     values = random_inputs(torch.Generator().manual_seed(1))
     assert torch.autograd.gradcheck(fn, tuple(values[n].requires_grad_() for n in names))
-
-
-def test_temporal_links_equals_link_then_directional_weights_with_gradients():
-    values = random_inputs(torch.Generator().manual_seed(2))
-    args = [values[n] for n in ("link", "precedence", "write_weights", "read_weights")]
-    fused_args = [a.clone().requires_grad_() for a in args]
-    plain_args = [a.clone().requires_grad_() for a in args]
-    fused = dm.temporal_links(*fused_args)
-    link = dm.link(*plain_args[:3])
-    plain = (link, *dm.directional_weights(link, plain_args[3]))
-    cotangents = [
-        torch.randn_like(o, generator=torch.Generator().manual_seed(i)) for i, o in enumerate(plain)
-    ]
-    for a, b in zip(fused, plain):
-        torch.testing.assert_close(a, b)
-    torch.autograd.backward(fused, cotangents)
-    torch.autograd.backward(plain, cotangents)
-    for a, b in zip(fused_args, plain_args):
-        torch.testing.assert_close(a.grad, b.grad)
 
 
 TINY = {"controller_size": 4, "memory_size": 4, "memory_width": 3, "read_heads": 2}

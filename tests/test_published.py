@@ -68,8 +68,8 @@ def test_export_then_import_gives_the_same_numbers(trained, tmp_path):
     store.close()
     assert len(files) == 8 and all(f.suffix == ".json" for f in files)
     copy = Store(tmp_path / "copy.sqlite")
-    # a second add finds every run there already: nothing re-added
     assert published.add(copy, published.read(tmp_path / "pub")) == 8
+    # a second add finds every run there already: nothing re-added
     assert published.add(copy, published.read(tmp_path / "pub")) == 0
     copy.close()
     original, rebuilt = frames(store_path), frames(tmp_path / "copy.sqlite")
