@@ -4,7 +4,8 @@ Resolution order for a (model, task) pair, later wins:
     constructor defaults < models.<m> < models.<m>.per_task.<t>        (model params)
     profile train < tasks.<t>.train < models.<m>.train < models.<m>.per_task.<t>.train   (training)
 The run_id hashes everything that can change a number: model and task with all their resolved
-parameters (defaults included, so changing a default is a new run), the evaluation sweeps, the
+parameters (defaults included, so changing a default is a new run; a model's `later_params`, added
+after runs were published, only where they differ from their default), the evaluation sweeps, the
 training config, the seed and FORMAT_VERSION. The profile's name is not part of it: the same run
 reached from two profiles is the same run.
 """
@@ -109,9 +110,11 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
     per_task = dict((model_raw.pop("per_task", None) or {}).get(task) or {})
     train = dict(model_raw.pop("train", None) or {})
     train.update(per_task.pop("train", None) or {})
-    model_params = constructors.defaults(MODELS[model])
-    model_params.update(model_raw)
-    model_params.update(per_task)
+    defaults = constructors.defaults(MODELS[model])
+    model_params = {**defaults, **model_raw, **per_task}
+    for name in getattr(MODELS[model], "later_params", ()):
+        if name in model_params and model_params[name] == defaults.get(name):
+            del model_params[name]  # runs from before it existed keep their run_ids
 
     task_raw = dict(profile.tasks.get(task) or {})
     task_train = task_raw.pop("train", None) or {}

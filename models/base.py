@@ -46,6 +46,8 @@ class SequenceModel(nn.Module):
       (the planner refuses, under train.compile, a forward that loops over `step` itself).
     - `compile_step()`: compile the time loop (train.compile); False where there is nothing to
       compile.
+    - `later_params`: keywords added after runs were published; at their default they stay out
+      of a run's config (and so of its run_id), so those runs keep theirs.
     """
 
     has_memory = False
@@ -55,6 +57,7 @@ class SequenceModel(nn.Module):
         False  # True where torch.func.vmap over stacked parameters works (seed batching)
     )
     has_seeds_pass = False  # True where seeds_forward runs K seeds in one pass of the model's own
+    later_params: tuple[str, ...] = ()
     compiled_steps: CompiledSteps | None = None  # set by compile_step()
 
     def step(self, x: torch.Tensor, state):

@@ -91,6 +91,7 @@ class NTM(FusedModel):
     has_memory = True
     supports_vmap = True  # the time loop is vmap-safe: seeds can train as one batched model
     native = staticmethod(ntm_sequence)
+    later_params = ("controller_layers",)  # after the replicate grid was published
 
     def __init__(
         self,

@@ -417,3 +417,21 @@ def test_a_report_from_a_bad_published_file_is_one_line(tmp_path, monkeypatch, c
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"{tmp_path / 'zz' / 'copy' / GOOD.name}: not JSON" in lines[0]
     assert not (tmp_path / "out").exists(), "the rebuilt store is not touched"
+
+
+def test_every_published_run_is_one_the_replicate_profile_plans():
+    """The profile, resolved by today's code, gives the published runs' run_ids: a parameter a
+    model gained later (models.base `later_params`, the NTM's controller_layers) stays out of the
+    config at its default, and enters it, a new run, where a profile sets another value."""
+    from benchmarks.config import load_profile
+    from benchmarks.plan import plan_runs, resolve
+
+    profile = load_profile("replicate")
+    planned = {s.run_id for s in plan_runs(profile, list(profile.models), list(profile.tasks))}
+    published = {
+        json.loads(path.read_text())["run"]["run_id"] for path in REPLICATE.rglob("seed*-*.json")
+    }
+    assert len(published) == 120 and published <= planned
+    assert "controller_layers" not in resolve(profile, "ntm", "priority_sort", 1).model_params
+    two = load_profile("replicate", ["models.ntm.per_task.priority_sort.controller_layers=2"])
+    assert resolve(two, "ntm", "priority_sort", 1).model_params["controller_layers"] == 2
