@@ -1,0 +1,56 @@
+"""The protocol comparison (benchmarks/protocols.py) on hand-made runs: the common budget is the
+smaller protocol's, convergence is read up to it and must hold to its last point there, and a
+seed group's wall time is shared by its seeds."""
+
+import pandas as pd
+
+from benchmarks.protocols import comparison
+
+
+def run(run_id, profile, seed, started_at, wall_s):
+    return dict(run_id=run_id, profile=profile, model="ntm", task="copy", seed=seed,
+                status="done", started_at=started_at, wall_s=wall_s)  # fmt: skip
+
+
+def points(run_id, errors, step_sequences):
+    return [
+        dict(
+            run_id=run_id,
+            split="val",
+            step=i + 1,
+            sequences=(i + 1) * step_sequences,
+            cost_bits=10.0 * e,
+            bit_errors=e,
+        )  # fmt: skip
+        for i, e in enumerate(errors)
+    ]
+
+
+def test_the_comparison_at_equal_sequences():
+    runs = pd.DataFrame(
+        [
+            # the paper's protocol: two seeds trained as one model (same start), 4,000 sequences
+            run("p1", "protocol", 1, 100.2, 80.0),
+            run("p2", "protocol", 2, 100.4, 80.0),
+            # ours: trained apart, 6,000 sequences (read up to 4,000)
+            run("r1", "replicate", 1, 500.0, 12.0),
+            run("r2", "replicate", 2, 900.0, 6.0),
+        ]
+    )
+    curves = pd.DataFrame(
+        points("p1", [5, 0.05, 0.2, 0.0], 1000)  # crosses at 2,000, settles at 4,000
+        + points("p2", [5, 3, 2, 1], 1000)  # never
+        + points("r1", [5, 5, 0.0, 0.0, 0.0, 0.0], 1000)  # settles at 3,000
+        + points("r2", [5, 5, 5, 5, 0.0, 0.0], 1000)  # only after the common budget
+    )
+    table = comparison(runs, curves).set_index("protocol")
+    assert table["common budget"].tolist() == [4000, 4000]
+    assert table.loc["protocol", "sequences to converge"] == [4000, None]
+    assert table.loc["replicate", "sequences to converge"] == [3000, None]
+    assert table.converged.tolist() == [1, 1]
+    assert table.loc["protocol", "cost at budget"] == [0.0, 10.0]
+    assert table.loc["replicate", "cost at budget"] == [0.0, 50.0]
+    # protocol: 80 s shared by 2 seeds over 4,000 sequences each: 10 s per 1,000
+    assert table.loc["protocol", "s per 1k sequences"] == 10.0
+    # replicate: 12 s / 6,000 and 6 s / 6,000 sequences: 2 and 1 s per 1,000, mean 1.5
+    assert table.loc["replicate", "s per 1k sequences"] == 1.5
