@@ -112,7 +112,7 @@ def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
     train.update(per_task.pop("train", None) or {})
     defaults = constructors.defaults(MODELS[model])
     model_params = {**defaults, **model_raw, **per_task}
-    for name in getattr(MODELS[model], "later_params", ()):
+    for name in MODELS[model].later_params:
         if name in model_params and model_params[name] == defaults.get(name):
             del model_params[name]  # runs from before it existed keep their run_ids
 
