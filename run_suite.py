@@ -45,34 +45,44 @@ def fail(message: str) -> None:
 
 def build_plan(args):
     """Load the profile and plan the runs; any problem becomes a one-line error."""
-    from benchmarks.config import ConfigError, load_profile
-    from benchmarks.plan import parse_names, parse_seeds, plan_runs
-    from models import MODELS
-    from tasks import TASKS
+    from benchmarks.config import ConfigError
+    from benchmarks.plan import parse_seeds, plan_runs
 
     try:
-        if args.jobs < 1 or args.threads < 1:
-            raise ConfigError(
-                f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}"
-            )
-        check_paths(args, writes_store=args.command != "params")
-        check_executor(args)
-        profile = load_profile(args.profile, args.overrides)
+        profile, models, tasks = selection(args, writes_store=args.command != "params")
         if args.command in ("run", "check"):
             check_report_folder(args, profile.name)
-        # An empty --models is an error (parse_names), not "all": only a missing flag means all.
-        models = parse_names(
-            "all" if args.models is None else args.models,
-            list(MODELS),
-            "model",
-            default=list(profile.models) or None,
-        )
-        tasks = parse_names(args.tasks, list(TASKS), "task", default=list(profile.tasks) or None)
         seeds = parse_seeds(args.seeds)
-        check_device(args.device)
         return profile, plan_runs(profile, models, tasks, seeds)
     except ConfigError as error:
         fail(str(error))
+
+
+def selection(args, writes_store: bool):
+    """The checks every planning command makes (jobs and threads, the paths it writes, the
+    executor, the device), then (profile, models, tasks); ConfigError on bad input."""
+    from benchmarks.config import ConfigError, load_profile
+    from benchmarks.plan import parse_names
+    from models import MODELS
+    from tasks import TASKS
+
+    if args.jobs < 1 or args.threads < 1:
+        raise ConfigError(
+            f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}"
+        )
+    check_paths(args, writes_store=writes_store)
+    check_executor(args)
+    check_device(args.device)
+    profile = load_profile(args.profile, args.overrides)
+    # An empty --models is an error (parse_names), not "all": only a missing flag means all.
+    models = parse_names(
+        "all" if args.models is None else args.models,
+        list(MODELS),
+        "model",
+        default=list(profile.models) or None,
+    )
+    tasks = parse_names(args.tasks, list(TASKS), "task", default=list(profile.tasks) or None)
+    return profile, models, tasks
 
 
 def check_paths(args, writes_store: bool = True) -> None:
@@ -456,32 +466,15 @@ def sweep(args) -> int:
     the store, or read from the published runs (--published), and its table: which rate each
     (model, task) gets. --check: exit 1 where the profile states another rate than the sweep
     chose; --update-baseline (with --published): write the published table."""
-    from benchmarks.config import ConfigError, load_profile
-    from benchmarks.plan import parse_names
+    from benchmarks.config import ConfigError
     from benchmarks.sweep import CSV, SUFFIX, disagreements, format_table, sweep_specs, sweep_table
-    from models import MODELS
     from benchmarks.run_document import PublishedError
     from benchmarks.published import ROOT, rebuild
     from results.schema import StoreError
     from results.store import Store
-    from tasks import TASKS
 
     try:
-        check_paths(args, writes_store=not args.published)
-        check_executor(args)
-        check_device(args.device)
-        if args.jobs < 1 or args.threads < 1:
-            raise ConfigError(
-                f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}"
-            )
-        profile = load_profile(args.profile, args.overrides)
-        models = parse_names(
-            "all" if args.models is None else args.models,
-            list(MODELS),
-            "model",
-            default=list(profile.models) or None,
-        )
-        tasks = parse_names(args.tasks, list(TASKS), "task", default=list(profile.tasks) or None)
+        profile, models, tasks = selection(args, writes_store=not args.published)
         specs = sweep_specs(profile, models, tasks)
     except ConfigError as error:
         fail(str(error))
