@@ -11,20 +11,40 @@ below that budget (reports.survival.settled); each seed's sequences to converge 
 not); each seed's validation cost at the common budget; and the machine seconds one run took
 per 1,000 training sequences (the wall time of a seed group, trained as one model, shared by
 its seeds). From these: sequences and machine time to converge under each protocol.
+
+Then the decision of issue 21 (item 7), "if the paper's protocol decides more claims per machine
+hour, the grid uses it", as declared before the LSTM's recall seed 3 and repeat-copy runs had
+finished (session 10). Per protocol:
+- a (model, task) has learned when the median over its seeds of the validation cost at the
+  common budget is below claims.yaml's `learned.fraction` of the task's best trivial cost (rule 1
+  of claims.yaml, read at the common budget instead of the run's end);
+- a claim of claims.yaml counts when its task and every model it names were measured here; it is
+  decided when it needs no learned model (`needs_learned: false`) or every model it names has
+  learned;
+- machine hours: the sum over the measured (model, task) of seeds x common budget x seconds per
+  sequence;
+- the rate is decided claims per machine hour. The grid takes the paper's protocol when its rate
+  is higher. The replicate side's seconds come from its published runs, trained before the native
+  kernel (slower than today), so a win of the replicate protocol on them stands; a win of the
+  paper's protocol is re-timed against the current engine before it is acted on.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.cli import Parser, bad_input
 from benchmarks.published import rebuild
 from benchmarks.run_document import PublishedError
+from reports.claims import part_models
+from reports.claims_file import load_claims
 from reports.survival import settled
 from results.store import Store
 
@@ -59,6 +79,7 @@ def comparison(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
                 costs.append(float(points.sort_values("step").cost_bits.iloc[-1]))
                 per_run = run.wall_s / run.group
                 seconds.append(per_run / ends[run.run_id] * 1000)
+            trivial = json.loads(side.trivial_json.iloc[0])
             rows.append(
                 {
                     "model": model,
@@ -70,8 +91,48 @@ def comparison(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
                     "sequences to converge": [None if math.isnan(c) else int(c) for c in converged],
                     "cost at budget": [round(c, 2) for c in costs],
                     "s per 1k sequences": round(sum(seconds) / len(seconds), 2),
+                    "best trivial": round(min(trivial.values()), 2),
+                    "median cost": round(float(np.median(costs)), 2),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def decision(table: pd.DataFrame, claims: list[dict], fraction: float) -> pd.DataFrame:
+    """The module docstring's decision from `comparison`'s table: per protocol the (model, task)
+    pairs learned, the claims counted and decided, the machine hours and decided claims per
+    hour."""
+    table = table.assign(
+        learned=table["median cost"] < fraction * table["best trivial"],
+        hours=table["s per 1k sequences"] * table["common budget"] / 1000
+        * table.seeds.map(len) / 3600,
+    )  # fmt: skip
+    rows = []
+    for protocol, side in table.groupby("protocol", sort=False):
+        learned = {(r.model, r.task): r.learned for r in side.itertuples()}
+        counted = [
+            c
+            for c in claims
+            if all((m, c["task"]) in learned for p in c["parts"] for m in part_models(p))
+        ]
+        decided = [
+            c["id"]
+            for c in counted
+            if not c.get("needs_learned", True)
+            or all(learned[m, c["task"]] for p in c["parts"] for m in part_models(p))
+        ]
+        hours = float(side.hours.sum())
+        rows.append(
+            {
+                "protocol": protocol,
+                "learned": sorted(f"{m}/{t}" for (m, t), ok in learned.items() if ok),
+                "claims counted": len(counted),
+                "decided": len(decided),
+                "machine hours": round(hours, 2),
+                "decided per hour": round(len(decided) / hours, 2),
+                "decided claims": decided,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -94,8 +155,15 @@ def main(argv=None) -> int:
     )
     if table.empty:
         return bad_input(PROG, "no finished runs of the protocol profile are published")
-    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+    claims = load_claims()
+    verdict = decision(table, claims, claims[0]["learned_fraction"])
+    with pd.option_context("display.width", 250, "display.max_colwidth", 90):
         print(table.to_string(index=False))
+        print()
+        print(verdict.to_string(index=False))
+    rates = verdict.set_index("protocol")["decided per hour"]
+    better = PROFILES[0] if rates[PROFILES[0]] > rates[PROFILES[1]] else PROFILES[1]
+    print(f"\nthe grid uses the {better} profile's protocol ({rates.to_dict()} decided per hour)")
     return 0
 
 

@@ -4,12 +4,13 @@ seed group's wall time is shared by its seeds."""
 
 import pandas as pd
 
-from benchmarks.protocols import comparison
+from benchmarks.protocols import comparison, decision
 
 
 def run(run_id, profile, seed, started_at, wall_s):
     return dict(run_id=run_id, profile=profile, model="ntm", task="copy", seed=seed,
-                status="done", started_at=started_at, wall_s=wall_s)  # fmt: skip
+                status="done", started_at=started_at, wall_s=wall_s,
+                trivial_json='{"chance": 80.0, "memoryless": 60.0}')  # fmt: skip
 
 
 def points(run_id, errors, step_sequences):
@@ -54,3 +55,46 @@ def test_the_comparison_at_equal_sequences():
     assert table.loc["protocol", "s per 1k sequences"] == 10.0
     # replicate: 12 s / 6,000 and 6 s / 6,000 sequences: 2 and 1 s per 1,000, mean 1.5
     assert table.loc["replicate", "s per 1k sequences"] == 1.5
+    assert table["best trivial"].tolist() == [60.0, 60.0]
+    assert table["median cost"].tolist() == [5.0, 25.0]
+
+
+def claim(id, task, models, needs_learned=True):
+    parts = [{"measure": {"model": models[0]}, "test": {}}]
+    if len(models) > 1:
+        parts[0]["test"]["below"] = {"model": models[1]}
+    return {"id": id, "task": task, "parts": parts, "needs_learned": needs_learned}
+
+
+def row(model, task, protocol, median, seconds, budget=3600, seeds=(1, 2, 3)):
+    return {"model": model, "task": task, "protocol": protocol, "seeds": list(seeds),
+            "common budget": budget, "s per 1k sequences": seconds, "best trivial": 100.0,
+            "median cost": median}  # fmt: skip
+
+
+def test_the_decision_counts_decided_claims_per_machine_hour():
+    table = pd.DataFrame(
+        [
+            # protocol: both models learn copy, 3 seeds x 3,600 sequences x 10 s / 1k = 108 s each
+            row("ntm", "copy", "protocol", 10.0, 10.0),
+            row("lstm", "copy", "protocol", 49.0, 10.0),
+            # replicate: only the NTM learns (50 is not below half of 100), at a tenth of the time
+            row("ntm", "copy", "replicate", 10.0, 1.0),
+            row("lstm", "copy", "replicate", 50.0, 1.0),
+        ]
+    )
+    claims = [
+        claim("ntm_alone", "copy", ["ntm"]),
+        claim("ntm_below_lstm", "copy", ["ntm", "lstm"]),
+        claim("lstm_does_not", "copy", ["lstm"], needs_learned=False),
+        claim("not_measured_model", "copy", ["dnc"]),
+        claim("not_measured_task", "ngrams", ["ntm"]),
+    ]
+    out = decision(table, claims, 0.5).set_index("protocol")
+    assert out["claims counted"].tolist() == [3, 3]
+    assert out.loc["protocol", "decided claims"] == ["ntm_alone", "ntm_below_lstm", "lstm_does_not"]
+    assert out.loc["replicate", "decided claims"] == ["ntm_alone", "lstm_does_not"]
+    assert out.loc["protocol", "learned"] == ["lstm/copy", "ntm/copy"]
+    # 2 x 108 s = 0.06 h; 3 decided: 50 per hour. replicate: 2 decided in 0.006 h: 333.33
+    assert out["machine hours"].tolist() == [0.06, 0.01]
+    assert out["decided per hour"].tolist() == [50.0, 333.33]
