@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks.cli import DEFAULT_STORE, UsageError, parse
+from ntm_bench.benchmarks.cli import DEFAULT_STORE, UsageError, parse, program
 
 EXAMPLES = """examples:
   # the main job (= run_suite.py run ...)
@@ -39,14 +39,14 @@ EXAMPLES = """examples:
 
 def fail(message: str) -> None:
     """Bad input: one line on stderr, exit code 2, no traceback."""
-    print(f"run_suite.py: error: {message}", file=sys.stderr)
+    print(f"{program()}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
 def build_plan(args):
     """Load the profile and plan the runs; any problem becomes a one-line error."""
-    from benchmarks.config import ConfigError
-    from benchmarks.plan import parse_seeds, plan_runs
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.plan import parse_seeds, plan_runs
 
     try:
         profile, models, tasks = selection(args, writes_store=args.command != "params")
@@ -61,10 +61,10 @@ def build_plan(args):
 def selection(args, writes_store: bool):
     """The checks every planning command makes (jobs and threads, the paths it writes, the
     executor, the device), then (profile, models, tasks); ConfigError on bad input."""
-    from benchmarks.config import ConfigError, load_profile
-    from benchmarks.plan import parse_names
-    from models import MODELS
-    from tasks import TASKS
+    from ntm_bench.benchmarks.config import ConfigError, load_profile
+    from ntm_bench.benchmarks.plan import parse_names
+    from ntm_bench.models import MODELS
+    from ntm_bench.tasks import TASKS
 
     if args.jobs < 1 or args.threads < 1:
         raise ConfigError(
@@ -88,8 +88,8 @@ def selection(args, writes_store: bool):
 def check_paths(args, writes_store: bool = True) -> None:
     """Files where files belong and folders where folders do, and each writable where the
     command writes, before anything is written (`writes_store`: the command writes the store)."""
-    from benchmarks.config import ConfigError
-    from benchmarks.process.destinations import check_destination
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.process.destinations import check_destination
 
     for flag, path, kind in (
         ("--store", args.store, "file"),
@@ -109,7 +109,7 @@ def check_paths(args, writes_store: bool = True) -> None:
 def check_executor(args) -> None:
     """--executor ray needs Ray installed, and --ray-address goes with it only: found out before
     the store gets its rows, not when the first unit is sent."""
-    from benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.config import ConfigError
 
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address goes with --executor ray")
@@ -118,8 +118,8 @@ def check_executor(args) -> None:
 
 
 def check_device(device: str) -> None:
-    from benchmarks.config import ConfigError
-    from benchmarks.devices import resolve_device
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.devices import resolve_device
 
     try:
         resolve_device(device)
@@ -130,7 +130,7 @@ def check_device(device: str) -> None:
 def report_folder(store_path: str, profile: str, out_dir: str | None) -> Path:
     """Where a command's report of `profile` goes: `out_dir` (--report-dir), else beside a store
     that is not the default one, else reports/out/<profile>/."""
-    from reports.build import out_folder
+    from ntm_bench.reports.build import out_folder
 
     if out_dir is not None:
         return Path(out_dir)
@@ -142,8 +142,8 @@ def report_folder(store_path: str, profile: str, out_dir: str | None) -> Path:
 def check_report_folder(args, profile: str) -> None:
     """A report the command will write at its end (unless --no-report) must be writable: found
     out before the training, not after it."""
-    from benchmarks.config import ConfigError
-    from benchmarks.process.destinations import check_destination
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.process.destinations import check_destination
 
     if args.no_report:
         return
@@ -156,8 +156,8 @@ def check_report_folder(args, profile: str) -> None:
 
 def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
     """Build the HTML report from the store; a problem is reported, not fatal to the suite."""
-    from reports.build import build_report
-    from reports.data import ReportError
+    from ntm_bench.reports.build import build_report
+    from ntm_bench.reports.data import ReportError
 
     try:
         index = build_report(store_path, profile, report_folder(store_path, profile, out_dir))
@@ -170,9 +170,9 @@ def write_report(store_path: str, profile: str, out_dir: str | None) -> bool:
 
 def print_claims(store_path: str, profile: str) -> None:
     """The claims table of `profile`'s runs in the store, when any claim's task has runs."""
-    from reports.data import ReportError, load
-    from reports.claims import format_claims_text
-    from reports.verdicts import claims_frame
+    from ntm_bench.reports.data import ReportError, load
+    from ntm_bench.reports.claims import format_claims_text
+    from ntm_bench.reports.verdicts import claims_frame
 
     try:
         data = load(store_path, profile)
@@ -198,12 +198,18 @@ def published_report(profile: str, args) -> int:
     """--report --published: a fresh store from results/published/<profile>/, its report, the
     claims table printed and, with --check / --update-baseline, compared with / written to the
     committed table."""
-    from reports.build import OUT_ROOT
-    from reports.data import load
-    from reports.verdicts import CSV, changed_verdicts, claims_frame, update_readme, write_table
-    from benchmarks.run_document import PublishedError
-    from benchmarks.published import ROOT, rebuild
-    from results.store import Store
+    from ntm_bench.reports.build import OUT_ROOT
+    from ntm_bench.reports.data import load
+    from ntm_bench.reports.verdicts import (
+        CSV,
+        changed_verdicts,
+        claims_frame,
+        update_readme,
+        write_table,
+    )
+    from ntm_bench.benchmarks.run_document import PublishedError
+    from ntm_bench.benchmarks.published import ROOT, rebuild
+    from ntm_bench.results.store import Store
 
     try:
         store_path = rebuild(profile, OUT_ROOT / "published" / f"{profile}.sqlite")
@@ -222,7 +228,7 @@ def published_report(profile: str, args) -> int:
     )
     data = load(store_path, profile)
     frame = claims_frame(data.runs, data.curves, data.evals)
-    from reports.claims import format_claims_text
+    from ntm_bench.reports.claims import format_claims_text
 
     print(format_claims_text(frame))
     if args.update_baseline:
@@ -257,10 +263,10 @@ class Request(NamedTuple):
 def evaluate(args) -> int:
     """Score finished runs at new points from their kept weights (benchmarks/reevaluate.py), or
     draw their memory pictures at a size; then redraw the report."""
-    from benchmarks.config import ConfigError
-    from benchmarks.reevaluate import chosen_runs, evaluate_runs, trace_pictures
-    from results.schema import StoreError
-    from results.store import Store
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.reevaluate import chosen_runs, evaluate_runs, trace_pictures
+    from ntm_bench.results.schema import StoreError
+    from ntm_bench.results.store import Store
 
     request = evaluate_request(args)
     if not Path(args.store).is_file():
@@ -302,9 +308,9 @@ def evaluate(args) -> int:
 
 def evaluate_request(args) -> Request:
     """evaluate's flags, checked before the store is opened: one line and exit 2 on bad input."""
-    from benchmarks.config import ConfigError, resolve_path
-    from benchmarks.plan import parse_seeds
-    from benchmarks.reevaluate import parse_points, parse_shape
+    from ntm_bench.benchmarks.config import ConfigError, resolve_path
+    from ntm_bench.benchmarks.plan import parse_seeds
+    from ntm_bench.benchmarks.reevaluate import parse_points, parse_shape
 
     try:
         check_paths(args)
@@ -323,12 +329,12 @@ def evaluate_request(args) -> Request:
 
 def bench(args) -> int:
     """The speed suite (benchmarks/speed_suite/bench.py): print the table, store the rows."""
-    from benchmarks.config import ConfigError
-    from benchmarks.plan import parse_names
-    from benchmarks.speed_suite.bench import run_bench
-    from benchmarks.speed_suite.checks import check_destinations
-    from benchmarks.speed_suite.output import format_table
-    from models import MODELS
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.plan import parse_names
+    from ntm_bench.benchmarks.speed_suite.bench import run_bench
+    from ntm_bench.benchmarks.speed_suite.checks import check_destinations
+    from ntm_bench.benchmarks.speed_suite.output import format_table
+    from ntm_bench.models import MODELS
 
     try:
         check_paths(args)
@@ -340,7 +346,7 @@ def bench(args) -> int:
     except ConfigError as error:
         fail(str(error))
     if args.bench_profile == "interleaved":
-        from benchmarks.speed_suite.interleaved import format_pairs, run_interleaved
+        from ntm_bench.benchmarks.speed_suite.interleaved import format_pairs, run_interleaved
 
         rows = run_interleaved(models, args.device, args.store, args.json, threads=args.threads)
         print(format_table(rows))
@@ -383,7 +389,7 @@ def main(argv=None) -> int:
 def report(args) -> int:
     """The report command: the HTML page from a store, or the claims table from the published
     results (--published)."""
-    from benchmarks.config import ConfigError, resolve_path
+    from ntm_bench.benchmarks.config import ConfigError, resolve_path
 
     try:
         check_paths(args, writes_store=False)
@@ -401,7 +407,7 @@ def params(specs) -> int:
     """The params command: our parameter counts beside the paper's; nothing is trained."""
     import pandas as pd
 
-    from benchmarks.summary import parameter_table
+    from ntm_bench.benchmarks.summary import parameter_table
 
     table = parameter_table(specs)
     # as text, "-" where the paper gives no count: to_string's na_rep and formatters skip
@@ -428,9 +434,9 @@ def run(args, profile, specs) -> int:
 
 def train_missing(args, name: str, specs, store) -> bool:
     """Register `specs` in the store and train those it does not hold; False on Ctrl-C."""
-    from benchmarks.executors import WorkerOptions
-    from benchmarks.suite import run_specs
-    from benchmarks.trained import default_checkpoints
+    from ntm_bench.benchmarks.executors import WorkerOptions
+    from ntm_bench.benchmarks.suite import run_specs
+    from ntm_bench.benchmarks.trained import default_checkpoints
 
     for spec in specs:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
@@ -466,12 +472,19 @@ def sweep(args) -> int:
     the store, or read from the published runs (--published), and its table: which rate each
     (model, task) gets. --check: exit 1 where the profile states another rate than the sweep
     chose; --update-baseline (with --published): write the published table."""
-    from benchmarks.config import ConfigError
-    from benchmarks.sweep import CSV, SUFFIX, disagreements, format_table, sweep_specs, sweep_table
-    from benchmarks.run_document import PublishedError
-    from benchmarks.published import ROOT, rebuild
-    from results.schema import StoreError
-    from results.store import Store
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.sweep import (
+        CSV,
+        SUFFIX,
+        disagreements,
+        format_table,
+        sweep_specs,
+        sweep_table,
+    )
+    from ntm_bench.benchmarks.run_document import PublishedError
+    from ntm_bench.benchmarks.published import ROOT, rebuild
+    from ntm_bench.results.schema import StoreError
+    from ntm_bench.results.store import Store
 
     try:
         profile, models, tasks = selection(args, writes_store=not args.published)
@@ -480,7 +493,7 @@ def sweep(args) -> int:
         fail(str(error))
     name = profile.name + SUFFIX
     if args.published:
-        from reports.build import OUT_ROOT
+        from ntm_bench.reports.build import OUT_ROOT
 
         try:
             store = Store(rebuild(name, OUT_ROOT / "published" / f"{name}.sqlite"))
@@ -512,11 +525,11 @@ def sweep(args) -> int:
 def suite_store(args, profile):
     """The store a suite writes, opened after the baseline `check` will need is known readable
     (before training: a baseline it cannot read costs nothing)."""
-    from benchmarks.baseline import load_baseline
-    from benchmarks.config import ConfigError
-    from benchmarks.process.faults import maybe_kill
-    from results.schema import StoreError
-    from results.store import Store
+    from ntm_bench.benchmarks.baseline import load_baseline
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.process.faults import maybe_kill
+    from ntm_bench.results.schema import StoreError
+    from ntm_bench.results.store import Store
 
     if args.check and not args.update_baseline:
         try:
@@ -532,8 +545,8 @@ def suite_store(args, profile):
 def conclude(args, profile, specs, store) -> int:
     """After a suite: the summary and the claims of the planned runs, the report, the baseline
     (written or checked); the exit code (1 if a run failed or the check found a regression)."""
-    from benchmarks.baseline import check_baseline, write_baseline
-    from benchmarks.summary import print_summary
+    from ntm_bench.benchmarks.baseline import check_baseline, write_baseline
+    from ntm_bench.benchmarks.summary import print_summary
 
     ids = [s.run_id for s in specs]
     runs = store.runs()
@@ -550,16 +563,22 @@ def conclude(args, profile, specs, store) -> int:
     return code
 
 
-if __name__ == "__main__":
+def console() -> int:
+    """`python run_suite.py` and the `ntm-bench` console script: main, with Ctrl-C and a closed
+    pipe as exit codes instead of tracebacks."""
     try:
-        sys.exit(main())
+        return main()
     except KeyboardInterrupt:
         # Ctrl-C outside training (which handles its own): during start-up, planning or the
         # summary; nothing half-written is left, since the store commits whole transactions
-        print("run_suite.py: interrupted", file=sys.stderr)
-        sys.exit(130)
+        print(f"{program()}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader (`| head`) has gone: no traceback, and no second error when Python flushes
         # stdout at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(console())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.config import ConfigError
+from ntm_bench.benchmarks.config import ConfigError
 
 BASELINE_DIR = Path(__file__).resolve().parent.parent / "results" / "baselines"
 TOLERANCE_FACTOR = 1.5

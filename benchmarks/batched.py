@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from benchmarks.cadence import (
+from ntm_bench.benchmarks.cadence import (
     Cadence,
     Divergence,
     LoopState,
@@ -35,11 +35,11 @@ from benchmarks.cadence import (
     from_group_snapshot,
     group_snapshot,
 )
-from benchmarks.config import TrainConfig
-from benchmarks.curriculum import scheduled
-from benchmarks.evaluate import score, score_chunks
-from benchmarks.train import make_optimizer, progress_bar
-from tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
+from ntm_bench.benchmarks.config import TrainConfig
+from ntm_bench.benchmarks.curriculum import scheduled
+from ntm_bench.benchmarks.evaluate import score, score_chunks
+from ntm_bench.benchmarks.train import make_optimizer, progress_bar
+from ntm_bench.tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
 
 
 def stack_batches(batches: list[Batch]) -> Batch:

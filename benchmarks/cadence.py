@@ -34,9 +34,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
-from benchmarks.config import TrainConfig
-from benchmarks.process.faults import maybe_kill, maybe_pause
-from results.schema import CONVERGED_BIT_ERRORS
+from ntm_bench.benchmarks.config import TrainConfig
+from ntm_bench.benchmarks.process.faults import maybe_kill, maybe_pause
+from ntm_bench.results.schema import CONVERGED_BIT_ERRORS
 
 
 class Diverged(RuntimeError):

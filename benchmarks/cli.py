@@ -22,6 +22,12 @@ DEFAULT_STORE = "results/results.sqlite"
 PROFILE_FILES = Path(__file__).parent / "profiles"  # named in --help
 
 
+def program() -> str:
+    """The name the suite's command line was called by, for usage and errors: the `ntm-bench`
+    console script, or `run_suite.py` (also under `python -m ntm_bench.run_suite`)."""
+    return "ntm-bench" if Path(sys.argv[0]).name == "ntm-bench" else "run_suite.py"
+
+
 class UsageError(ValueError):
     """Flags that contradict each other; the message is one line."""
 
@@ -293,7 +299,7 @@ def defaults() -> dict:
 def command_parser(name: str, epilog: str) -> argparse.ArgumentParser:
     summary, options = COMMANDS[name]
     parser = Parser(
-        prog=f"run_suite.py {name}",
+        prog=f"{program()} {name}",
         description=summary,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -311,8 +317,8 @@ def flag_parser(description: str, epilog: str) -> argparse.ArgumentParser:
     """The flag form: every option, and --report / --bench / --params choosing the command."""
     commands = "\n".join(f"  {name:<9} {summary}" for name, (summary, _) in COMMANDS.items())
     parser = Parser(
-        prog="run_suite.py",
-        description=f"{description}\n\ncommands (run_suite.py COMMAND --help):\n{commands}",
+        prog=program(),
+        description=f"{description}\n\ncommands ({program()} COMMAND --help):\n{commands}",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -332,7 +338,7 @@ def resolve_mode(args: argparse.Namespace) -> str:
     if len(chosen) > 1:
         raise UsageError(
             f"{' and '.join(MODES[m] for m in chosen)} are separate commands: give one "
-            f"(run_suite.py {'|'.join(chosen)})"
+            f"({program()} {'|'.join(chosen)})"
         )
     command = chosen[0] if chosen else "run"
     if args.published and command != "report":

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks import constructors, plugins
-from benchmarks.curriculum import Curriculum, read as read_curriculum
-from benchmarks.profile_file import SECTIONS, ProfileFileError, apply_override, read_yaml
-from benchmarks.values import MAX_INT, coerce_keys
+from ntm_bench.benchmarks import constructors, plugins
+from ntm_bench.benchmarks.curriculum import Curriculum, read as read_curriculum
+from ntm_bench.benchmarks.profile_file import SECTIONS, ProfileFileError, apply_override, read_yaml
+from ntm_bench.benchmarks.values import MAX_INT, coerce_keys
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 # Caps on the data a run holds, beyond which a value is a typo: they fail here, in one line,
@@ -311,8 +311,8 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
 def read_models(models: dict, path: Path) -> None:
     """Check the profile's `models` section model by model and read its values in place
     (read_params): its keys, seeds, train overrides and per-task parameters."""
-    from models import MODELS
-    from tasks import TASKS
+    from ntm_bench.models import MODELS
+    from ntm_bench.tasks import TASKS
 
     for name, params in models.items():
         if name not in MODELS:
@@ -346,7 +346,7 @@ def read_models(models: dict, path: Path) -> None:
 def read_tasks(tasks: dict, path: Path) -> None:
     """Check the profile's `tasks` section task by task and read its values in place: its keys,
     train overrides and evaluation points."""
-    from tasks import TASKS
+    from ntm_bench.tasks import TASKS
 
     for name, params in tasks.items():
         if name not in TASKS:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.process.threads import intra_op_threads
-from models.base import CompiledSteps, SequenceModel
-from tasks.base import Batch, Task
+from ntm_bench.benchmarks.process.threads import intra_op_threads
+from ntm_bench.models.base import CompiledSteps, SequenceModel
+from ntm_bench.tasks.base import Batch, Task
 
 PROBE_BATCH = 2  # sequences in the probe batch; 2, so a batch-first output cannot pass by chance
 PROBE_SEED = 0  # the probe's own generator: nothing global is drawn from

@@ -18,14 +18,14 @@ import sys
 import time
 
 import torch
-from benchmarks.cli import Parser
+from ntm_bench.benchmarks.cli import Parser
 
 
 def measure(spec, compiled: bool, steps: int) -> dict | None:
     """Sequences per second of `spec`'s training step; None when `compiled` and the model has
     nothing to compile."""
-    from benchmarks.runner import build_seeded
-    from benchmarks.train import make_optimizer, train_step
+    from ntm_bench.benchmarks.runner import build_seeded
+    from ntm_bench.benchmarks.train import make_optimizer, train_step
 
     task, model = build_seeded(spec)
     if compiled and not model.compile_step():
@@ -55,9 +55,9 @@ def measure(spec, compiled: bool, steps: int) -> dict | None:
 
 
 def main(argv=None) -> int:
-    from benchmarks.config import ConfigError, load_profile
-    from benchmarks.process.threads import intra_op_threads
-    from benchmarks.plan import parse_names, resolve
+    from ntm_bench.benchmarks.config import ConfigError, load_profile
+    from ntm_bench.benchmarks.process.threads import intra_op_threads
+    from ntm_bench.benchmarks.plan import parse_names, resolve
 
     parser = Parser(prog="python -m benchmarks.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument(

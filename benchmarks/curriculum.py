@@ -30,8 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from benchmarks.values import ValueProblem, number
-from tasks.base import Task
+from ntm_bench.benchmarks.values import ValueProblem, number
+from ntm_bench.tasks.base import Task
 
 NONE = "none"
 KEYS = ("axis", "start", "every", "step")

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import torch
 
-from benchmarks.seeding import fixed_generator
-from tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
+from ntm_bench.benchmarks.seeding import fixed_generator
+from ntm_bench.tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
 
 VALIDATION = "validation"
 CHUNK = 256  # sequences scored per forward pass, to bound memory on long sequences

@@ -20,10 +20,10 @@ from typing import Callable
 
 import torch
 
-from benchmarks.process.allocator import tune_malloc
-from benchmarks.process.threads import intra_op_threads
-from benchmarks.plan import RunSpec
-from benchmarks.runner import execute, execute_group
+from ntm_bench.benchmarks.process.allocator import tune_malloc
+from ntm_bench.benchmarks.process.threads import intra_op_threads
+from ntm_bench.benchmarks.plan import RunSpec
+from ntm_bench.benchmarks.runner import execute, execute_group
 
 Unit = list[RunSpec]
 

@@ -21,11 +21,11 @@ from typing import NamedTuple
 
 import torch
 
-from benchmarks import constructors, curriculum, plugins
-from benchmarks.config import ConfigError, Profile, TrainConfig, make_train
-from benchmarks.contract import check_data, check_model, check_task
-from benchmarks.evaluate import eval_points
-from benchmarks.values import MAX_INT
+from ntm_bench.benchmarks import constructors, curriculum, plugins
+from ntm_bench.benchmarks.config import ConfigError, Profile, TrainConfig, make_train
+from ntm_bench.benchmarks.contract import check_data, check_model, check_task
+from ntm_bench.benchmarks.evaluate import eval_points
+from ntm_bench.benchmarks.values import MAX_INT
 
 # Bump when a change to the code changes results for an unchanged config.
 # 2: evals keyed by point (joint points, per-channel scores, memory marks); RMSProp in Graves form.
@@ -102,8 +102,8 @@ def train_config(train: TrainConfig) -> dict:
 
 def resolve(profile: Profile, model: str, task: str, seed: int) -> RunSpec:
     """The RunSpec of one (model, task, seed) under `profile`."""
-    from models import MODELS
-    from tasks import TASKS
+    from ntm_bench.models import MODELS
+    from ntm_bench.tasks import TASKS
 
     model_raw = dict(profile.models.get(model) or {})
     model_raw.pop("seeds", None)  # which seeds to plan, not a parameter (see model_seeds)
@@ -178,7 +178,7 @@ def plan_runs(
 ) -> list[RunSpec]:
     """All (model, task, seed) runs, ordered by task, model, seed; constructing each model and
     task once here so an impossible parameter is reported before anything trains."""
-    from benchmarks.plugins import build_model, build_task
+    from ntm_bench.benchmarks.plugins import build_model, build_task
 
     specs = []
     for task in tasks:
@@ -286,7 +286,7 @@ def described(error: Exception) -> str:
 def group_units(specs: list[RunSpec]) -> list[list[RunSpec]]:
     """Units of work: the seeds of one config are one unit (trained as one batched model) when
     `train.batch_seeds` is on and the model supports it; every other run is a unit of its own."""
-    from models import MODELS
+    from ntm_bench.models import MODELS
 
     groups: dict[str, list[RunSpec]] = {}
     units = []

@@ -35,18 +35,18 @@ class PluginError(ValueError):
 
 def registry(kind: str) -> dict:
     if kind == "models":
-        from models import MODELS
+        from ntm_bench.models import MODELS
 
         return MODELS
-    from tasks import TASKS
+    from ntm_bench.tasks import TASKS
 
     return TASKS
 
 
 def check(kind: str, name: str, cls) -> None:
     """Raise PluginError unless `cls` fits the contract of `kind`."""
-    from models.base import SequenceModel
-    from tasks.base import Task
+    from ntm_bench.models.base import SequenceModel
+    from ntm_bench.tasks.base import Task
 
     base = SequenceModel if kind == "models" else Task
     if not isinstance(cls, type) or not issubclass(cls, base):
@@ -131,7 +131,7 @@ def lookup(kind: str, name: str):
 def build_model(name: str, input_size: int, output_size: int, **params):
     """models.build_model for a built-in model or a plugin, loaded on first use (a worker process
     meets a plugin by name, without the profile that registered it in its parent)."""
-    from models import build_model
+    from ntm_bench.models import build_model
 
     registered("models", name)
     return build_model(name, input_size, output_size, **params)
@@ -139,7 +139,7 @@ def build_model(name: str, input_size: int, output_size: int, **params):
 
 def build_task(name: str, **params):
     """tasks.build_task for a built-in task or a plugin, loaded on first use."""
-    from tasks import build_task
+    from ntm_bench.tasks import build_task
 
     registered("tasks", name)
     return build_task(name, **params)

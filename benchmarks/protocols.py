@@ -40,13 +40,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.cli import Parser, bad_input
-from benchmarks.published import rebuild
-from benchmarks.run_document import PublishedError
-from reports.claims import part_models
-from reports.claims_file import load_claims
-from reports.survival import settled
-from results.store import Store
+from ntm_bench.benchmarks.cli import Parser, bad_input
+from ntm_bench.benchmarks.published import rebuild
+from ntm_bench.benchmarks.run_document import PublishedError
+from ntm_bench.reports.claims import part_models
+from ntm_bench.reports.claims_file import load_claims
+from ntm_bench.reports.survival import settled
+from ntm_bench.results.store import Store
 
 PROG = "python -m benchmarks.protocols"
 PROFILES = ("protocol", "replicate")  # the paper's protocol, then ours

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.cli import Parser, bad_input
-from benchmarks.process.destinations import check_destination
-from benchmarks import run_document
-from benchmarks.run_document import FINISHED, PublishedError
-from results.schema import StoreError
-from results.store import Store
+from ntm_bench.benchmarks.cli import Parser, bad_input
+from ntm_bench.benchmarks.process.destinations import check_destination
+from ntm_bench.benchmarks import run_document
+from ntm_bench.benchmarks.run_document import FINISHED, PublishedError
+from ntm_bench.results.schema import StoreError
+from ntm_bench.results.store import Store
 
 PROG = "python -m benchmarks.published"
 ROOT = Path(__file__).resolve().parent.parent / "results" / "published"  # the published data
@@ -186,9 +186,9 @@ def trivial_costs(task_name: str, task_params_json: str, eval_size: int) -> str:
     """The trivial costs of a run's validation set (benchmarks.runner.trivial_json), which a
     published file leaves out: they follow from its task and the fixed validation seed, exactly,
     on any processor. Cached: a task's seeds and models share them."""
-    from benchmarks.evaluate import validation_set
-    from benchmarks.runner import trivial_json
-    from benchmarks.plugins import build_task
+    from ntm_bench.benchmarks.evaluate import validation_set
+    from ntm_bench.benchmarks.runner import trivial_json
+    from ntm_bench.benchmarks.plugins import build_task
 
     params = json.loads(task_params_json)
     task = build_task(task_name, **params)

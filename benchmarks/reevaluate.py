@@ -23,12 +23,12 @@ from typing import NamedTuple
 
 from tqdm.auto import tqdm
 
-from benchmarks.config import ConfigError
-from benchmarks.evaluate import generalization, point_name, trace
-from benchmarks.values import MAX_INT
-from results.store import Store
-from benchmarks.trained import WeightsMissing, default_checkpoints, load_run, weights_path
-from tasks.base import Task
+from ntm_bench.benchmarks.config import ConfigError
+from ntm_bench.benchmarks.evaluate import generalization, point_name, trace
+from ntm_bench.benchmarks.values import MAX_INT
+from ntm_bench.results.store import Store
+from ntm_bench.benchmarks.trained import WeightsMissing, default_checkpoints, load_run, weights_path
+from ntm_bench.tasks.base import Task
 
 
 class EvaluateError(ConfigError):
@@ -163,8 +163,8 @@ def first_of(reasons: list[str]) -> str:
 
 def run_task(run) -> Task:
     """The task a stored run was trained on, rebuilt from its config (no weights needed)."""
-    from benchmarks.plan import RunSpec, described
-    from benchmarks.plugins import build_task
+    from ntm_bench.benchmarks.plan import RunSpec, described
+    from ntm_bench.benchmarks.plugins import build_task
 
     try:
         spec = RunSpec.from_config(json.loads(run.config_json), run.profile)
@@ -194,7 +194,7 @@ def check_point(point: dict, tasks: list, flag: str) -> None:
 
 def check_folder(folder: Path) -> None:
     """EvaluateError unless `folder` is or can become a folder that can be written."""
-    from benchmarks.process.destinations import check_destination
+    from ntm_bench.benchmarks.process.destinations import check_destination
 
     try:
         check_destination("--report-dir", folder, "folder")
@@ -237,7 +237,7 @@ def trace_pictures(store: Store, runs, at: dict, out_dir: Path, checkpoints=None
     import numpy as np
     import pandas as pd
 
-    from reports.memory import memory_picture
+    from ntm_bench.reports.memory import memory_picture
 
     work, skipped = prepare(store, runs, [at], checkpoints, flag="--trace-at")
     if skipped:

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from benchmarks.cli import Parser, bad_input
-from benchmarks.config import ConfigError
-from benchmarks.process import fingerprint
-from benchmarks.process.fingerprint import agree
-from benchmarks import run_document
-from benchmarks.run_document import PublishedError
+from ntm_bench.benchmarks.cli import Parser, bad_input
+from ntm_bench.benchmarks.config import ConfigError
+from ntm_bench.benchmarks.process import fingerprint
+from ntm_bench.benchmarks.process.fingerprint import agree
+from ntm_bench.benchmarks import run_document
+from ntm_bench.benchmarks.run_document import PublishedError
 
 PROG = "python -m benchmarks.reproduce"
 COMPARED = ("split", "step", "sequences", "cost_bits", "bit_errors")
@@ -74,9 +74,9 @@ def same_processor(run: dict) -> bool:
 def replay(document: dict, steps: int) -> Replay:
     """Retrain the published run `document` (results/published format) for `steps` optimizer
     steps and return its curve points beside the published ones up to that step."""
-    from benchmarks.plan import RunSpec
-    from benchmarks.runner import prepare
-    from benchmarks.train import train
+    from ntm_bench.benchmarks.plan import RunSpec
+    from ntm_bench.benchmarks.runner import prepare
+    from ntm_bench.benchmarks.train import train
 
     run = document["run"]
     spec = RunSpec.from_config(json.loads(run["config_json"]), run["profile"])
@@ -108,7 +108,7 @@ def key(point: dict) -> tuple:
 def read_run(path: Path) -> dict:
     """The published run at `path`, checked as an import checks it and with a model and task this
     code can build; PublishedError naming the file and the key otherwise."""
-    from benchmarks.plugins import PluginError, lookup, registry
+    from ntm_bench.benchmarks.plugins import PluginError, lookup, registry
 
     published = run_document.read(path)
     run_document.check(path, published)

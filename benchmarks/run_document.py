@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from results.store import TRACE_ARRAYS
+from ntm_bench.results.store import TRACE_ARRAYS
 
 FINISHED = ("done", "diverged")
 CONFIG_KEYS = (
@@ -191,8 +191,8 @@ def check_bits(path: Path, document: dict, config: dict) -> None:
     """No curve point or evaluation counts more bit errors per sequence than a sequence has
     scored bits (Task.scored_bits: the training range's largest for the curves, the point's size
     for an evaluation)."""
-    from benchmarks.reevaluate import axes
-    from benchmarks.plugins import build_task
+    from ntm_bench.benchmarks.reevaluate import axes
+    from ntm_bench.benchmarks.plugins import build_task
 
     try:
         task = build_task(config["task"], **config["task_params"])
@@ -289,7 +289,7 @@ def check_trace(path: Path, trace: dict | None) -> None:
 def config(path: Path, run: dict) -> dict:
     """The run's config_json parsed: an object with every key of a run config, of this code's
     format version."""
-    from benchmarks.plan import FORMAT_VERSION
+    from ntm_bench.benchmarks.plan import FORMAT_VERSION
 
     try:
         parsed = json.loads(run["config_json"])
@@ -310,8 +310,8 @@ def config(path: Path, run: dict) -> dict:
 
 def check_identity(path: Path, run: dict, config: dict) -> None:
     """The row's model, task and seed are its config's, and its run_id is the config's hash."""
-    from benchmarks.config import ConfigError
-    from benchmarks.plan import RunSpec
+    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.plan import RunSpec
 
     for key in ("model", "task", "seed"):
         if run[key] != config[key] or type(run[key]) is not type(config[key]):

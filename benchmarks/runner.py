@@ -21,18 +21,18 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from benchmarks.process.faults import maybe_kill
-from benchmarks.process.fingerprint import fingerprint
-from benchmarks.devices import resolve_device
-from benchmarks.evaluate import generalization, trace, validation_set
-from benchmarks.plan import RunSpec
-from benchmarks.seeding import derived_seed, seeded
-from benchmarks.cadence import Diverged
-from benchmarks.train import train
-from models.base import SequenceModel
-from benchmarks.trained import save_weights
-from benchmarks.plugins import build_model, build_task
-from tasks.base import Batch, Task
+from ntm_bench.benchmarks.process.faults import maybe_kill
+from ntm_bench.benchmarks.process.fingerprint import fingerprint
+from ntm_bench.benchmarks.devices import resolve_device
+from ntm_bench.benchmarks.evaluate import generalization, trace, validation_set
+from ntm_bench.benchmarks.plan import RunSpec
+from ntm_bench.benchmarks.seeding import derived_seed, seeded
+from ntm_bench.benchmarks.cadence import Diverged
+from ntm_bench.benchmarks.train import train
+from ntm_bench.models.base import SequenceModel
+from ntm_bench.benchmarks.trained import save_weights
+from ntm_bench.benchmarks.plugins import build_model, build_task
+from ntm_bench.tasks.base import Batch, Task
 
 CHECKPOINT_SUFFIX = ".pt"
 
@@ -285,7 +285,7 @@ def execute_group(
 ) -> list[dict]:
     """Train several seeds of one config as one batched model (benchmarks/batched.py); one
     result per spec, as `execute` would give for each alone (to float rounding)."""
-    from benchmarks.batched import train_seeds
+    from ntm_bench.benchmarks.batched import train_seeds
 
     prepared = [prepare(spec, device) for spec in specs]
     # the seeds share the task and its validation set (one config); each has its own model

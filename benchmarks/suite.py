@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from benchmarks.executors import WorkerOptions, run_local, run_ray
-from benchmarks.plan import RunSpec, group_units
-from benchmarks.runner import checkpoint_path, group_checkpoint
-from results.store import Store, make_owner
+from ntm_bench.benchmarks.executors import WorkerOptions, run_local, run_ray
+from ntm_bench.benchmarks.plan import RunSpec, group_units
+from ntm_bench.benchmarks.runner import checkpoint_path, group_checkpoint
+from ntm_bench.results.store import Store, make_owner
 
 LEASE_S = 120.0  # a claim not renewed for this long is considered abandoned
 

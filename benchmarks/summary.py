@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import yaml
 
-from reports import claims_file
-from reports.claim_measures import learned
-from results.store import status_counts
+from ntm_bench.reports import claims_file
+from ntm_bench.reports.claim_measures import learned
+from ntm_bench.results.store import status_counts
 
 
 NO_CURVES = pd.DataFrame(columns=["run_id", "sequences"])  # budgets come from the run configs
@@ -66,7 +66,7 @@ def parameter_table(specs) -> pd.DataFrame:
 
     import yaml
 
-    from benchmarks.runner import build_seeded
+    from ntm_bench.benchmarks.runner import build_seeded
 
     reference = yaml.safe_load(
         (Path(__file__).resolve().parent.parent / "reports" / "paper_reference.yaml").read_text()

@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
-from benchmarks.cadence import (
+from ntm_bench.benchmarks.cadence import (
     Cadence,
     Diverged,
     LoopState,
@@ -28,11 +28,11 @@ from benchmarks.cadence import (
     from_run_snapshot,
     run_snapshot,
 )
-from benchmarks.config import TrainConfig
-from benchmarks.curriculum import scheduled
-from benchmarks.evaluate import score
-from benchmarks.rmsprop import GravesRMSprop
-from tasks.base import Batch, Task, bit_errors, cost_bits
+from ntm_bench.benchmarks.config import TrainConfig
+from ntm_bench.benchmarks.curriculum import scheduled
+from ntm_bench.benchmarks.evaluate import score
+from ntm_bench.benchmarks.rmsprop import GravesRMSprop
+from ntm_bench.tasks.base import Batch, Task, bit_errors, cost_bits
 
 __all__ = ["TrainResult", "make_optimizer", "train", "train_step"]
 

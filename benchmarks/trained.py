@@ -7,7 +7,7 @@ one file per run_id holding the model's state and the config that rebuilds it.
 (<checkpoints> is `--checkpoints`, by default checkpoints/ beside the store.) The resume
 checkpoint (<run_id>.pt) goes once the result is stored; the weights stay until pruned on purpose:
 
-    from benchmarks.trained import load_run
+    from ntm_bench.benchmarks.trained import load_run
     model, task = load_run("results/results.sqlite", run_id)      # ready to evaluate, eval mode
 
     python -m benchmarks.trained list  --store results/results.sqlite
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import torch
-from benchmarks.cli import Parser, bad_input
+from ntm_bench.benchmarks.cli import Parser, bad_input
 
 PROG = "python -m benchmarks.trained"
 SUFFIX = ".final.pt"
@@ -58,9 +58,9 @@ def load_run(store, run_id: str, checkpoints=None):
     """(model, task) of a finished run, the model rebuilt from its stored config with its final
     weights loaded, in eval mode. `store` is a results.store.Store or a path to one. Raises
     WeightsMissing when the weights were pruned or never kept, KeyError for an unknown run_id."""
-    from benchmarks.plan import RunSpec
-    from benchmarks.runner import build_seeded
-    from results.store import Store
+    from ntm_bench.benchmarks.plan import RunSpec
+    from ntm_bench.benchmarks.runner import build_seeded
+    from ntm_bench.results.store import Store
 
     opened = store if isinstance(store, Store) else Store(store, readonly=True)
     try:
@@ -124,8 +124,8 @@ def check_filters(runs, args) -> None:
 
 def main(argv=None) -> int:
     """`python -m benchmarks.trained list|prune`: exit 0, or 2 with one line on bad input."""
-    from results.schema import StoreError
-    from results.store import Store
+    from ntm_bench.results.schema import StoreError
+    from ntm_bench.results.store import Store
 
     args = parser().parse_args(argv)
     try:

@@ -23,12 +23,12 @@ transformer.py a causal transformer baseline.
 
 from __future__ import annotations
 
-from models.base import SequenceModel
-from models.dnc import DNC
-from models.lstm import LSTM
-from models.lstm_matched import LSTMMatched
-from models.ntm import NTM, NTMFeedForward
-from models.transformer import Transformer
+from ntm_bench.models.base import SequenceModel
+from ntm_bench.models.dnc import DNC
+from ntm_bench.models.lstm import LSTM
+from ntm_bench.models.lstm_matched import LSTMMatched
+from ntm_bench.models.ntm import NTM, NTMFeedForward
+from ntm_bench.models.transformer import Transformer
 
 MODELS: dict[str, type[SequenceModel]] = {
     "ntm": NTM,

@@ -48,12 +48,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import dnc_memory as dm
-from models import ntm_memory as mem
-from models.base import positive
-from models.dnc_memory import DNCState
-from models.dnc_kernel import Layout, dnc_sequence, interface_order
-from models.fused_model import FusedModel, Operands, Weights
+from ntm_bench.models import dnc_memory as dm
+from ntm_bench.models import ntm_memory as mem
+from ntm_bench.models.base import positive
+from ntm_bench.models.dnc_memory import DNCState
+from ntm_bench.models.dnc_kernel import Layout, dnc_sequence, interface_order
+from ntm_bench.models.fused_model import FusedModel, Operands, Weights
 
 
 class DNC(FusedModel):

@@ -69,11 +69,11 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-from models.dnc_memory import EPS as FLOOR  # usage floor before the allocation sort
-from models.dnc_memory import DNCState
-from models.fused_cell import input_gates, layer_grads
-from models.fused_model import Operands, Weights, flatten, kernels_on_disk, take
-from models.ntm_memory import EPS as COSINE_EPS  # the cosine similarity's denominator
+from ntm_bench.models.dnc_memory import EPS as FLOOR  # usage floor before the allocation sort
+from ntm_bench.models.dnc_memory import DNCState
+from ntm_bench.models.fused_cell import input_gates, layer_grads
+from ntm_bench.models.fused_model import Operands, Weights, flatten, kernels_on_disk, take
+from ntm_bench.models.ntm_memory import EPS as COSINE_EPS  # the cosine similarity's denominator
 
 
 class Layout(NamedTuple):

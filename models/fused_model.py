@@ -30,8 +30,8 @@ from typing import Callable, Iterator, NamedTuple
 import torch
 from torch.func import functional_call
 
-from models.base import COMPILE_CHUNK, SequenceModel
-from models.fused_cell import seeds_logits
+from ntm_bench.models.base import COMPILE_CHUNK, SequenceModel
+from ntm_bench.models.fused_cell import seeds_logits
 
 
 class Weights(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.base import SequenceModel, expand_initial, positive
+from ntm_bench.models.base import SequenceModel, expand_initial, positive
 
 
 class LSTM(SequenceModel):

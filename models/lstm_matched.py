@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from models.base import positive
-from models.lstm import LSTM
+from ntm_bench.models.base import positive
+from ntm_bench.models.lstm import LSTM
 
 
 class Match(NamedTuple):

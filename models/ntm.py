@@ -50,11 +50,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import ntm_memory as mem
-from models.base import expand_initial, positive
-from models.fused_model import FusedModel, Operands
-from models.ntm_kernel import Layout, NTMWeights, head_order, ntm_sequence
-from models.ntm_memory import NTMState
+from ntm_bench.models import ntm_memory as mem
+from ntm_bench.models.base import expand_initial, positive
+from ntm_bench.models.fused_model import FusedModel, Operands
+from ntm_bench.models.ntm_kernel import Layout, NTMWeights, head_order, ntm_sequence
+from ntm_bench.models.ntm_memory import NTMState
 
 MEMORY_INITS = ("constant", "learned", "random")
 WEIGHTING_INITS = ("first", "random")

@@ -54,9 +54,9 @@ import torch
 from numba import njit, types
 from numba.extending import overload
 
-from models.fused_cell import input_gates, layer_grads, weight_grads
-from models.fused_model import Operands, flatten, kernels_on_disk
-from models.ntm_memory import EPS, NTMState
+from ntm_bench.models.fused_cell import input_gates, layer_grads, weight_grads
+from ntm_bench.models.fused_model import Operands, flatten, kernels_on_disk
+from ntm_bench.models.ntm_memory import EPS, NTMState
 
 
 class Layout(NamedTuple):

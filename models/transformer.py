@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.base import SequenceModel, positive
+from ntm_bench.models.base import SequenceModel, positive
 
 POSITIONAL = ("sinusoidal", "rotary", "none")
 BASE = 10000.0  # the wavelength base of both encodings (Vaswani et al.; Su et al.)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from reports import html
-from reports.data import ReportError, load
-from reports.reference import load_reference
-from reports.sections import page_sections
-from reports.style import TASK_ORDER, model_colors, order
+from ntm_bench.reports import html
+from ntm_bench.reports.data import ReportError, load
+from ntm_bench.reports.reference import load_reference
+from ntm_bench.reports.sections import page_sections
+from ntm_bench.reports.style import TASK_ORDER, model_colors, order
 
-OUT_ROOT = Path(__file__).with_name("out")
+OUT_ROOT = Path("reports") / "out"  # under the working directory, like the default store
 GENERATED = {"figures": (".png", ".svg"), "tables": (".csv", ".md", ".tex")}
 
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from reports import survival
+from ntm_bench.reports import survival
 
 
 class Summary(NamedTuple):

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports import reference as ref
-from reports import survival, table_files, tables
-from reports.claim_measures import (
+from ntm_bench.reports import reference as ref
+from ntm_bench.reports import survival, table_files, tables
+from ntm_bench.reports.claim_measures import (
     Summary,
     diverged_names,
     learned,
@@ -43,7 +43,7 @@ from reports.claim_measures import (
     values,
     values_text,
 )
-from reports.claims_file import BOUNDS
+from ntm_bench.reports.claims_file import BOUNDS
 
 COLUMNS = ["id", "task", "claim", "paper", "ours", "verdict", "why", "budget_note"]
 

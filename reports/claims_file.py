@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from reports import reference as ref
-from reports.style import MODEL_ORDER, TASK_ORDER
+from ntm_bench.reports import reference as ref
+from ntm_bench.reports.style import MODEL_ORDER, TASK_ORDER
 
 CLAIMS_PATH = Path(__file__).with_name("claims.yaml")
 MEASURES = {

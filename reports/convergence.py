@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from reports.style import (
+from ntm_bench.reports.style import (
     SEQUENCE_FORMATTER,
     TASK_ORDER,
     Saved,
@@ -24,7 +24,7 @@ from reports.style import (
     styled,
     task_label,
 )
-from reports.survival import (
+from ntm_bench.reports.survival import (
     KM,
     band,
     budget,

@@ -14,7 +14,7 @@ import json
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from reports.style import model_label, order
+from ntm_bench.reports.style import model_label, order
 
 MAX_LABELLED = (
     12  # more rises than this: their numbers would crowd the panel, the ticks alone remain

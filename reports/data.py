@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from results.schema import StoreError
-from results.store import Store
+from ntm_bench.results.schema import StoreError
+from ntm_bench.results.store import Store
 
 
 class ReportError(RuntimeError):

@@ -17,9 +17,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from reports import reference as ref
-from reports.figures import draw_median, quartiles, setting_note, task_params
-from reports.style import (
+from ntm_bench.reports import reference as ref
+from ntm_bench.reports.figures import draw_median, quartiles, setting_note, task_params
+from ntm_bench.reports.style import (
     Saved,
     axis_label,
     model_label,

@@ -12,7 +12,7 @@ import json
 
 import pandas as pd
 
-from reports.style import Saved, model_label, task_label
+from ntm_bench.reports.style import Saved, model_label, task_label
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from reports.style import (
+from ntm_bench.reports.style import (
     Saved,
     model_label,
     new_figure,

@@ -17,12 +17,17 @@ from typing import NamedTuple
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from reports import reference as ref
-from reports.curriculum import draw_curriculum
-from reports.figures import draw_median, setting_note, task_params
-from reports.paper_marks import beyond_count, draw_paper_values, reference_note, sequence_axis
-from results.schema import CONVERGED_BIT_ERRORS
-from reports.style import (
+from ntm_bench.reports import reference as ref
+from ntm_bench.reports.curriculum import draw_curriculum
+from ntm_bench.reports.figures import draw_median, setting_note, task_params
+from ntm_bench.reports.paper_marks import (
+    beyond_count,
+    draw_paper_values,
+    reference_note,
+    sequence_axis,
+)
+from ntm_bench.results.schema import CONVERGED_BIT_ERRORS
+from ntm_bench.reports.style import (
     Saved,
     model_label,
     new_figure,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from reports.style import (
+from ntm_bench.reports.style import (
     TASK_ORDER,
     Saved,
     model_label,

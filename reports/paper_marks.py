@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib import transforms
 from matplotlib.lines import Line2D
 
-from reports import reference as ref
-from reports.style import SEQUENCE_FORMATTER, model_label
+from ntm_bench.reports import reference as ref
+from ntm_bench.reports.style import SEQUENCE_FORMATTER, model_label
 
 STRIP_START, STRIP_STEP = 1.06, 0.06  # the paper strip right of the data, in units of the last x
 

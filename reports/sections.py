@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from reports.verdict_figure import learned_table, verdict_figure
-from reports import (
+from ntm_bench.reports.verdict_figure import learned_table, verdict_figure
+from ntm_bench.reports import (
     claims,
     claims_file,
     convergence,
@@ -25,9 +25,9 @@ from reports import (
     table_files,
     tables,
 )
-from reports.data import Data
-from reports.reference import cite, reference_rows
-from reports.style import task_label
+from ntm_bench.reports.data import Data
+from ntm_bench.reports.reference import cite, reference_rows
+from ntm_bench.reports.style import task_label
 
 
 class Figures(NamedTuple):

@@ -17,7 +17,15 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from reports.style import Saved, model_label, new_figure, order, plain_log_labels, save, styled
+from ntm_bench.reports.style import (
+    Saved,
+    model_label,
+    new_figure,
+    order,
+    plain_log_labels,
+    save,
+    styled,
+)
 
 COLUMNS = [
     "name",

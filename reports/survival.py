@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from scipy import stats
-from results.schema import CONVERGED_BIT_ERRORS
+from ntm_bench.results.schema import CONVERGED_BIT_ERRORS
 
 FINISHED = ("done", "diverged")
 CI_METHOD = "log-log"  # stays inside [0, 1], unlike the linear (Greenwood) interval

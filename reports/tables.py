@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports import reference as ref
-from reports.style import TASK_ORDER, order
-from results.store import status_counts
+from ntm_bench.reports import reference as ref
+from ntm_bench.reports.style import TASK_ORDER, order
+from ntm_bench.results.store import status_counts
 
 NA = "n/a"
 PERMUTATIONS = 9999  # exhaustive Mann-Whitney null distributions up to this many splits

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from reports.claim_measures import learned
-from reports.style import Saved, model_label, new_figure, order, save, styled, task_label
+from ntm_bench.reports.claim_measures import learned
+from ntm_bench.reports.style import Saved, model_label, new_figure, order, save, styled, task_label
 
 COLORS = {"holds": "#4c9f70", "fails": "#c8553d", "inconclusive": "#c9c9c9"}
 LEARNED = {True: ("#4c9f70", "yes"), False: ("#c8553d", "no"), None: ("#eeeeee", "?")}

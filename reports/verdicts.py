@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import claims, claims_file
-from reports.reference import load_reference
+from ntm_bench.reports import claims, claims_file
+from ntm_bench.reports.reference import load_reference
 
 CSV, MARKDOWN = "claims.csv", "claims.md"
 BEGIN, END = "<!-- claims table: written by --update-baseline -->", "<!-- end of claims table -->"

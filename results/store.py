@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from results import schema
-from results.schema import StoreError  # raised here and by every opening check
+from ntm_bench.results import schema
+from ntm_bench.results.schema import StoreError  # raised here and by every opening check
 
 TRACE_ARRAYS = ("input", "target", "mask", "output", "read_weights", "write_weights")
 STATUSES = ("pending", "running", "done", "diverged", "failed")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tasks.associative_recall import AssociativeRecall
-from tasks.base import Task
-from tasks.copy import Copy
-from tasks.ngrams import NGrams
-from tasks.priority_sort import PrioritySort
-from tasks.repeat_copy import RepeatCopy
+from ntm_bench.tasks.associative_recall import AssociativeRecall
+from ntm_bench.tasks.base import Task
+from ntm_bench.tasks.copy import Copy
+from ntm_bench.tasks.ngrams import NGrams
+from ntm_bench.tasks.priority_sort import PrioritySort
+from ntm_bench.tasks.repeat_copy import RepeatCopy
 
 TASKS: dict[str, type[Task]] = {
     "copy": Copy,

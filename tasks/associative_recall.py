@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Batch, Task, randint, random_bits
+from ntm_bench.tasks.base import Batch, Task, randint, random_bits
 
 
 class AssociativeRecall(Task):

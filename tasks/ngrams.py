@@ -38,7 +38,7 @@ import math
 
 import torch
 
-from tasks.base import Batch, Task, randint
+from ntm_bench.tasks.base import Batch, Task, randint
 
 
 def arcsine(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Batch, Task, random_bits, sizes
+from ntm_bench.tasks.base import Batch, Task, random_bits, sizes
 
 
 class PrioritySort(Task):

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from tasks.base import Batch, Task, random_bits, sizes
+from ntm_bench.tasks.base import Batch, Task, random_bits, sizes
 
 
 class RepeatCopy(Task):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.process.threads import intra_op_threads
+from ntm_bench.benchmarks.process.threads import intra_op_threads
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def one_thread():
 def interrupted_at_first_checkpoint(call) -> list:
     """Run `call()` with checkpoint writes that succeed and then raise KeyboardInterrupt, as a
     user's Ctrl-C right after a checkpoint would; returns the steps that were saved."""
-    from benchmarks import runner
+    from ntm_bench.benchmarks import runner
 
     saved = []
     original = runner.save_checkpoint
@@ -86,7 +86,7 @@ def tiny_profile(
 def snapshot(store_path):
     """Everything in a store but timings: runs' results, curves and evals, sorted (the crash tests
     compare an interrupted-then-rerun suite with an uninterrupted one by it)."""
-    from results.store import Store
+    from ntm_bench.results.store import Store
 
     store = Store(store_path)
     runs = store.runs()[

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from scipy import stats
 
-from reports import claims, claims_file, convergence, survival
-from reports.build import build_report
-from reports.reference import load_reference
-from results.store import Store
+from ntm_bench.reports import claims, claims_file, convergence, survival
+from ntm_bench.reports.build import build_report
+from ntm_bench.reports.reference import load_reference
+from ntm_bench.results.store import Store
 from test_reports import write_run
 
 REFERENCE = load_reference()
@@ -376,8 +376,8 @@ def test_paper_setting_mismatch_is_inconclusive_but_comparisons_still_count():
 
 
 def test_real_claims_load_and_name_known_models_and_tasks(tmp_path):
-    from models import MODELS
-    from tasks import TASKS
+    from ntm_bench.models import MODELS
+    from ntm_bench.tasks import TASKS
 
     loaded = claims_file.load_claims()
     assert len(loaded) >= 25 and len({c["id"] for c in loaded}) == len(loaded)
@@ -523,7 +523,7 @@ def test_diverged_seeds_are_named():
 
 
 def test_the_verdict_figure_and_learned_table(tmp_path):
-    from reports.verdict_figure import learned_table, verdict_figure
+    from ntm_bench.reports.verdict_figure import learned_table, verdict_figure
 
     runs, curves = frames(
         [run("ntm", s, converged=1000 * s) for s in (1, 2, 3)]

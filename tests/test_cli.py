@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 import run_suite
-from benchmarks.cli import COMMANDS, parse
+from ntm_bench.benchmarks.cli import COMMANDS, parse
 from conftest import tiny_profile
-from benchmarks import trained
-from results.store import Store
+from ntm_bench.benchmarks import trained
+from ntm_bench.results.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -264,8 +264,8 @@ def test_versus_refuses_a_nan_round_in_a_real_process():
 
 
 def test_a_report_folder_under_a_file_is_a_report_error(tmp_path):
-    from reports.build import prepare
-    from reports.data import ReportError
+    from ntm_bench.reports.build import prepare
+    from ntm_bench.reports.data import ReportError
 
     blocker = tmp_path / "file"
     blocker.write_text("x")

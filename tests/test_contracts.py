@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 import run_suite
-from benchmarks.config import load_profile
-from models import BUILTIN as BUILTIN_MODELS
-from models import MODELS
-from models.base import SequenceModel
-from results.store import Store
-from tasks import BUILTIN as BUILTIN_TASKS
-from tasks import TASKS
-from tasks.base import Task
+from ntm_bench.benchmarks.config import load_profile
+from ntm_bench.models import BUILTIN as BUILTIN_MODELS
+from ntm_bench.models import MODELS
+from ntm_bench.models.base import SequenceModel
+from ntm_bench.results.store import Store
+from ntm_bench.tasks import BUILTIN as BUILTIN_TASKS
+from ntm_bench.tasks import TASKS
+from ntm_bench.tasks.base import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,10 +81,10 @@ PACKAGES = ("models", "tasks", "benchmarks", "results", "reports")
 
 def project_modules():
     """(dotted name, path) of every module of the project's packages, and run_suite."""
-    yield "run_suite", ROOT / "run_suite.py"
+    yield "ntm_bench.run_suite", ROOT / "run_suite.py"
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
+            parts = ("ntm_bench",) + path.relative_to(ROOT).with_suffix("").parts
             yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
 
 
@@ -97,7 +97,7 @@ def test_no_module_re_exports_another_modules_names():
         for node in ast.walk(tree):
             if not (isinstance(node, ast.ImportFrom) and node.module):
                 continue
-            if node.module.split(".")[0] not in PACKAGES or node.level:
+            if node.module.split(".")[:2] not in [["ntm_bench", p] for p in PACKAGES]:
                 continue
             source = importlib.import_module(node.module)
             for alias in node.names:
@@ -161,9 +161,9 @@ def test_readme_examples_add_a_model_and_a_task_that_train(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("profile", ["quick", "replicate", "replicate_v2", "protocol"])
 def test_the_matched_lstm_has_the_ntms_parameter_count_on_every_task(profile):
-    from benchmarks.plan import resolve
-    from models import build_model
-    from tasks import build_task
+    from ntm_bench.benchmarks.plan import resolve
+    from ntm_bench.models import build_model
+    from ntm_bench.tasks import build_task
 
     loaded = load_profile(profile)
     for task_name in loaded.tasks:

@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import runner
-from benchmarks.config import ConfigError, load_profile
-from benchmarks.curriculum import Curriculum, read
-from benchmarks.plan import RunSpec, group_units, plan_runs
+from ntm_bench.benchmarks import runner
+from ntm_bench.benchmarks.config import ConfigError, load_profile
+from ntm_bench.benchmarks.curriculum import Curriculum, read
+from ntm_bench.benchmarks.plan import RunSpec, group_units, plan_runs
 from conftest import snapshot, suite_process, tiny_profile
-from reports import learning
-from reports.curriculum import draw_curriculum, growth
-from reports.style import model_colors, model_label, new_figure
-from results.store import Store
-from tasks import BUILTIN as BUILTIN_TASKS
-from tasks import TASKS
-from tasks.copy import Copy
+from ntm_bench.reports import learning
+from ntm_bench.reports.curriculum import draw_curriculum, growth
+from ntm_bench.reports.style import model_colors, model_label, new_figure
+from ntm_bench.results.store import Store
+from ntm_bench.tasks import BUILTIN as BUILTIN_TASKS
+from ntm_bench.tasks import TASKS
+from ntm_bench.tasks.copy import Copy
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEDULE = {"axis": "length", "start": 2, "every": 3, "step": 2}  # max_length 7: 2, 4, 6, 7, 7, ...

@@ -8,8 +8,8 @@ import warnings
 import pytest
 import torch
 
-from models import build_model
-from models import dnc_memory as dm
+from ntm_bench.models import build_model
+from ntm_bench.models import dnc_memory as dm
 
 D = torch.float64
 

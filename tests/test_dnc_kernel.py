@@ -10,9 +10,9 @@ fixture below shrinks its cache budget so that these tiny memories get segments 
 import pytest
 import torch
 
-from models import build_model
-from models import dnc_kernel as dk
-from models.fused_cell import seeds_logits
+from ntm_bench.models import build_model
+from ntm_bench.models import dnc_kernel as dk
+from ntm_bench.models.fused_cell import seeds_logits
 
 SIZES = {"controller_size": 6, "memory_size": 6, "memory_width": 4}
 

@@ -6,11 +6,17 @@ import sqlite3
 import pytest
 import torch
 
-from benchmarks.evaluate import eval_points, generalization, point_name, score_sequences, sweep_set
-from models import build_model
-from results.store import Store
-from tasks import build_task
-from tasks.base import Batch
+from ntm_bench.benchmarks.evaluate import (
+    eval_points,
+    generalization,
+    point_name,
+    score_sequences,
+    sweep_set,
+)
+from ntm_bench.models import build_model
+from ntm_bench.results.store import Store
+from ntm_bench.tasks import build_task
+from ntm_bench.tasks.base import Batch
 
 
 class Constant(torch.nn.Module):

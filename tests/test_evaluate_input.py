@@ -16,12 +16,12 @@ import pytest
 
 import run_suite
 from conftest import tiny_profile
-from benchmarks import baseline
-from benchmarks.config import ConfigError
-from benchmarks.reevaluate import parse_points, parse_shape
-from benchmarks.speed_suite import bench as speed_bench
-from benchmarks.speed_suite import checks as speed_checks
-from tasks.copy import Copy
+from ntm_bench.benchmarks import baseline
+from ntm_bench.benchmarks.config import ConfigError
+from ntm_bench.benchmarks.reevaluate import parse_points, parse_shape
+from ntm_bench.benchmarks.speed_suite import bench as speed_bench
+from ntm_bench.benchmarks.speed_suite import checks as speed_checks
+from ntm_bench.tasks.copy import Copy
 
 HUGE = "1180591620717411303424"  # 2**70: beyond every integer bound
 BIG = "1000000000"  # within MAX_INT: the task's own check_size bounds it (tasks.base.MAX_SIZE)

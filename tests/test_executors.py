@@ -6,7 +6,7 @@ import pytest
 
 import run_suite
 from conftest import tiny_profile
-from results.store import Store
+from ntm_bench.results.store import Store
 
 
 def results(store_path):

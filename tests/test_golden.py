@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 import run_suite
-from benchmarks.process import fingerprint
-from results.store import Store
+from ntm_bench.benchmarks.process import fingerprint
+from ntm_bench.results.store import Store
 
 GOLDEN = Path(__file__).with_name("golden")
 UPDATE = os.environ.get("NTM_BENCH_GOLDEN") == "update"

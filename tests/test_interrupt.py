@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import run_suite
-from benchmarks import runner
-from benchmarks.config import load_profile
-from benchmarks.process.faults import PAUSE_ENV, PAUSED
-from benchmarks.plan import plan_runs
+from ntm_bench.benchmarks import runner
+from ntm_bench.benchmarks.config import load_profile
+from ntm_bench.benchmarks.process.faults import PAUSE_ENV, PAUSED
+from ntm_bench.benchmarks.plan import plan_runs
 from conftest import snapshot, tiny_profile
 
 ROOT = Path(__file__).resolve().parent.parent

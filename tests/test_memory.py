@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from models import ntm_memory as mem
+from ntm_bench.models import ntm_memory as mem
 
 D = torch.float64
 

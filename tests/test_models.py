@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from models import MODELS, build_model
-from models.base import CompiledSteps, SequenceModel
+from ntm_bench.models import MODELS, build_model
+from ntm_bench.models.base import CompiledSteps, SequenceModel
 
 TINY = {
     "ntm": {"controller_size": 6, "memory_size": 5, "memory_width": 4},
@@ -131,7 +131,7 @@ def test_ntm_rejects_impossible_parameters(bad):
 
 
 def test_registry_names_select_the_controller():
-    from benchmarks.constructors import defaults
+    from ntm_bench.benchmarks.constructors import defaults
 
     assert defaults(MODELS["ntm_ff"])["controller"] == "feedforward"
     assert defaults(MODELS["ntm"])["controller"] == "lstm"

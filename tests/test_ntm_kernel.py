@@ -8,10 +8,10 @@ every step's."""
 import pytest
 import torch
 
-from models import build_model
-from models import ntm_kernel
-from models.fused_cell import seeds_logits
-from models.ntm_kernel import NTMSequence, ntm_sequence
+from ntm_bench.models import build_model
+from ntm_bench.models import ntm_kernel
+from ntm_bench.models.fused_cell import seeds_logits
+from ntm_bench.models.ntm_kernel import NTMSequence, ntm_sequence
 
 I, O = 3, 2  # input and output sizes
 SIZES = {"controller_size": 5, "memory_size": 6, "memory_width": 4}

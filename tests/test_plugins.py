@@ -8,18 +8,18 @@ import textwrap
 import pytest
 
 import run_suite
-from benchmarks import plugins
-from benchmarks.config import load_profile
-from benchmarks.profile_file import key_parts
-from models import MODELS
-from results.store import Store
-from tasks import TASKS
+from ntm_bench.benchmarks import plugins
+from ntm_bench.benchmarks.config import load_profile
+from ntm_bench.benchmarks.profile_file import key_parts
+from ntm_bench.models import MODELS
+from ntm_bench.results.store import Store
+from ntm_bench.tasks import TASKS
 
 CODE = '''
 import torch
 from torch import nn
-from models.base import SequenceModel
-from tasks.base import Batch, Task, random_bits, sizes
+from ntm_bench.models.base import SequenceModel
+from ntm_bench.tasks.base import Batch, Task, random_bits, sizes
 
 
 class Tiny(SequenceModel):
@@ -225,7 +225,7 @@ def test_a_plugin_named_on_the_command_line(package, capsys):
     [
         (
             ["--models", "myplugins:NotAModel"],
-            "plugin 'myplugins:NotAModel' is not a models.base.SequenceModel subclass",
+            "plugin 'myplugins:NotAModel' is not a ntm_bench.models.base.SequenceModel subclass",
         ),
         (["--models", "myplugins:Missing"], "module myplugins has no attribute 'Missing'"),
         (

@@ -4,7 +4,7 @@ seed group's wall time is shared by its seeds."""
 
 import pandas as pd
 
-from benchmarks.protocols import comparison, decision
+from ntm_bench.benchmarks.protocols import comparison, decision
 
 
 def run(run_id, profile, seed, started_at, wall_s):

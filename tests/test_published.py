@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import run_suite
-from benchmarks import published
-from results.store import Store
+from ntm_bench.benchmarks import published
+from ntm_bench.results.store import Store
 
 PROFILE = """
 seeds: [1, 2]
@@ -146,7 +146,7 @@ def test_import_of_a_missing_folder_is_an_error(tmp_path, capsys):
 
 
 def test_a_changed_verdict_is_reported(tmp_path):
-    from reports.verdicts import changed_verdicts
+    from ntm_bench.reports.verdicts import changed_verdicts
 
     committed = tmp_path / "claims.csv"
     pd.DataFrame({"id": ["a", "b"], "verdict": ["holds", "inconclusive"]}).to_csv(

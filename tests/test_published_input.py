@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import published
+from ntm_bench.benchmarks import published
 
 REPLICATE = Path(__file__).resolve().parent.parent / "results" / "published" / "replicate"
 GOOD = sorted((REPLICATE / "copy" / "lstm").glob("seed*-*.json"))[0]
@@ -404,7 +404,7 @@ def test_export_only_reads_its_store(store, tmp_path, capsys):
 
 def test_a_report_from_a_bad_published_file_is_one_line(tmp_path, monkeypatch, capsys):
     import run_suite
-    from reports import build
+    from ntm_bench.reports import build
 
     (tmp_path / "zz" / "copy").mkdir(parents=True)
     (tmp_path / "zz" / "copy" / GOOD.name).write_text(GOOD.read_text()[:300])
@@ -423,8 +423,8 @@ def test_every_published_run_is_one_the_replicate_profile_plans():
     """The profile, resolved by today's code, gives the published runs' run_ids: a parameter a
     model gained later (models.base `later_params`, the NTM's controller_layers) stays out of the
     config at its default, and enters it, a new run, where a profile sets another value."""
-    from benchmarks.config import load_profile
-    from benchmarks.plan import plan_runs, resolve
+    from ntm_bench.benchmarks.config import load_profile
+    from ntm_bench.benchmarks.plan import plan_runs, resolve
 
     profile = load_profile("replicate")
     planned = {s.run_id for s in plan_runs(profile, list(profile.models), list(profile.tasks))}

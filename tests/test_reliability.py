@@ -8,9 +8,9 @@ import pytest
 
 import run_suite
 from conftest import snapshot, suite_process, tiny_profile
-from models import MODELS
-from models.lstm import LSTM
-from results.store import Store
+from ntm_bench.models import MODELS
+from ntm_bench.models.lstm import LSTM
+from ntm_bench.results.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

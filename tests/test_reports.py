@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import tables
-from reports.build import build_report
-from reports.data import ReportError
-from reports.reference import load_reference, setting_matches
-from results.store import Store
+from ntm_bench.reports import tables
+from ntm_bench.reports.build import build_report
+from ntm_bench.reports.data import ReportError
+from ntm_bench.reports.reference import load_reference, setting_matches
+from ntm_bench.results.store import Store
 
 MODELS, TASKS, SEEDS = ("ntm", "lstm"), ("copy", "ngrams"), (1, 2, 3)
 # Final validation costs chosen so the statistics are easy by hand (ntm/copy seed 3 diverges).

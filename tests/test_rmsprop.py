@@ -6,9 +6,9 @@ import io
 import pytest
 import torch
 
-from benchmarks.config import TrainConfig
-from benchmarks.rmsprop import GravesRMSprop
-from benchmarks.train import make_optimizer
+from ntm_bench.benchmarks.config import TrainConfig
+from ntm_bench.benchmarks.rmsprop import GravesRMSprop
+from ntm_bench.benchmarks.train import make_optimizer
 
 
 def stepped(param: torch.Tensor, optimizer: torch.optim.Optimizer, grads) -> list[torch.Tensor]:

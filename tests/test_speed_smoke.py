@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks.batched import SeedStack
-from benchmarks.speed_suite import bench as speed_bench
-from benchmarks.speed_suite import configs, output
-from benchmarks.speed_suite import memory as speed_memory
-from benchmarks.speed_suite import timing as speed_timing
-from benchmarks.process.allocator import tune_malloc
-from models import BUILTIN, MODELS
-from reports import speed as speed_report
-from tasks.base import Batch
+from ntm_bench.benchmarks.batched import SeedStack
+from ntm_bench.benchmarks.speed_suite import bench as speed_bench
+from ntm_bench.benchmarks.speed_suite import configs, output
+from ntm_bench.benchmarks.speed_suite import memory as speed_memory
+from ntm_bench.benchmarks.speed_suite import timing as speed_timing
+from ntm_bench.benchmarks.process.allocator import tune_malloc
+from ntm_bench.models import BUILTIN, MODELS
+from ntm_bench.reports import speed as speed_report
+from ntm_bench.tasks.base import Batch
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = configs.PROFILES["smoke"].seeds[0]  # the smoke profile's one batched seed count
@@ -267,8 +267,8 @@ def test_interleaved_rows_time_every_contender_in_turns_with_ratios_between_them
     """benchmarks/speed_suite/interleaved.py at toy sizes: the reference, each model (on a CPU the
     memory models' native kernels, which have no compiled variant), per-round times, and `vs`
     ratios that agree with them."""
-    from benchmarks.speed_suite.interleaved import format_pairs, run_interleaved
-    from benchmarks.speed_suite.configs import SMOKE_SIZES
+    from ntm_bench.benchmarks.speed_suite.interleaved import format_pairs, run_interleaved
+    from ntm_bench.benchmarks.speed_suite.configs import SMOKE_SIZES
 
     rows = run_interleaved(
         ["ntm", "dnc"],

@@ -12,9 +12,9 @@ import subprocess
 
 import pytest
 
-from results.schema import StoreError
+from ntm_bench.results.schema import StoreError
 
-from results.store import Store
+from ntm_bench.results.store import Store
 
 CONFIG = {"format_version": 2, "model": "lstm", "task": "copy", "seed": 1}
 CURVE = {"split": "val", "step": 2, "sequences": 4, "cost_bits": 1.5, "bit_errors": 0.5}
@@ -309,7 +309,7 @@ TRAINED = [
 
 @pytest.mark.parametrize("case,argv,message", TRAINED, ids=[t[0] for t in TRAINED])
 def test_trained_bad_input(case, argv, message, tmp_path, capsys):
-    from benchmarks import trained
+    from ntm_bench.benchmarks import trained
 
     args = trained_argv(tmp_path, *argv)
     files = contents(tmp_path)
@@ -330,7 +330,7 @@ def contents(folder) -> dict:
 
 
 def test_trained_list_and_prune_only_read_the_store(tmp_path, capsys):
-    from benchmarks import trained
+    from ntm_bench.benchmarks import trained
 
     args = trained_argv(tmp_path, "--store", "{S}")
     before = digest(tmp_path / "s.sqlite")

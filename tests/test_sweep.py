@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 import run_suite
-from benchmarks.config import ConfigError, load_profile
-from benchmarks.sweep import disagreements, sweep_specs, sweep_table
+from ntm_bench.benchmarks.config import ConfigError, load_profile
+from ntm_bench.benchmarks.sweep import disagreements, sweep_specs, sweep_table
 from tests.conftest import tiny_profile
 
 SWEEP = {"rates": [0.001, 0.003, 0.01], "seeds": [1, 2], "fraction": 0.5}

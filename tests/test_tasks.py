@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tasks import TASKS, build_task
-from tasks.base import bit_errors, cost_bits
+from ntm_bench.tasks import TASKS, build_task
+from ntm_bench.tasks.base import bit_errors, cost_bits
 
 SMALL = {
     "copy": {"width": 3, "max_length": 4},

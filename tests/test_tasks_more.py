@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 import torch
 
-from models import build_model
-from tasks import TASKS, build_task
-from tasks.base import Batch, per_sequence_bce_bits
-from tasks.ngrams import arcsine
+from ntm_bench.models import build_model
+from ntm_bench.tasks import TASKS, build_task
+from ntm_bench.tasks.base import Batch, per_sequence_bce_bits
+from ntm_bench.tasks.ngrams import arcsine
 
 
 def generator(seed):

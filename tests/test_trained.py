@@ -4,10 +4,10 @@ cost is the stored final one; pruning is explicit and a pruned run says so."""
 import pytest
 
 import run_suite
-from benchmarks.evaluate import score, validation_set
+from ntm_bench.benchmarks.evaluate import score, validation_set
 from conftest import tiny_profile
-from benchmarks import trained
-from results.store import Store
+from ntm_bench.benchmarks import trained
+from ntm_bench.results.store import Store
 
 
 @pytest.fixture(scope="module")

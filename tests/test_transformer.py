@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from models import build_model
-from models import transformer as tr
-from models.lstm_matched import LSTMMatched, lstm_param_count, matched_hidden_size
+from ntm_bench.models import build_model
+from ntm_bench.models import transformer as tr
+from ntm_bench.models.lstm_matched import LSTMMatched, lstm_param_count, matched_hidden_size
 
 POSITIONAL = tr.POSITIONAL
 SMALL = {"d_model": 8, "num_layers": 2, "num_heads": 2, "feedforward": 16}
@@ -212,9 +212,9 @@ def test_lstm_matched_rejects_targets_below_one_unit():
 def test_a_dropout_run_repeats_whatever_the_global_rng_held_before(tmp_path):
     """Dropout draws from torch's global RNG while training; the runner seeds it from the run's
     seed, so the same run from scratch gives the same curve after any history."""
-    from benchmarks.config import load_profile
-    from benchmarks.plan import plan_runs
-    from benchmarks.runner import execute
+    from ntm_bench.benchmarks.config import load_profile
+    from ntm_bench.benchmarks.plan import plan_runs
+    from ntm_bench.benchmarks.runner import execute
     from conftest import tiny_profile
 
     profile = tiny_profile(

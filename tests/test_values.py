@@ -2,11 +2,11 @@
 
 import pytest
 
-from benchmarks.config import ConfigError, load_profile
-from benchmarks.plan import resolve
-from benchmarks import constructors
-from benchmarks.values import ValueProblem, coerce, coerce_keys
-from models.base import SequenceModel
+from ntm_bench.benchmarks.config import ConfigError, load_profile
+from ntm_bench.benchmarks.plan import resolve
+from ntm_bench.benchmarks import constructors
+from ntm_bench.benchmarks.values import ValueProblem, coerce, coerce_keys
+from ntm_bench.models.base import SequenceModel
 
 
 @pytest.mark.parametrize(

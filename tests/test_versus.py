@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.speed_suite import versus
-from benchmarks.speed_suite.configs import SMOKE_SIZES
-from models import BUILTIN, MODELS
+from ntm_bench.benchmarks.speed_suite import versus
+from ntm_bench.benchmarks.speed_suite.configs import SMOKE_SIZES
+from ntm_bench.models import BUILTIN, MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 

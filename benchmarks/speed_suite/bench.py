@@ -42,14 +42,14 @@ from typing import NamedTuple
 
 import torch
 
-from benchmarks.batched import SeedStack
-from benchmarks.process.allocator import tune_malloc
-from benchmarks.process.threads import intra_op_threads
-from benchmarks.speed_suite.checks import check_run_options
-from benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb
-from benchmarks.speed_suite.output import common_fields, log, make_row, write
-from benchmarks.speed_suite.timing import cold_compile, measure
-from benchmarks.speed_suite.configs import (
+from ntm_bench.benchmarks.batched import SeedStack
+from ntm_bench.benchmarks.process.allocator import tune_malloc
+from ntm_bench.benchmarks.process.threads import intra_op_threads
+from ntm_bench.benchmarks.speed_suite.checks import check_run_options
+from ntm_bench.benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb
+from ntm_bench.benchmarks.speed_suite.output import common_fields, log, make_row, write
+from ntm_bench.benchmarks.speed_suite.timing import cold_compile, measure
+from ntm_bench.benchmarks.speed_suite.configs import (
     PROFILES,
     REFERENCE,
     REFERENCE_LABEL,
@@ -61,9 +61,9 @@ from benchmarks.speed_suite.configs import (
     model_params,
     plan,
 )
-from benchmarks.devices import resolve_device
-from models import MODELS
-from tasks.base import Batch
+from ntm_bench.benchmarks.devices import resolve_device
+from ntm_bench.models import MODELS
+from ntm_bench.tasks.base import Batch
 
 
 class Measured(NamedTuple):

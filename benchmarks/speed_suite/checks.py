@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 
-from benchmarks.config import ConfigError
-from benchmarks.process.destinations import check_destination
-from benchmarks.values import MAX_INT
+from ntm_bench.benchmarks.config import ConfigError
+from ntm_bench.benchmarks.process.destinations import check_destination
+from ntm_bench.benchmarks.values import MAX_INT
 
 # torch.set_num_threads takes up to 2**31 - 1 and then tries to start them all; no machine this
 # suite runs on has a thousand cores, so a larger --threads is a typo
@@ -50,8 +50,8 @@ def check_store(store_path: str) -> None:
     """--store opens as a results store (created if missing) that takes writes: opening for
     writing probes that (results.schema.probe_write), since a read-only file would open and fail
     only at the first row, after the measuring."""
-    from results.schema import StoreError
-    from results.store import Store
+    from ntm_bench.results.schema import StoreError
+    from ntm_bench.results.store import Store
 
     try:
         Store(store_path).close()

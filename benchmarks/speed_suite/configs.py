@@ -13,11 +13,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from benchmarks import constructors
-from benchmarks.seeding import seeded
-from models import MODELS
-from tasks.base import Batch
-from tasks.copy import Copy
+from ntm_bench.benchmarks import constructors
+from ntm_bench.benchmarks.seeding import seeded
+from ntm_bench.models import MODELS
+from ntm_bench.tasks.base import Batch
+from ntm_bench.tasks.copy import Copy
 
 WIDTH = 8  # copy's bit width: input 9 (with the delimiter), output 8
 REFERENCE = "lstm_ref"

@@ -26,12 +26,12 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from benchmarks.process.allocator import tune_malloc
-from benchmarks.process.threads import intra_op_threads
-from benchmarks.devices import resolve_device
-from benchmarks.speed_suite.timing import make_step, sync
-from benchmarks.speed_suite.output import common_fields, log, make_row, write
-from benchmarks.speed_suite.configs import (
+from ntm_bench.benchmarks.process.allocator import tune_malloc
+from ntm_bench.benchmarks.process.threads import intra_op_threads
+from ntm_bench.benchmarks.devices import resolve_device
+from ntm_bench.benchmarks.speed_suite.timing import make_step, sync
+from ntm_bench.benchmarks.speed_suite.output import common_fields, log, make_row, write
+from ntm_bench.benchmarks.speed_suite.configs import (
     PAPER_SIZES,
     REFERENCE,
     REFERENCE_LABEL,
@@ -39,7 +39,7 @@ from benchmarks.speed_suite.configs import (
     copy_batch,
     model_params,
 )
-from tasks.base import Batch
+from ntm_bench.tasks.base import Batch
 
 STEPS = 41  # copy length 20, delimiter, 20 outputs
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks.speed_suite.configs import WIDTH, Config
-from models import MODELS
+from ntm_bench.benchmarks.speed_suite.configs import WIDTH, Config
+from ntm_bench.models import MODELS
 
 MB = 2**20
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.process.allocator import tune_malloc
-from benchmarks.process.fingerprint import fingerprint
-from benchmarks.speed_suite.configs import REFERENCE
+from ntm_bench.benchmarks.process.allocator import tune_malloc
+from ntm_bench.benchmarks.process.fingerprint import fingerprint
+from ntm_bench.benchmarks.speed_suite.configs import REFERENCE
 
 
 def common_fields(device: str, threads: int) -> dict:
@@ -96,7 +96,7 @@ def describe(row: dict) -> str:
 def write(rows: list[dict], store_path: str | None, json_path: str | None) -> None:
     """Rows into the store's speed table (upserts) and into a JSON list (a temp file, renamed)."""
     if store_path:
-        from results.store import Store
+        from ntm_bench.results.store import Store
 
         store = Store(store_path)
         try:

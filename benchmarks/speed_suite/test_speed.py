@@ -19,11 +19,17 @@ import os
 import pytest
 import torch
 
-from benchmarks.process.threads import intra_op_threads
-from benchmarks.process.allocator import tune_malloc
-from benchmarks.speed_suite.timing import make_step, sync
-from benchmarks.speed_suite.configs import PAPER_SIZES, REFERENCE, build, copy_batch, model_params
-from models import MODELS
+from ntm_bench.benchmarks.process.threads import intra_op_threads
+from ntm_bench.benchmarks.process.allocator import tune_malloc
+from ntm_bench.benchmarks.speed_suite.timing import make_step, sync
+from ntm_bench.benchmarks.speed_suite.configs import (
+    PAPER_SIZES,
+    REFERENCE,
+    build,
+    copy_batch,
+    model_params,
+)
+from ntm_bench.models import MODELS
 
 DEVICE = torch.device(os.environ.get("NTM_BENCH_DEVICE", "cpu"))
 STEPS = 41  # copy length 20, delimiter, 20 outputs

@@ -19,10 +19,10 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from benchmarks.batched import SeedStack
-from benchmarks.speed_suite.configs import Timing
-from benchmarks.speed_suite.memory import peak_memory
-from tasks.base import Batch, cost_bits
+from ntm_bench.benchmarks.batched import SeedStack
+from ntm_bench.benchmarks.speed_suite.configs import Timing
+from ntm_bench.benchmarks.speed_suite.memory import peak_memory
+from ntm_bench.tasks.base import Batch, cost_bits
 
 
 class StepParts(NamedTuple):

@@ -32,21 +32,23 @@ from typing import NamedTuple
 
 import torch
 
-from benchmarks import constructors
-from benchmarks.process.threads import intra_op_threads
-from benchmarks.process.allocator import tune_malloc
-from benchmarks.speed_suite.timing import make_step
-from benchmarks.speed_suite.configs import PAPER_SIZES, SMOKE_SIZES, WIDTH, copy_batch
-from benchmarks.speed_suite.interleaved import STEPS, time_rounds
-from benchmarks.values import MAX_INT
-from models import MODELS
-from benchmarks.cli import Parser
-from benchmarks.seeding import seeded
-from tasks.base import Batch
+from ntm_bench.benchmarks import constructors
+from ntm_bench.benchmarks.process.threads import intra_op_threads
+from ntm_bench.benchmarks.process.allocator import tune_malloc
+from ntm_bench.benchmarks.speed_suite.timing import make_step
+from ntm_bench.benchmarks.speed_suite.configs import PAPER_SIZES, SMOKE_SIZES, WIDTH, copy_batch
+from ntm_bench.benchmarks.speed_suite.interleaved import STEPS, time_rounds
+from ntm_bench.benchmarks.values import MAX_INT
+from ntm_bench.models import MODELS
+from ntm_bench.benchmarks.cli import Parser
+from ntm_bench.benchmarks.seeding import seeded
+from ntm_bench.tasks.base import Batch
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("eager", "compiled")
-IMPORT = re.compile(r"^(\s*)(from|import)\s+models(?=[\s.]|$)", re.MULTILINE)
+# a revision's own imports of its models: `ntm_bench.models` since the one namespace, `models`
+# before it
+IMPORT = re.compile(r"^(\s*)(from|import)\s+(?:ntm_bench\.)?models(?=[\s.]|$)", re.MULTILINE)
 # Four times the speed suite's largest batch: beyond it one paper-size iteration on a CPU takes
 # seconds and its memory gigabytes, so a larger --batches is a typo.
 MAX_BATCH = 1024

@@ -7,7 +7,7 @@ parameters as annotated keywords with defaults, and maps inputs [T, B, I] to log
 import torch
 from torch import nn
 
-from models.base import SequenceModel, expand_initial, positive
+from ntm_bench.models.base import SequenceModel, expand_initial, positive
 
 
 class GRU(SequenceModel):

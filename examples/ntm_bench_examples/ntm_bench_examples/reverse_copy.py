@@ -14,7 +14,7 @@ random number from the generator it is given.
 
 import torch
 
-from tasks.base import Batch, Task, random_bits, sizes
+from ntm_bench.tasks.base import Batch, Task, random_bits, sizes
 
 
 class ReverseCopy(Task):
