@@ -15,30 +15,22 @@ once instead of K times. Every seed keeps what it would have alone:
 - its own curve, convergence step and divergence: a seed that stops (converged with
   `stop_on_converge`, or diverged) has its parameters snapshotted and its curve closed, while
   the others go on. That bookkeeping, with the log window, validation, checkpoints and Ctrl-C,
-  is the cadence one run has too (benchmarks/cadence.py); this module adds the K-seed step.
+  is the cadence one run has too (benchmarks/cadence.py), and the loop is one run's
+  (benchmarks/train.py train); this module adds the K-seed step, as the Trainee Seeds.
 Results match training each seed alone to float rounding (the tests check 1e-5), not bit for bit.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import NamedTuple
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from ntm_bench.benchmarks.cadence import (
-    Cadence,
-    Divergence,
-    LoopState,
-    StepScores,
-    from_group_snapshot,
-    group_snapshot,
-)
+from ntm_bench.benchmarks.cadence import StepScores
 from ntm_bench.benchmarks.config import TrainConfig
-from ntm_bench.benchmarks.curriculum import scheduled
-from ntm_bench.benchmarks.evaluate import score, score_chunks
-from ntm_bench.benchmarks.train import make_optimizer, progress_bar
+from ntm_bench.benchmarks.evaluate import score_chunks
+from ntm_bench.benchmarks.train import make_optimizer
 from ntm_bench.tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
 
 
@@ -157,95 +149,46 @@ def seeds_step(
     return StepScores(costs.detach().tolist(), errors, diverged)
 
 
-class SeedRun(NamedTuple):
-    """One seed of a trained group."""
+class Seeds:
+    """K seeds of one config as a Trainee (benchmarks/train.py): one SeedStack, one optimizer over
+    the stacked parameters, one data generator per seed."""
 
-    curves: list  # dicts: split, step, sequences, cost_bits, bit_errors, wall_s
-    converged_step: int | None
-    diverged: Divergence | None
-    wall_s: float  # the group's wall time: the seeds trained together
-    model: torch.nn.Module  # the seed's own model, as it stopped
+    def __init__(self, models: list[torch.nn.Module], cfg: TrainConfig, generators: list):
+        self.stack, self.cfg, self.generators = SeedStack(models), cfg, generators
+        if cfg.compile:  # the K-seed pass's chunks; a model without one trains eager (tested)
+            self.stack.compile_step()
+        self.k = self.stack.k
+        self.device = next(iter(self.stack.params.values())).device
+        self.params = list(self.stack.params.values())
+        self.optimizer = make_optimizer(self.params, cfg)
 
+    def draw(self, task: Task) -> Batch:
+        batch = stack_batches([task.sample(self.cfg.batch_size, g) for g in self.generators])
+        return Batch(*(t.to(self.device) for t in batch))
 
-def train_seeds(
-    models: list[torch.nn.Module],
-    task: Task,
-    cfg: TrainConfig,
-    generators: list[torch.Generator],
-    validation: Batch,
-    resume: dict | None = None,
-    on_checkpoint=None,
-    on_point=lambda k, point: None,
-    description: str = "",
-) -> list[SeedRun]:
-    """Train K models (one generator per seed) as one; returns a SeedRun per seed. Logging,
-    validation, checkpoints, Ctrl-C and divergence follow benchmarks/cadence.py, per seed."""
-    stack = SeedStack(models)
-    if cfg.compile:  # the K-seed pass's chunks; a model without one trains eager, as tests check
-        stack.compile_step()
-    device = next(iter(stack.params.values())).device
-    params = list(stack.params.values())
-    optimizer = make_optimizer(params, cfg)
-    state = None if resume is None else resumed(stack, optimizer, generators, resume)
+    def step(self, batch: Batch, step: int) -> StepScores:
+        return seeds_step(self.stack, self.optimizer, self.params, batch, self.cfg)
 
-    def validate() -> list[tuple[float, float]]:
-        costs, errors = score_seeds(stack, validation)
+    def validate(self, validation: Batch) -> list[tuple[float, float]]:
+        costs, errors = score_seeds(self.stack, validation)
         return list(zip(costs.tolist(), errors.tolist()))
 
-    save = None if on_checkpoint is None else saver(stack, optimizer, generators, on_checkpoint)
-    cadence = Cadence(
-        cfg, stack.k, validate, save, freeze=stack.seed_params, on_point=on_point, state=state
-    )
-    # one schedule, by the group's step, for every seed
-    training_task = scheduled(task, cfg.curriculum)
-    bar = progress_bar(cfg.steps, state.step if state else 0, description)
-    with bar, cadence:
-        while cadence.running():
-            # Stopped seeds still draw their batches: every generator stays where it would be alone.
-            drawn = training_task(cadence.state.step)
-            batch = stack_batches([drawn.sample(cfg.batch_size, g) for g in generators])
-            cadence.after_step(
-                seeds_step(stack, optimizer, params, Batch(*(t.to(device) for t in batch)), cfg)
-            )
-            bar.update(1)
-    # A stopped seed is scored and returned as it stopped: frozen parameters ({}: the current ones).
-    final = cadence.finish(
-        lambda k: score(stack.model(k, cadence.state.stopped[k] or None), validation)
-    )
-    return [
-        SeedRun(
-            final.curves[k],
-            final.converged[k],
-            final.diverged[k],
-            cadence.wall_s(),
-            stack.model(k, final.stopped[k] or None),
-        )
-        for k in range(stack.k)
-    ]
+    def freeze(self, k: int) -> dict:
+        return self.stack.seed_params(k)
 
+    def model(self, k: int, stopped: dict) -> torch.nn.Module:
+        return self.stack.model(k, stopped or None)
 
-def resumed(stack: SeedStack, optimizer, generators: list, resume: dict) -> LoopState:
-    """Restore the stacked parameters, optimizer and generators of a group's snapshot (`saver`'s);
-    returns the loop state to go on from."""
-    for name, value in resume["params"].items():
-        stack.params[name].data.copy_(value)
-    optimizer.load_state_dict(resume["optimizer"])
-    for generator, saved in zip(generators, resume["generators"]):
-        generator.set_state(saved)
-    return from_group_snapshot(resume)
+    def weights(self) -> dict:
+        return {
+            "weights": {n: p.detach().clone() for n, p in self.stack.params.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "generators": [g.get_state() for g in self.generators],
+        }
 
-
-def saver(stack: SeedStack, optimizer, generators: list, on_checkpoint):
-    """The cadence's checkpoint call for a seed group: everything `resumed` needs."""
-
-    def save(loop: LoopState) -> None:
-        on_checkpoint(
-            {
-                "params": {n: p.detach().clone() for n, p in stack.params.items()},
-                "optimizer": optimizer.state_dict(),
-                "generators": [g.get_state() for g in generators],
-                **group_snapshot(loop),
-            }
-        )
-
-    return save
+    def restore(self, saved: dict) -> None:
+        for name, value in saved["weights"].items():
+            self.stack.params[name].data.copy_(value)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        for generator, state in zip(self.generators, saved["generators"]):
+            generator.set_state(state)

@@ -1,15 +1,15 @@
 """The training cadence: everything that happens around the optimizer steps, for one run
 (benchmarks/train.py) and for K seeds trained as one stacked model (benchmarks/batched.py) alike.
 
-The loops own only their step function (forward, backward, clip, optimizer step). After each
-step they hand the cadence every seed's cost and bit errors, and it does the rest, in this order,
+The loop (benchmarks/train.py) owns only the step of what it trains (forward, backward, clip,
+optimizer step). After each step it hands the cadence every seed's cost and bit errors, and the
+cadence does the rest, in this order,
 so that every checkpoint, periodic or on Ctrl-C, is a step boundary:
 
     step n ──> fault points   benchmarks/process/faults.py: the crash-safety tests kill or pause
                               here
            ──> divergence     a seed whose loss or gradient is non-finite stops, its curve closed
-                              (one run: its step function raises Diverged before the parameters
-                              change, and the exception leaves the cadence carrying the curve)
+                              (its parameters were left as they were before that step)
            ──> log window     each seed's cost and errors summed; every log_interval steps and at
                               the last step their mean is a "train" point and the window restarts
            ──> validation     every eval_interval steps and at the last: a "val" point per seed;
@@ -21,8 +21,7 @@ so that every checkpoint, periodic or on Ctrl-C, is a step boundary:
 
 The loop ends at the last step or when no seed is left training; `finish` then gives a final
 "val" point to any seed whose curve does not end in one. LoopState is all a checkpoint needs to go
-on bit for bit; run_snapshot and group_snapshot write it in the two checkpoint formats (one run,
-a seed group) as they have always been, so older checkpoints still resume.
+on bit for bit; `snapshot` writes it, one format for a run and a seed group.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ class Diverged(RuntimeError):
     def __init__(self, step: int, what: str):
         super().__init__(f"non-finite {what} at step {step}")
         self.step, self.what = step, what
-        self.curves: list = []  # the curve points recorded before the divergence
 
 
 class Divergence(NamedTuple):
@@ -101,40 +99,20 @@ class LoopState:
         )
 
 
-def run_snapshot(state: LoopState) -> dict:
-    """A single run's checkpoint fields (train.py adds model, optimizer and generator)."""
+# The checkpoint format: 2 since one loop trains a run and a seed group alike (format 1, before
+# it, had one layout per loop and no "format" key). The trainee's weights, optimizer and
+# generators (benchmarks/train.py Trainee.weights) sit beside these fields.
+CHECKPOINT_FORMAT = 2
+
+
+def snapshot(state: LoopState) -> dict:
+    """The loop's checkpoint fields, plain Python and tensors: a checkpoint loads with
+    torch.load(weights_only=True), without this module's classes."""
     return {
-        "step": state.step,
-        "curves": list(state.curves[0]),
-        "converged_step": state.converged[0],
-        "elapsed": state.elapsed,
-        "window": tuple(state.windows[0]),
-    }
-
-
-def from_run_snapshot(snapshot: dict, cfg: TrainConfig) -> LoopState:
-    """The LoopState of a single run's checkpoint; it stopped if it converged under
-    stop_on_converge."""
-    converged = snapshot["converged_step"]
-    stopped = {} if cfg.stop_on_converge and converged is not None else None
-    return LoopState(
-        snapshot["step"],
-        [list(snapshot["curves"])],
-        [converged],
-        [None],
-        [stopped],
-        [Window(*snapshot["window"])],
-        snapshot["elapsed"],
-    )
-
-
-def group_snapshot(state: LoopState) -> dict:
-    """A seed group's checkpoint fields (batched.py adds parameters, optimizer and generators)."""
-    return {
+        "format": CHECKPOINT_FORMAT,
         "step": state.step,
         "curves": copy.deepcopy(state.curves),
         "converged": list(state.converged),
-        # plain tuples in the checkpoint: it loads without this module's classes
         "diverged": [None if d is None else tuple(d) for d in state.diverged],
         "stopped": copy.deepcopy(state.stopped),
         "windows": [list(w) for w in state.windows],
@@ -142,15 +120,16 @@ def group_snapshot(state: LoopState) -> dict:
     }
 
 
-def from_group_snapshot(snapshot: dict) -> LoopState:
+def from_snapshot(saved: dict) -> LoopState:
+    """The LoopState of a checkpoint (`snapshot`'s fields)."""
     return LoopState(
-        snapshot["step"],
-        [list(c) for c in snapshot["curves"]],
-        list(snapshot["converged"]),
-        [None if d is None else Divergence(*d) for d in snapshot["diverged"]],
-        list(snapshot["stopped"]),
-        [Window(*w) for w in snapshot["windows"]],
-        snapshot["elapsed"],
+        saved["step"],
+        [list(c) for c in saved["curves"]],
+        list(saved["converged"]),
+        [None if d is None else Divergence(*d) for d in saved["diverged"]],
+        list(saved["stopped"]),
+        [Window(*w) for w in saved["windows"]],
+        saved["elapsed"],
     )
 
 
@@ -221,8 +200,6 @@ class Cadence:
                 self._previous if self._previous is not None else signal.default_int_handler,
             )
             self._installed = False
-        if isinstance(error, Diverged) and len(self.state.curves) == 1:
-            error.curves = self.state.curves[0]  # the runner stores the curve up to the divergence
         return False
 
     def _interrupt(self, signum, frame) -> None:
@@ -253,7 +230,7 @@ class Cadence:
             if step % cfg.log_interval == 0 or step == cfg.steps:
                 self._append(k, "train", window.cost / window.n, window.errors / window.n)
                 state.windows[k] = Window()
-        if step % cfg.eval_interval == 0 or step == cfg.steps:
+        if (step % cfg.eval_interval == 0 or step == cfg.steps) and self.training():
             scored = self.validate()
             for k in self.training():
                 self._validated(k, *scored[k])

@@ -76,7 +76,7 @@ def replay(document: dict, steps: int) -> Replay:
     steps and return its curve points beside the published ones up to that step."""
     from ntm_bench.benchmarks.plan import RunSpec
     from ntm_bench.benchmarks.runner import prepare
-    from ntm_bench.benchmarks.train import train
+    from ntm_bench.benchmarks.train import OneModel, train
 
     run = document["run"]
     spec = RunSpec.from_config(json.loads(run["config_json"]), run["profile"])
@@ -91,7 +91,7 @@ def replay(document: dict, steps: int) -> Replay:
         model.compile_step()
     # A shorter run adds a last point at `steps` that the full run has only if `steps` falls on
     # its log and evaluation cadence: compare the points both have.
-    result = train(model, task, short.train, data, validation)
+    (result,) = train(OneModel(model, short.train, data), task, short.train, validation)
     keep = {(c["split"], c["step"]) for c in document["curves"]}
     retrained = [c for c in result.curves if (c["split"], c["step"]) in keep]
     published = [c for c in document["curves"] if c["step"] <= steps]

@@ -27,8 +27,8 @@ from ntm_bench.benchmarks.devices import resolve_device
 from ntm_bench.benchmarks.evaluate import generalization, trace, validation_set
 from ntm_bench.benchmarks.plan import RunSpec
 from ntm_bench.benchmarks.seeding import derived_seed, seeded
-from ntm_bench.benchmarks.cadence import Diverged
-from ntm_bench.benchmarks.train import train
+from ntm_bench.benchmarks.cadence import CHECKPOINT_FORMAT, Diverged
+from ntm_bench.benchmarks.train import OneModel, SeedRun, train
 from ntm_bench.models.base import SequenceModel
 from ntm_bench.benchmarks.trained import save_weights
 from ntm_bench.benchmarks.plugins import build_model, build_task
@@ -62,11 +62,11 @@ def save_checkpoint(path: Path, snapshot: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict | None:
     """The snapshot at `path`, or None if there is none; a corrupt file is set aside with a
-    warning."""
+    warning, and one of another format (an older version's) is a ValueError that says so."""
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unreadable file: keep it for inspection, start over
         aside = path.with_suffix(".corrupt")
         os.replace(path, aside)
@@ -76,6 +76,15 @@ def load_checkpoint(path: Path) -> dict | None:
             stacklevel=2,
         )
         return None
+    found = saved.get("format", 1) if isinstance(saved, dict) else None
+    if found != CHECKPOINT_FORMAT:
+        # not read, not replaced: the user decides whether its progress is worth an old version
+        raise ValueError(
+            f"checkpoint {path} has format {found}, this version of ntm-bench reads format "
+            f"{CHECKPOINT_FORMAT} only: resume it with the version that wrote it, or delete it to "
+            "train the run from scratch"
+        )
+    return saved
 
 
 def git_sha() -> str | None:
@@ -240,35 +249,23 @@ def execute(
         # what a model draws from torch's global RNG while it trains (dropout) comes from the
         # run's seed, so a rerun from scratch repeats it (a resumed one does not: the state is
         # not checkpointed; the built-in models draw nothing, their dropout defaults to 0)
-        trained = seeded(
+        (run,) = seeded(
             derived_seed(spec.seed, "noise"),
             lambda: train(
-                model,
+                OneModel(model, spec.train, data),
                 task,
                 spec.train,
-                data,
                 validation,
                 resume=load_checkpoint(path),
                 on_checkpoint=lambda snap: save_checkpoint(path, snap),
                 description=f"{spec.model}/{spec.task}/s{spec.seed}",
-                on_point=on_point,
+                on_point=lambda k, point: on_point(point),
             ),
         )
-    except Diverged as error:
-        return diverged(result, error, error.curves, time.time() - result["started_at"])
     finally:
         if writer is not None:
             writer.close()
-    return finish(
-        spec,
-        task,
-        model,
-        trained.curves,
-        trained.converged_step,
-        trained.wall_s,
-        result,
-        checkpoint_dir,
-    )
+    return seed_result(spec, task, run, result, checkpoint_dir)
 
 
 def group_checkpoint(checkpoint_dir: str | Path, specs: list[RunSpec]) -> Path:
@@ -285,7 +282,7 @@ def execute_group(
 ) -> list[dict]:
     """Train several seeds of one config as one batched model (benchmarks/batched.py); one
     result per spec, as `execute` would give for each alone (to float rounding)."""
-    from ntm_bench.benchmarks.batched import train_seeds
+    from ntm_bench.benchmarks.batched import Seeds
 
     prepared = [prepare(spec, device) for spec in specs]
     # the seeds share the task and its validation set (one config); each has its own model
@@ -296,11 +293,10 @@ def execute_group(
     try:
         trained = seeded(  # as in execute, from the group's first seed
             derived_seed(specs[0].seed, "noise"),
-            lambda: train_seeds(
-                [p.model for p in prepared],
+            lambda: train(
+                Seeds([p.model for p in prepared], specs[0].train, [p.data for p in prepared]),
                 task,
                 specs[0].train,
-                [p.data for p in prepared],
                 validation,
                 resume=load_checkpoint(path),
                 on_checkpoint=lambda snap: save_checkpoint(path, snap),
@@ -318,8 +314,8 @@ def execute_group(
     ]
 
 
-def seed_result(spec: RunSpec, task: Task, run, result: dict, checkpoint_dir) -> dict:
-    """One seed of a trained group (a batched.SeedRun) as `execute` would have returned it."""
+def seed_result(spec: RunSpec, task: Task, run: SeedRun, result: dict, checkpoint_dir) -> dict:
+    """One trained seed (a run alone, or one seed of a group) as the driver stores it."""
     if run.diverged is not None:
         error = Diverged(run.diverged.step, run.diverged.what)
         return diverged(result, error, run.curves, run.wall_s)

@@ -15,6 +15,7 @@ import torch
 
 import run_suite
 from ntm_bench.benchmarks import runner
+from ntm_bench.benchmarks.cadence import CHECKPOINT_FORMAT
 from ntm_bench.benchmarks.config import load_profile
 from ntm_bench.benchmarks.process.faults import PAUSE_ENV, PAUSED
 from ntm_bench.benchmarks.plan import plan_runs
@@ -100,9 +101,9 @@ def test_sigint_checkpoints_at_the_next_step_and_the_rerun_equals_uninterrupted(
     saved = torch.load(expected, weights_only=True)
     # the step boundary after the signal
     assert saved["step"] == PAUSE_AT and 0 < saved["step"] < STEPS
-    windows = saved["windows"] if len(specs) > 1 else [saved["window"]]
-    # a partly averaged log window kept
-    assert [w[2] for w in windows] == [PAUSE_AT % 2] * len(specs)
+    # one checkpoint format for a run and a seed group: a partly averaged log window kept per seed
+    assert saved["format"] == CHECKPOINT_FORMAT and len(saved["generators"]) == len(specs)
+    assert [w[2] for w in saved["windows"]] == [PAUSE_AT % 2] * len(specs)
 
     resumed_from = []
     load = runner.load_checkpoint
@@ -119,3 +120,26 @@ def test_sigint_checkpoints_at_the_next_step_and_the_rerun_equals_uninterrupted(
     assert not [
         p for p in checkpoints.glob("*.pt") if not p.name.endswith(".final.pt")
     ]  # kept weights stay
+
+
+@pytest.mark.parametrize("saved", [{"step": 3, "window": (0.0, 0.0, 0)}, {"format": 9}, [1, 2]])
+def test_a_checkpoint_of_another_format_is_an_error_that_names_it_and_is_kept(
+    saved, tmp_path, capsys
+):
+    """An older version's checkpoint (format 1 had no "format" key) is not read by a second
+    reader: the run fails with one line naming the file and the formats, and the file stays."""
+    profile = tiny_profile(tmp_path, train=TRAIN)
+    (spec,) = plan_runs(load_profile(str(profile)), ["lstm"], ["copy"], [1])
+    path = runner.checkpoint_path(tmp_path / "checkpoints", spec.run_id)
+    path.parent.mkdir()
+    torch.save(saved, path)
+    args = ["--profile", str(profile), "--jobs", "1", "--no-report", "--models", "lstm"]
+    code = run_suite.main(
+        [*args, "--tasks", "copy", "--seeds", "1", "--store", str(tmp_path / "s")]
+    )
+    assert code == 1
+    out = capsys.readouterr()
+    found = saved.get("format", 1) if isinstance(saved, dict) else None
+    assert f"checkpoint {path} has format {found}" in out.out + out.err
+    assert f"reads format {CHECKPOINT_FORMAT} only" in out.out + out.err
+    assert path.exists()

@@ -43,7 +43,7 @@ class Step(NamedTuple):
 
 def step_parts(model: nn.Module | SeedStack, data: Batch) -> StepParts:
     """The StepParts of one model on `data`, or of a SeedStack of K seeds on K stacked copies of
-    `data` ([K, T, B, I]: a real copy, so the forward takes train_seeds' path, where every seed
+    `data` ([K, T, B, I]: a real copy, so the forward takes the seed groups' path, where every seed
     has its own batch) with the sum of the seeds' cost_bits as the loss: its gradient for seed
     k's parameters is seed k's own."""
 
