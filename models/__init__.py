@@ -39,9 +39,6 @@ MODELS: dict[str, type[SequenceModel]] = {
     "lstm_matched": LSTMMatched,
 }
 
-# the package's own models; plugins (benchmarks/plugins.py) add to MODELS at run time
-BUILTIN = tuple(MODELS)
-
 
 def build_model(name: str, input_size: int, output_size: int, **params) -> SequenceModel:
     """Instantiate the model registered as `name`; sizes come from the task, `params` from the

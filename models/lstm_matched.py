@@ -76,4 +76,3 @@ class LSTMMatched(LSTM):
         super().__init__(
             input_size, output_size, hidden_size=match.hidden_size, num_layers=num_layers
         )
-        self.target_params = int(params)

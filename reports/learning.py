@@ -218,7 +218,7 @@ def draw_stopped(cost_ax, error_ax, stopped: pd.DataFrame, colors: dict) -> Draw
                 markevery=[len(run) - 1],
                 markersize=8,
             )
-            bucket += list(run[column].dropna())
+            bucket.extend(run[column].dropna())
     return Drawn([], cost_values, error_values)
 
 

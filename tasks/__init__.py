@@ -17,9 +17,6 @@ TASKS: dict[str, type[Task]] = {
     "priority_sort": PrioritySort,
 }
 
-# the package's own tasks; plugins (benchmarks/plugins.py) add to TASKS at run time
-BUILTIN = tuple(TASKS)
-
 
 def build_task(name: str, **params) -> Task:
     """Instantiate the task registered as `name` with `params`; unknown names list the known

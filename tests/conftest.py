@@ -11,6 +11,12 @@ import pytest
 import yaml
 
 from ntm_bench.benchmarks.process.threads import intra_op_threads
+from ntm_bench.models import MODELS
+from ntm_bench.tasks import TASKS
+
+# the package's own models and tasks, read before anything loads a plugin (which adds to them)
+BUILTIN_MODELS = tuple(MODELS)
+BUILTIN_TASKS = tuple(TASKS)
 
 
 @pytest.fixture(autouse=True)

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 import run_suite
+from conftest import BUILTIN_MODELS, BUILTIN_TASKS
 from ntm_bench.benchmarks.config import load_profile
-from ntm_bench.models import BUILTIN as BUILTIN_MODELS
 from ntm_bench.models import MODELS
 from ntm_bench.models.base import SequenceModel
 from ntm_bench.results.store import Store
-from ntm_bench.tasks import BUILTIN as BUILTIN_TASKS
 from ntm_bench.tasks import TASKS
 from ntm_bench.tasks.base import Task
 

@@ -13,12 +13,11 @@ from ntm_bench.benchmarks import runner
 from ntm_bench.benchmarks.config import ConfigError, load_profile
 from ntm_bench.benchmarks.curriculum import Curriculum, read
 from ntm_bench.benchmarks.plan import RunSpec, group_units, plan_runs
-from conftest import snapshot, suite_process, tiny_profile
+from conftest import BUILTIN_TASKS, snapshot, suite_process, tiny_profile
 from ntm_bench.reports import learning
 from ntm_bench.reports.curriculum import draw_curriculum, growth
 from ntm_bench.reports.style import model_colors, model_label, new_figure
 from ntm_bench.results.store import Store
-from ntm_bench.tasks import BUILTIN as BUILTIN_TASKS
 from ntm_bench.tasks import TASKS
 from ntm_bench.tasks.copy import Copy
 

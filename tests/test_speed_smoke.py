@@ -8,8 +8,6 @@ plain loop). On a CPU the memory models run their native kernels, which have not
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +20,8 @@ from ntm_bench.benchmarks.speed_suite import configs, output
 from ntm_bench.benchmarks.speed_suite import memory as speed_memory
 from ntm_bench.benchmarks.speed_suite import timing as speed_timing
 from ntm_bench.benchmarks.process.allocator import tune_malloc
-from ntm_bench.models import BUILTIN, MODELS
+from conftest import BUILTIN_MODELS
+from ntm_bench.models import MODELS
 from ntm_bench.reports import speed as speed_report
 from ntm_bench.tasks.base import Batch
 
@@ -47,7 +46,7 @@ def bench(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch_compile(patch)
         rows = speed_bench.run_bench(
-            list(BUILTIN),
+            list(BUILTIN_MODELS),
             "cpu",
             str(folder / "s.sqlite"),
             str(folder / "s.json"),
@@ -105,7 +104,7 @@ def test_compile_variants_in_train_mode_with_their_warm_up_recorded_apart(bench,
     rows, _ = bench
     compiled = [r for r in rows if r["model"].endswith("+compile")]
     assert {r["model"].removesuffix("+compile") for r in compiled} == {
-        name for name in BUILTIN if compiling(name)
+        name for name in BUILTIN_MODELS if compiling(name)
     }
     assert {r["mode"] for r in compiled} <= {"train"}
     assert all(r["name"].startswith(r["model"] + "/") for r in compiled)
@@ -117,7 +116,7 @@ def test_compile_variants_in_train_mode_with_their_warm_up_recorded_apart(bench,
 def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(bench):
     rows, _ = bench
     batched = [r for r in rows if r["seeds"] > 1]
-    vmap = [name for name in BUILTIN if MODELS[name].supports_vmap]
+    vmap = [name for name in BUILTIN_MODELS if MODELS[name].supports_vmap]
     # compiled too where the model has its own K-seed pass and something to compile (on a CPU the
     # NTM and the DNC have their native kernels: nothing)
     own = [name for name in vmap if MODELS[name].has_seeds_pass and compiling(name)]
@@ -329,31 +328,6 @@ def test_the_speed_benchs_batched_step_trains_every_seed_as_it_would_alone(model
             )
             if p.grad.abs().sum() > 0:
                 assert not torch.equal(stack.params[name][k], before[name][k]), (k, name)
-
-
-def test_the_pytest_benchmark_suite_runs_every_model_it_collects():
-    """benchmarks/speed_suite/test_speed.py is outside testpaths, so nothing else would notice it
-    breaking; --benchmark-disable runs each case's step once, untimed."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--benchmark-disable",
-            "-k",
-            "b1 and not b16",
-            "benchmarks/speed_suite/test_speed.py",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    # every registered model and the reference, at least (plugins installed here add theirs)
-    assert int(done.stdout.split(" passed")[0].split()[-1]) >= len(BUILTIN) + 1, done.stdout
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ import pytest
 
 from ntm_bench.benchmarks.speed_suite import versus
 from ntm_bench.benchmarks.speed_suite.configs import SMOKE_SIZES
-from ntm_bench.models import BUILTIN, MODELS
+from conftest import BUILTIN_MODELS as BUILTIN
+from ntm_bench.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,13 @@
 """pytest-benchmark speed suite: one training step (forward, cost_bits, backward, Adam step) of
 every registered model at batch 1 and 16, at the paper's copy configuration (41 steps; NTM and
 DNC controller 100, memory 128 x 20; LSTM 3 x 256), and of the torch.nn.LSTM(9, 256) reference,
-on the fixed copy batches of benchmarks/speed_suite/configs.py. Not part of the default tests
-(testpaths is tests/); run it explicitly, one intra-op thread:
+on the fixed copy batches of benchmarks/speed_suite/configs.py, one intra-op thread. The default
+tests collect it with timing off (pyproject.toml's --benchmark-disable: each case's step runs
+once, so a model that breaks here fails CI); to time it:
 
-    python -m pytest benchmarks/speed_suite/test_speed.py --benchmark-only --benchmark-autosave
+    python -m pytest tests/test_speed.py --benchmark-enable --benchmark-only --benchmark-autosave
     # ... change something, then against the last saved run:
-    python -m pytest benchmarks/speed_suite/test_speed.py --benchmark-only --benchmark-compare
+    python -m pytest tests/test_speed.py --benchmark-enable --benchmark-only --benchmark-compare
 
 NTM_BENCH_DEVICE=cuda runs it on a GPU (synchronized after every step). The test ids
 (test_train_step[ntm-b16]) are stable, so runs compare across commits; extra_info carries the
@@ -19,7 +20,6 @@ import os
 import pytest
 import torch
 
-from ntm_bench.benchmarks.process.threads import intra_op_threads
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from ntm_bench.benchmarks.speed_suite.timing import make_step, sync
 from ntm_bench.benchmarks.speed_suite.configs import (
@@ -37,11 +37,10 @@ BURN_IN = 2  # untimed steps before pytest-benchmark's own rounds
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # as in training workers and run_suite.py --bench: see benchmarks/process/allocator.py
+def tuned_malloc():
+    # as in training workers and run_suite.py --bench: see benchmarks/process/allocator.py (the
+    # one intra-op thread is conftest.py's, as for every test)
     tune_malloc()
-    with intra_op_threads(1):
-        yield
 
 
 def train_step(name: str, batch: int):
