@@ -261,10 +261,10 @@ class Request(NamedTuple):
 
 
 def evaluate(args) -> int:
-    """Score finished runs at new points from their kept weights (benchmarks/reevaluate.py), or
+    """Score finished runs at new points from their kept weights (benchmarks/evaluate_kept.py), or
     draw their memory pictures at a size; then redraw the report."""
     from ntm_bench.benchmarks.config import ConfigError
-    from ntm_bench.benchmarks.reevaluate import chosen_runs, evaluate_runs, trace_pictures
+    from ntm_bench.benchmarks.evaluate_kept import chosen_runs, evaluate_runs, trace_pictures
     from ntm_bench.results.schema import StoreError
     from ntm_bench.results.store import Store
 
@@ -310,7 +310,7 @@ def evaluate_request(args) -> Request:
     """evaluate's flags, checked before the store is opened: one line and exit 2 on bad input."""
     from ntm_bench.benchmarks.config import ConfigError, resolve_path
     from ntm_bench.benchmarks.plan import parse_seeds
-    from ntm_bench.benchmarks.reevaluate import parse_points, parse_shape
+    from ntm_bench.benchmarks.evaluate_kept import parse_points, parse_shape
 
     try:
         check_paths(args)

@@ -59,18 +59,18 @@ def run_local(
     units: list[Unit],
     options: WorkerOptions,
     on_result: Callable[[RunSpec, dict], None],
-    claim: Callable[[Unit], Unit] = lambda unit: unit,
+    lease: Callable[[Unit], Unit] = lambda unit: unit,
     jobs: int = 1,
 ) -> None:
-    """Execute the part of each unit that `claim` grants, calling `on_result(spec, result)` in
-    this process as each finishes. Claims are made one unit at a time, just before it starts,
+    """Execute the part of each unit that `lease` grants, calling `on_result(spec, result)` in
+    this process as each finishes. Leases are made one unit at a time, just before it starts,
     so several suite processes on one store share the work instead of one taking all of it."""
     if jobs <= 1:
         with intra_op_threads(options.threads):
             for unit in units:
-                claimed = claim(unit)
-                if claimed:
-                    for spec, result in zip(claimed, safe_execute(claimed, options)):
+                leased = lease(unit)
+                if leased:
+                    for spec, result in zip(leased, safe_execute(leased, options)):
                         on_result(spec, result)
         return
     # spawn, not fork: a forked child inherits the parent's intra-op thread pool state.
@@ -83,7 +83,7 @@ def run_local(
     try:
         drive(
             units,
-            claim,
+            lease,
             lambda unit: pool.submit(safe_execute, unit, options),
             finished,
             jobs,
@@ -97,15 +97,15 @@ def run_local(
     pool.shutdown(wait=True)
 
 
-def drive(units: list[Unit], claim, submit, finished, capacity: int, on_result) -> None:
-    """Keep `capacity` units in flight: claim the next unit, `submit(unit) -> handle`, and
+def drive(units: list[Unit], lease, submit, finished, capacity: int, on_result) -> None:
+    """Keep `capacity` units in flight: lease the next unit, `submit(unit) -> handle`, and
     hand each result of `finished(running) -> [(handle, results)]` to `on_result`."""
     queue, running = list(units), {}
     while queue or running:
         while queue and len(running) < capacity:
-            claimed = claim(queue.pop(0))
-            if claimed:
-                running[submit(claimed)] = claimed
+            leased = lease(queue.pop(0))
+            if leased:
+                running[submit(leased)] = leased
         if not running:
             break
         for handle, results in finished(running):
@@ -117,7 +117,7 @@ def run_ray(
     units: list[Unit],
     options: WorkerOptions,
     on_result: Callable[[RunSpec, dict], None],
-    claim: Callable[[Unit], Unit] = lambda unit: unit,
+    lease: Callable[[Unit], Unit] = lambda unit: unit,
     address: str | None = None,
     num_cpus: int | None = None,
 ) -> None:
@@ -144,7 +144,7 @@ def run_ray(
 
     try:
         drive(
-            units, claim, lambda unit: remote.remote(unit, options), finished, capacity, on_result
+            units, lease, lambda unit: remote.remote(unit, options), finished, capacity, on_result
         )
     finally:
         if started_here:

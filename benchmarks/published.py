@@ -38,7 +38,7 @@ from ntm_bench.results.store import Store
 PROG = "python -m benchmarks.published"
 ROOT = Path(__file__).resolve().parent.parent / "results" / "published"  # the published data
 PATTERN = "seed*-*.json"  # a run's file; others under the folder (claims.md, ...) are not runs
-# claim bookkeeping, not results; and the trivial costs, derived from the config (import
+# lease bookkeeping, not results; and the trivial costs, derived from the config (import
 # computes them: trivial_costs)
 SKIPPED = ("owner", "lease_until", "trivial_json")
 # left out where NULL: a run from before fingerprints exports byte-identical to its old file

@@ -60,7 +60,7 @@ DOCUMENT_FIELDS = {
     "evals": Field("list", required=True, nullable=False),
     "trace": Field("object"),
 }
-# The runs columns (results/store.py RUN_COLUMNS and run_id) but the claim bookkeeping, which
+# The runs columns (results/store.py RUN_COLUMNS and run_id) but the lease bookkeeping, which
 # export leaves out.
 RUN_FIELDS = {
     "run_id": TEXT,
@@ -191,7 +191,7 @@ def check_bits(path: Path, document: dict, config: dict) -> None:
     """No curve point or evaluation counts more bit errors per sequence than a sequence has
     scored bits (Task.scored_bits: the training range's largest for the curves, the point's size
     for an evaluation)."""
-    from ntm_bench.benchmarks.reevaluate import axes
+    from ntm_bench.benchmarks.evaluate_kept import axes
     from ntm_bench.benchmarks.plugins import build_task
 
     try:

@@ -1,6 +1,6 @@
-"""Orchestration of a suite: register the planned runs in the store, claim and execute the ones
+"""Orchestration of a suite: register the planned runs in the store, lease and execute the ones
 not yet finished, write each result as it arrives. The driver process is the only writer; a
-heartbeat thread keeps its claims alive so a second suite process on the same store skips runs
+heartbeat thread keeps its leases alive so a second suite process on the same store skips runs
 this one is training, and takes them over if this one dies.
 """
 
@@ -14,11 +14,11 @@ from ntm_bench.benchmarks.plan import RunSpec, group_units
 from ntm_bench.benchmarks.runner import checkpoint_path, group_checkpoint
 from ntm_bench.results.store import Store, make_owner
 
-LEASE_S = 120.0  # a claim not renewed for this long is considered abandoned
+LEASE_S = 120.0  # a lease not renewed for this long is considered abandoned
 
 
 class Heartbeat(threading.Thread):
-    """Renews the claims in `active` every LEASE_S / 4 seconds, on its own connection."""
+    """Renews the leases in `active` every LEASE_S / 4 seconds, on its own connection."""
 
     def __init__(self, store_path: str, owner: str, active: set):
         super().__init__(daemon=True)
@@ -34,8 +34,8 @@ class Heartbeat(threading.Thread):
             store.close()
 
 
-class Claims:
-    """A suite's claims on its store's runs: what it trains now (`active`, kept alive by the
+class Leases:
+    """A suite's leases on its store's runs: what it trains now (`active`, kept alive by the
     Heartbeat and released if the suite stops), and for a batched group which runs share its
     one checkpoint, which goes only when all of them are stored."""
 
@@ -46,16 +46,16 @@ class Claims:
         self.group_of: dict[str, set] = {}  # run_id -> the run_ids of its batched group
         self.group_paths: dict = {}  # run_id -> its group's checkpoint
 
-    def claim(self, unit: list[RunSpec]) -> list[RunSpec]:
+    def lease(self, unit: list[RunSpec]) -> list[RunSpec]:
         """The runs of `unit` this suite now owns (another suite may hold the rest)."""
-        claimed = [spec for spec in unit if self.store.claim(spec.run_id, self.owner, LEASE_S)]
-        self.active.update(spec.run_id for spec in claimed)
-        if len(claimed) > 1:  # a batched group
-            members = {spec.run_id for spec in claimed}
-            for spec in claimed:
+        leased = [spec for spec in unit if self.store.lease(spec.run_id, self.owner, LEASE_S)]
+        self.active.update(spec.run_id for spec in leased)
+        if len(leased) > 1:  # a batched group
+            members = {spec.run_id for spec in leased}
+            for spec in leased:
                 self.group_of[spec.run_id] = members
-                self.group_paths[spec.run_id] = group_checkpoint(self.checkpoints, claimed)
-        return claimed
+                self.group_paths[spec.run_id] = group_checkpoint(self.checkpoints, leased)
+        return leased
 
     def on_result(self, spec: RunSpec, result: dict) -> None:
         """Store a run's result, drop the checkpoints it no longer needs and log a line."""
@@ -87,23 +87,23 @@ def run_specs(
     """Train and evaluate every spec the store does not already hold, writing results as they
     come, with the `local` executor (`jobs` processes) or `ray` (a cluster at `ray_address`, or
     a local Ray instance)."""
-    claims = Claims(store, options.checkpoint_dir, log)
+    leases = Leases(store, options.checkpoint_dir, log)
     units = group_units(specs)
-    heartbeat = Heartbeat(str(store.path), claims.owner, claims.active)
+    heartbeat = Heartbeat(str(store.path), leases.owner, leases.active)
     heartbeat.start()
     try:
         if executor == "ray":
             run_ray(
                 units,
                 options,
-                claims.on_result,
-                claim=claims.claim,
+                leases.on_result,
+                lease=leases.lease,
                 address=ray_address,
                 num_cpus=None if ray_address else jobs,
             )
         else:
-            run_local(units, options, claims.on_result, claim=claims.claim, jobs=jobs)
+            run_local(units, options, leases.on_result, lease=leases.lease, jobs=jobs)
     finally:
         heartbeat.stopped.set()
         # interrupted runs go back to pending; checkpoints stay
-        store.release(sorted(claims.active), claims.owner)
+        store.release(sorted(leases.active), leases.owner)

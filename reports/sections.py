@@ -20,7 +20,7 @@ from ntm_bench.reports import (
     html,
     joint_points,
     learning,
-    memory,
+    memory_pictures,
     speed,
     table_files,
     tables,
@@ -230,7 +230,7 @@ def draw_figures(
         )
         if j
     ]
-    pictures = memory.memory_pictures(data.traces, data.runs, out_dir)
+    pictures = memory_pictures.memory_pictures(data.traces, data.runs, out_dir)
     return Figures(learning_curves, general, joint, pictures)
 
 

@@ -82,7 +82,7 @@ RUN_COLUMNS = (
 
 
 def make_owner() -> str:
-    """An owner id for claims: host, process id and a random tag."""
+    """An owner id for leases: host, process id and a random tag."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -162,9 +162,9 @@ class Store:
                 f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id)
             )
 
-    def claim(self, run_id: str, owner: str, lease_s: float) -> bool:
+    def lease(self, run_id: str, owner: str, lease_s: float) -> bool:
         """Atomically mark a run as ours to train; False if it is done, diverged, or running under
-        a live claim of another process. A claim is live until its lease expires, or, on this
+        a live lease of another process. A lease is live until it expires, or, on this
         host, until its owner process exits (so a rerun right after a kill resumes at once)."""
         now = time.time()
         with self.transaction() as db:
@@ -190,7 +190,7 @@ class Store:
             return True
 
     def renew(self, run_ids: list[str], owner: str, lease_s: float) -> None:
-        """Extend our claims on `run_ids` (the driver's heartbeat)."""
+        """Extend our leases on `run_ids` (the driver's heartbeat)."""
         with self.transaction() as db:
             db.executemany(
                 "UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ? "
@@ -199,7 +199,7 @@ class Store:
             )
 
     def release(self, run_ids: list[str], owner: str) -> None:
-        """Give back claims without a result (e.g. on Ctrl-C): the runs become pending again."""
+        """Give back leases without a result (e.g. on Ctrl-C): the runs become pending again."""
         with self.transaction() as db:
             db.executemany(
                 "UPDATE runs SET status = 'pending', owner = NULL, lease_until = NULL "

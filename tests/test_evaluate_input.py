@@ -1,6 +1,6 @@
 """Bad input to `evaluate`, `check` and `bench`, table-driven: exit code 2, one line on stderr
 naming the flag, file or run at fault, and the store's bytes unchanged: nothing scored, trained or
-measured first. Also the checks behind them (reevaluate.parse_points / parse_shape / prepare,
+measured first. Also the checks behind them (evaluate_kept.parse_points / parse_shape / prepare,
 baseline.load_baseline, speed_suite.checks.check_destinations) called directly."""
 
 import hashlib
@@ -18,7 +18,7 @@ import run_suite
 from conftest import tiny_profile
 from ntm_bench.benchmarks import baseline
 from ntm_bench.benchmarks.config import ConfigError
-from ntm_bench.benchmarks.reevaluate import parse_points, parse_shape
+from ntm_bench.benchmarks.evaluate_kept import parse_points, parse_shape
 from ntm_bench.benchmarks.speed_suite import bench as speed_bench
 from ntm_bench.benchmarks.speed_suite import checks as speed_checks
 from ntm_bench.tasks.copy import Copy

@@ -17,7 +17,7 @@ import torch
 from ntm_bench.benchmarks.batched import SeedStack
 from ntm_bench.benchmarks.speed_suite import bench as speed_bench
 from ntm_bench.benchmarks.speed_suite import configs, output
-from ntm_bench.benchmarks.speed_suite import memory as speed_memory
+from ntm_bench.benchmarks.speed_suite import peak_memory as speed_memory
 from ntm_bench.benchmarks.speed_suite import timing as speed_timing
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from conftest import BUILTIN_MODELS

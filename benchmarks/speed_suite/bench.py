@@ -31,7 +31,8 @@ recurrent models 2-26x slower under load) and recorded, and so is the C allocato
 training workers get too (benchmarks/process/allocator.py; extra_json.allocator).
 
 Peak memory (peak_mem_mb), and the memory estimate and budget that skip configurations too big to
-run, are measured in benchmarks/speed_suite/memory.py: its docstring says how, on CPU and on CUDA.
+run, are measured in benchmarks/speed_suite/peak_memory.py: its docstring says how, on CPU and
+on CUDA.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from ntm_bench.benchmarks.batched import SeedStack
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from ntm_bench.benchmarks.process.threads import intra_op_threads
 from ntm_bench.benchmarks.speed_suite.checks import check_run_options
-from ntm_bench.benchmarks.speed_suite.memory import estimate_mb, memory_budget_mb
+from ntm_bench.benchmarks.speed_suite.peak_memory import estimate_mb, memory_budget_mb
 from ntm_bench.benchmarks.speed_suite.output import common_fields, log, make_row, write
 from ntm_bench.benchmarks.speed_suite.timing import cold_compile, measure
 from ntm_bench.benchmarks.speed_suite.configs import (

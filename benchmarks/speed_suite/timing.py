@@ -6,7 +6,7 @@ time the same steps (`make_step`) in alternating rounds instead.
 Timing: one warm-up iteration, `burn_in` more, then timed iterations until at least `min_iters`
 of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after every iteration (a
 training loop reads its loss every step). Peak memory comes from one more, untimed iteration
-(benchmarks/speed_suite/memory.py).
+(benchmarks/speed_suite/peak_memory.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 
 from ntm_bench.benchmarks.batched import SeedStack
 from ntm_bench.benchmarks.speed_suite.configs import Timing
-from ntm_bench.benchmarks.speed_suite.memory import peak_memory
+from ntm_bench.benchmarks.speed_suite.peak_memory import peak_memory
 from ntm_bench.tasks.base import Batch, cost_bits
 
 

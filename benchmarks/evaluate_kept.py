@@ -237,7 +237,7 @@ def trace_pictures(store: Store, runs, at: dict, out_dir: Path, checkpoints=None
     import numpy as np
     import pandas as pd
 
-    from ntm_bench.reports.memory import memory_picture
+    from ntm_bench.reports.memory_pictures import memory_picture
 
     work, skipped = prepare(store, runs, [at], checkpoints, flag="--trace-at")
     if skipped:
