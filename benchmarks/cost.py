@@ -24,7 +24,7 @@ from ntm_bench.benchmarks.cli import Parser
 def measure(spec, compiled: bool, steps: int) -> dict | None:
     """Sequences per second of `spec`'s training step; None when `compiled` and the model has
     nothing to compile."""
-    from ntm_bench.benchmarks.runner import build_seeded
+    from ntm_bench.benchmarks.seeding import build_seeded
     from ntm_bench.benchmarks.train import make_optimizer, train_step
 
     task, model = build_seeded(spec)

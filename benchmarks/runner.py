@@ -26,25 +26,14 @@ from ntm_bench.benchmarks.process.fingerprint import fingerprint
 from ntm_bench.benchmarks.devices import resolve_device
 from ntm_bench.benchmarks.evaluate import generalization, trace, validation_set
 from ntm_bench.benchmarks.plan import RunSpec
-from ntm_bench.benchmarks.seeding import derived_seed, seeded
+from ntm_bench.benchmarks.seeding import build_seeded, derived_seed, seeded
 from ntm_bench.benchmarks.cadence import CHECKPOINT_FORMAT, Diverged
 from ntm_bench.benchmarks.train import OneModel, SeedRun, train
 from ntm_bench.models.base import SequenceModel
 from ntm_bench.benchmarks.trained import save_weights
-from ntm_bench.benchmarks.plugins import build_model, build_task
 from ntm_bench.tasks.base import Batch, Task
 
 CHECKPOINT_SUFFIX = ".pt"
-
-
-def build_seeded(spec: RunSpec, device: str = "cpu"):
-    """(task, model) of `spec`, the model initialized from the run's init seed."""
-    task = build_task(spec.task, **spec.task_params)
-    model = seeded(
-        derived_seed(spec.seed, "init"),
-        lambda: build_model(spec.model, task.input_size, task.output_size, **spec.model_params),
-    )
-    return task, model.to(device)
 
 
 def checkpoint_path(directory: Path, run_id: str) -> Path:

@@ -5,7 +5,8 @@ what the text names and never on Python's hash randomization or a global RNG.
     fixed_generator(task, params, purpose)   evaluation sets: the task, its parameters and the
                                   point, never the run's seed, so every model is scored alike
 
-and the one way a model is built from a seed (`seeded`): training, the speed suite and versus.
+and the one way a model is built from a seed (`seeded`): training, the speed suite and versus;
+a run's model and task from its spec (`build_seeded`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 from typing import Callable, TypeVar
 
 import torch
+
+from ntm_bench.benchmarks.plugins import build_model, build_task
 
 Built = TypeVar("Built")
 
@@ -44,3 +47,14 @@ def seeded(seed: int, make: Callable[[], Built]) -> Built:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return make()
+
+
+def build_seeded(spec, device: str = "cpu"):
+    """(task, model) of a plan.RunSpec, the model initialized from the run's init seed: how
+    training, kept weights (benchmarks.trained) and the cost of a profile build a run."""
+    task = build_task(spec.task, **spec.task_params)
+    model = seeded(
+        derived_seed(spec.seed, "init"),
+        lambda: build_model(spec.model, task.input_size, task.output_size, **spec.model_params),
+    )
+    return task, model.to(device)

@@ -66,7 +66,7 @@ def parameter_table(specs) -> pd.DataFrame:
 
     import yaml
 
-    from ntm_bench.benchmarks.runner import build_seeded
+    from ntm_bench.benchmarks.seeding import build_seeded
 
     reference = yaml.safe_load(
         (Path(__file__).resolve().parent.parent / "reports" / "paper_reference.yaml").read_text()

@@ -59,7 +59,7 @@ def load_run(store, run_id: str, checkpoints=None):
     weights loaded, in eval mode. `store` is a results.store.Store or a path to one. Raises
     WeightsMissing when the weights were pruned or never kept, KeyError for an unknown run_id."""
     from ntm_bench.benchmarks.plan import RunSpec
-    from ntm_bench.benchmarks.runner import build_seeded
+    from ntm_bench.benchmarks.seeding import build_seeded
     from ntm_bench.results.store import Store
 
     opened = store if isinstance(store, Store) else Store(store, readonly=True)

@@ -8,6 +8,7 @@ import inspect
 import re
 from pathlib import Path
 
+import grimp  # import-linter's graph builder (the dev extra)
 import pytest
 
 import run_suite
@@ -186,3 +187,18 @@ def test_the_readme_layout_names_every_module():
         if path.name != "__init__.py" and path.name not in layout
     ]
     assert missing == []
+
+
+def test_no_two_modules_import_each_other():
+    """No import cycle anywhere in the package, function-level imports included (the layers
+    contract of pyproject.toml checks imports between packages; this one checks them within)."""
+    graph = grimp.build_graph("ntm_bench")
+    cycles = sorted(
+        {
+            tuple(sorted((module, imported)))
+            for module in graph.modules
+            for imported in graph.find_modules_directly_imported_by(module)
+            if graph.chain_exists(importer=imported, imported=module)
+        }
+    )
+    assert cycles == []
