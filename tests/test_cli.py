@@ -210,7 +210,9 @@ def test_evaluate_names_a_pruned_run_and_draws_memory_pictures(finished, capsys)
         ("-m benchmarks.trained", ["delete"]),
         ("-m benchmarks.reproduce", ["x.json", "--steps", "abc"]),
         ("-m benchmarks.speed_suite.versus", ["HEAD", "--batches"]),
-        ("-m benchmarks.cost", ["--frob"]),
+        ("-m benchmarks.speed_suite.cost", ["--frob"]),
+        ("-m benchmarks.speed_suite.cost", ["--round-s", "nan"]),
+        ("-m benchmarks.speed_suite.cost", ["--rounds", "0"]),
     ],
 )
 def test_every_command_line_refuses_bad_flags_in_one_line(module, argv):

@@ -378,3 +378,31 @@ def test_timings_that_would_never_stop_are_refused(timing, message):
 def test_bad_speed_profiles_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         configs.BenchProfile("bad", **{"batches": (1,), "modes": ("train",), **fields})
+
+
+def test_the_cost_of_a_profile_times_its_runs_in_turns(monkeypatch):
+    """benchmarks.speed_suite.cost: every (model, task) built as its run, then timed in turns by
+    timing.time_rounds, one row each with the median and range over the rounds."""
+    from ntm_bench.benchmarks.config import load_profile
+    from ntm_bench.benchmarks.plan import resolve
+    from ntm_bench.benchmarks.speed_suite import cost, timing
+
+    profile = load_profile("quick")
+    specs = [resolve(profile, m, "copy", 1) for m in ("ntm", "lstm")]
+    calls = []
+
+    def spied(steps, device, rounds, round_s):
+        calls.append((sorted(steps), rounds, round_s))
+        return timing.time_rounds(steps, device, rounds, round_s)
+
+    monkeypatch.setattr(cost, "time_rounds", spied)
+    rows = cost.measure(specs, False, 2, 0.01)
+    assert calls == [([("lstm", "copy"), ("ntm", "copy")], 2, 0.01)]  # one call: in turns
+    assert [(r["model"], r["task"], r["batch"]) for r in rows] == [
+        ("ntm", "copy", profile.train.batch_size),
+        ("lstm", "copy", profile.train.batch_size),
+    ]
+    for row in rows:
+        low, high = row["seq_per_s_range"]
+        assert 0 < low <= row["seq_per_s"] <= high
+        assert row["n_params"] > 0 and row["compiled"] is False

@@ -29,7 +29,7 @@ import torch
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from ntm_bench.benchmarks.process.threads import intra_op_threads
 from ntm_bench.benchmarks.devices import resolve_device
-from ntm_bench.benchmarks.speed_suite.timing import make_step, sync
+from ntm_bench.benchmarks.speed_suite.timing import make_step, sync, time_rounds
 from ntm_bench.benchmarks.speed_suite.output import common_fields, log, make_row, write
 from ntm_bench.benchmarks.speed_suite.configs import (
     PAPER_SIZES,
@@ -61,20 +61,6 @@ def contenders(models: list[str], device: torch.device, sizes: dict, seed: int) 
         if compiled.compile_step():
             found[f"{name}+compile"] = Contender(compiled, params)
     return found
-
-
-def time_rounds(steps: dict, device: torch.device, rounds: int, round_s: float) -> dict:
-    """label -> the time per iteration of each round, the contenders taking turns."""
-    times = {label: [] for label in steps}
-    for _ in range(rounds):
-        for label, step in steps.items():
-            count, start = 0, time.perf_counter()
-            while count < 2 or time.perf_counter() - start < round_s:
-                step()
-                sync(device)
-                count += 1
-            times[label].append((time.perf_counter() - start) / count)
-    return times
 
 
 class InterleavedRun(NamedTuple):

@@ -1,7 +1,9 @@
 """One step of the speed suite, built and timed: a model's (or a SeedStack's) forward or training
 iteration on a fixed batch, timed with a warm-up, and cold compilation for the "+compile" rows.
-bench.py runs every configuration of a profile through `measure`; interleaved.py and versus.py
-time the same steps (`make_step`) in alternating rounds instead.
+bench.py runs every configuration of a profile through `measure`; interleaved.py, versus.py and
+cost.py time their contenders in alternating rounds instead (`time_rounds`), the one way this
+suite times contenders against each other: each takes a turn of `round_s` seconds, round after
+round, so a machine whose speed drifts slows them alike.
 
 Timing: one warm-up iteration, `burn_in` more, then timed iterations until at least `min_iters`
 of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after every iteration (a
@@ -120,6 +122,20 @@ def time_step(step, device: torch.device, timing: Timing) -> dict:
         "timed_s": spent,
         "median_iter_s": statistics.median(times),
     }
+
+
+def time_rounds(steps: dict, device: torch.device, rounds: int, round_s: float) -> dict:
+    """label -> the time per iteration of each round, the contenders taking turns."""
+    times = {label: [] for label in steps}
+    for _ in range(rounds):
+        for label, step in steps.items():
+            count, start = 0, time.perf_counter()
+            while count < 2 or time.perf_counter() - start < round_s:
+                step()
+                sync(device)
+                count += 1
+            times[label].append((time.perf_counter() - start) / count)
+    return times
 
 
 def measure(

@@ -37,7 +37,8 @@ from ntm_bench.benchmarks.process.threads import intra_op_threads
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from ntm_bench.benchmarks.speed_suite.timing import make_step
 from ntm_bench.benchmarks.speed_suite.configs import PAPER_SIZES, SMOKE_SIZES, WIDTH, copy_batch
-from ntm_bench.benchmarks.speed_suite.interleaved import STEPS, time_rounds
+from ntm_bench.benchmarks.speed_suite.interleaved import STEPS
+from ntm_bench.benchmarks.speed_suite.timing import time_rounds
 from ntm_bench.benchmarks.values import MAX_INT
 from ntm_bench.models import MODELS
 from ntm_bench.benchmarks.cli import Parser
