@@ -33,6 +33,26 @@ def test_published_lstm_copy_run_retrains_to_the_same_curve(lstm_copy):
     assert lstm_copy.mismatches() == []
 
 
+def published_models() -> list[str]:
+    return sorted(p.name for p in (PUBLISHED / "copy").iterdir() if p.is_dir())
+
+
+def test_every_model_has_a_published_copy_run():
+    assert {"ntm", "ntm_ff", "lstm", "dnc", "transformer", "lstm_matched"} <= set(
+        published_models()
+    )
+
+
+@pytest.mark.parametrize("model", [m for m in published_models() if m != "lstm"])
+def test_a_published_run_of_every_model_retrains_to_the_same_curve(model):
+    """The first 100 steps (four training points and the first validation point) of each
+    model's lowest published seed on copy: the NTM and the DNC through their native kernels,
+    the transformer and the matched LSTM through torch (the LSTM: above, 200 steps)."""
+    replayed = replay(published_run("copy", model), 100)
+    assert [p["step"] for p in replayed.published] == [25, 50, 75, 100, 100]
+    assert replayed.mismatches() == []
+
+
 @pytest.mark.parametrize("exact", [True, False], ids=["exact", "tolerance"])
 def test_a_changed_published_number_is_caught(lstm_copy, exact):
     # the retrained points as if published, so both modes start from agreement
