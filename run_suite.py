@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from ntm_bench.benchmarks.cli import DEFAULT_STORE, UsageError, parse, program
+from ntm_bench.benchmarks.harness.cli import DEFAULT_STORE, UsageError, parse, program
 
 EXAMPLES = """examples:
   # the main job (= run_suite.py run ...)
@@ -45,8 +45,8 @@ def fail(message: str) -> None:
 
 def build_plan(args):
     """Load the profile and plan the runs; any problem becomes a one-line error."""
-    from ntm_bench.benchmarks.config import ConfigError
-    from ntm_bench.benchmarks.plan import parse_seeds, plan_runs
+    from ntm_bench.benchmarks.harness.config import ConfigError
+    from ntm_bench.benchmarks.harness.plan import parse_seeds, plan_runs
 
     try:
         profile, models, tasks = selection(args, writes_store=args.command != "params")
@@ -61,8 +61,8 @@ def build_plan(args):
 def selection(args, writes_store: bool):
     """The checks every planning command makes (jobs and threads, the paths it writes, the
     executor, the device), then (profile, models, tasks); ConfigError on bad input."""
-    from ntm_bench.benchmarks.config import ConfigError, load_profile
-    from ntm_bench.benchmarks.plan import parse_names
+    from ntm_bench.benchmarks.harness.config import ConfigError, load_profile
+    from ntm_bench.benchmarks.harness.plan import parse_names
     from ntm_bench.models import MODELS
     from ntm_bench.tasks import TASKS
 
@@ -88,7 +88,7 @@ def selection(args, writes_store: bool):
 def check_paths(args, writes_store: bool = True) -> None:
     """Files where files belong and folders where folders do, and each writable where the
     command writes, before anything is written (`writes_store`: the command writes the store)."""
-    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.harness.config import ConfigError
     from ntm_bench.benchmarks.process.destinations import check_destination
 
     for flag, path, kind in (
@@ -109,7 +109,7 @@ def check_paths(args, writes_store: bool = True) -> None:
 def check_executor(args) -> None:
     """--executor ray needs Ray installed, and --ray-address goes with it only: found out before
     the store gets its rows, not when the first unit is sent."""
-    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.harness.config import ConfigError
 
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address goes with --executor ray")
@@ -118,8 +118,8 @@ def check_executor(args) -> None:
 
 
 def check_device(device: str) -> None:
-    from ntm_bench.benchmarks.config import ConfigError
-    from ntm_bench.benchmarks.devices import resolve_device
+    from ntm_bench.benchmarks.harness.config import ConfigError
+    from ntm_bench.benchmarks.harness.devices import resolve_device
 
     try:
         resolve_device(device)
@@ -142,7 +142,7 @@ def report_folder(store_path: str, profile: str, out_dir: str | None) -> Path:
 def check_report_folder(args, profile: str) -> None:
     """A report the command will write at its end (unless --no-report) must be writable: found
     out before the training, not after it."""
-    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.harness.config import ConfigError
     from ntm_bench.benchmarks.process.destinations import check_destination
 
     if args.no_report:
@@ -207,8 +207,8 @@ def published_report(profile: str, args) -> int:
         update_readme,
         write_table,
     )
-    from ntm_bench.benchmarks.run_document import PublishedError
-    from ntm_bench.benchmarks.published import ROOT, rebuild
+    from ntm_bench.benchmarks.harness.run_document import PublishedError
+    from ntm_bench.benchmarks.harness.published import ROOT, rebuild
     from ntm_bench.results.store import Store
 
     try:
@@ -261,10 +261,15 @@ class Request(NamedTuple):
 
 
 def evaluate(args) -> int:
-    """Score finished runs at new points from their kept weights (benchmarks/evaluate_kept.py), or
-    draw their memory pictures at a size; then redraw the report."""
-    from ntm_bench.benchmarks.config import ConfigError
-    from ntm_bench.benchmarks.evaluate_kept import chosen_runs, evaluate_runs, trace_pictures
+    """Score finished runs at new points from their kept weights
+    (benchmarks/harness/evaluate_kept.py), or draw their memory pictures at a size; then redraw the
+    report."""
+    from ntm_bench.benchmarks.harness.config import ConfigError
+    from ntm_bench.benchmarks.harness.evaluate_kept import (
+        chosen_runs,
+        evaluate_runs,
+        trace_pictures,
+    )
     from ntm_bench.results.schema import StoreError
     from ntm_bench.results.store import Store
 
@@ -308,9 +313,9 @@ def evaluate(args) -> int:
 
 def evaluate_request(args) -> Request:
     """evaluate's flags, checked before the store is opened: one line and exit 2 on bad input."""
-    from ntm_bench.benchmarks.config import ConfigError, resolve_path
-    from ntm_bench.benchmarks.plan import parse_seeds
-    from ntm_bench.benchmarks.evaluate_kept import parse_points, parse_shape
+    from ntm_bench.benchmarks.harness.config import ConfigError, resolve_path
+    from ntm_bench.benchmarks.harness.plan import parse_seeds
+    from ntm_bench.benchmarks.harness.evaluate_kept import parse_points, parse_shape
 
     try:
         check_paths(args)
@@ -329,8 +334,8 @@ def evaluate_request(args) -> Request:
 
 def bench(args) -> int:
     """The speed suite (benchmarks/speed_suite/bench.py): print the table, store the rows."""
-    from ntm_bench.benchmarks.config import ConfigError
-    from ntm_bench.benchmarks.plan import parse_names
+    from ntm_bench.benchmarks.harness.config import ConfigError
+    from ntm_bench.benchmarks.harness.plan import parse_names
     from ntm_bench.benchmarks.speed_suite.bench import run_bench
     from ntm_bench.benchmarks.speed_suite.checks import check_destinations
     from ntm_bench.benchmarks.speed_suite.output import format_table
@@ -389,7 +394,7 @@ def main(argv=None) -> int:
 def report(args) -> int:
     """The report command: the HTML page from a store, or the claims table from the published
     results (--published)."""
-    from ntm_bench.benchmarks.config import ConfigError, resolve_path
+    from ntm_bench.benchmarks.harness.config import ConfigError, resolve_path
 
     try:
         check_paths(args, writes_store=False)
@@ -407,7 +412,7 @@ def params(specs) -> int:
     """The params command: our parameter counts beside the paper's; nothing is trained."""
     import pandas as pd
 
-    from ntm_bench.benchmarks.summary import parameter_table
+    from ntm_bench.benchmarks.harness.summary import parameter_table
 
     table = parameter_table(specs)
     # as text, "-" where the paper gives no count: to_string's na_rep and formatters skip
@@ -434,9 +439,9 @@ def run(args, profile, specs) -> int:
 
 def train_missing(args, name: str, specs, store) -> bool:
     """Register `specs` in the store and train those it does not hold; False on Ctrl-C."""
-    from ntm_bench.benchmarks.executors import WorkerOptions
-    from ntm_bench.benchmarks.suite import run_specs
-    from ntm_bench.benchmarks.trained import default_checkpoints
+    from ntm_bench.benchmarks.harness.executors import WorkerOptions
+    from ntm_bench.benchmarks.harness.suite import run_specs
+    from ntm_bench.benchmarks.harness.trained import default_checkpoints
 
     for spec in specs:
         store.register(spec.run_id, spec.model, spec.task, spec.seed, spec.profile, spec.config())
@@ -468,12 +473,12 @@ def train_missing(args, name: str, specs, store) -> bool:
 
 
 def sweep(args) -> int:
-    """The sweep command: the profile's learning-rate sweep (benchmarks/sweep.py) trained into
-    the store, or read from the published runs (--published), and its table: which rate each
+    """The sweep command: the profile's learning-rate sweep (benchmarks/harness/sweep.py) trained
+    into the store, or read from the published runs (--published), and its table: which rate each
     (model, task) gets. --check: exit 1 where the profile states another rate than the sweep
     chose; --update-baseline (with --published): write the published table."""
-    from ntm_bench.benchmarks.config import ConfigError
-    from ntm_bench.benchmarks.sweep import (
+    from ntm_bench.benchmarks.harness.config import ConfigError
+    from ntm_bench.benchmarks.harness.sweep import (
         CSV,
         SUFFIX,
         disagreements,
@@ -481,8 +486,8 @@ def sweep(args) -> int:
         sweep_specs,
         sweep_table,
     )
-    from ntm_bench.benchmarks.run_document import PublishedError
-    from ntm_bench.benchmarks.published import ROOT, rebuild
+    from ntm_bench.benchmarks.harness.run_document import PublishedError
+    from ntm_bench.benchmarks.harness.published import ROOT, rebuild
     from ntm_bench.results.schema import StoreError
     from ntm_bench.results.store import Store
 
@@ -525,8 +530,8 @@ def sweep(args) -> int:
 def suite_store(args, profile):
     """The store a suite writes, opened after the baseline `check` will need is known readable
     (before training: a baseline it cannot read costs nothing)."""
-    from ntm_bench.benchmarks.baseline import load_baseline
-    from ntm_bench.benchmarks.config import ConfigError
+    from ntm_bench.benchmarks.harness.baseline import load_baseline
+    from ntm_bench.benchmarks.harness.config import ConfigError
     from ntm_bench.benchmarks.process.faults import maybe_kill
     from ntm_bench.results.schema import StoreError
     from ntm_bench.results.store import Store
@@ -545,8 +550,8 @@ def suite_store(args, profile):
 def conclude(args, profile, specs, store) -> int:
     """After a suite: the summary and the claims of the planned runs, the report, the baseline
     (written or checked); the exit code (1 if a run failed or the check found a regression)."""
-    from ntm_bench.benchmarks.baseline import check_baseline, write_baseline
-    from ntm_bench.benchmarks.summary import print_summary
+    from ntm_bench.benchmarks.harness.baseline import check_baseline, write_baseline
+    from ntm_bench.benchmarks.harness.summary import print_summary
 
     ids = [s.run_id for s in specs]
     runs = store.runs()

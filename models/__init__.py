@@ -42,7 +42,8 @@ MODELS: dict[str, type[SequenceModel]] = {
 
 def build_model(name: str, input_size: int, output_size: int, **params) -> SequenceModel:
     """Instantiate the model registered as `name`; sizes come from the task, `params` from the
-    profile. A plugin is registered by the harness (benchmarks/plugins.py) before it is built."""
+    profile. A plugin is registered by the harness (benchmarks/harness/plugins.py) before it is
+    built."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
     return MODELS[name](input_size, output_size, **params)

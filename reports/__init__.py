@@ -12,6 +12,6 @@ claims.yaml and their verdicts), claims_file (claims.yaml read and checked), cla
 claim measures), verdicts (the committed claims table and its check), survival (Kaplan-Meier and
 log-rank), convergence (their tables and figures), joint_points (the joint generalization points),
 curriculum (curriculum marks).
-Nothing here imports the project except results.store and results.schema (and benchmarks.cli's
-Parser, for the one-line usage errors every command line gives).
+Nothing here imports the project except results.store and results.schema (and
+benchmarks.harness.cli's Parser, for the one-line usage errors every command line gives).
 """

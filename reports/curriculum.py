@@ -2,9 +2,9 @@
 the training sequences where a run's curriculum (`train.curriculum` in its config_json) raises the
 maximum size of its training batches, so a bump in the training cost can be read against it.
 
-The schedule is benchmarks/curriculum.py's, read from the store's frames alone: the batch drawn
-after s steps has the maximum min(start + step * (s // every), max_<axis>), so the maximum rises
-after every `every` steps until it reaches the task's own (task_params' max_<axis>).
+The schedule is benchmarks/harness/curriculum.py's, read from the store's frames alone: the batch
+drawn after s steps has the maximum min(start + step * (s // every), max_<axis>), so the maximum
+rises after every `every` steps until it reaches the task's own (task_params' max_<axis>).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 (memory models) where the heads read and wrote, as time runs left to right.
 
 One picture per (task, model), from the traced run with the lowest seed among finished runs; the
-traced sequence is the same fixed one for every model of a task (benchmarks/evaluate.py), so the
-pictures of two models can be compared column by column.
+traced sequence is the same fixed one for every model of a task (benchmarks/harness/evaluate.py), so
+the pictures of two models can be compared column by column.
 """
 
 from __future__ import annotations

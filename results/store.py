@@ -245,8 +245,8 @@ class Store:
                 self.before_commit()
 
     def write_evals(self, run_id: str, evals: list[dict]) -> None:
-        """Upsert evaluation rows (dicts as benchmarks.evaluate.generalization makes them; a row
-        without `point` is the single-axis point axis=value)."""
+        """Upsert evaluation rows (dicts as benchmarks.harness.evaluate.generalization makes them; a
+        row without `point` is the single-axis point axis=value)."""
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO evals (run_id, point, axis, value, cost_bits, bit_errors, "

@@ -20,7 +20,8 @@ TASKS: dict[str, type[Task]] = {
 
 def build_task(name: str, **params) -> Task:
     """Instantiate the task registered as `name` with `params`; unknown names list the known
-    ones. A plugin is registered by the harness (benchmarks/plugins.py) before it is built."""
+    ones. A plugin is registered by the harness (benchmarks/harness/plugins.py) before it is
+    built."""
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
     return TASKS[name](**params)

@@ -84,9 +84,9 @@ class Task:
     def scored_bits(self, **size: int) -> int:
         """The most output bits one sequence at `size` has scored (axes left out at their largest
         training value): no sequence's bit errors can exceed it, so a stored or published count
-        above it is not a result (benchmarks/run_document.py). Read off sampled sequences, the
-        most of 16, so a task whose scored span varies at a fixed size is bounded too. ValueError
-        (check_size) for an axis the task lacks or a size out of range."""
+        above it is not a result (benchmarks/harness/run_document.py). Read off sampled sequences,
+        the most of 16, so a task whose scored span varies at a fixed size is bounded too.
+        ValueError (check_size) for an axis the task lacks or a size out of range."""
         self.check_size(size)
         for axis in self.axes:
             if size.get(axis) is None and self.max_size(axis) is not None:
@@ -106,9 +106,9 @@ class Task:
 
     def capped(self, axis: str, maximum: int) -> Task:
         """This task with its training draws of `axis` going up to `maximum` only (train.curriculum,
-        benchmarks/curriculum.py): a shallow copy with `max_<axis>` set, which `sample` reads. What
-        was derived from the full range at construction (repeat copy's count normalization) stays.
-        A task that draws its training sizes otherwise overrides this."""
+        benchmarks/harness/curriculum.py): a shallow copy with `max_<axis>` set, which `sample`
+        reads. What was derived from the full range at construction (repeat copy's count
+        normalization) stays. A task that draws its training sizes otherwise overrides this."""
         view = copy.copy(self)
         setattr(view, f"max_{axis}", int(maximum))
         return view

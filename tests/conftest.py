@@ -28,7 +28,7 @@ def one_thread():
 def interrupted_at_first_checkpoint(call) -> list:
     """Run `call()` with checkpoint writes that succeed and then raise KeyboardInterrupt, as a
     user's Ctrl-C right after a checkpoint would; returns the steps that were saved."""
-    from ntm_bench.benchmarks import runner
+    from ntm_bench.benchmarks.harness import runner
 
     saved = []
     original = runner.save_checkpoint

@@ -514,7 +514,7 @@ def test_a_report_folder_that_cannot_be_made_is_refused_before_training(setup, t
 
 
 def test_a_yaml_merge_key_is_not_a_key_given_twice(tmp_path):
-    from ntm_bench.benchmarks.config import load_profile
+    from ntm_bench.benchmarks.harness.config import load_profile
 
     path = tmp_path / "merge.yaml"
     path.write_text("seeds: [1]\ntasks:\n  copy: {<<: {width: 3}, max_length: 3}\n")

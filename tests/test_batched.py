@@ -2,11 +2,11 @@
 
 import pytest
 
-from ntm_bench.benchmarks import runner
-from ntm_bench.benchmarks.batched import SeedStack
+from ntm_bench.benchmarks.harness import runner
+from ntm_bench.benchmarks.harness.batched import SeedStack
 from conftest import interrupted_at_first_checkpoint
-from ntm_bench.benchmarks.config import load_profile
-from ntm_bench.benchmarks.plan import group_units, plan_runs
+from ntm_bench.benchmarks.harness.config import load_profile
+from ntm_bench.benchmarks.harness.plan import group_units, plan_runs
 
 PROFILE = """
 seeds: [1, 2, 3]

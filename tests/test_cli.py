@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import run_suite
-from ntm_bench.benchmarks.cli import COMMANDS, parse
+from ntm_bench.benchmarks.harness.cli import COMMANDS, parse
 from conftest import tiny_profile
-from ntm_bench.benchmarks import trained
+from ntm_bench.benchmarks.harness import trained
 from ntm_bench.results.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,9 +206,9 @@ def test_evaluate_names_a_pruned_run_and_draws_memory_pictures(finished, capsys)
         ("run_suite.py", ["report", "extra"]),
         ("run_suite.py", ["--executor", "spark"]),
         ("run_suite.py", ["--set"]),
-        ("-m benchmarks.published", ["merge"]),
-        ("-m benchmarks.trained", ["delete"]),
-        ("-m benchmarks.reproduce", ["x.json", "--steps", "abc"]),
+        ("-m benchmarks.harness.published", ["merge"]),
+        ("-m benchmarks.harness.trained", ["delete"]),
+        ("-m benchmarks.harness.reproduce", ["x.json", "--steps", "abc"]),
         ("-m benchmarks.speed_suite.versus", ["HEAD", "--batches"]),
         ("-m benchmarks.speed_suite.cost", ["--frob"]),
         ("-m benchmarks.speed_suite.cost", ["--round-s", "nan"]),

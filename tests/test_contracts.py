@@ -13,7 +13,7 @@ import pytest
 
 import run_suite
 from conftest import BUILTIN_MODELS, BUILTIN_TASKS
-from ntm_bench.benchmarks.config import load_profile
+from ntm_bench.benchmarks.harness.config import load_profile
 from ntm_bench.models import MODELS
 from ntm_bench.models.base import SequenceModel
 from ntm_bench.results.store import Store
@@ -161,7 +161,7 @@ def test_readme_examples_add_a_model_and_a_task_that_train(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("profile", ["quick", "replicate", "replicate_v2", "protocol"])
 def test_the_matched_lstm_has_the_ntms_parameter_count_on_every_task(profile):
-    from ntm_bench.benchmarks.plan import resolve
+    from ntm_bench.benchmarks.harness.plan import resolve
     from ntm_bench.models import build_model
     from ntm_bench.tasks import build_task
 

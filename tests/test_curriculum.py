@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ntm_bench.benchmarks import runner
-from ntm_bench.benchmarks.config import ConfigError, load_profile
-from ntm_bench.benchmarks.curriculum import Curriculum, read
-from ntm_bench.benchmarks.plan import RunSpec, group_units, plan_runs
+from ntm_bench.benchmarks.harness import runner
+from ntm_bench.benchmarks.harness.config import ConfigError, load_profile
+from ntm_bench.benchmarks.harness.curriculum import Curriculum, read
+from ntm_bench.benchmarks.harness.plan import RunSpec, group_units, plan_runs
 from conftest import BUILTIN_TASKS, snapshot, suite_process, tiny_profile
 from ntm_bench.reports import learning
 from ntm_bench.reports.curriculum import draw_curriculum, growth

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 import torch
 
-from ntm_bench.benchmarks.evaluate import (
+from ntm_bench.benchmarks.harness.evaluate import (
     eval_points,
     generalization,
     point_name,

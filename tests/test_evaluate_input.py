@@ -16,9 +16,9 @@ import pytest
 
 import run_suite
 from conftest import tiny_profile
-from ntm_bench.benchmarks import baseline
-from ntm_bench.benchmarks.config import ConfigError
-from ntm_bench.benchmarks.evaluate_kept import parse_points, parse_shape
+from ntm_bench.benchmarks.harness import baseline
+from ntm_bench.benchmarks.harness.config import ConfigError
+from ntm_bench.benchmarks.harness.evaluate_kept import parse_points, parse_shape
 from ntm_bench.benchmarks.speed_suite import bench as speed_bench
 from ntm_bench.benchmarks.speed_suite import checks as speed_checks
 from ntm_bench.tasks.copy import Copy

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import run_suite
-from ntm_bench.benchmarks import runner
-from ntm_bench.benchmarks.cadence import CHECKPOINT_FORMAT
-from ntm_bench.benchmarks.config import load_profile
+from ntm_bench.benchmarks.harness import runner
+from ntm_bench.benchmarks.harness.cadence import CHECKPOINT_FORMAT
+from ntm_bench.benchmarks.harness.config import load_profile
 from ntm_bench.benchmarks.process.faults import PAUSE_ENV, PAUSED
-from ntm_bench.benchmarks.plan import plan_runs
+from ntm_bench.benchmarks.harness.plan import plan_runs
 from conftest import snapshot, tiny_profile
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -131,7 +131,7 @@ def test_ntm_rejects_impossible_parameters(bad):
 
 
 def test_registry_names_select_the_controller():
-    from ntm_bench.benchmarks.constructors import defaults
+    from ntm_bench.benchmarks.harness.constructors import defaults
 
     assert defaults(MODELS["ntm_ff"])["controller"] == "feedforward"
     assert defaults(MODELS["ntm"])["controller"] == "lstm"

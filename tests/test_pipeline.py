@@ -8,8 +8,8 @@ import torch
 
 import run_suite
 from conftest import interrupted_at_first_checkpoint, tiny_profile
-from ntm_bench.benchmarks.config import load_profile
-from ntm_bench.benchmarks.plan import plan_runs
+from ntm_bench.benchmarks.harness.config import load_profile
+from ntm_bench.benchmarks.harness.plan import plan_runs
 from ntm_bench.results.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def test_two_runs_of_the_same_config_give_identical_curves(profile, tmp_path):
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(profile, tmp_path):
-    from ntm_bench.benchmarks import runner
+    from ntm_bench.benchmarks.harness import runner
 
     spec = plan_runs(load_profile(profile), ["ntm"], ["copy"], [1])[0]
     whole = runner.execute(spec, tmp_path / "c1")

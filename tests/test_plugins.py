@@ -8,9 +8,9 @@ import textwrap
 import pytest
 
 import run_suite
-from ntm_bench.benchmarks import plugins
-from ntm_bench.benchmarks.config import load_profile
-from ntm_bench.benchmarks.profile_file import key_parts
+from ntm_bench.benchmarks.harness import plugins
+from ntm_bench.benchmarks.harness.config import load_profile
+from ntm_bench.benchmarks.harness.profile_file import key_parts
 from ntm_bench.models import MODELS
 from ntm_bench.results.store import Store
 from ntm_bench.tasks import TASKS

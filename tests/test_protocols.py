@@ -1,10 +1,10 @@
-"""The protocol comparison (benchmarks/protocols.py) on hand-made runs: the common budget is the
-smaller protocol's, convergence is read up to it and must hold to its last point there, and a
+"""The protocol comparison (benchmarks/harness/protocols.py) on hand-made runs: the common budget is
+the smaller protocol's, convergence is read up to it and must hold to its last point there, and a
 seed group's wall time is shared by its seeds."""
 
 import pandas as pd
 
-from ntm_bench.benchmarks.protocols import comparison, decision
+from ntm_bench.benchmarks.harness.protocols import comparison, decision
 
 
 def run(run_id, profile, seed, started_at, wall_s):

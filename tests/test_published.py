@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import run_suite
-from ntm_bench.benchmarks import published
+from ntm_bench.benchmarks.harness import published
 from ntm_bench.results.store import Store
 
 PROFILE = """

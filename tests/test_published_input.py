@@ -1,5 +1,5 @@
-"""Bad published files and bad --store / --dir for `python -m benchmarks.published`: exit code 2,
-one line on stderr naming the file and the key, and nothing written: every file is checked
+"""Bad published files and bad --store / --dir for `python -m benchmarks.harness.published`: exit
+code 2, one line on stderr naming the file and the key, and nothing written: every file is checked
 before the import writes, so a store keeps its bytes (no partial import) and no store is created
 where there was none; an export only reads its store."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ntm_bench.benchmarks import published
+from ntm_bench.benchmarks.harness import published
 
 REPLICATE = Path(__file__).resolve().parent.parent / "results" / "published" / "replicate"
 GOOD = sorted((REPLICATE / "copy" / "lstm").glob("seed*-*.json"))[0]
@@ -266,7 +266,7 @@ def digest(path):
 def one_line(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("python -m benchmarks.published: error: ")
+    assert lines[0].startswith("python -m benchmarks.harness.published: error: ")
     return lines[0]
 
 
@@ -423,8 +423,8 @@ def test_every_published_run_is_one_the_replicate_profile_plans():
     """The profile, resolved by today's code, gives the published runs' run_ids: a parameter a
     model gained later (models.base `later_params`, the NTM's controller_layers) stays out of the
     config at its default, and enters it, a new run, where a profile sets another value."""
-    from ntm_bench.benchmarks.config import load_profile
-    from ntm_bench.benchmarks.plan import plan_runs, resolve
+    from ntm_bench.benchmarks.harness.config import load_profile
+    from ntm_bench.benchmarks.harness.plan import plan_runs, resolve
 
     profile = load_profile("replicate")
     planned = {s.run_id for s in plan_runs(profile, list(profile.models), list(profile.tasks))}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ntm_bench.benchmarks.reproduce import replay
+from ntm_bench.benchmarks.harness.reproduce import replay
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "published" / "replicate"
 STEPS = 200
@@ -85,7 +85,7 @@ def test_rounding_passes_only_the_tolerance_mode(lstm_copy):
 def test_the_fingerprint_picks_the_mode(change, exact):
     from ntm_bench.benchmarks.process import fingerprint
     from ntm_bench.benchmarks.process.threads import intra_op_threads
-    from ntm_bench.benchmarks.reproduce import same_processor
+    from ntm_bench.benchmarks.harness.reproduce import same_processor
 
     with intra_op_threads(1):  # as replay sets it, from the run's own thread count
         here = fingerprint.fingerprint("cpu")
@@ -99,7 +99,7 @@ def test_the_fingerprint_picks_the_mode(change, exact):
 def edited(change, rehash=False):
     """The lowest seed's published LSTM copy run as JSON text after `change(document, config)`;
     `rehash`: with the run_id recomputed, as a careful editor would."""
-    from ntm_bench.benchmarks.plan import RunSpec
+    from ntm_bench.benchmarks.harness.plan import RunSpec
 
     document = published_run("copy", "lstm")
     config = json.loads(document["run"]["config_json"])
@@ -159,7 +159,7 @@ BAD_RUNS = [
 
 @pytest.mark.parametrize("case,content,message", BAD_RUNS, ids=[b[0] for b in BAD_RUNS])
 def test_a_bad_run_file_is_one_line(case, content, message, tmp_path, capsys):
-    from ntm_bench.benchmarks import reproduce
+    from ntm_bench.benchmarks.harness import reproduce
 
     path = tmp_path / "seed1-x.json"
     if content is not None:
@@ -167,7 +167,9 @@ def test_a_bad_run_file_is_one_line(case, content, message, tmp_path, capsys):
         path.write_bytes(data if isinstance(data, bytes) else data.encode())
     assert reproduce.main([str(path), "--steps", "1"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("python -m benchmarks.reproduce: error: ")
+    assert len(lines) == 1 and lines[0].startswith(
+        "python -m benchmarks.harness.reproduce: error: "
+    )
     assert str(tmp_path) in lines[0] and message in lines[0], lines
 
 
@@ -176,7 +178,7 @@ def test_a_bad_run_file_is_one_line(case, content, message, tmp_path, capsys):
     [(["--steps", "0"], "--steps must be at least 1"), (["--steps", "x"], "invalid int value")],
 )
 def test_bad_steps_are_one_line(argv, message, capsys):
-    from ntm_bench.benchmarks import reproduce
+    from ntm_bench.benchmarks.harness import reproduce
 
     path = sorted((PUBLISHED / "copy" / "lstm").glob("seed*-*.json"))[0]
     try:

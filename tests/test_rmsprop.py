@@ -1,14 +1,14 @@
-"""GravesRMSprop (benchmarks.rmsprop): the Graves (2013) equations, how far it is from torch's
-centered RMSprop, checkpoint round-trips and per-seed independence."""
+"""GravesRMSprop (benchmarks.harness.rmsprop): the Graves (2013) equations, how far it is from
+torch's centered RMSprop, checkpoint round-trips and per-seed independence."""
 
 import io
 
 import pytest
 import torch
 
-from ntm_bench.benchmarks.config import TrainConfig
-from ntm_bench.benchmarks.rmsprop import GravesRMSprop
-from ntm_bench.benchmarks.train import make_optimizer
+from ntm_bench.benchmarks.harness.config import TrainConfig
+from ntm_bench.benchmarks.harness.rmsprop import GravesRMSprop
+from ntm_bench.benchmarks.harness.train import make_optimizer
 
 
 def stepped(param: torch.Tensor, optimizer: torch.optim.Optimizer, grads) -> list[torch.Tensor]:

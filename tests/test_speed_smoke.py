@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ntm_bench.benchmarks.batched import SeedStack
+from ntm_bench.benchmarks.harness.batched import SeedStack
 from ntm_bench.benchmarks.speed_suite import bench as speed_bench
 from ntm_bench.benchmarks.speed_suite import configs, output
 from ntm_bench.benchmarks.speed_suite import peak_memory as speed_memory
@@ -383,8 +383,8 @@ def test_bad_speed_profiles_are_refused(fields, message):
 def test_the_cost_of_a_profile_times_its_runs_in_turns(monkeypatch):
     """benchmarks.speed_suite.cost: every (model, task) built as its run, then timed in turns by
     timing.time_rounds, one row each with the median and range over the rounds."""
-    from ntm_bench.benchmarks.config import load_profile
-    from ntm_bench.benchmarks.plan import resolve
+    from ntm_bench.benchmarks.harness.config import load_profile
+    from ntm_bench.benchmarks.harness.plan import resolve
     from ntm_bench.benchmarks.speed_suite import cost, timing
 
     profile = load_profile("quick")

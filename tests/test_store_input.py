@@ -254,7 +254,8 @@ def test_nan_in_a_config_is_json_python_reads(tmp_path):
 
 
 def trained_argv(tmp_path, *argv):
-    """`python -m benchmarks.trained` argv with the store and checkpoints made here (r1 kept)."""
+    """`python -m benchmarks.harness.trained` argv with the store and checkpoints made here (r1
+    kept)."""
     store = make_store(tmp_path / "s.sqlite")
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "r1.final.pt").write_bytes(b"weights")
@@ -309,14 +310,14 @@ TRAINED = [
 
 @pytest.mark.parametrize("case,argv,message", TRAINED, ids=[t[0] for t in TRAINED])
 def test_trained_bad_input(case, argv, message, tmp_path, capsys):
-    from ntm_bench.benchmarks import trained
+    from ntm_bench.benchmarks.harness import trained
 
     args = trained_argv(tmp_path, *argv)
     files = contents(tmp_path)
     assert trained.main(args) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message.format(S=tmp_path / "s.sqlite", T=tmp_path) in lines[0]
-    assert lines[0].startswith("python -m benchmarks.trained: error: ")
+    assert lines[0].startswith("python -m benchmarks.harness.trained: error: ")
     assert contents(tmp_path) == files, "no file written, created or deleted"
 
 
@@ -330,7 +331,7 @@ def contents(folder) -> dict:
 
 
 def test_trained_list_and_prune_only_read_the_store(tmp_path, capsys):
-    from ntm_bench.benchmarks import trained
+    from ntm_bench.benchmarks.harness import trained
 
     args = trained_argv(tmp_path, "--store", "{S}")
     before = digest(tmp_path / "s.sqlite")

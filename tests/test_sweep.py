@@ -1,4 +1,4 @@
-"""The learning-rate sweep (benchmarks/sweep.py): the profile section is checked like every
+"""The learning-rate sweep (benchmarks/harness/sweep.py): the profile section is checked like every
 other key, the planned runs are the profile's with the rate and a fraction of the budget, the
 rule picks the lowest mean final validation cost (a diverged seed is an infinite cost, a pending
 one decides nothing) and `sweep --check` fails where the profile states another rate."""
@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 import run_suite
-from ntm_bench.benchmarks.config import ConfigError, load_profile
-from ntm_bench.benchmarks.sweep import disagreements, sweep_specs, sweep_table
+from ntm_bench.benchmarks.harness.config import ConfigError, load_profile
+from ntm_bench.benchmarks.harness.sweep import disagreements, sweep_specs, sweep_table
 from tests.conftest import tiny_profile
 
 SWEEP = {"rates": [0.001, 0.003, 0.01], "seeds": [1, 2], "fraction": 0.5}

@@ -4,9 +4,9 @@ cost is the stored final one; pruning is explicit and a pruned run says so."""
 import pytest
 
 import run_suite
-from ntm_bench.benchmarks.evaluate import score, validation_set
+from ntm_bench.benchmarks.harness.evaluate import score, validation_set
 from conftest import tiny_profile
-from ntm_bench.benchmarks import trained
+from ntm_bench.benchmarks.harness import trained
 from ntm_bench.results.store import Store
 
 

@@ -212,9 +212,9 @@ def test_lstm_matched_rejects_targets_below_one_unit():
 def test_a_dropout_run_repeats_whatever_the_global_rng_held_before(tmp_path):
     """Dropout draws from torch's global RNG while training; the runner seeds it from the run's
     seed, so the same run from scratch gives the same curve after any history."""
-    from ntm_bench.benchmarks.config import load_profile
-    from ntm_bench.benchmarks.plan import plan_runs
-    from ntm_bench.benchmarks.runner import execute
+    from ntm_bench.benchmarks.harness.config import load_profile
+    from ntm_bench.benchmarks.harness.plan import plan_runs
+    from ntm_bench.benchmarks.harness.runner import execute
     from conftest import tiny_profile
 
     profile = tiny_profile(

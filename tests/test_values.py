@@ -2,10 +2,10 @@
 
 import pytest
 
-from ntm_bench.benchmarks.config import ConfigError, load_profile
-from ntm_bench.benchmarks.plan import resolve
-from ntm_bench.benchmarks import constructors
-from ntm_bench.benchmarks.values import ValueProblem, coerce, coerce_keys
+from ntm_bench.benchmarks.harness.config import ConfigError, load_profile
+from ntm_bench.benchmarks.harness.plan import resolve
+from ntm_bench.benchmarks.harness import constructors
+from ntm_bench.benchmarks.harness.values import ValueProblem, coerce, coerce_keys
 from ntm_bench.models.base import SequenceModel
 
 

@@ -130,7 +130,7 @@ def test_a_suite_and_load_run_beside_a_users_own_models_package(installed, tmp_p
         """
         import models, tasks
         import ntm_bench.models
-        from ntm_bench.benchmarks.trained import load_run
+        from ntm_bench.benchmarks.harness.trained import load_run
         from ntm_bench.results.store import Store
 
         assert models.OWNER == "the user (models)" and tasks.OWNER == "the user (tasks)"

@@ -4,8 +4,8 @@ A fixed-seed run is bit-identical on one processor with the same settings, and d
 7th-8th digit on another: torch and its BLAS choose vector kernels per CPU (AVX2 on one, AVX-512
 on another), numba compiles its kernels for the host CPU, and each rounds differently. "cpu
 (x86_64, 2 cores)" cannot tell two such machines apart, so every run, published file and speed
-row records this fingerprint, and exact comparisons (the golden runs, benchmarks.reproduce) are
-made only where the fingerprint is the same; elsewhere they allow a stated tolerance.
+row records this fingerprint, and exact comparisons (the golden runs, benchmarks.harness.reproduce)
+are made only where the fingerprint is the same; elsewhere they allow a stated tolerance.
 
     {"device": "cpu", "cpu": "GenuineIntel Intel(R) Xeon(R) Processor @ 2.60GHz",
      "capability": "AVX512", "blas": "mkl", "torch": "2.13.0+cpu", "numba": "0.68.1",

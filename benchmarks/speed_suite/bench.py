@@ -17,8 +17,8 @@ One invocation (`run_bench`) measures, per model:
 - batched seeds (name suffix "/s8", column seeds = 8) in train mode at every main-grid batch
   size, of every model with supports_vmap, eager, and compiled too where the model has its own
   K-seed pass (seeds_forward: the fused NTM and DNC): K models (seeds 0..K-1 by default) trained
-  as one (benchmarks/batched.py's SeedStack), each seed on its own copy of the same batch, the
-  loss the sum of the seeds' costs, one Adam over the stacked parameters. sequences/s counts
+  as one (benchmarks/harness/batched.py's SeedStack), each seed on its own copy of the same batch,
+  the loss the sum of the seeds' costs, one Adam over the stacked parameters. sequences/s counts
   every seed's sequences (K x batch per iteration), n_params is one seed's, and extra_json's
   wall_vs_one_seed is the time per iteration over that of the model's one-seed row at the same
   batch, eager or compiled alike (the target: at most 2.5 for 8 seeds);
@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import torch
 
-from ntm_bench.benchmarks.batched import SeedStack
+from ntm_bench.benchmarks.harness.batched import SeedStack
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from ntm_bench.benchmarks.process.threads import intra_op_threads
 from ntm_bench.benchmarks.speed_suite.checks import check_run_options
@@ -62,7 +62,7 @@ from ntm_bench.benchmarks.speed_suite.configs import (
     model_params,
     plan,
 )
-from ntm_bench.benchmarks.devices import resolve_device
+from ntm_bench.benchmarks.harness.devices import resolve_device
 from ntm_bench.models import MODELS
 from ntm_bench.tasks.base import Batch
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 
-from ntm_bench.benchmarks.config import ConfigError
+from ntm_bench.benchmarks.harness.config import ConfigError
 from ntm_bench.benchmarks.process.destinations import check_destination
-from ntm_bench.benchmarks.values import MAX_INT
+from ntm_bench.benchmarks.harness.values import MAX_INT
 
 # torch.set_num_threads takes up to 2**31 - 1 and then tries to start them all; no machine this
 # suite runs on has a thousand cores, so a larger --threads is a typo

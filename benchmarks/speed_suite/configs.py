@@ -13,8 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ntm_bench.benchmarks import constructors
-from ntm_bench.benchmarks.seeding import seeded
+from ntm_bench.benchmarks.harness import constructors
+from ntm_bench.benchmarks.harness.seeding import seeded
 from ntm_bench.models import MODELS
 from ntm_bench.tasks.base import Batch
 from ntm_bench.tasks.copy import Copy
@@ -136,7 +136,8 @@ class Config(NamedTuple):
     batch: int
     memory_size: int | None  # None for models without a memory
     steps: int
-    seeds: int = 1  # > 1: that many models trained as one (benchmarks/batched.py's SeedStack)
+    # > 1: that many models trained as one (benchmarks/harness/batched.py's SeedStack)
+    seeds: int = 1
 
     @property
     def name(self) -> str:

@@ -5,8 +5,8 @@ profile so that its grid fits the machine.
     python -m benchmarks.speed_suite.cost --profile replicate [--models ntm,lstm] [--tasks copy]
                                           [--compile] [--rounds 3] [--round-s 2]
 
-Each (model, task) is built as its run would be (seed 1, benchmarks.seeding.build_seeded), with
-its optimizer, and warmed up (1 step eager, 3 compiled, which includes compiling); then all of
+Each (model, task) is built as its run would be (seed 1, benchmarks.harness.seeding.build_seeded),
+with its optimizer, and warmed up (1 step eager, 3 compiled, which includes compiling); then all of
 them are timed in turns (timing.time_rounds: `--rounds` rounds, each pair `--round-s` seconds a
 round, optimizer steps on fresh batches), so the machine's drift slows every pair alike. One JSON
 line per pair: sequences per second (the median over rounds, and the lowest and highest round),
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from ntm_bench.benchmarks.cli import Parser, bad_input
+from ntm_bench.benchmarks.harness.cli import Parser, bad_input
 from ntm_bench.benchmarks.speed_suite.timing import time_rounds
 
 PROG = "python -m benchmarks.speed_suite.cost"
@@ -32,8 +32,8 @@ PROG = "python -m benchmarks.speed_suite.cost"
 def prepared_step(spec, compiled: bool):
     """(one training step of `spec`'s run on a fresh batch, its model; warm-up seconds), or None
     when `compiled` and the model has nothing to compile."""
-    from ntm_bench.benchmarks.seeding import build_seeded
-    from ntm_bench.benchmarks.train import make_optimizer, train_step
+    from ntm_bench.benchmarks.harness.seeding import build_seeded
+    from ntm_bench.benchmarks.harness.train import make_optimizer, train_step
 
     task, model = build_seeded(spec)
     if compiled and not model.compile_step():
@@ -80,8 +80,8 @@ def measure(specs: list, compiled: bool, rounds: int, round_s: float) -> list[di
 
 
 def main(argv=None) -> int:
-    from ntm_bench.benchmarks.config import ConfigError, load_profile
-    from ntm_bench.benchmarks.plan import parse_names, resolve
+    from ntm_bench.benchmarks.harness.config import ConfigError, load_profile
+    from ntm_bench.benchmarks.harness.plan import parse_names, resolve
     from ntm_bench.benchmarks.process.threads import intra_op_threads
 
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])

@@ -28,7 +28,7 @@ import torch
 
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from ntm_bench.benchmarks.process.threads import intra_op_threads
-from ntm_bench.benchmarks.devices import resolve_device
+from ntm_bench.benchmarks.harness.devices import resolve_device
 from ntm_bench.benchmarks.speed_suite.timing import make_step, sync, time_rounds
 from ntm_bench.benchmarks.speed_suite.output import common_fields, log, make_row, write
 from ntm_bench.benchmarks.speed_suite.configs import (

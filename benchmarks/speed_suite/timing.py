@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from ntm_bench.benchmarks.batched import SeedStack
+from ntm_bench.benchmarks.harness.batched import SeedStack
 from ntm_bench.benchmarks.speed_suite.configs import Timing
 from ntm_bench.benchmarks.speed_suite.peak_memory import peak_memory
 from ntm_bench.tasks.base import Batch, cost_bits

@@ -32,17 +32,17 @@ from typing import NamedTuple
 
 import torch
 
-from ntm_bench.benchmarks import constructors
+from ntm_bench.benchmarks.harness import constructors
 from ntm_bench.benchmarks.process.threads import intra_op_threads
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from ntm_bench.benchmarks.speed_suite.timing import make_step
 from ntm_bench.benchmarks.speed_suite.configs import PAPER_SIZES, SMOKE_SIZES, WIDTH, copy_batch
 from ntm_bench.benchmarks.speed_suite.interleaved import STEPS
 from ntm_bench.benchmarks.speed_suite.timing import time_rounds
-from ntm_bench.benchmarks.values import MAX_INT
+from ntm_bench.benchmarks.harness.values import MAX_INT
 from ntm_bench.models import MODELS
-from ntm_bench.benchmarks.cli import Parser
-from ntm_bench.benchmarks.seeding import seeded
+from ntm_bench.benchmarks.harness.cli import Parser
+from ntm_bench.benchmarks.harness.seeding import seeded
 from ntm_bench.tasks.base import Batch
 
 ROOT = Path(__file__).resolve().parents[2]

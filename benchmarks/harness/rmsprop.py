@@ -13,9 +13,9 @@ below ε = 1e-4: ~1.4x at v = 1e-4, ~3x at 1e-5, ~9x at 1e-6 (gradients that flu
 ~50x at 1e-8 and 1/sqrt(ε) = 100x as v -> 0 (a steady gradient). Torch's steps are larger by that
 factor, so its RMSprop with these hyperparameters is not the paper's optimizer.
 
-Every operation is element-wise, so parameters stacked over seeds ([K, ...], benchmarks/batched.py)
-step exactly as K separate ones would. The state lives in `self.state`, so state_dict() and
-load_state_dict() resume bit for bit.
+Every operation is element-wise, so parameters stacked over seeds ([K, ...],
+benchmarks/harness/batched.py) step exactly as K separate ones would. The state lives in
+`self.state`, so state_dict() and load_state_dict() resume bit for bit.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ memory trace rounded to 4 decimals (the pictures need no more). Floats are writt
 shortest round-trip repr, so an import gives back the store's numbers exactly: the
 reproducibility test compares retrained curves with these bit for bit.
 
-    python -m benchmarks.published export --store results/replicate.sqlite --profile replicate
-    python -m benchmarks.published import --store results/replicate.sqlite --profile replicate
+    python -m benchmarks.harness.published export --store results/replicate.sqlite --profile P
+    python -m benchmarks.harness.published import --store results/replicate.sqlite --profile P
 
-An import checks every file (benchmarks/run_document.py) before it writes anything, then adds
-them all in one transaction: a bad file is named with its key and the store keeps its bytes. An
+An import checks every file (benchmarks/harness/run_document.py) before it writes anything, then
+adds them all in one transaction: a bad file is named with its key and the store keeps its bytes. An
 export only reads the store.
 """
 
@@ -28,15 +28,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from ntm_bench.benchmarks.cli import Parser, bad_input
+from ntm_bench.benchmarks.harness.cli import Parser, bad_input
 from ntm_bench.benchmarks.process.destinations import check_destination
-from ntm_bench.benchmarks import run_document
-from ntm_bench.benchmarks.run_document import FINISHED, PublishedError
+from ntm_bench.benchmarks.harness import run_document
+from ntm_bench.benchmarks.harness.run_document import FINISHED, PublishedError
 from ntm_bench.results.schema import StoreError
 from ntm_bench.results.store import Store
 
-PROG = "python -m benchmarks.published"
-ROOT = Path(__file__).resolve().parent.parent / "results" / "published"  # the published data
+PROG = "python -m benchmarks.harness.published"
+ROOT = Path(__file__).resolve().parents[2] / "results" / "published"  # the published data
 PATTERN = "seed*-*.json"  # a run's file; others under the folder (claims.md, ...) are not runs
 # lease bookkeeping, not results; and the trivial costs, derived from the config (import
 # computes them: trivial_costs)
@@ -142,7 +142,8 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
 
 def read(folder: Path) -> list[dict]:
     """Every published run document under `folder`, in path order, each checked
-    (benchmarks/run_document.py); PublishedError for the first bad file or a run published twice."""
+    (benchmarks/harness/run_document.py); PublishedError for the first bad file or a run published
+    twice."""
     documents, seen = [], {}
     for path in sorted(Path(folder).rglob(PATTERN)):
         loaded = run_document.load(path)
@@ -183,12 +184,12 @@ def add(store: Store, documents: list[dict]) -> int:
 
 @functools.cache
 def trivial_costs(task_name: str, task_params_json: str, eval_size: int) -> str:
-    """The trivial costs of a run's validation set (benchmarks.runner.trivial_json), which a
+    """The trivial costs of a run's validation set (benchmarks.harness.runner.trivial_json), which a
     published file leaves out: they follow from its task and the fixed validation seed, exactly,
     on any processor. Cached: a task's seeds and models share them."""
-    from ntm_bench.benchmarks.evaluate import validation_set
-    from ntm_bench.benchmarks.runner import trivial_json
-    from ntm_bench.benchmarks.plugins import build_task
+    from ntm_bench.benchmarks.harness.evaluate import validation_set
+    from ntm_bench.benchmarks.harness.runner import trivial_json
+    from ntm_bench.benchmarks.harness.plugins import build_task
 
     params = json.loads(task_params_json)
     task = build_task(task_name, **params)

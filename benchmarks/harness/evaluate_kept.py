@@ -1,7 +1,7 @@
 """Evaluate finished runs at new generalization points without retraining: each run's kept
-weights (benchmarks.trained) are loaded and scored on the same fixed evaluation sets a trained run
-would get at those points; the rows are added to the store's evals table, never replacing one
-that is there. Also the memory picture of any run at any size.
+weights (benchmarks.harness.trained) are loaded and scored on the same fixed evaluation sets a
+trained run would get at those points; the rows are added to the store's evals table, never
+replacing one that is there. Also the memory picture of any run at any size.
 
 Everything asked is checked before the first row is written (prepare): each point against the
 task of every chosen run (its axes, and the task's own Task.check_size; sizes at most MAX_INT
@@ -23,11 +23,16 @@ from typing import NamedTuple
 
 from tqdm.auto import tqdm
 
-from ntm_bench.benchmarks.config import ConfigError
-from ntm_bench.benchmarks.evaluate import generalization, point_name, trace
-from ntm_bench.benchmarks.values import MAX_INT
+from ntm_bench.benchmarks.harness.config import ConfigError
+from ntm_bench.benchmarks.harness.evaluate import generalization, point_name, trace
+from ntm_bench.benchmarks.harness.values import MAX_INT
 from ntm_bench.results.store import Store
-from ntm_bench.benchmarks.trained import WeightsMissing, default_checkpoints, load_run, weights_path
+from ntm_bench.benchmarks.harness.trained import (
+    WeightsMissing,
+    default_checkpoints,
+    load_run,
+    weights_path,
+)
 from ntm_bench.tasks.base import Task
 
 
@@ -163,8 +168,8 @@ def first_of(reasons: list[str]) -> str:
 
 def run_task(run) -> Task:
     """The task a stored run was trained on, rebuilt from its config (no weights needed)."""
-    from ntm_bench.benchmarks.plan import RunSpec, described
-    from ntm_bench.benchmarks.plugins import build_task
+    from ntm_bench.benchmarks.harness.plan import RunSpec, described
+    from ntm_bench.benchmarks.harness.plugins import build_task
 
     try:
         spec = RunSpec.from_config(json.loads(run.config_json), run.profile)

@@ -15,8 +15,8 @@ once instead of K times. Every seed keeps what it would have alone:
 - its own curve, convergence step and divergence: a seed that stops (converged with
   `stop_on_converge`, or diverged) has its parameters snapshotted and its curve closed, while
   the others go on. That bookkeeping, with the log window, validation, checkpoints and Ctrl-C,
-  is the cadence one run has too (benchmarks/cadence.py), and the loop is one run's
-  (benchmarks/train.py train); this module adds the K-seed step, as the Trainee Seeds.
+  is the cadence one run has too (benchmarks/harness/cadence.py), and the loop is one run's
+  (benchmarks/harness/train.py train); this module adds the K-seed step, as the Trainee Seeds.
 Results match training each seed alone to float rounding (the tests check 1e-5), not bit for bit.
 """
 
@@ -27,10 +27,10 @@ import copy
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from ntm_bench.benchmarks.cadence import StepScores
-from ntm_bench.benchmarks.config import TrainConfig
-from ntm_bench.benchmarks.evaluate import score_chunks
-from ntm_bench.benchmarks.train import make_optimizer
+from ntm_bench.benchmarks.harness.cadence import StepScores
+from ntm_bench.benchmarks.harness.config import TrainConfig
+from ntm_bench.benchmarks.harness.evaluate import score_chunks
+from ntm_bench.benchmarks.harness.train import make_optimizer
 from ntm_bench.tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
 
 
@@ -150,8 +150,8 @@ def seeds_step(
 
 
 class Seeds:
-    """K seeds of one config as a Trainee (benchmarks/train.py): one SeedStack, one optimizer over
-    the stacked parameters, one data generator per seed."""
+    """K seeds of one config as a Trainee (benchmarks/harness/train.py): one SeedStack, one
+    optimizer over the stacked parameters, one data generator per seed."""
 
     def __init__(self, models: list[torch.nn.Module], cfg: TrainConfig, generators: list):
         self.stack, self.cfg, self.generators = SeedStack(models), cfg, generators

@@ -17,7 +17,7 @@ from typing import Callable, TypeVar
 
 import torch
 
-from ntm_bench.benchmarks.plugins import build_model, build_task
+from ntm_bench.benchmarks.harness.plugins import build_model, build_task
 
 Built = TypeVar("Built")
 
@@ -51,7 +51,7 @@ def seeded(seed: int, make: Callable[[], Built]) -> Built:
 
 def build_seeded(spec, device: str = "cpu"):
     """(task, model) of a plan.RunSpec, the model initialized from the run's init seed: how
-    training, kept weights (benchmarks.trained) and the cost of a profile build a run."""
+    training, kept weights (benchmarks.harness.trained) and the cost of a profile build a run."""
     task = build_task(spec.task, **spec.task_params)
     model = seeded(
         derived_seed(spec.seed, "init"),

@@ -2,7 +2,7 @@
 writes the store.
 
 A unit is one run, or several seeds of one config trained as one batched model (see
-benchmarks/batched.py and `plan.group_units`). `local` runs units in this process when
+benchmarks/harness/batched.py and `plan.group_units`). `local` runs units in this process when
 jobs == 1, else in a pool of `jobs` worker processes. Each worker uses `threads` intra-op
 threads (default 1): small recurrent models are op-overhead bound and a second thread mostly
 adds contention, so the second core is used for a second run instead; and glibc's malloc is
@@ -22,8 +22,8 @@ import torch
 
 from ntm_bench.benchmarks.process.allocator import tune_malloc
 from ntm_bench.benchmarks.process.threads import intra_op_threads
-from ntm_bench.benchmarks.plan import RunSpec
-from ntm_bench.benchmarks.runner import execute, execute_group
+from ntm_bench.benchmarks.harness.plan import RunSpec
+from ntm_bench.benchmarks.harness.runner import execute, execute_group
 
 Unit = list[RunSpec]
 

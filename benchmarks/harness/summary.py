@@ -66,10 +66,10 @@ def parameter_table(specs) -> pd.DataFrame:
 
     import yaml
 
-    from ntm_bench.benchmarks.seeding import build_seeded
+    from ntm_bench.benchmarks.harness.seeding import build_seeded
 
     reference = yaml.safe_load(
-        (Path(__file__).resolve().parent.parent / "reports" / "paper_reference.yaml").read_text()
+        (Path(__file__).resolve().parents[2] / "reports" / "paper_reference.yaml").read_text()
     )
     rows, seen = [], set()
     for spec in specs:

@@ -2,7 +2,7 @@
 published runs of both: the `protocol` profile's (Graves RMSProp, batch 1, the paper's rates) and
 the `replicate` profile's (Adam, batch 16), the same (model, task, seed), read at equal sequences.
 
-    python -m benchmarks.protocols
+    python -m benchmarks.harness.protocols
 
 One row per (model, task, protocol) of the protocol profile's runs: the seeds; how many
 converged within the common budget (the smaller of the two protocols' budgets), converged
@@ -40,15 +40,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ntm_bench.benchmarks.cli import Parser, bad_input
-from ntm_bench.benchmarks.published import rebuild
-from ntm_bench.benchmarks.run_document import PublishedError
+from ntm_bench.benchmarks.harness.cli import Parser, bad_input
+from ntm_bench.benchmarks.harness.published import rebuild
+from ntm_bench.benchmarks.harness.run_document import PublishedError
 from ntm_bench.reports.claims import part_models
 from ntm_bench.reports.claims_file import load_claims
 from ntm_bench.reports.survival import settled
 from ntm_bench.results.store import Store
 
-PROG = "python -m benchmarks.protocols"
+PROG = "python -m benchmarks.harness.protocols"
 PROFILES = ("protocol", "replicate")  # the paper's protocol, then ours
 
 

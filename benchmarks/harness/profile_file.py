@@ -1,8 +1,8 @@
 """A profile file read as YAML, and the `--set` overrides applied to what it holds: the layer
-below benchmarks/config.py, which checks the sections' keys and values. YAML is read strictly: a
-key given twice in one mapping is an error (YAML itself keeps the last one silently), and so is
-a file that is not UTF-8, not a mapping, or empty. Every problem is a ProfileFileError whose one
-line names the file or the override; load_profile raises it as a ConfigError.
+below benchmarks/harness/config.py, which checks the sections' keys and values. YAML is read
+strictly: a key given twice in one mapping is an error (YAML itself keeps the last one silently),
+and so is a file that is not UTF-8, not a mapping, or empty. Every problem is a ProfileFileError
+whose one line names the file or the override; load_profile raises it as a ConfigError.
 """
 
 from __future__ import annotations

@@ -21,11 +21,11 @@ from typing import NamedTuple
 
 import torch
 
-from ntm_bench.benchmarks import constructors, curriculum, plugins
-from ntm_bench.benchmarks.config import ConfigError, Profile, TrainConfig, make_train
-from ntm_bench.benchmarks.contract import check_data, check_model, check_task
-from ntm_bench.benchmarks.evaluate import eval_points
-from ntm_bench.benchmarks.values import MAX_INT
+from ntm_bench.benchmarks.harness import constructors, curriculum, plugins
+from ntm_bench.benchmarks.harness.config import ConfigError, Profile, TrainConfig, make_train
+from ntm_bench.benchmarks.harness.contract import check_data, check_model, check_task
+from ntm_bench.benchmarks.harness.evaluate import eval_points
+from ntm_bench.benchmarks.harness.values import MAX_INT
 
 # Bump when a change to the code changes results for an unchanged config.
 # 2: evals keyed by point (joint points, per-channel scores, memory marks); RMSProp in Graves form.
@@ -178,7 +178,7 @@ def plan_runs(
 ) -> list[RunSpec]:
     """All (model, task, seed) runs, ordered by task, model, seed; constructing each model and
     task once here so an impossible parameter is reported before anything trains."""
-    from ntm_bench.benchmarks.plugins import build_model, build_task
+    from ntm_bench.benchmarks.harness.plugins import build_model, build_task
 
     specs = []
     for task in tasks:
@@ -201,7 +201,8 @@ def model_seeds(profile: Profile, model: str) -> tuple[int, ...]:
 
 def check_buildable(spec: RunSpec, build_task, build_model) -> None:
     """Construct the task and the model once and run them on one small batch
-    (benchmarks/contract.py), turning whatever they raise into a ConfigError naming the pair."""
+    (benchmarks/harness/contract.py), turning whatever they raise into a ConfigError naming the
+    pair."""
     where = f"{spec.profile}: {spec.model} on {spec.task}"
     task, probe = built_task(spec, build_task, where)
     model = built_model(spec, task, build_model, where)
@@ -235,7 +236,9 @@ class BuiltTask(NamedTuple):
     """A planned run's task, built once by the planner."""
 
     task: object  # a tasks.base.Task
-    probe: object  # the tasks.base.Batch its contract check sampled (benchmarks/contract.py)
+    probe: (
+        object  # the tasks.base.Batch its contract check sampled (benchmarks/harness/contract.py)
+    )
 
 
 def built_task(spec: RunSpec, build_task, where: str) -> BuiltTask:

@@ -9,7 +9,7 @@
 Model and task parameters are checked against the constructor of the registered class, train
 keys against TrainConfig, so a typo is an error naming the key and the file. `--set a.b.c=value`
 overrides any key before that check (the value is parsed as YAML: `--set train.lr=1e-4`). Reading
-the file and applying the overrides is benchmarks/profile_file.py's.
+the file and applying the overrides is benchmarks/harness/profile_file.py's.
 """
 
 from __future__ import annotations
@@ -21,12 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from ntm_bench.benchmarks import constructors, plugins
-from ntm_bench.benchmarks.curriculum import Curriculum, read as read_curriculum
-from ntm_bench.benchmarks.profile_file import SECTIONS, ProfileFileError, apply_override, read_yaml
-from ntm_bench.benchmarks.values import MAX_INT, coerce_keys
+from ntm_bench.benchmarks.harness import constructors, plugins
+from ntm_bench.benchmarks.harness.curriculum import Curriculum, read as read_curriculum
+from ntm_bench.benchmarks.harness.profile_file import (
+    SECTIONS,
+    ProfileFileError,
+    apply_override,
+    read_yaml,
+)
+from ntm_bench.benchmarks.harness.values import MAX_INT, coerce_keys
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
+PROFILE_DIR = Path(__file__).parents[1] / "profiles"
 # Caps on the data a run holds, beyond which a value is a typo: they fail here, in one line,
 # instead of as an allocation failure inside a worker after the store has its rows.
 MAX_BATCH = 65536  # train.batch_size
@@ -65,7 +70,7 @@ class TrainConfig:
     checkpoint_interval: int = 200  # steps between checkpoints (resume after a crash)
     stop_on_converge: bool = False  # end the run at its first converged validation point
     batch_seeds: bool = True  # train the seeds of one config as one batched model
-    # (benchmarks/batched.py; models with supports_vmap). Pays
+    # (benchmarks/harness/batched.py; models with supports_vmap). Pays
     # at small batches (8 NTM seeds at batch 1: 1.7x one seed's
     # time); at batch 16 with compile, 8 seeds took 9.9x, more
     # than apart: turn it off there (as solve_copy.yaml does)
@@ -79,7 +84,7 @@ class TrainConfig:
     # the task's max_<axis> starts at `start`, grows by `step` every
     # `every` steps up to the task's own, and batches draw sizes in
     # [min_<axis>, that]; validation keeps the full task so curves
-    # compare (benchmarks/curriculum.py). Left out of the run config
+    # compare (benchmarks/harness/curriculum.py). Left out of the run config
     # when "none", so the run_ids of runs without one stand
 
     def __post_init__(self):
@@ -124,11 +129,12 @@ class Profile:
     train: TrainConfig
     models: dict = field(default_factory=dict)
     tasks: dict = field(default_factory=dict)
-    sweep: "Sweep | None" = None  # the learning-rate sweep (benchmarks/sweep.py), if declared
+    # the learning-rate sweep (benchmarks/harness/sweep.py), if declared
+    sweep: "Sweep | None" = None
 
 
 class Sweep(NamedTuple):
-    """A profile's learning-rate sweep (benchmarks/sweep.py has the rule)."""
+    """A profile's learning-rate sweep (benchmarks/harness/sweep.py has the rule)."""
 
     rates: tuple[float, ...]
     seeds: tuple[int, ...]
@@ -197,8 +203,8 @@ def check_keys(params: dict, cls, where: str, extra: tuple[str, ...] = ()) -> No
 
 def read_params(params: dict, cls, where: str) -> dict:
     """A model's or task's parameters with each value read as its constructor declares it
-    (benchmarks.values: `1e-4` a number where a float belongs, `abc` an error naming the key);
-    the `per_task` mapping is copied so that the caller can replace its entries."""
+    (benchmarks.harness.values: `1e-4` a number where a float belongs, `abc` an error naming the
+    key); the `per_task` mapping is copied so that the caller can replace its entries."""
     params = coerce_keys(params, constructors.annotations(cls), where, ConfigError)
     if isinstance(params.get("per_task"), dict):
         params["per_task"] = dict(params["per_task"])

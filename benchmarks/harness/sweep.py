@@ -24,8 +24,8 @@ import dataclasses
 import math
 import pandas as pd
 
-from ntm_bench.benchmarks.config import ConfigError, Profile
-from ntm_bench.benchmarks.plan import RunSpec, plan_runs, resolve
+from ntm_bench.benchmarks.harness.config import ConfigError, Profile
+from ntm_bench.benchmarks.harness.plan import RunSpec, plan_runs, resolve
 
 SUFFIX = "_sweep"  # the sweep's runs are stored and published as profile <name>_sweep
 CSV = "sweep.csv"  # the published table, beside the sweep's run files

@@ -1,13 +1,13 @@
-"""One published run file (the format of benchmarks/published.py), read and checked key by key
-before anything is written from it: an import validates every file first and then writes them
+"""One published run file (the format of benchmarks/harness/published.py), read and checked key by
+key before anything is written from it: an import validates every file first and then writes them
 all in one transaction, so a bad file leaves the store as it was instead of half-imported.
 
 A file must be UTF-8 JSON: an object with `run` (the run's row), `curves` and `evals` (lists of
 rows) and `trace` (null or the memory arrays); every key known, every value of its column's type;
 `status` done or diverged (only finished runs are published); `config_json` a run config of this
 code's FORMAT_VERSION that agrees with the row's model, task and seed, and whose hash is the row's
-`run_id` (benchmarks/plan.py), so a file cannot pass one run's numbers off as another's. Every
-problem is a PublishedError whose one-line message names the file and the key:
+`run_id` (benchmarks/harness/plan.py), so a file cannot pass one run's numbers off as another's.
+Every problem is a PublishedError whose one-line message names the file and the key:
 
     .../copy/lstm/seed1-ab12.json: run.seed: expected an integer, got 'abc'
 """
@@ -191,8 +191,8 @@ def check_bits(path: Path, document: dict, config: dict) -> None:
     """No curve point or evaluation counts more bit errors per sequence than a sequence has
     scored bits (Task.scored_bits: the training range's largest for the curves, the point's size
     for an evaluation)."""
-    from ntm_bench.benchmarks.evaluate_kept import axes
-    from ntm_bench.benchmarks.plugins import build_task
+    from ntm_bench.benchmarks.harness.evaluate_kept import axes
+    from ntm_bench.benchmarks.harness.plugins import build_task
 
     try:
         task = build_task(config["task"], **config["task_params"])
@@ -289,7 +289,7 @@ def check_trace(path: Path, trace: dict | None) -> None:
 def config(path: Path, run: dict) -> dict:
     """The run's config_json parsed: an object with every key of a run config, of this code's
     format version."""
-    from ntm_bench.benchmarks.plan import FORMAT_VERSION
+    from ntm_bench.benchmarks.harness.plan import FORMAT_VERSION
 
     try:
         parsed = json.loads(run["config_json"])
@@ -310,8 +310,8 @@ def config(path: Path, run: dict) -> dict:
 
 def check_identity(path: Path, run: dict, config: dict) -> None:
     """The row's model, task and seed are its config's, and its run_id is the config's hash."""
-    from ntm_bench.benchmarks.config import ConfigError
-    from ntm_bench.benchmarks.plan import RunSpec
+    from ntm_bench.benchmarks.harness.config import ConfigError
+    from ntm_bench.benchmarks.harness.plan import RunSpec
 
     for key in ("model", "task", "seed"):
         if run[key] != config[key] or type(run[key]) is not type(config[key]):

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ntm_bench.benchmarks.values import ValueProblem, number
+from ntm_bench.benchmarks.harness.values import ValueProblem, number
 from ntm_bench.tasks.base import Task
 
 NONE = "none"

@@ -1,9 +1,10 @@
 """The training cadence: everything that happens around the optimizer steps, for one run
-(benchmarks/train.py) and for K seeds trained as one stacked model (benchmarks/batched.py) alike.
+(benchmarks/harness/train.py) and for K seeds trained as one stacked model
+(benchmarks/harness/batched.py) alike.
 
-The loop (benchmarks/train.py) owns only the step of what it trains (forward, backward, clip,
-optimizer step). After each step it hands the cadence every seed's cost and bit errors, and the
-cadence does the rest, in this order,
+The loop (benchmarks/harness/train.py) owns only the step of what it trains (forward, backward,
+clip, optimizer step). After each step it hands the cadence every seed's cost and bit errors, and
+the cadence does the rest, in this order,
 so that every checkpoint, periodic or on Ctrl-C, is a step boundary:
 
     step n ──> fault points   benchmarks/process/faults.py: the crash-safety tests kill or pause
@@ -33,7 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
-from ntm_bench.benchmarks.config import TrainConfig
+from ntm_bench.benchmarks.harness.config import TrainConfig
 from ntm_bench.benchmarks.process.faults import maybe_kill, maybe_pause
 from ntm_bench.results.schema import CONVERGED_BIT_ERRORS
 
@@ -101,7 +102,7 @@ class LoopState:
 
 # The checkpoint format: 2 since one loop trains a run and a seed group alike (format 1, before
 # it, had one layout per loop and no "format" key). The trainee's weights, optimizer and
-# generators (benchmarks/train.py Trainee.weights) sit beside these fields.
+# generators (benchmarks/harness/train.py Trainee.weights) sit beside these fields.
 CHECKPOINT_FORMAT = 2
 
 

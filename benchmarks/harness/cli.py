@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_STORE = "results/results.sqlite"
-PROFILE_FILES = Path(__file__).parent / "profiles"  # named in --help
+PROFILE_FILES = Path(__file__).parents[1] / "profiles"  # named in --help
 
 
 def program() -> str:

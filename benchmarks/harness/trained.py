@@ -7,11 +7,11 @@ one file per run_id holding the model's state and the config that rebuilds it.
 (<checkpoints> is `--checkpoints`, by default checkpoints/ beside the store.) The resume
 checkpoint (<run_id>.pt) goes once the result is stored; the weights stay until pruned on purpose:
 
-    from ntm_bench.benchmarks.trained import load_run
+    from ntm_bench.benchmarks.harness.trained import load_run
     model, task = load_run("results/results.sqlite", run_id)      # ready to evaluate, eval mode
 
-    python -m benchmarks.trained list  --store results/results.sqlite
-    python -m benchmarks.trained prune --store results/results.sqlite [--profile quick]
+    python -m benchmarks.harness.trained list  --store results/results.sqlite
+    python -m benchmarks.harness.trained prune --store results/results.sqlite [--profile quick]
         [--run-id ID ...]
 """
 
@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 
 import torch
-from ntm_bench.benchmarks.cli import Parser, bad_input
+from ntm_bench.benchmarks.harness.cli import Parser, bad_input
 
-PROG = "python -m benchmarks.trained"
+PROG = "python -m benchmarks.harness.trained"
 SUFFIX = ".final.pt"
 
 
@@ -58,8 +58,8 @@ def load_run(store, run_id: str, checkpoints=None):
     """(model, task) of a finished run, the model rebuilt from its stored config with its final
     weights loaded, in eval mode. `store` is a results.store.Store or a path to one. Raises
     WeightsMissing when the weights were pruned or never kept, KeyError for an unknown run_id."""
-    from ntm_bench.benchmarks.plan import RunSpec
-    from ntm_bench.benchmarks.seeding import build_seeded
+    from ntm_bench.benchmarks.harness.plan import RunSpec
+    from ntm_bench.benchmarks.harness.seeding import build_seeded
     from ntm_bench.results.store import Store
 
     opened = store if isinstance(store, Store) else Store(store, readonly=True)
@@ -123,7 +123,8 @@ def check_filters(runs, args) -> None:
 
 
 def main(argv=None) -> int:
-    """`python -m benchmarks.trained list|prune`: exit 0, or 2 with one line on bad input."""
+    """`python -m benchmarks.harness.trained list|prune`: exit 0, or 2 with one line on bad
+    input."""
     from ntm_bench.results.schema import StoreError
     from ntm_bench.results.store import Store
 
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
 
 
 def parser() -> Parser:
-    """The command line of `python -m benchmarks.trained`."""
+    """The command line of `python -m benchmarks.harness.trained`."""
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "action", choices=("list", "prune"), help="list kept weights, or delete them"

@@ -23,14 +23,14 @@ import torch
 
 from ntm_bench.benchmarks.process.faults import maybe_kill
 from ntm_bench.benchmarks.process.fingerprint import fingerprint
-from ntm_bench.benchmarks.devices import resolve_device
-from ntm_bench.benchmarks.evaluate import generalization, trace, validation_set
-from ntm_bench.benchmarks.plan import RunSpec
-from ntm_bench.benchmarks.seeding import build_seeded, derived_seed, seeded
-from ntm_bench.benchmarks.cadence import CHECKPOINT_FORMAT, Diverged
-from ntm_bench.benchmarks.train import OneModel, SeedRun, train
+from ntm_bench.benchmarks.harness.devices import resolve_device
+from ntm_bench.benchmarks.harness.evaluate import generalization, trace, validation_set
+from ntm_bench.benchmarks.harness.plan import RunSpec
+from ntm_bench.benchmarks.harness.seeding import build_seeded, derived_seed, seeded
+from ntm_bench.benchmarks.harness.cadence import CHECKPOINT_FORMAT, Diverged
+from ntm_bench.benchmarks.harness.train import OneModel, SeedRun, train
 from ntm_bench.models.base import SequenceModel
-from ntm_bench.benchmarks.trained import save_weights
+from ntm_bench.benchmarks.harness.trained import save_weights
 from ntm_bench.tasks.base import Batch, Task
 
 CHECKPOINT_SUFFIX = ".pt"
@@ -160,8 +160,8 @@ def finish(
     checkpoint_dir: str | Path,
 ) -> dict:
     """A trained run's result: generalization sweeps, trace and the final validation point. Its
-    final weights are kept beside the checkpoints (benchmarks.trained) before the result goes
-    back."""
+    final weights are kept beside the checkpoints (benchmarks.harness.trained) before the result
+    goes back."""
     save_weights(checkpoint_dir, spec.run_id, model, spec.config(), spec.profile)
     evals = generalization(
         model, spec.task, spec.task_params, task, spec.eval, spec.train.eval_size
@@ -269,9 +269,9 @@ def execute_group(
     device: str = "cpu",
     tensorboard: str | None = None,
 ) -> list[dict]:
-    """Train several seeds of one config as one batched model (benchmarks/batched.py); one
+    """Train several seeds of one config as one batched model (benchmarks/harness/batched.py); one
     result per spec, as `execute` would give for each alone (to float rounding)."""
-    from ntm_bench.benchmarks.batched import Seeds
+    from ntm_bench.benchmarks.harness.batched import Seeds
 
     prepared = [prepare(spec, device) for spec in specs]
     # the seeds share the task and its validation set (one config); each has its own model

@@ -1,8 +1,8 @@
 """The contract a model and a task are held to before anything trains, checked on one small batch.
 
-The planner builds each (model, task) pair once (benchmarks/plan.py, check_buildable) and hands
-both here. A plugin or a new built-in that breaks the contract then stops the suite with one line
-naming it and what is wrong, before a store is written, instead of failing (or, worse, training
+The planner builds each (model, task) pair once (benchmarks/harness/plan.py, check_buildable) and
+hands both here. A plugin or a new built-in that breaks the contract then stops the suite with one
+line naming it and what is wrong, before a store is written, instead of failing (or, worse, training
 quietly wrong) inside a worker:
 
     task.input_size, task.output_size  positive integers

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from ntm_bench.benchmarks.seeding import fixed_generator
+from ntm_bench.benchmarks.harness.seeding import fixed_generator
 from ntm_bench.tasks.base import Batch, Task, per_sequence_bce_bits, per_sequence_bit_errors
 
 VALIDATION = "validation"

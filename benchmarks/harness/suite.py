@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from ntm_bench.benchmarks.executors import WorkerOptions, run_local, run_ray
-from ntm_bench.benchmarks.plan import RunSpec, group_units
-from ntm_bench.benchmarks.runner import checkpoint_path, group_checkpoint
+from ntm_bench.benchmarks.harness.executors import WorkerOptions, run_local, run_ray
+from ntm_bench.benchmarks.harness.plan import RunSpec, group_units
+from ntm_bench.benchmarks.harness.runner import checkpoint_path, group_checkpoint
 from ntm_bench.results.store import Store, make_owner
 
 LEASE_S = 120.0  # a lease not renewed for this long is considered abandoned

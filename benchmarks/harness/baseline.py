@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ntm_bench.benchmarks.config import ConfigError
+from ntm_bench.benchmarks.harness.config import ConfigError
 
-BASELINE_DIR = Path(__file__).resolve().parent.parent / "results" / "baselines"
+BASELINE_DIR = Path(__file__).resolve().parents[2] / "results" / "baselines"
 TOLERANCE_FACTOR = 1.5
 
 

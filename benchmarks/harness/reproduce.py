@@ -1,7 +1,7 @@
 """Retrain the first steps of a published run from its stored configuration and compare the
 curve points with the published ones.
 
-    python -m benchmarks.reproduce results/published/replicate/copy/lstm/seed1-<run_id>.json
+    python -m benchmarks.harness.reproduce results/published/replicate/copy/lstm/seed1-<run_id>.json
         [--steps 200]
 
 A run is a pure function of its config: the model's initial parameters and the training batches
@@ -12,8 +12,9 @@ retrained points equal the published ones bit for bit; elsewhere, and for files 
 fingerprints, float rounding differs and they agree within fingerprint.TOLERANCE (relative; a bit
 error count also within one flipped bit). Compiled runs (train.compile) are retrained compiled.
 
-The file is checked as an import checks it (benchmarks/run_document.py), and its model and task must
-be ones this code can build: a bad file is one line naming the file and the key, exit code 2.
+The file is checked as an import checks it (benchmarks/harness/run_document.py), and its model and
+task must be ones this code can build: a bad file is one line naming the file and the key, exit code
+2.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from ntm_bench.benchmarks.cli import Parser, bad_input
-from ntm_bench.benchmarks.config import ConfigError
+from ntm_bench.benchmarks.harness.cli import Parser, bad_input
+from ntm_bench.benchmarks.harness.config import ConfigError
 from ntm_bench.benchmarks.process import fingerprint
 from ntm_bench.benchmarks.process.fingerprint import agree
-from ntm_bench.benchmarks import run_document
-from ntm_bench.benchmarks.run_document import PublishedError
+from ntm_bench.benchmarks.harness import run_document
+from ntm_bench.benchmarks.harness.run_document import PublishedError
 
-PROG = "python -m benchmarks.reproduce"
+PROG = "python -m benchmarks.harness.reproduce"
 COMPARED = ("split", "step", "sequences", "cost_bits", "bit_errors")
 
 
@@ -74,9 +75,9 @@ def same_processor(run: dict) -> bool:
 def replay(document: dict, steps: int) -> Replay:
     """Retrain the published run `document` (results/published format) for `steps` optimizer
     steps and return its curve points beside the published ones up to that step."""
-    from ntm_bench.benchmarks.plan import RunSpec
-    from ntm_bench.benchmarks.runner import prepare
-    from ntm_bench.benchmarks.train import OneModel, train
+    from ntm_bench.benchmarks.harness.plan import RunSpec
+    from ntm_bench.benchmarks.harness.runner import prepare
+    from ntm_bench.benchmarks.harness.train import OneModel, train
 
     run = document["run"]
     spec = RunSpec.from_config(json.loads(run["config_json"]), run["profile"])
@@ -108,7 +109,7 @@ def key(point: dict) -> tuple:
 def read_run(path: Path) -> dict:
     """The published run at `path`, checked as an import checks it and with a model and task this
     code can build; PublishedError naming the file and the key otherwise."""
-    from ntm_bench.benchmarks.plugins import PluginError, lookup, registry
+    from ntm_bench.benchmarks.harness.plugins import PluginError, lookup, registry
 
     published = run_document.read(path)
     run_document.check(path, published)

@@ -2,10 +2,11 @@
 pure compute. It knows nothing of the store or of files; it reports curve points and checkpoints
 through callbacks and returns one SeedRun per seed. What it trains is a Trainee: OneModel here,
 or batched.Seeds; each brings its step and keeps its weights. Logging, validation, checkpoints,
-Ctrl-C and divergence are the cadence's (benchmarks/cadence.py), the same for both.
+Ctrl-C and divergence are the cadence's (benchmarks/harness/cadence.py), the same for both.
 
 Optimizers, chosen by `train.optimizer`:
-- "rmsprop": the paper's, Graves (2013) RMSProp (benchmarks.rmsprop): centered, momentum 0.9,
+- "rmsprop": the paper's, Graves (2013) RMSProp (benchmarks.harness.rmsprop): centered, momentum
+0.9,
   decay 0.95 and epsilon 1e-4 inside the square root. Torch's RMSprop(centered=True) adds epsilon
   outside it instead, which makes steps larger by sqrt(v + 1e-4) / (sqrt(v) + 1e-4) for a centered
   gradient variance v: ~3x at v = 1e-5, ~9x at 1e-6, up to 100x as v -> 0.
@@ -21,7 +22,7 @@ from typing import Callable, NamedTuple, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from ntm_bench.benchmarks.cadence import (
+from ntm_bench.benchmarks.harness.cadence import (
     Cadence,
     Diverged,
     Divergence,
@@ -30,10 +31,10 @@ from ntm_bench.benchmarks.cadence import (
     from_snapshot,
     snapshot,
 )
-from ntm_bench.benchmarks.config import TrainConfig
-from ntm_bench.benchmarks.curriculum import scheduled
-from ntm_bench.benchmarks.evaluate import score
-from ntm_bench.benchmarks.rmsprop import GravesRMSprop
+from ntm_bench.benchmarks.harness.config import TrainConfig
+from ntm_bench.benchmarks.harness.curriculum import scheduled
+from ntm_bench.benchmarks.harness.evaluate import score
+from ntm_bench.benchmarks.harness.rmsprop import GravesRMSprop
 from ntm_bench.tasks.base import Batch, Task, bit_errors, cost_bits
 
 __all__ = ["OneModel", "SeedRun", "Trainee", "make_optimizer", "train", "train_step"]
@@ -75,8 +76,8 @@ def train_step(
 
 class Trainee(Protocol):
     """What the loop trains: one model (OneModel, below) or K seeds of one config stacked as one
-    model (benchmarks/batched.py Seeds). The loop, the cadence and the checkpoint are the same for
-    both; only the step and where the weights live differ."""
+    model (benchmarks/harness/batched.py Seeds). The loop, the cadence and the checkpoint are the
+    same for both; only the step and where the weights live differ."""
 
     k: int  # seeds
 
@@ -170,12 +171,12 @@ def train(
     on_point: Callable[[int, dict], None] = lambda k, point: None,
 ) -> list[SeedRun]:
     """Train `trainee`'s seeds on batches drawn from `task`, on the cadence of
-    benchmarks/cadence.py: validation on the fixed `validation` batch every `eval_interval` steps
-    and at the end; on Ctrl-C a checkpoint at the next step boundary and then KeyboardInterrupt; a
-    seed whose loss or gradient is not finite stops there, its curve closed. `resume` is a
-    checkpoint once given to `on_checkpoint` (checkpoint_fields); training goes on from it exactly
-    as if never stopped. `on_point(k, point)` sees every curve point as it is made (live
-    TensorBoard). One SeedRun per seed."""
+    benchmarks/harness/cadence.py: validation on the fixed `validation` batch every `eval_interval`
+    steps and at the end; on Ctrl-C a checkpoint at the next step boundary and then
+    KeyboardInterrupt; a seed whose loss or gradient is not finite stops there, its curve closed.
+    `resume` is a checkpoint once given to `on_checkpoint` (checkpoint_fields); training goes on
+    from it exactly as if never stopped. `on_point(k, point)` sees every curve point as it is made
+    (live TensorBoard). One SeedRun per seed."""
     state = None
     if resume is not None:
         trainee.restore(resume)
