@@ -87,13 +87,12 @@ def kernels_on_disk(model: str) -> None:
         return
     warm = (
         "import torch\n"
-        "from models import build_model\n"
+        "from ntm_bench.models import build_model\n"
         f"model = build_model({model!r}, 3, 2, controller_size=4, memory_size=5, memory_width=3)\n"
         "model(torch.rand(3, 2, 3)).sum().backward()\n"
     )
     subprocess.run(
         [sys.executable, "-c", warm],
-        cwd=folder.parent,
         env={**os.environ, CHILD: "1"},
         check=True,
         capture_output=True,

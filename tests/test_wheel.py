@@ -114,7 +114,7 @@ def test_a_suite_and_load_run_beside_a_users_own_models_package(installed, tmp_p
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     # the console script, run by the fresh environment's interpreter
     trained = subprocess.run(
-        [str(python), str(script), "--profile", "quick", "--models", "lstm", "--tasks", "copy"]
+        [str(python), str(script), "--profile", "quick", "--models", "ntm,lstm", "--tasks", "copy"]
         + ["--seeds", "1", "--set", "train.steps=20", "--jobs", "1", "--store", "runs.sqlite"],
         cwd=project,
         env=clean,
@@ -122,9 +122,11 @@ def test_a_suite_and_load_run_beside_a_users_own_models_package(installed, tmp_p
         text=True,
     )
     assert trained.returncode == 0, trained.stderr[-2000:]
-    # the report beside the store, nothing written into the installed package
+    # the report beside the store, nothing written into the installed package but the kernels'
+    # compiled cache (models/__pycache__, as numba caches beside a module)
     assert (project / "reports" / "quick" / "index.html").is_file()
     assert not (purelib / "ntm_bench" / "reports" / "out").exists()
+    assert list((purelib / "ntm_bench" / "models" / "__pycache__").glob("ntm_kernel-*.compiled"))
     # the user's code: their own models and tasks packages, and ours by its one name
     user = textwrap.dedent(
         """
@@ -136,18 +138,21 @@ def test_a_suite_and_load_run_beside_a_users_own_models_package(installed, tmp_p
         assert models.OWNER == "the user (models)" and tasks.OWNER == "the user (tasks)"
         assert "lstm" in ntm_bench.models.MODELS
         store = Store("runs.sqlite")
-        (run_id,) = store.runs().run_id
-        model, task = load_run(store, run_id)
+        runs = store.runs().set_index("model")
+        model, task = load_run(store, runs.run_id["lstm"])
         batch = task.sample(2, __import__("torch").Generator().manual_seed(0))
         print(type(model).__name__)
         print(tuple(model(batch.inputs).shape) == tuple(batch.targets.shape))
         print(ntm_bench.__file__)
+        # the NTM trained through its native kernel, compiled on first use into the package
+        model, _ = load_run(store, runs.run_id["ntm"])
+        print(type(model).__name__, runs.status["ntm"])
         """
     )
     loaded = subprocess.run(
         [str(python), "-c", user], cwd=project, env=clean, capture_output=True, text=True
     )
     assert loaded.returncode == 0, loaded.stderr[-2000:]
-    name, shaped, location = loaded.stdout.splitlines()
-    assert (name, shaped) == ("LSTM", "True")
+    name, shaped, location, ntm = loaded.stdout.splitlines()
+    assert (name, shaped, ntm) == ("LSTM", "True", "NTM done")
     assert Path(location).resolve().parent == (purelib / "ntm_bench").resolve()
