@@ -86,7 +86,8 @@ class Trainee(Protocol):
 
     def step(self, batch: Batch, step: int) -> StepScores:
         """One optimizer step of every training seed; a seed whose loss or gradient is not finite
-        is named in StepScores.diverged and its parameters are left as they were."""
+        is named in StepScores.diverged (the cadence stops it there; a diverged seed's weights are
+        neither evaluated nor kept)."""
 
     def validate(self, validation: Batch) -> list[tuple[float, float]]:
         """Every seed's (cost, bit errors) per sequence on the validation batch."""
