@@ -165,7 +165,8 @@ def test_a_bad_run_file_is_one_line(case, content, message, tmp_path, capsys):
     if content is not None:
         data = content()
         path.write_bytes(data if isinstance(data, bytes) else data.encode())
-    assert reproduce.main([str(path), "--steps", "1"]) == 2
+    # 25: the published LSTM's first curve point, so the file is what fails, before any training
+    assert reproduce.main([str(path), "--steps", "25"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "python -m benchmarks.harness.reproduce: error: "
@@ -175,7 +176,12 @@ def test_a_bad_run_file_is_one_line(case, content, message, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "argv,message",
-    [(["--steps", "0"], "--steps must be at least 1"), (["--steps", "x"], "invalid int value")],
+    [
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--steps", "x"], "invalid int value"),
+        (["--steps", "24"], "retrains no published point of "),
+        (["--steps", "24"], ": the first is at step 25"),
+    ],
 )
 def test_bad_steps_are_one_line(argv, message, capsys):
     from ntm_bench.benchmarks.harness import reproduce

@@ -144,6 +144,14 @@ def main(argv=None) -> int:
     path = Path(args.run)
     try:
         published = read_run(path)
+        first = min(point["step"] for point in published["curves"])
+        if args.steps < first:
+            # nothing to compare would read as "all equal"
+            return bad_input(
+                PROG,
+                f"--steps {args.steps} retrains no published point of {path}: the first is at "
+                f"step {first}",
+            )
         result = replay(published, args.steps)
     except PublishedError as error:
         return bad_input(PROG, error)
