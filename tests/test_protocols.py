@@ -98,3 +98,13 @@ def test_the_decision_counts_decided_claims_per_machine_hour():
     # 2 x 108 s = 0.06 h; 3 decided: 50 per hour. replicate: 2 decided in 0.006 h: 333.33
     assert out["machine hours"].tolist() == [0.06, 0.01]
     assert out["decided per hour"].tolist() == [50.0, 333.33]
+
+
+def test_the_published_table_is_what_the_published_runs_give(capsys):
+    """results/published/protocol/comparison.txt is the command's output on the published runs
+    (`python -m benchmarks.harness.protocols --update` writes it): rebuilt here from both grids'
+    run files, nothing hand-edited."""
+    from ntm_bench.benchmarks.harness import protocols
+
+    assert protocols.main([]) == 0
+    assert capsys.readouterr().out == protocols.TABLE.read_text()

@@ -2,7 +2,7 @@
 published runs of both: the `protocol` profile's (Graves RMSProp, batch 1, the paper's rates) and
 the `replicate` profile's (Adam, batch 16), the same (model, task, seed), read at equal sequences.
 
-    python -m benchmarks.harness.protocols
+    python -m benchmarks.harness.protocols [--update]
 
 One row per (model, task, protocol) of the protocol profile's runs: the seeds; how many
 converged within the common budget (the smaller of the two protocols' budgets), converged
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ntm_bench.benchmarks.harness.cli import Parser, bad_input
-from ntm_bench.benchmarks.harness.published import rebuild
+from ntm_bench.benchmarks.harness.published import ROOT, rebuild
 from ntm_bench.benchmarks.harness.run_document import PublishedError
 from ntm_bench.reports.claims import part_models
 from ntm_bench.reports.claims_file import load_claims
@@ -50,6 +50,7 @@ from ntm_bench.results.store import Store
 
 PROG = "python -m benchmarks.harness.protocols"
 PROFILES = ("protocol", "replicate")  # the paper's protocol, then ours
+TABLE = ROOT / "protocol" / "comparison.txt"  # the published table (--update writes it)
 
 
 def comparison(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
@@ -136,9 +137,26 @@ def decision(table: pd.DataFrame, claims: list[dict], fraction: float) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def report(table: pd.DataFrame, verdict: pd.DataFrame) -> str:
+    """The command's text: the comparison, the decision's table and its one-line outcome."""
+    rates = verdict.set_index("protocol")["decided per hour"]
+    better = PROFILES[0] if rates[PROFILES[0]] > rates[PROFILES[1]] else PROFILES[1]
+    with pd.option_context("display.width", 250, "display.max_colwidth", 90):
+        return (
+            f"{table.to_string(index=False)}\n\n{verdict.to_string(index=False)}\n\n"
+            f"the grid uses the {better} profile's protocol ({rates.to_dict()} decided per hour)\n"
+        )
+
+
 def main(argv=None) -> int:
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="also write the text to results/published/protocol/comparison.txt (the published "
+        "table)",
+    )
+    args = parser.parse_args(argv)
     frames = []
     with tempfile.TemporaryDirectory() as folder:
         for profile in PROFILES:
@@ -156,14 +174,10 @@ def main(argv=None) -> int:
     if table.empty:
         return bad_input(PROG, "no finished runs of the protocol profile are published")
     claims = load_claims()
-    verdict = decision(table, claims, claims[0]["learned_fraction"])
-    with pd.option_context("display.width", 250, "display.max_colwidth", 90):
-        print(table.to_string(index=False))
-        print()
-        print(verdict.to_string(index=False))
-    rates = verdict.set_index("protocol")["decided per hour"]
-    better = PROFILES[0] if rates[PROFILES[0]] > rates[PROFILES[1]] else PROFILES[1]
-    print(f"\nthe grid uses the {better} profile's protocol ({rates.to_dict()} decided per hour)")
+    text = report(table, decision(table, claims, claims[0]["learned_fraction"]))
+    print(text, end="")
+    if args.update:
+        TABLE.write_text(text)
     return 0
 
 
