@@ -273,3 +273,12 @@ def test_a_report_folder_under_a_file_is_a_report_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ReportError, match="cannot write the report in .*: Not a directory"):
         prepare(blocker / "out")
+
+
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"run_suite.py {version('ntm-bench')}"

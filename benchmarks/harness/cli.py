@@ -15,6 +15,7 @@ one silently winning.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as metadata
 import sys
 from pathlib import Path
 
@@ -329,7 +330,16 @@ def flag_parser(description: str, epilog: str) -> argparse.ArgumentParser:
         parser.add_argument(
             flag, action="store_true", help=f"the {mode} command: {COMMANDS[mode][0]}"
         )
+    parser.add_argument("--version", action="version", version=f"{program()} {installed_version()}")
     return parser
+
+
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's), or why there is none."""
+    try:
+        return metadata.version("ntm-bench")
+    except metadata.PackageNotFoundError:
+        return "(not installed: pip install -e . in the repository)"
 
 
 def resolve_mode(args: argparse.Namespace) -> str:
