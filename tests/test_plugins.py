@@ -3,6 +3,7 @@ installed entry points, train into the store and the report like the built-ins, 
 distribution and version in the run's config, and a plugin that does not fit exits 2."""
 
 import json
+import sys
 import textwrap
 
 import pytest
@@ -333,3 +334,19 @@ def test_an_edit_to_a_plugin_that_is_not_installed_is_a_new_run(package):
     (package / "loose_plugin.py").write_text("from myplugins import Tiny  # tuned\n")
     assert plugins.distribution("loose_plugin") != before
     assert plugins.distribution("myplugins") == "myplugins==2.5"  # installed: its version
+
+
+def test_a_plugin_module_in_the_working_directory_is_found(tmp_path, monkeypatch, capsys):
+    """`--models here:Tiny` with here.py in the working directory and nowhere on sys.path (as
+    for the ntm-bench console script, whose sys.path holds its bin folder): it loads."""
+    (tmp_path / "plug_in_cwd.py").write_text(textwrap.dedent(CODE))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "plug_in_cwd", raising=False)
+    name = "plug_in_cwd:Tiny"
+    try:
+        assert run_suite.main(["params", "--profile", "quick", "--models", name]) == 0
+        assert name in capsys.readouterr().out
+        assert sys.path[-1] == str(tmp_path)  # appended: an installed module of the name wins
+    finally:
+        MODELS.pop(name, None)

@@ -2,7 +2,8 @@
 
 Two routes:
 - a `module:attribute` path as the name: `--models mypkg.models:GRU`, or that key in a profile's
-  `models:` section (the full path is the name everywhere: store, report, run_id);
+  `models:` section (the full path is the name everywhere: store, report, run_id); the module is
+  imported from the working directory too, if it is not installed;
 - an installed package's entry points in the groups `ntm_bench.models` and `ntm_bench.tasks`
   (in its pyproject.toml: `[project.entry-points."ntm_bench.models"] gru = "mypkg.models:GRU"`),
   which add their names to MODELS and TASKS.
@@ -20,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata as metadata
+import os
+import sys
 from pathlib import Path
 
 GROUPS = {"models": "ntm_bench.models", "tasks": "ntm_bench.tasks"}
@@ -87,9 +90,20 @@ def add(kind: str, name: str, cls, source: str) -> None:
     SOURCES[(kind, name)] = source
 
 
+def importable_here() -> None:
+    """Let a plugin module in the working directory be imported, as `python -m` would, whether
+    the suite runs as `ntm-bench` (whose sys.path holds its bin folder) or as `python
+    run_suite.py` from elsewhere (the repository's). Appended, not prepended: an installed module
+    of the same name wins. Worker processes inherit sys.path."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.append(here)
+
+
 def load_path(kind: str, name: str):
     """Import the `module:attribute` plugin `name` and register it under that name."""
     module, _, attribute = name.partition(":")
+    importable_here()
     try:
         cls = getattr(importlib.import_module(module), attribute)
     except ImportError as error:
