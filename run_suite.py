@@ -14,7 +14,21 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from ntm_bench.benchmarks.harness.cli import DEFAULT_STORE, UsageError, parse, program
+if __name__ == "__main__" and importlib.util.find_spec("ntm_bench") is None:
+    # a checkout that was never installed: how to install it, not an import traceback
+    print(
+        "run_suite.py: error: the ntm_bench package is not installed in this Python; in the "
+        "repository: pip install -c constraints-cpu.txt -e '.[dev]' (README)",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+from ntm_bench.benchmarks.harness.cli import (  # noqa: E402 (after the check above)
+    DEFAULT_STORE,
+    UsageError,
+    parse,
+    program,
+)
 
 EXAMPLES = """examples:
   # the main job (= run_suite.py run ...)

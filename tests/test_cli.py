@@ -282,3 +282,14 @@ def test_version_is_the_installed_distributions(capsys):
         run_suite.main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"run_suite.py {version('ntm-bench')}"
+
+
+def test_a_checkout_that_was_never_installed_says_how_to_install_it():
+    # -S: no site-packages, so neither ntm_bench nor torch; the check comes before any import
+    done = subprocess.run(
+        [sys.executable, "-S", "run_suite.py", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("run_suite.py: error: the ntm_bench package is not installed")
+    assert "pip install -c constraints-cpu.txt -e '.[dev]'" in lines[0]
