@@ -141,3 +141,14 @@ def test_the_sweep_command_trains_checks_and_refuses_bad_input(tmp_path, capsys)
             ["sweep", "--profile", tiny_profile(tmp_path, name="plain"), "--store", store]
         )
     assert exit.value.code == 2 and "no sweep section" in capsys.readouterr().err
+
+
+def test_the_published_sweep_table_is_what_the_published_runs_give(tmp_path, monkeypatch, capsys):
+    """results/published/replicate_v2_sweep/sweep.txt is `run_suite.py sweep --profile
+    replicate_v2 --published` on the published sweep runs (pending pairs included), nothing
+    hand-edited."""
+    from ntm_bench.benchmarks.harness.published import ROOT
+
+    monkeypatch.chdir(tmp_path)  # the rebuilt store goes under the working directory
+    assert run_suite.main(["sweep", "--profile", "replicate_v2", "--published"]) == 0
+    assert capsys.readouterr().out == (ROOT / "replicate_v2_sweep" / "sweep.txt").read_text()
