@@ -97,8 +97,14 @@ def kernels_on_disk(model: str) -> None:
         check=True,
         capture_output=True,
     )
-    marker.parent.mkdir(exist_ok=True)
-    marker.touch()
+    try:
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
+    except OSError:
+        # a package folder this user may not write (a system-wide install): numba caches in its
+        # user-wide folder instead, and without the marker each process reruns the child, which
+        # then finds that cache and only loads
+        pass
 
 
 class FusedModel(SequenceModel):
