@@ -347,7 +347,11 @@ def evaluate_request(args) -> Request:
 
 
 def bench(args) -> int:
-    """The speed suite (benchmarks/speed_suite/bench.py): print the table, store the rows."""
+    """The speed suite: the table (benchmarks/speed_suite/bench.py, or interleaved.py) printed and
+    stored, or with --versus or --cost one model against a git revision (versus.py) or what a
+    profile's runs cost (cost.py), printed; every mode times its contenders in turns."""
+    if args.versus is not None or args.cost is not None:
+        return bench_mode(args)
     from ntm_bench.benchmarks.harness.config import ConfigError
     from ntm_bench.benchmarks.harness.plan import parse_names
     from ntm_bench.benchmarks.speed_suite.bench import run_bench
@@ -382,6 +386,23 @@ def bench(args) -> int:
         print(format_table(rows))
     print(f"{len(rows)} rows in {args.store}" + (f" and {args.json}" if args.json else ""))
     return 0
+
+
+def bench_mode(args) -> int:
+    """`bench --versus REV` or `bench --cost PROFILE`, through the module's own command line (its
+    checks and errors, under this program's name)."""
+    if args.versus is not None and args.cost is not None:
+        fail("--versus and --cost are separate modes of bench: give one")
+    if args.json is not None:
+        fail("--json writes the table's rows: --versus and --cost print theirs")
+    prog = f"{program()} bench"
+    if args.versus is not None:
+        from ntm_bench.benchmarks.speed_suite.versus import main as versus
+
+        return versus([args.versus, "--models", args.models or "ntm,dnc"], prog)
+    from ntm_bench.benchmarks.speed_suite.cost import main as cost
+
+    return cost(["--profile", args.cost, "--models", args.models or "all"], prog)
 
 
 def main(argv=None) -> int:

@@ -335,3 +335,45 @@ def test_check_destinations_directly(setup, tmp_path):
         with pytest.raises(ConfigError, match=message):
             speed_checks.check_destinations(store_path, json_path, threads)
     assert not (tmp_path / "out").exists()
+
+
+def exit_code(argv) -> int:
+    """run_suite.main's exit status, returned or raised."""
+    try:
+        return run_suite.main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--versus", "HEAD", "--cost", "quick"], "--versus and --cost are separate modes"),
+        (["--versus", "HEAD", "--json", "x.json"], "--json writes the table's rows"),
+        (["--cost", "nope"], "bench: error: unknown profile 'nope'"),
+        (["--cost", "quick", "--models", "gru"], "bench: error: unknown model"),
+        (["--versus", "no-such-revision"], "bench: error: versus: 'no-such-revision' is not"),
+        (["--versus", "HEAD", "--models", "gru"], "bench: error: versus: --models: unknown model"),
+    ],
+)
+def test_bad_bench_modes_are_refused_in_one_line(argv, message, capsys, no_measuring, tmp_path):
+    assert exit_code(["bench", "--store", str(tmp_path / "s.sqlite"), *argv]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "s.sqlite").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_bench_modes_run_the_speed_suites_modules(monkeypatch):
+    """`bench --versus REV` and `bench --cost PROFILE` are versus.py's and cost.py's command
+    lines, under bench's name, with --models passed on (and their own defaults without it)."""
+    from ntm_bench.benchmarks.speed_suite import cost, versus
+
+    calls = []
+    monkeypatch.setattr(versus, "main", lambda argv, prog: calls.append(argv + [prog]) or 0)
+    monkeypatch.setattr(cost, "main", lambda argv, prog: calls.append(argv + [prog]) or 0)
+    assert run_suite.main(["bench", "--versus", "HEAD~1"]) == 0
+    assert run_suite.main(["--bench", "--cost", "quick", "--models", "lstm"]) == 0
+    assert calls == [
+        ["HEAD~1", "--models", "ntm,dnc", "run_suite.py bench"],
+        ["--profile", "quick", "--models", "lstm", "run_suite.py bench"],
+    ]

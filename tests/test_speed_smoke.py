@@ -79,14 +79,19 @@ def test_every_configuration_has_a_reference_and_a_ratio_against_it(bench):
         assert row["seqs_per_s"] > 0 and row["peak_mem_mb"] >= 0 and row["n_params"] > 0, row[
             "name"
         ]
-        ref = refs[(row["mode"], row["batch"], row["seq_len"])]
-        assert row["ratio_to_lstm"] == pytest.approx(row["seqs_per_s"] / ref["seqs_per_s"])
+        extra = json.loads(row["extra_json"])
+        if row["model"] == configs.REFERENCE:
+            assert row["ratio_to_lstm"] == 1.0 and "vs_reference" not in extra
+        else:  # timed in turns with the reference: the median of the per-round ratios
+            own, ref = extra["round_iter_s"], extra["reference_round_iter_s"]
+            assert len(own) == len(ref) == extra["rounds"] == 1
+            seeds = row["seeds"]  # a batched row trains `seeds` batches an iteration
+            assert row["ratio_to_lstm"] == extra["vs_reference"] == seeds * ref[0] / own[0]
         assert row["threads"] == 1 and row["device"].startswith("cpu (")
         assert row["seeds"] == (SEEDS if row["name"].endswith(f"/s{SEEDS}") else 1)
         assert (row["memory_size"] is None) == (
             not getattr(MODELS.get(row["model"].removesuffix("+compile")), "has_memory", False)
         )
-        extra = json.loads(row["extra_json"])
         assert "peak_mem_method" in extra and extra["allocator"] == tune_malloc()
 
 
@@ -110,7 +115,7 @@ def test_compile_variants_in_train_mode_with_their_warm_up_recorded_apart(bench,
     assert all(r["name"].startswith(r["model"] + "/") for r in compiled)
     for row in compiled:
         extra = json.loads(row["extra_json"])
-        assert extra["compile_s"] >= 0 and extra["first_iter_s"] > 0 and extra["iters"] >= 1
+        assert extra["compile_s"] >= 0 and extra["first_iter_s"] > 0 and extra["rounds"] >= 1
 
 
 def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(bench):
@@ -138,9 +143,7 @@ def test_batched_seeds_rows_for_every_vmap_model_count_every_seeds_sequences(ben
             json.loads(alone[(row["model"], row["batch"])]["extra_json"]),
         )
         assert row["seeds"] == SEEDS and row["name"].endswith(f"/t5/s{SEEDS}"), row["name"]
-        assert row["seqs_per_s"] == pytest.approx(
-            SEEDS * row["batch"] * extra["iters"] / extra["timed_s"]
-        )
+        assert row["seqs_per_s"] == pytest.approx(SEEDS * row["batch"] / extra["median_iter_s"])
         assert extra["wall_vs_one_seed"] == pytest.approx(
             extra["median_iter_s"] / one["median_iter_s"]
         )
@@ -163,6 +166,45 @@ def test_sweeps_vary_one_size_of_the_memory_models(bench):
     assert not [r for r in rows if r["model"] == "lstm" and r["seq_len"] != 5]
 
 
+def test_a_configuration_is_timed_in_turns_with_the_reference(monkeypatch):
+    """timing.measure with a reference: the two take turns, round after round (the order of the
+    calls shows it), and vs_reference is the median over rounds of the reference's time per
+    iteration over the model's: here the rounds' ratios are 2, 3 and 1/2, so 2."""
+    calls, clock = [], [0.0]
+    costs = {
+        "model": iter([1.0, 1.0, 1.0, 1.0, 4.0, 4.0]),
+        "reference": iter([2.0, 2.0, 3.0, 3.0, 2.0, 2.0]),
+    }
+
+    def ticking(label):
+        def step():
+            calls.append(label)
+            clock[0] += next(costs[label])
+
+        return step
+
+    model = configs.build(
+        "lstm", configs.model_params("lstm", configs.SMOKE_SIZES, None), torch.device("cpu"), 0
+    )
+    data = configs.copy_batch(2, 5, torch.device("cpu"), 0)
+    step = ticking("model")
+    monkeypatch.setattr(speed_timing, "make_step", lambda *_: speed_timing.Step(step, lambda: []))
+    monkeypatch.setattr(speed_timing, "warm_up", lambda *_: 0.0)
+    monkeypatch.setattr(speed_timing, "peak_memory", lambda *_: (0.0, {}))
+    monkeypatch.setattr(speed_timing.time, "perf_counter", lambda: clock[0])
+    stats = speed_timing.measure(
+        model, data, "train", torch.device("cpu"), configs.Timing(0, 3, 0.0), ticking("reference")
+    )
+    assert calls == ["model", "model", "reference", "reference"] * 3
+    assert stats["round_iter_s"] == [1.0, 1.0, 4.0] and stats["reference_round_iter_s"] == [
+        2.0,
+        3.0,
+        2.0,
+    ]
+    assert stats["vs_reference"] == 2.0 and stats["median_iter_s"] == 1.0
+    assert stats["seqs_per_s"] == 2 / 1.0
+
+
 def test_format_table_lists_every_row():
     rows = [
         {
@@ -176,7 +218,7 @@ def test_format_table_lists_every_row():
             "ratio_to_lstm": 0.5,
             "peak_mem_mb": 1.0,
             "n_params": 3,
-            "extra_json": json.dumps({"iters": 3, "compile_s": 1.5, "label": "x(a=1)"}),
+            "extra_json": json.dumps({"rounds": 3, "compile_s": 1.5, "label": "x(a=1)"}),
         },
         {
             "bench_id": "b",
@@ -353,11 +395,13 @@ def test_bad_run_options_are_refused_before_measuring(options, message, tmp_path
 @pytest.mark.parametrize(
     "timing,message",
     [
-        ({"max_s": float("nan")}, "max_s must be a finite number >= 0"),
-        ({"max_s": float("inf")}, "max_s"),
-        ({"min_s": -1.0}, "min_s"),
+        ({"round_s": float("nan")}, "round_s must be a finite number >= 0"),
+        ({"round_s": float("inf")}, "round_s"),
+        ({"round_s": -1.0}, "round_s"),
         ({"burn_in": -1}, "burn_in must be a whole number >= 0"),
-        ({"min_iters": 1.5}, "min_iters"),
+        ({"rounds": 0}, "rounds must be a whole number >= 1"),
+        ({"rounds": 1.5}, "rounds"),
+        ({"rounds": True}, "rounds"),
     ],
 )
 def test_timings_that_would_never_stop_are_refused(timing, message):

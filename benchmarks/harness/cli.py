@@ -172,6 +172,26 @@ OPTIONS = {
             "drifting machine)",
         ),
     ),
+    "versus": (
+        ("--versus",),
+        dict(
+            default=None,
+            metavar="REV",
+            help="instead of the table: each of --models (default ntm,dnc) now against its own "
+            "code at git revision REV, timed in turns, now / then per mode and batch "
+            "(benchmarks/speed_suite/versus.py; more options there); nothing stored",
+        ),
+    ),
+    "cost": (
+        ("--cost",),
+        dict(
+            default=None,
+            metavar="PROFILE",
+            help="instead of the table: one training step of each (model, task) of PROFILE as "
+            "its run trains, timed in turns, sequences/s per JSON line (sets budgets; "
+            "benchmarks/speed_suite/cost.py); nothing stored",
+        ),
+    ),
     "json": (
         ("--json",),
         dict(default=None, metavar="FILE", help="also write the speed rows to FILE"),
@@ -245,7 +265,7 @@ COMMANDS = {
     ),
     "bench": (
         "the speed suite: rows into the store's speed table",
-        ["models", "device", "threads", "bench_profile", "json", "store"],
+        ["models", "device", "threads", "bench_profile", "json", "store", "versus", "cost"],
     ),
     "evaluate": (
         "score finished runs at new generalization points from their kept weights (no retraining)",
@@ -360,6 +380,8 @@ def resolve_mode(args: argparse.Namespace) -> str:
         ("--check", "check"),
         ("--update-baseline", "update_baseline"),
         ("--json", "json"),
+        ("--versus", "versus"),
+        ("--cost", "cost"),
     ):
         if getattr(args, name) and name not in taken:
             raise UsageError(f"{flag} does not go with {MODES.get(command, 'training')}")

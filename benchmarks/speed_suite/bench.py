@@ -1,6 +1,5 @@
 """Speed benchmarks: throughput of every model on fixed copy batches, against a plain
-torch.nn.LSTM measured in the same run, on the same batches, just before the models that share
-its configuration.
+torch.nn.LSTM timed in turns with each of them, on the same batches.
 
 One invocation (`run_bench`) measures, per model:
 - the main grid: modes "forward" (no grad) and "train" (forward, cost_bits, backward, Adam step)
@@ -23,12 +22,16 @@ One invocation (`run_bench`) measures, per model:
   wall_vs_one_seed is the time per iteration over that of the model's one-seed row at the same
   batch, eager or compiled alike (the target: at most 2.5 for 8 seeds);
 - the reference row, model "lstm_ref": torch.nn.LSTM(9, 256, 1 layer) + Linear(256, 8), once per
-  (mode, batch, steps); every row's ratio_to_lstm = its sequences/s / the reference's.
+  (mode, batch, steps), timed alone; every other row is timed in rounds of turns with that
+  reference (the profile's Timing), and its ratio_to_lstm is the median over rounds of the
+  reference's time per iteration over its own (times K for K batched seeds: sequences per second
+  against the reference's), so a machine whose speed drifts between rows leaves the ratios alone
+  (its sequences/s moves with the machine).
 
-Timing (a warm-up, a burn-in, then timed iterations) is benchmarks/speed_suite/timing.py's: its
-docstring says when it stops. The intra-op thread count is set (default 1: two threads made small
-recurrent models 2-26x slower under load) and recorded, and so is the C allocator's tuning, which
-training workers get too (benchmarks/process/allocator.py; extra_json.allocator).
+Timing (a warm-up, a burn-in, then the rounds) is benchmarks/speed_suite/timing.py's. The
+intra-op thread count is set (default 1: two threads made small recurrent models 2-26x slower
+under load) and recorded, and so is the C allocator's tuning, which training workers get too
+(benchmarks/process/allocator.py; extra_json.allocator).
 
 Peak memory (peak_mem_mb), and the memory estimate and budget that skip configurations too big to
 run, are measured in benchmarks/speed_suite/peak_memory.py: its docstring says how, on CPU and
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -49,14 +52,13 @@ from ntm_bench.benchmarks.process.threads import intra_op_threads
 from ntm_bench.benchmarks.speed_suite.checks import check_run_options
 from ntm_bench.benchmarks.speed_suite.peak_memory import estimate_mb, memory_budget_mb
 from ntm_bench.benchmarks.speed_suite.output import common_fields, log, make_row, write
-from ntm_bench.benchmarks.speed_suite.timing import cold_compile, measure
+from ntm_bench.benchmarks.speed_suite.timing import cold_compile, make_step, measure, warm_up
 from ntm_bench.benchmarks.speed_suite.configs import (
     PROFILES,
     REFERENCE,
     REFERENCE_LABEL,
     BenchProfile,
     Config,
-    Timing,
     build,
     copy_batch,
     model_params,
@@ -91,12 +93,14 @@ def memory_guard(config: Config, params: dict, budget_mb: float, cache: dict) ->
 
 
 def time_config(
-    config: Config, params: dict, data: Batch, device: torch.device, timing: Timing, seed: int
+    config: Config, params: dict, data: Batch, run: Run, reference: Callable[[], None]
 ) -> Measured:
     """Build `config`'s models (seeds seed..seed+K-1, a SeedStack where K > 1) with `params` on
-    `device`, compile them cold where the configuration asks, and measure them on `data`; raises
+    the run's device, compile them cold where the configuration asks, and measure them on `data`
+    in turns with `reference` (the group's reference step); raises
     whatever building or measuring raises. The models live only in this call's frame, so they
     are gone once it returns, or once the caller is done with what it raised."""
+    device, seed = run.device, run.seed
     models = [build(config.model, params, device, seed + k) for k in range(config.seeds)]
     # one seed's count, as in the seeds=1 row: the seeds column says how many were trained
     n_params = sum(p.numel() for p in models[0].parameters() if p.requires_grad)
@@ -104,7 +108,8 @@ def time_config(
     with cold_compile() if config.compiled else contextlib.nullcontext():
         if config.compiled:
             model.compile_step()
-        return Measured(n_params, measure(model, data, config.mode, device, timing))
+        timing = run.profile.timing
+        return Measured(n_params, measure(model, data, config.mode, device, timing, reference))
 
 
 def compile_stats(stats: dict) -> dict:
@@ -135,33 +140,26 @@ def row_fields(n_params: int, stats: dict, extra: dict) -> dict:
     }
 
 
-def measure_config(
-    config: Config,
-    data: Batch,
-    device: torch.device,
-    profile: BenchProfile,
-    budget_mb: float,
-    seed: int,
-    cache: dict,
-) -> dict:
-    """Measure one configuration; returns the row's fields (skipped and failed ones without
-    throughput, the reason in extra). An infinite `budget_mb` skips the memory estimate."""
-    params = model_params(config.model, profile.sizes, config.memory_size)
+def measure_config(config: Config, data: Batch, run: Run, reference: Callable[[], None]) -> dict:
+    """Measure one configuration in turns with `reference`; returns the row's fields (skipped and
+    failed ones without throughput, the reason in extra). An infinite budget skips the memory
+    estimate."""
+    params = model_params(config.model, run.profile.sizes, config.memory_size)
     extra = {
         "label": f"{config.model}({', '.join(f'{k}={v}' for k, v in params.items())})",
         "params": params,
-        **memory_guard(config, params, budget_mb, cache),
+        **memory_guard(config, params, run.budget_mb, run.estimates),
     }
     if "skipped" in extra:
         return {"extra": extra}
     try:
-        measured = time_config(config, params, data, device, profile.timing, seed)
+        measured = time_config(config, params, data, run, reference)
     except Exception as error:  # noqa: BLE001 - one failed configuration must not lose the others
         extra["error"] = f"{type(error).__name__}: {error}"[:500]
         return {"extra": extra}
     finally:
         # the models went with time_config's frame (and the error's traceback, on failure)
-        if device.type == "cuda":  # give the next configuration the whole device
+        if run.device.type == "cuda":  # give the next configuration the whole device
             gc.collect()
             torch.cuda.empty_cache()
     if config.compiled:
@@ -169,12 +167,21 @@ def measure_config(
     return row_fields(measured.n_params, measured.stats, extra)
 
 
-def measure_reference(
-    mode: str, data: Batch, device: torch.device, profile: BenchProfile, seed: int
-) -> dict:
-    model = build(REFERENCE, {}, device, seed)
-    stats = measure(model, data, mode, device, profile.timing)
-    return row_fields(sum(p.numel() for p in model.parameters()), stats, {"label": REFERENCE_LABEL})
+class Reference(NamedTuple):
+    """A group's reference: its row's fields (timed alone) and its warm step, which every
+    configuration of the group is timed in turns with."""
+
+    fields: dict
+    step: Callable[[], None]
+
+
+def measure_reference(mode: str, data: Batch, run: Run) -> Reference:
+    model = build(REFERENCE, {}, run.device, run.seed)
+    stats = measure(model, data, mode, run.device, run.profile.timing)
+    n_params = sum(p.numel() for p in model.parameters())
+    step = make_step(model, data, mode).run  # its own optimizer: one call creates its state
+    warm_up(step, run.device, run.profile.timing.burn_in)
+    return Reference(row_fields(n_params, stats, {"label": REFERENCE_LABEL}), step)
 
 
 def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:
@@ -210,16 +217,12 @@ def measure_group(run: Run, key: tuple[str, int, int], members: list[Config], em
     `members` in order, all on one copy batch; each row goes to `emit` once it is measured."""
     mode, batch, steps = key
     data = copy_batch(batch, steps, run.device, run.seed)
-    fields = measure_reference(mode, data, run.device, run.profile, run.seed)
+    reference = measure_reference(mode, data, run)
     name = f"{REFERENCE}/{mode}/b{batch}/t{steps}"
-    ref = make_row(run.common, name, REFERENCE, key, None, fields, None)
-    ref["ratio_to_lstm"] = 1.0
-    emit(ref)
+    emit(make_row(run.common, name, REFERENCE, key, None, reference.fields, 1.0))
     measured = {}
     for config in members:
-        fields = measured[config] = measure_config(
-            config, data, run.device, run.profile, run.budget_mb, run.seed, run.estimates
-        )
+        fields = measured[config] = measure_config(config, data, run, reference.step)
         if config.seeds > 1:  # plan() puts the one-seed configuration first
             add_wall_vs_one_seed(fields, measured.get(config._replace(seeds=1), {}))
         model = config.model + ("+compile" if config.compiled else "")
@@ -231,7 +234,7 @@ def measure_group(run: Run, key: tuple[str, int, int], members: list[Config], em
                 key,
                 config.memory_size,
                 fields,
-                ref["seqs_per_s"],
+                fields.get("extra", {}).get("vs_reference"),
                 config.seeds,
             )
         )

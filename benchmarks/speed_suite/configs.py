@@ -45,21 +45,23 @@ SMOKE_SIZES = {
 
 @dataclass(frozen=True)
 class Timing:
+    """How a configuration is timed (timing.measure): a first iteration and `burn_in` more
+    untimed, then `rounds` rounds in which it and the reference take turns of at least `round_s`
+    seconds (and two iterations) each."""
+
     burn_in: int = 2  # untimed iterations after the first (which compiles, where it does)
-    min_iters: int = 3  # timed iterations, at least...
-    min_s: float = 2.0  # ...and at least this many seconds of them...
-    max_s: float = 30.0  # ...unless this many seconds have passed (at least one iteration)
+    rounds: int = 5  # rounds of turns with the reference
+    round_s: float = 0.4  # seconds of each contender's turn (at least two iterations)
 
     def __post_init__(self):
-        # time_step stops on these: a nan or inf, or a negative count, would time forever
-        for name in ("burn_in", "min_iters"):
+        # a nan or inf turn, or a negative count, would time forever or not at all
+        for name, low in (("burn_in", 0), ("rounds", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"timing: {name} must be a whole number >= 0, got {value!r}")
-        for name in ("min_s", "max_s"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"timing: {name} must be a finite number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"timing: {name} must be a whole number >= {low}, got {value!r}")
+        value = self.round_s
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"timing: round_s must be a finite number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ PROFILES = {
         "quick",
         (1, 16),
         ("train",),
-        Timing(burn_in=1, min_iters=3, min_s=0.5, max_s=3.0),
+        Timing(burn_in=1, rounds=3, round_s=0.2),
         seeds=(8,),
     ),
     # for tests: every code path (both modes, compile variants, both sweeps, batched seeds) at toy
@@ -118,7 +120,7 @@ PROFILES = {
         "smoke",
         (1, 2),
         ("forward", "train"),
-        Timing(burn_in=0, min_iters=1, min_s=0.0, max_s=0.05),
+        Timing(burn_in=0, rounds=1, round_s=0.0),
         steps=5,
         memory_sizes=(8, 16),
         seq_lens=(3, 7),

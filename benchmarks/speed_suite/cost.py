@@ -4,6 +4,7 @@ profile so that its grid fits the machine.
 
     python -m benchmarks.speed_suite.cost --profile replicate [--models ntm,lstm] [--tasks copy]
                                           [--compile] [--rounds 3] [--round-s 2]
+    python run_suite.py bench --cost replicate [--models ntm,lstm]   # the same, its defaults
 
 Each (model, task) is built as its run would be (seed 1, benchmarks.harness.seeding.build_seeded),
 with its optimizer, and warmed up (1 step eager, 3 compiled, which includes compiling); then all of
@@ -79,12 +80,12 @@ def measure(specs: list, compiled: bool, rounds: int, round_s: float) -> list[di
     return list(rows.values())
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = PROG) -> int:
     from ntm_bench.benchmarks.harness.config import ConfigError, load_profile
     from ntm_bench.benchmarks.harness.plan import parse_names, resolve
     from ntm_bench.benchmarks.process.threads import intra_op_threads
 
-    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--profile", default="replicate", help="profile name or YAML path (default replicate)"
     )
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
         if not args.round_s > 0 or args.round_s == float("inf"):
             raise ConfigError(f"--round-s must be a positive number of seconds, got {args.round_s}")
     except ConfigError as error:
-        return bad_input(PROG, error)
+        return bad_input(prog, error)
     specs = [resolve(profile, model, task, 1) for task in tasks for model in models]
     with intra_op_threads(1):
         for row in measure(specs, args.compile, args.rounds, args.round_s):

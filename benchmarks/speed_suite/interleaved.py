@@ -145,10 +145,9 @@ def measure_batch(run: InterleavedRun, batch: int, emit) -> None:
             + (f"/n{memory_size}" if memory_size else "")
             + f"/t{STEPS}/interleaved"
         )
-        row = make_row(run.common, name, label, ("train", batch, STEPS), memory_size, fields, None)
         vs = fields["extra"]["vs"]
-        row["ratio_to_lstm"] = 1 / vs[REFERENCE] if label != REFERENCE else 1.0
-        emit(row)
+        ratio = 1 / vs[REFERENCE] if label != REFERENCE else 1.0
+        emit(make_row(run.common, name, label, ("train", batch, STEPS), memory_size, fields, ratio))
 
 
 def run_interleaved(

@@ -38,17 +38,16 @@ def make_row(
     key: tuple,
     memory_size,
     fields: dict,
-    ratio_to,
+    ratio: float | None,
     seeds: int = 1,
 ) -> dict:
     """One row of the speed table: the run's `common` columns, `name`, `model`, `key` (mode,
-    batch, steps), `memory_size` and `seeds`, and from a measurement's `fields` (n_params,
-    seqs_per_s, peak_mem_mb, extra; absent ones None) its throughput, its ratio to `ratio_to`
-    (the reference's sequences/s; None without either), and extra as extra_json with the copy
-    length and the allocator's tuning added."""
+    batch, steps), `memory_size` and `seeds`, from a measurement's `fields` (n_params,
+    seqs_per_s, peak_mem_mb, extra; absent ones None) its throughput, `ratio` as ratio_to_lstm
+    (its speed in reference speeds, timed in turns with it; None for a row not measured), and
+    extra as extra_json with the copy length and the allocator's tuning added."""
     mode, batch, steps = key
     seqs = fields.get("seqs_per_s")
-    ratio = seqs / ratio_to if seqs is not None and ratio_to else None
     extra = {**fields.get("extra", {}), "copy_length": (steps - 1) // 2, "allocator": tune_malloc()}
     return {
         **common,
@@ -117,7 +116,7 @@ COLUMNS = (
     f"x {REFERENCE}",
     "peak MB",
     "params",
-    "iters",
+    "rounds",
     "compile s",
     "x 1 seed",
     "note",
@@ -145,7 +144,7 @@ def cells(row: dict, extra: dict) -> list[str]:
         number(row["ratio_to_lstm"], ".3f"),
         number(row["peak_mem_mb"], ",.1f"),
         number(row["n_params"], ","),
-        str(extra.get("iters", "")),
+        str(extra.get("rounds", "")),
         number(extra.get("compile_s"), ".1f") if "compile_s" in extra else "",
         number(extra.get("wall_vs_one_seed"), ".2f") if row.get("seeds", 1) > 1 else "",
         note,

@@ -1,13 +1,14 @@
-"""One step of the speed suite, built and timed: a model's (or a SeedStack's) forward or training
-iteration on a fixed batch, timed with a warm-up, and cold compilation for the "+compile" rows.
-bench.py runs every configuration of a profile through `measure`; interleaved.py, versus.py and
-cost.py time their contenders in alternating rounds instead (`time_rounds`), the one way this
-suite times contenders against each other: each takes a turn of `round_s` seconds, round after
-round, so a machine whose speed drifts slows them alike.
+"""The speed suite's one way of timing: contenders take turns (`time_rounds`), each for at least
+`round_s` seconds, round after round, so a machine whose speed drifts slows them alike; a ratio
+between two contenders is the median over rounds of the ratio within a round. Every mode times
+so: the table (bench.py: each configuration in turns with the reference LSTM, `measure`), the
+interleaved ratios (interleaved.py: all contenders of a batch size), a model against its code at
+a git revision (versus.py) and the cost of a profile's runs (cost.py).
 
-Timing: one warm-up iteration, `burn_in` more, then timed iterations until at least `min_iters`
-of them and `min_s` seconds, or `max_s` seconds; CUDA is synchronized after every iteration (a
-training loop reads its loss every step). Peak memory comes from one more, untimed iteration
+Here too: a model's (or a SeedStack's) forward or training iteration on a fixed batch, built
+(`make_step`) and warmed up (`warm_up`: the first iteration, which compiles where anything does,
+then `burn_in` more). CUDA is synchronized after every iteration (a training loop reads its loss
+every step). Peak memory comes from one more, untimed iteration
 (benchmarks/speed_suite/peak_memory.py).
 """
 
@@ -97,31 +98,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_step(step, device: torch.device, timing: Timing) -> dict:
-    """Warm up, burn in, then time iterations (see the module docstring)."""
+def warm_up(step, device: torch.device, burn_in: int) -> float:
+    """Call `step` once (timed: the seconds returned, compilation included where it compiles),
+    then `burn_in` times more, untimed."""
     start = time.perf_counter()
     step()
     sync(device)
     first = time.perf_counter() - start
-    for _ in range(timing.burn_in):
+    for _ in range(burn_in):
         step()
     sync(device)
-    times = []
-    begin = time.perf_counter()
-    while True:
-        t = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - t)
-        spent = time.perf_counter() - begin
-        if (len(times) >= timing.min_iters and spent >= timing.min_s) or spent >= timing.max_s:
-            break
-    return {
-        "first_iter_s": first,
-        "iters": len(times),
-        "timed_s": spent,
-        "median_iter_s": statistics.median(times),
-    }
+    return first
 
 
 def time_rounds(steps: dict, device: torch.device, rounds: int, round_s: float) -> dict:
@@ -139,14 +126,36 @@ def time_rounds(steps: dict, device: torch.device, rounds: int, round_s: float) 
 
 
 def measure(
-    model: nn.Module | SeedStack, data: Batch, mode: str, device: torch.device, timing: Timing
+    model: nn.Module | SeedStack,
+    data: Batch,
+    mode: str,
+    device: torch.device,
+    timing: Timing,
+    reference: Callable[[], None] | None = None,
 ) -> dict:
     """Throughput (the sequences of every seed of a SeedStack), timing details and peak memory of
-    `model` on `data`."""
+    `model` on `data`, timed in `timing.rounds` rounds of turns with `reference` (a warm step on
+    the same batch; None: alone); vs_reference is its sequences per second in the reference's:
+    the median over rounds of the reference's time per iteration over this model's, times the
+    seeds of a SeedStack (each of its iterations trains K batches)."""
     step, resident = make_step(model, data, mode)
-    stats = time_step(step, device, timing)
+    first = warm_up(step, device, timing.burn_in)
+    steps = {"model": step} if reference is None else {"model": step, "reference": reference}
+    times = time_rounds(steps, device, timing.rounds, timing.round_s)
+    median = statistics.median(times["model"])
     seeds = model.k if isinstance(model, SeedStack) else 1
-    stats["seqs_per_s"] = seeds * data.inputs.shape[1] * stats["iters"] / stats["timed_s"]
+    stats = {
+        "first_iter_s": first,
+        "rounds": timing.rounds,
+        "round_s": timing.round_s,
+        "round_iter_s": times["model"],
+        "median_iter_s": median,
+        "seqs_per_s": seeds * data.inputs.shape[1] / median,
+    }
+    if reference is not None:
+        own, ref = times["model"], times["reference"]
+        stats["reference_round_iter_s"] = ref
+        stats["vs_reference"] = seeds * statistics.median(r / t for t, r in zip(own, ref))
     stats["peak_mem_mb"], memory = peak_memory(step, device, resident)
     return {**stats, **memory}
 

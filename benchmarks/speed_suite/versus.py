@@ -10,6 +10,7 @@ one training iteration of each (forward, cost, backward and an Adam step; make_s
 turns, so a slow minute slows both alike:
 
     python -m benchmarks.speed_suite.versus 6cca540 --models ntm,dnc --modes eager,compiled
+    python run_suite.py bench --versus 6cca540 --models ntm,dnc   # the same, its defaults
 
 prints, per (model, mode, batch), the median over rounds of now / then time per iteration with
 its interquartile range: below 1 is faster now. Only models/ is taken from REV; what that
@@ -256,9 +257,11 @@ def check_numbers(batches, rounds: int, round_s: float) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, prog: str = "python -m benchmarks.speed_suite.versus"
+) -> int:
     parser = Parser(
-        prog="python -m benchmarks.speed_suite.versus",
+        prog=prog,
         description=__doc__.split("\n\n")[0],
         epilog="Each round times every (model, mode, version) in turn for --round-s seconds.",
     )
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             sizes=SMOKE_SIZES if args.smoke else None,
         )
     except VersusError as error:
-        print(error, file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     print(format_ratios(ratios, args.rev))
     return 0
