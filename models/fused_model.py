@@ -74,12 +74,12 @@ def kernels_on_disk(model: str) -> None:
     compiled function. The two round differently in the last bits (the DNC's golden curves
     differed at 1e-7), so a run that compiled its kernel would not reproduce bit for bit in the
     runs after it. Compiling in children and loading here gives every process the same code.
-    Two children, at once (compile_part): one compiles the forward, the other the backward, so on
-    two cores the first use waits for the longer of the two (18 s of the NTM's 33 s here), not
-    their sum. The float32 training path is compiled there; float64, for the tests, compiles
-    where it is first used. A marker beside the cache, named by the kernel's source digest and
-    numba's version, says the children ran for this code. Called by each kernel's forward before
-    numba dispatches."""
+    Two children, at once (models/first_use.py): one compiles the forward, the other the
+    backward, so on two cores the first use waits for the longer of the two (18 s of the NTM's
+    33 s here), not their sum. The float32 training path is compiled there; float64, for the
+    tests, compiles where it is first used. A marker beside the cache, named by the kernel's
+    source digest and numba's version, says the children ran for this code. Called by each
+    kernel's forward before numba dispatches."""
     import numba
 
     folder = Path(__file__).parent
@@ -93,7 +93,7 @@ def kernels_on_disk(model: str) -> None:
             [
                 sys.executable,
                 "-c",
-                f"from ntm_bench.models.fused_model import compile_part\n"
+                f"from ntm_bench.models.first_use import compile_part\n"
                 f"compile_part({model!r}, {part!r})",
             ],
             env={**os.environ, CHILD: "1"},
@@ -114,34 +114,6 @@ def kernels_on_disk(model: str) -> None:
         # user-wide folder instead, and without the marker each process reruns the children,
         # which then find that cache and only load
         pass
-
-
-def compile_part(model: str, part: str) -> None:
-    """In a child of kernels_on_disk: compile and cache `model`'s forward kernel ("forward"),
-    or its backward ("backward"), on a small float32 batch. The backward needs a forward's tape:
-    that forward runs as plain Python (the kernel module's numba functions swapped for the
-    functions they compile, for the call), so this child compiles only the backward and what it
-    calls while the other compiles the forward."""
-    import importlib
-
-    from numba.core.registry import CPUDispatcher
-
-    from ntm_bench.models import build_model
-
-    net = build_model(model, 3, 2, controller_size=4, memory_size=5, memory_width=3)
-    inputs = torch.rand(3, 2, 3)
-    if part == "forward":
-        with torch.no_grad():
-            net(inputs)
-        return
-    kernel = vars(importlib.import_module(f"ntm_bench.models.{model}_kernel"))
-    jitted = {name: f for name, f in kernel.items() if isinstance(f, CPUDispatcher)}
-    kernel.update({name: f.py_func for name, f in jitted.items()})
-    try:
-        logits = net(inputs)
-    finally:
-        kernel.update(jitted)  # before the backward compiles: it binds them
-    logits.sum().backward()
 
 
 class FusedModel(SequenceModel):

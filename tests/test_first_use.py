@@ -32,7 +32,7 @@ TRAIN = textwrap.dedent(
 @pytest.mark.parametrize("name", ["ntm", "dnc"])
 def test_the_children_cache_every_kernel_a_training_process_calls(name, tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), CHILD: "1"}
-    call = "from ntm_bench.models.fused_model import compile_part; compile_part({!r}, {!r})"
+    call = "from ntm_bench.models.first_use import compile_part; compile_part({!r}, {!r})"
     children = [
         subprocess.Popen([sys.executable, "-c", call.format(name, part)], env=env)
         for part in ("forward", "backward")
