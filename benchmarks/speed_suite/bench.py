@@ -20,7 +20,8 @@ One invocation (`run_bench`) measures, per model:
   the loss the sum of the seeds' costs, one Adam over the stacked parameters. sequences/s counts
   every seed's sequences (K x batch per iteration), n_params is one seed's, and extra_json's
   wall_vs_one_seed is the time per iteration over that of the model's one-seed row at the same
-  batch, eager or compiled alike (the target: at most 2.5 for 8 seeds);
+  batch, eager or compiled alike, through the reference both were timed in turns with (at most
+  K: batching pays);
 - the reference row, model "lstm_ref": torch.nn.LSTM(9, 256, 1 layer) + Linear(256, 8), once per
   (mode, batch, steps), timed alone; every other row is timed in rounds of turns with that
   reference (the profile's Timing), and its ratio_to_lstm is the median over rounds of the
@@ -192,13 +193,15 @@ def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:
     return found
 
 
-def add_wall_vs_one_seed(fields: dict, alone: dict) -> None:
-    """wall_vs_one_seed into a batched-seeds row's extra: its median time per iteration over that
-    of the same model trained alone (same batch and compile flag, measured just before in the same
-    group); left out where either failed or was skipped."""
-    batched, one = fields["extra"].get("median_iter_s"), alone.get("extra", {}).get("median_iter_s")
+def add_wall_vs_one_seed(fields: dict, alone: dict, seeds: int) -> None:
+    """wall_vs_one_seed into a batched-seeds row's extra: its time per iteration over that of the
+    same model trained alone (same batch and compile flag, measured just before in the same
+    group), through the reference both were timed in turns with, so that the machine's drift
+    between the two rows cancels: (alone's vs_reference) / (this row's vs_reference / seeds);
+    left out where either failed or was skipped."""
+    batched, one = fields["extra"].get("vs_reference"), alone.get("extra", {}).get("vs_reference")
     if batched and one:
-        fields["extra"]["wall_vs_one_seed"] = batched / one
+        fields["extra"]["wall_vs_one_seed"] = one / (batched / seeds)
 
 
 class Run(NamedTuple):
@@ -224,7 +227,7 @@ def measure_group(run: Run, key: tuple[str, int, int], members: list[Config], em
     for config in members:
         fields = measured[config] = measure_config(config, data, run, reference.step)
         if config.seeds > 1:  # plan() puts the one-seed configuration first
-            add_wall_vs_one_seed(fields, measured.get(config._replace(seeds=1), {}))
+            add_wall_vs_one_seed(fields, measured.get(config._replace(seeds=1), {}), config.seeds)
         model = config.model + ("+compile" if config.compiled else "")
         emit(
             make_row(
