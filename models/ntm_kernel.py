@@ -39,9 +39,10 @@ VM): ~1.33x the reference's sequences per second at batch 16, ~1.7x at batch 1; 
 path runs at 0.17x and 0.11x there. The kernel's time at batch 16: the memory operations about
 half, BLAS a fifth, the LSTM cell a tenth.
 
-numba compiles on first use (~35 s for float32's forward and backward, ~30 s for float64's) and
-caches the machine code under models/__pycache__ (cache=True), where a later process loads it
-in under a second.
+numba compiles on first use (float32's forward and backward in two children at once,
+fused_model.kernels_on_disk: ~18 s on two cores, 33 s of CPU; float64's, for the tests, ~30 s
+where first used) and caches the machine code under models/__pycache__ (cache=True), where a
+later process loads it in under a second.
 """
 
 from __future__ import annotations
