@@ -166,10 +166,10 @@ OPTIONS = {
         dict(
             default="full",
             choices=("quick", "full", "interleaved"),
-            help="speed suite size: quick (batch 1 and 16), full (default: "
+            help="the table's size: quick (batch 1 and 16), full (default: "
             "batch 1/16/256, memory and length sweeps) or interleaved "
-            "(models timed in alternating rounds: ratios that survive a "
-            "drifting machine)",
+            "(every model of a batch size in turns with every other: ratios "
+            "between models)",
         ),
     ),
     "versus": (
@@ -264,7 +264,8 @@ COMMANDS = {
         ["profile", "store", "report_dir", "published", "check", "update_baseline"],
     ),
     "bench": (
-        "the speed suite: rows into the store's speed table",
+        "the speed suite, every mode timed in turns: the table (rows into the store's speed "
+        "table; each model in turns with a reference LSTM), --versus or --cost",
         ["models", "device", "threads", "bench_profile", "json", "store", "versus", "cost"],
     ),
     "evaluate": (
