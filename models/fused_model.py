@@ -88,6 +88,20 @@ def kernels_on_disk(model: str) -> None:
     marker = folder / "__pycache__" / f"{model}_kernel-{digest}.compiled"
     if marker.exists() or os.environ.get(CHILD):
         return
+    compile_in_children(model, {**os.environ, CHILD: "1"})
+    try:
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
+    except OSError:
+        # a package folder this user may not write (a system-wide install): numba caches in its
+        # user-wide folder instead, and without the marker each process reruns the children,
+        # which then find that cache and only load
+        pass
+
+
+def compile_in_children(model: str, env: dict) -> None:
+    """Run models/first_use.py's compile_part for `model`'s forward and for its backward in two
+    child processes at once, with environment `env`; CalledProcessError if either fails."""
     children = [
         subprocess.Popen(
             [
@@ -96,7 +110,7 @@ def kernels_on_disk(model: str) -> None:
                 f"from ntm_bench.models.first_use import compile_part\n"
                 f"compile_part({model!r}, {part!r})",
             ],
-            env={**os.environ, CHILD: "1"},
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -106,14 +120,6 @@ def kernels_on_disk(model: str) -> None:
         _, err = child.communicate()
         if child.returncode:
             raise subprocess.CalledProcessError(child.returncode, child.args, stderr=err)
-    try:
-        marker.parent.mkdir(exist_ok=True)
-        marker.touch()
-    except OSError:
-        # a package folder this user may not write (a system-wide install): numba caches in its
-        # user-wide folder instead, and without the marker each process reruns the children,
-        # which then find that cache and only load
-        pass
 
 
 class FusedModel(SequenceModel):

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from ntm_bench.models.fused_model import CHILD
+from ntm_bench.models.fused_model import CHILD, compile_in_children
 
 TRAIN = textwrap.dedent(
     """
@@ -32,12 +32,7 @@ TRAIN = textwrap.dedent(
 @pytest.mark.parametrize("name", ["ntm", "dnc"])
 def test_the_children_cache_every_kernel_a_training_process_calls(name, tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), CHILD: "1"}
-    call = "from ntm_bench.models.first_use import compile_part; compile_part({!r}, {!r})"
-    children = [
-        subprocess.Popen([sys.executable, "-c", call.format(name, part)], env=env)
-        for part in ("forward", "backward")
-    ]
-    assert [child.wait() for child in children] == [0, 0]
+    compile_in_children(name, env)
     # CHILD set here too: the check of the marker is skipped, the process takes what is cached
     done = subprocess.run(
         [sys.executable, "-c", TRAIN, name], env=env, capture_output=True, text=True, check=True
