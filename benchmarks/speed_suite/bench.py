@@ -53,7 +53,12 @@ from ntm_bench.benchmarks.process.threads import intra_op_threads
 from ntm_bench.benchmarks.speed_suite.checks import check_run_options
 from ntm_bench.benchmarks.speed_suite.peak_memory import estimate_mb, memory_budget_mb
 from ntm_bench.benchmarks.speed_suite.output import common_fields, log, make_row, write
-from ntm_bench.benchmarks.speed_suite.timing import cold_compile, make_step, measure, warm_up
+from ntm_bench.benchmarks.speed_suite.timing import (
+    cold_compile,
+    make_step,
+    measure,
+    measure_step,
+)
 from ntm_bench.benchmarks.speed_suite.configs import (
     PROFILES,
     REFERENCE,
@@ -178,11 +183,10 @@ class Reference(NamedTuple):
 
 def measure_reference(mode: str, data: Batch, run: Run) -> Reference:
     model = build(REFERENCE, {}, run.device, run.seed)
-    stats = measure(model, data, mode, run.device, run.profile.timing)
+    step = make_step(model, data, mode)  # timed alone here, then in turns with every member
+    stats = measure_step(step, 1, data.inputs.shape[1], run.device, run.profile.timing)
     n_params = sum(p.numel() for p in model.parameters())
-    step = make_step(model, data, mode).run  # its own optimizer: one call creates its state
-    warm_up(step, run.device, run.profile.timing.burn_in)
-    return Reference(row_fields(n_params, stats, {"label": REFERENCE_LABEL}), step)
+    return Reference(row_fields(n_params, stats, {"label": REFERENCE_LABEL}), step.run)
 
 
 def groups(configs: list[Config]) -> dict[tuple[str, int, int], list[Config]]:

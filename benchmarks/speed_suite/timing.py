@@ -134,29 +134,44 @@ def measure(
     reference: Callable[[], None] | None = None,
 ) -> dict:
     """Throughput (the sequences of every seed of a SeedStack), timing details and peak memory of
-    `model` on `data`, timed in `timing.rounds` rounds of turns with `reference` (a warm step on
-    the same batch; None: alone); vs_reference is its sequences per second in the reference's:
-    the median over rounds of the reference's time per iteration over this model's, times the
-    seeds of a SeedStack (each of its iterations trains K batches)."""
-    step, resident = make_step(model, data, mode)
-    first = warm_up(step, device, timing.burn_in)
-    steps = {"model": step} if reference is None else {"model": step, "reference": reference}
+    `model` on `data` (measure_step on its make_step)."""
+    seeds = model.k if isinstance(model, SeedStack) else 1
+    step = make_step(model, data, mode)
+    return measure_step(step, seeds, data.inputs.shape[1], device, timing, reference)
+
+
+def measure_step(
+    step: Step,
+    seeds: int,
+    batch: int,
+    device: torch.device,
+    timing: Timing,
+    reference: Callable[[], None] | None = None,
+) -> dict:
+    """Throughput, timing details and peak memory of `step` (`seeds` x `batch` sequences an
+    iteration), warmed up here, then timed in `timing.rounds` rounds of turns with `reference` (a
+    warm step on the same batch; None: alone); vs_reference is its sequences per second in the
+    reference's: the median over rounds of the reference's time per iteration over this step's,
+    times the seeds (each iteration of K seeds trains K batches)."""
+    first = warm_up(step.run, device, timing.burn_in)
+    steps = (
+        {"model": step.run} if reference is None else {"model": step.run, "reference": reference}
+    )
     times = time_rounds(steps, device, timing.rounds, timing.round_s)
     median = statistics.median(times["model"])
-    seeds = model.k if isinstance(model, SeedStack) else 1
     stats = {
         "first_iter_s": first,
         "rounds": timing.rounds,
         "round_s": timing.round_s,
         "round_iter_s": times["model"],
         "median_iter_s": median,
-        "seqs_per_s": seeds * data.inputs.shape[1] / median,
+        "seqs_per_s": seeds * batch / median,
     }
     if reference is not None:
         own, ref = times["model"], times["reference"]
         stats["reference_round_iter_s"] = ref
         stats["vs_reference"] = seeds * statistics.median(r / t for t, r in zip(own, ref))
-    stats["peak_mem_mb"], memory = peak_memory(step, device, resident)
+    stats["peak_mem_mb"], memory = peak_memory(step.run, device, step.resident)
     return {**stats, **memory}
 
 
