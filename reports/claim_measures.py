@@ -9,6 +9,8 @@
 A model's seeds are ready to decide a claim when none is pending or running and at least
 min_seeds are finished (done or diverged). A model has learned a task when its median final cost
 beats the task's best trivial cost by the file's margin (`learned`; the rule: claims.yaml).
+Beside the rule, and not part of it, `learned` states each model's slope at the end of its runs
+(`end_slope`), which tells a model still learning when its budget ran out from one that is flat.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ntm_bench.reports import survival
 
@@ -51,10 +54,61 @@ def readiness(group: pd.DataFrame, model: str, min_seeds: int) -> list[str]:
 
 
 class Learned(NamedTuple):
-    """Whether a (model, task)'s finished seeds learned the task (None: cannot tell), and why."""
+    """Whether a (model, task)'s finished seeds learned the task (None: cannot tell), and why;
+    with the slope at the end of its runs (end_slope, None where no run has enough points)."""
 
     state: bool | None
     text: str
+    slope: Slope | None = None
+
+
+END = 0.25  # the end of a run: the validation points in the last quarter of its sequences
+PER = 10_000  # slopes in bits per this many sequences
+
+
+class Slope(NamedTuple):
+    """The validation cost's slope at the end of a model's done runs: the median over runs of
+    each run's Theil-Sen slope (bits per PER sequences), and how many runs' 95% confidence
+    interval of it lies below zero (still falling) or above it (rising) out of `runs`."""
+
+    bits: float
+    falling: int
+    rising: int
+    runs: int
+
+    def text(self) -> str:
+        flat = self.runs - self.falling - self.rising
+        parts = [f"{n} {word}" for n, word in ((self.falling, "still falling"), (flat, "flat"),
+                                              (self.rising, "rising")) if n]  # fmt: skip
+        return (
+            f"slope over the last {END:.0%} of its sequences {self.bits:+.2g} bits per "
+            f"{PER:,} sequences (median of {self.runs}; {', '.join(parts)} at 95%)"
+        )
+
+
+def end_slope(group: pd.DataFrame, curves: pd.DataFrame) -> Slope | None:
+    """Slope of each done run of `group` over its validation points (curves, split val) whose
+    sequences lie in the last END of its last point's: the Theil-Sen estimator (robust to the
+    odd spike of a validation curve) with its 95% interval, from at least 3 points; None when no
+    run has them. Diverged runs are left out (their curves stop where they blew up)."""
+    if curves.empty:
+        return None
+    done = set(group.run_id[group.status == "done"])
+    validation = curves[(curves.split == "val") & curves.run_id.isin(done)]
+    fits = []
+    for _, points in validation.groupby("run_id"):
+        x, y = points.sequences.to_numpy(float), points.cost_bits.to_numpy(float)
+        end = (x >= (1 - END) * x.max()) & np.isfinite(y)
+        if end.sum() >= 3 and np.ptp(x[end]) > 0:
+            fits.append(stats.theilslopes(y[end], x[end] / PER, alpha=0.95))
+    if not fits:
+        return None
+    return Slope(
+        bits=float(np.median([f.slope for f in fits])),
+        falling=sum(f.high_slope < 0 for f in fits),
+        rising=sum(f.low_slope > 0 for f in fits),
+        runs=len(fits),
+    )
 
 
 def learned(group: pd.DataFrame, curves: pd.DataFrame, model: str, fraction: float) -> Learned:
@@ -79,12 +133,16 @@ def learned(group: pd.DataFrame, curves: pd.DataFrame, model: str, fraction: flo
     budget = survival.count(survival.budget(group, curves))
     over = f"{'optimum ' + number(floor) + ' + ' if floor else ''}{fraction:g} x "
     rule = f"{over}({'' if not floor else 'excess of '}{name} {number(best)})"
+    slope = end_slope(group, curves)
+    tail = f"; {slope.text()}" if slope else ""
     if median < threshold:
-        return Learned(True, f"{model} learned: median final cost {number(median)} < {rule}")
+        text = f"{model} learned: median final cost {number(median)} < {rule}"
+        return Learned(True, text + tail, slope)
     return Learned(
         False,
         f"{model} not learned within {budget} sequences: median final cost {number(median)} "
-        f"≥ {number(threshold)} = {rule}",
+        f"≥ {number(threshold)} = {rule}{tail}",
+        slope,
     )
 
 

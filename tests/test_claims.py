@@ -12,7 +12,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from ntm_bench.reports import claims, claims_file, convergence, survival
+from ntm_bench.reports import claim_measures, claims, claims_file, convergence, survival
 from ntm_bench.reports.build import build_report
 from ntm_bench.reports.reference import load_reference
 from ntm_bench.results.store import Store
@@ -472,6 +472,46 @@ def test_learned_on_a_task_with_an_optimum_is_its_excess():
     assert found.state is False and "≥ 165 = optimum 130" in found.text
     runs["trivial_json"] = None
     assert claims.learned(runs, curves, "ntm", 0.5).state is None
+
+
+def test_the_slope_at_the_end_tells_still_learning_from_flat():
+    # validation every 1,000 sequences to the 10,000 budget; the last quarter is 8k, 9k, 10k.
+    # seed 1 falls 1 bit per 10k sequences throughout, seed 2 is flat from 7k on, seed 3
+    # falls 3 bits per 10k at the end: median slope -1, falling in 2 of 3 (exact lines: the
+    # Theil-Sen interval is the slope itself); the diverged seed 4 is left out
+    cost = {
+        1: lambda k: 70 - 0.1 * k,
+        2: lambda k: 70 - (k if k < 7 else 7),
+        3: lambda k: 70 - 0.3 * k,
+    }
+    rows = [run("lstm", s, cost=60)[0] for s in (1, 2, 3)]
+    rows.append(run("lstm", 4, status="diverged", stopped=3000)[0])
+    points = [
+        {"run_id": r["run_id"], "split": "val", "step": k * 100, "sequences": k * 1000,
+         "cost_bits": cost[r["seed"]](k), "bit_errors": 1.0}
+        for r in rows[:3]
+        for k in range(11)
+    ] + [{"run_id": rows[3]["run_id"], "split": "val", "step": k * 100, "sequences": k * 1000,
+          "cost_bits": 70 - 5 * k, "bit_errors": 1.0} for k in range(4)]  # fmt: skip
+    runs, curves = pd.DataFrame(rows), pd.DataFrame(points)
+    slope = claim_measures.end_slope(runs, curves)
+    assert slope == claim_measures.Slope(bits=pytest.approx(-1.0), falling=2, rising=0, runs=3)
+    found = claims.learned(runs, curves, "lstm", 0.5)
+    assert found.state is False and found.slope == slope
+    assert found.text.endswith(
+        "; slope over the last 25% of its sequences -1 bits per 10,000 sequences (median of 3; "
+        "2 still falling, 1 flat at 95%)"
+    )
+    # a rising run, and a run with too few points at its end, which is left out
+    first = curves.run_id == rows[0]["run_id"]
+    rising = curves.assign(
+        cost_bits=np.where(first, 60 + curves.sequences / 5000, curves.cost_bits)
+    )
+    sparse = rising[(rising.run_id != rows[2]["run_id"]) | (rising.sequences <= 1000)]
+    assert claim_measures.end_slope(runs, sparse) == claim_measures.Slope(
+        bits=pytest.approx(1.0), falling=0, rising=1, runs=2
+    )
+    assert claim_measures.end_slope(runs, curves.iloc[:0]) is None
 
 
 def test_convergence_is_where_a_run_settles():
