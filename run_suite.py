@@ -198,11 +198,13 @@ def print_claims(store_path: str, profile: str) -> None:
     if (frame.verdict == "inconclusive").all():
         # a run of a few seeds at reduced sizes decides no claim: say so, and where they are
         # decided, instead of a row of reasons per claim (the report keeps the full table)
+        from ntm_bench.benchmarks.harness.published import GRID
+
         print(
             f"Does the paper replicate? These runs decide none of the {len(frame)} claims "
             "(too few seeds or not the paper's sizes: the reasons are in the report's claims "
-            "table). The published grid decides them: results/published/replicate/claims.md, "
-            "or `python run_suite.py report --profile replicate --published`."
+            f"table). The published grid decides them: results/published/{GRID}/claims.md, "
+            f"or `python run_suite.py report --profile {GRID} --published`."
         )
         return
     print(format_claims_text(frame))
@@ -222,7 +224,7 @@ def published_report(profile: str, args) -> int:
         write_table,
     )
     from ntm_bench.benchmarks.harness.run_document import PublishedError
-    from ntm_bench.benchmarks.harness.published import ROOT, rebuild
+    from ntm_bench.benchmarks.harness.published import GRID, ROOT, rebuild
     from ntm_bench.results.store import Store
 
     try:
@@ -253,7 +255,8 @@ def published_report(profile: str, args) -> int:
             shutil.copyfile(figure / "verdicts.png", ROOT / profile / "verdicts.png")
             written.append(ROOT / profile / "verdicts.png")
         print("claims table written to " + ", ".join(map(str, written)))
-        if profile == "replicate" and update_readme(frame, Path(__file__).with_name("README.md")):
+        shown = f"results/published/{profile}/verdicts.png"
+        if profile == GRID and update_readme(frame, Path(__file__).with_name("README.md"), shown):
             print("and to README.md")
     if args.check:
         changed = changed_verdicts(frame, ROOT / profile / CSV)

@@ -53,21 +53,19 @@ def write_table(frame: pd.DataFrame, folder: Path) -> list[Path]:
     return [folder / CSV, folder / MARKDOWN]
 
 
-def update_readme(frame: pd.DataFrame, readme: Path) -> bool:
+def update_readme(frame: pd.DataFrame, readme: Path, figure: str) -> bool:
     """Replace the block between BEGIN and END in `readme` with the verdict counts, the verdict
-    figure (copied beside the published table) and a compact table (task, claim, paper, verdict,
-    ours, why); False when the file has no such block."""
+    figure (`figure`, its path from the README: the copy beside the published table) and a
+    compact table (task, claim, paper, verdict, ours, why); False when the file has no such
+    block."""
     text = Path(readme).read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
         return False
     counts = frame.verdict.value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "fails", "inconclusive"))
     table = claims.claims_markdown(frame[["task", "claim", "paper", "verdict", "ours", "why"]])
-    figure = (
-        "![Every claim's verdict by task, and which models learned each task]"
-        "(results/published/replicate/verdicts.png)"
-    )
-    block = f"{BEGIN}\n{len(frame)} claims: {summary}.\n\n{figure}\n\n{table}\n{END}"
+    shown = f"![Every claim's verdict by task, and which models learned each task]({figure})"
+    block = f"{BEGIN}\n{len(frame)} claims: {summary}.\n\n{shown}\n\n{table}\n{END}"
     head, rest = text.split(BEGIN, 1)
     Path(readme).write_text(head + block + rest.split(END, 1)[1], encoding="utf-8")
     return True

@@ -9,6 +9,7 @@ import torch
 import run_suite
 from conftest import interrupted_at_first_checkpoint, tiny_profile
 from ntm_bench.benchmarks.harness.config import load_profile
+from ntm_bench.benchmarks.harness.published import GRID
 from ntm_bench.benchmarks.harness.plan import plan_runs
 from ntm_bench.results.store import Store
 
@@ -61,7 +62,7 @@ def test_pipeline_trains_stores_and_skips_on_rerun(profile, tmp_path, capsys):
     # the summary says what these runs show; a few seeds at reduced sizes decide no claim, and
     # the output says so in one line instead of a row of reasons per claim
     assert "learned" in out and "trivial" in out
-    assert "These runs decide none of the" in out and "results/published/replicate" in out
+    assert "These runs decide none of the" in out and f"results/published/{GRID}/claims.md" in out
     assert "why:" not in out
     assert run(profile, store_path) == 0
     assert "0 to train" in capsys.readouterr().out

@@ -1,15 +1,15 @@
-"""Every published number can be reproduced: the first 200 steps of a published replicate run,
+"""Every published number can be reproduced: the first 200 steps of a run of the published grid,
 retrained from its stored config, give the published curve points (bit for bit where the numeric
 fingerprint is the one that trained it, within fingerprint.TOLERANCE elsewhere)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
+from ntm_bench.benchmarks.harness.published import GRID, ROOT
 from ntm_bench.benchmarks.harness.reproduce import replay
 
-PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "published" / "replicate"
+PUBLISHED = ROOT / GRID
 STEPS = 200
 
 
