@@ -88,6 +88,12 @@ def selection(args, writes_store: bool):
     check_executor(args)
     check_device(args.device)
     profile = load_profile(args.profile, args.overrides)
+    for assignment, keys in profile.shadowed.items():
+        print(
+            f"note: --set {assignment} does not reach the runs of {', '.join(keys)}, which "
+            "the profile states more specifically; --set those keys to change them",
+            file=sys.stderr,
+        )
     # An empty --models is an error (parse_names), not "all": only a missing flag means all.
     models = parse_names(
         "all" if args.models is None else args.models,

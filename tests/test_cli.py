@@ -10,7 +10,7 @@ import pytest
 
 import run_suite
 from ntm_bench.benchmarks.harness.cli import COMMANDS, parse
-from conftest import tiny_profile
+from conftest import TINY_TASKS, tiny_profile
 from ntm_bench.benchmarks.harness import trained
 from ntm_bench.results.store import Store
 
@@ -293,3 +293,50 @@ def test_a_checkout_that_was_never_installed_says_how_to_install_it():
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("run_suite.py: error: the ntm_bench package is not installed")
     assert "pip install -c constraints-cpu.txt -e '.[dev]'" in lines[0]
+
+
+RAW = {
+    "train": {"steps": 100, "lr": 1e-3},
+    "models": {
+        "ntm": {"read_heads": 1, "train": {"lr": 3e-4}, "per_task": {"sort": {"read_heads": 5}}},
+        "lstm": {"per_task": {"copy": {"train": {"steps": 7}}}},
+    },
+    "tasks": {"copy": {"train": {"steps": 50}}, "sort": {"width": 8}},
+}
+
+
+@pytest.mark.parametrize(
+    "assignment,found",
+    [
+        # the profile's train < tasks.<t>.train < models.<m>.train < models.<m>.per_task.<t>.train
+        (
+            "train.steps=300",
+            ["tasks.copy.train.steps (50)", "models.lstm.per_task.copy.train.steps (7)"],
+        ),
+        ("train.lr=1", ["models.ntm.train.lr (0.0003)"]),
+        ("tasks.copy.train.steps=9", ["models.lstm.per_task.copy.train.steps (7)"]),
+        ("tasks.sort.train.steps=9", []),
+        ("models.lstm.train.steps=9", ["models.lstm.per_task.copy.train.steps (7)"]),
+        # a model's parameters: models.<m> < models.<m>.per_task.<t>
+        ("models.ntm.read_heads=2", ["models.ntm.per_task.sort.read_heads (5)"]),
+        ("models.ntm.per_task.sort.read_heads=3", []),
+        ("train.batch_size=8", []),
+        ("seeds=[1]", []),
+    ],
+)
+def test_an_override_that_some_runs_do_not_take_is_found(assignment, found):
+    from ntm_bench.benchmarks.harness.profile_file import shadowing
+
+    assert shadowing(RAW, assignment) == found
+
+
+def test_the_command_line_says_which_runs_an_override_misses(tmp_path, capsys):
+    copy = {**TINY_TASKS["copy"], "train": {"steps": 3}}
+    profile = tiny_profile(tmp_path, tasks={"copy": copy})
+    argv = ["params", "--profile", str(profile), "--models", "lstm", "--tasks", "copy"]
+    assert run_suite.main([*argv, "--set", "train.steps=2"]) == 0
+    note = capsys.readouterr().err
+    assert note.startswith("note: --set train.steps=2 does not reach the runs of")
+    assert "tasks.copy.train.steps (3)" in note and note.count("\n") == 1
+    assert run_suite.main([*argv, "--set", "train.lr=2"]) == 0
+    assert "note:" not in capsys.readouterr().err

@@ -122,7 +122,8 @@ OPTIONS = {
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override a profile key, e.g. --set train.lr=1e-4 (repeatable)",
+            help="override a profile key, e.g. --set train.lr=1e-4 (repeatable); runs whose task "
+            "or model states the key itself keep that value, and a note names them",
         ),
     ),
     "no_report": (

@@ -27,6 +27,7 @@ from ntm_bench.benchmarks.harness.profile_file import (
     SECTIONS,
     ProfileFileError,
     apply_override,
+    shadowing,
     read_yaml,
 )
 from ntm_bench.benchmarks.harness.values import MAX_INT, coerce_keys
@@ -131,6 +132,9 @@ class Profile:
     tasks: dict = field(default_factory=dict)
     # the learning-rate sweep (benchmarks/harness/sweep.py), if declared
     sweep: "Sweep | None" = None
+    # per --set override that some runs do not take, the more specific keys they take instead
+    # (profile_file.shadowing): the command line says so rather than train them silently
+    shadowed: dict = field(default_factory=dict)
 
 
 class Sweep(NamedTuple):
@@ -290,6 +294,7 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
             apply_override(raw, assignment)
     except ProfileFileError as error:
         raise ConfigError(str(error)) from None
+    shadowed = {a: found for a in overrides if (found := shadowing(raw, a))}
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
@@ -311,7 +316,7 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     read_models(models, path)
     read_tasks(tasks, path)
     sweep = read_sweep(raw.get("sweep"), f"{path}: sweep")
-    return Profile(path.stem, str(path), tuple(seeds), train, models, tasks, sweep)
+    return Profile(path.stem, str(path), tuple(seeds), train, models, tasks, sweep, shadowed)
 
 
 def read_models(models: dict, path: Path) -> None:

@@ -92,6 +92,49 @@ def apply_override(raw: dict, assignment: str) -> None:
     node[parts[-1]] = value
 
 
+def shadowing(raw: dict, assignment: str) -> list[str]:
+    """The keys of `raw` that take precedence over the override `assignment` for some runs, as
+    `dotted.key (value)`: a run's training settings are layered profile train < tasks.<t>.train
+    < models.<m>.train < models.<m>.per_task.<t>.train, its model's parameters models.<m> <
+    models.<m>.per_task.<t> (benchmarks/harness/plan.py), so `--set train.steps=300` leaves
+    every run whose task or model states its own steps at those."""
+    parts = key_parts(assignment.split("=", 1)[0].strip())
+    models = raw.get("models") if isinstance(raw.get("models"), dict) else {}
+    tasks = raw.get("tasks") if isinstance(raw.get("tasks"), dict) else {}
+
+    def per_task(model: str, task: str | None = None) -> list[tuple[str, dict]]:
+        own = models.get(model) if isinstance(models.get(model), dict) else {}
+        table = own.get("per_task") if isinstance(own.get("per_task"), dict) else {}
+        return [
+            (f"models.{model}.per_task.{t}", entry)
+            for t, entry in table.items()
+            if isinstance(entry, dict) and task in (None, t)
+        ]
+
+    if len(parts) == 2 and parts[0] == "train":  # train.K
+        places = [(f"tasks.{t}", e) for t, e in tasks.items() if isinstance(e, dict)]
+        places += [(f"models.{m}", e) for m, e in models.items() if isinstance(e, dict)]
+        places += [place for m in models for place in per_task(m)]
+        within = ["train", parts[1]]
+    elif len(parts) == 4 and parts[0] == "tasks" and parts[2] == "train":  # tasks.T.train.K
+        places = [(f"models.{m}", e) for m, e in models.items() if isinstance(e, dict)]
+        places += [place for m in models for place in per_task(m, parts[1])]
+        within = ["train", parts[3]]
+    elif len(parts) == 4 and parts[0] == "models" and parts[2] == "train":  # models.M.train.K
+        places, within = per_task(parts[1]), ["train", parts[3]]
+    elif len(parts) == 3 and parts[0] == "models" and parts[2] not in ("per_task", "train"):
+        places, within = per_task(parts[1]), [parts[2]]  # models.M.K, a model parameter
+    else:
+        return []
+    found = []
+    for where, node in places:
+        for part in within:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            found.append(f"{where}.{'.'.join(within)} ({node})")
+    return found
+
+
 def key_parts(key: str) -> list[str]:
     """The sections of an override's key: split at its dots, except inside a plugin's
     module:Class name (`models.mypkg.rnn:Elman.hidden_size` -> models, mypkg.rnn:Elman,
