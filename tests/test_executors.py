@@ -77,3 +77,30 @@ def test_tensorboard_event_files_hold_the_curves(profile, tmp_path):
     acc.Reload()
     val = acc.Scalars("val/cost_bits")
     assert [e.step for e in val] == [12, 24]  # sequences seen at steps 4 and 8 (batch 3)
+
+
+def blas_threads() -> dict[str, int]:
+    """Every loaded BLAS library's thread count, by file name."""
+    from threadpoolctl import threadpool_info
+
+    return {Path(i["filepath"]).name: i["num_threads"] for i in threadpool_info()
+            if i["user_api"] == "blas"}  # fmt: skip
+
+
+def test_a_worker_runs_one_thread_in_torch_and_in_the_kernels_blas():
+    # The kernels' matrix products go to scipy's OpenBLAS (numba's np.dot), whose threads spin
+    # between calls: limited with torch's, and given back after the block.
+    import torch
+
+    from ntm_bench.benchmarks.process.threads import intra_op_threads
+
+    before = blas_threads()
+    assert any("scipy_openblas" in name and "64" not in name for name in before), before
+    with intra_op_threads(2):
+        assert torch.get_num_threads() == 2
+        assert set(blas_threads().values()) == {2}
+        with intra_op_threads(1):
+            assert torch.get_num_threads() == 1
+            assert set(blas_threads().values()) == {1}
+        assert set(blas_threads().values()) == {2}
+    assert blas_threads() == before

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable
 
-import torch
 
 from ntm_bench.benchmarks.process.allocator import tune_malloc
-from ntm_bench.benchmarks.process.threads import intra_op_threads
+from ntm_bench.benchmarks.process.threads import intra_op_threads, worker_threads
 from ntm_bench.benchmarks.harness.plan import RunSpec
 from ntm_bench.benchmarks.harness.runner import execute, execute_group
 
@@ -40,8 +39,8 @@ class WorkerOptions:
 
 def safe_execute(unit: Unit, options: WorkerOptions) -> list[dict]:
     """Execute a unit, with any exception turned into failed results instead of killing the pool."""
-    # Worker processes keep this count for good; in the driver, run_local restores it.
-    torch.set_num_threads(options.threads)
+    # Worker processes keep these counts for good; in the driver, run_local restores them.
+    worker_threads(options.threads)
     tune_malloc()
     try:
         if len(unit) == 1:

@@ -25,11 +25,11 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
 from ntm_bench.benchmarks.harness.cli import Parser, bad_input
 from ntm_bench.benchmarks.harness.config import ConfigError
 from ntm_bench.benchmarks.process import fingerprint
 from ntm_bench.benchmarks.process.fingerprint import agree
+from ntm_bench.benchmarks.process.threads import worker_threads
 from ntm_bench.benchmarks.harness import run_document
 from ntm_bench.benchmarks.harness.run_document import PublishedError
 
@@ -82,7 +82,7 @@ def replay(document: dict, steps: int) -> Replay:
     run = document["run"]
     spec = RunSpec.from_config(json.loads(run["config_json"]), run["profile"])
     short = dataclasses.replace(spec, train=dataclasses.replace(spec.train, steps=steps))
-    torch.set_num_threads(int(run.get("threads") or 1))
+    worker_threads(int(run.get("threads") or 1))
     try:
         task, model, data, validation, _ = prepare(short, "cpu")
     except (KeyError, TypeError, ValueError) as error:
