@@ -161,3 +161,20 @@ def test_a_changed_verdict_is_reported(tmp_path):
         "c: absent -> holds",
     ]
     assert "no committed claims table" in changed_verdicts(same, tmp_path / "none.csv")[0]
+
+
+def test_the_traced_run_stays_when_more_runs_of_its_seed_land():
+    # a sweep trains one run per rate: seed 1 of (copy, ntm) twice, the first finished keeps
+    # the trace; a later seed-1 run with a smaller run_id does not take it
+    runs = pd.DataFrame(
+        [
+            ("copy", "ntm", 2, 5.0, "a2"),
+            ("copy", "ntm", 1, 9.0, "c1"),
+            ("copy", "ntm", 1, 7.0, "d1"),
+            ("copy", "lstm", 3, 1.0, "e3"),
+        ],
+        columns=["task", "model", "seed", "finished_at", "run_id"],
+    )
+    assert published.traced_runs(runs) == {"d1", "e3"}
+    later = pd.DataFrame([("copy", "ntm", 1, 12.0, "b1")], columns=runs.columns)
+    assert published.traced_runs(pd.concat([runs, later])) == {"d1", "e3"}

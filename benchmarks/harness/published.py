@@ -5,10 +5,11 @@ rebuilds the report from them without training.
     results/published/<profile>/<task>/<model>/seed<k>-<run_id>.json
 
 Each file holds the run's row (config, status, provenance, convergence, final cost), its curve
-points and evaluation rows one per line, and, for the lowest seed of each (model, task), its
-memory trace rounded to 4 decimals (the pictures need no more). Floats are written with Python's
-shortest round-trip repr, so an import gives back the store's numbers exactly: the
-reproducibility test compares retrained curves with these bit for bit.
+points and evaluation rows one per line, and, for the lowest seed of each (model, task) (its
+first finished run, where a sweep trains several), its memory trace rounded to 4 decimals (the
+pictures need no more). Floats are written with Python's shortest round-trip repr, so an import
+gives back the store's numbers exactly: the reproducibility test compares retrained curves with
+these bit for bit.
 
     python -m benchmarks.harness.published export --store results/replicate.sqlite --profile P
     python -m benchmarks.harness.published import --store results/replicate.sqlite --profile P
@@ -98,6 +99,14 @@ def dumps(document: dict) -> str:
     return "\n".join(lines) + "\n}\n"
 
 
+def traced_runs(runs: pd.DataFrame) -> set[str]:
+    """The runs whose memory trace is published: per (task, model) the lowest seed's, and among
+    runs of that seed (a sweep trains one per rate) the first finished, so that a run landing
+    later never takes the trace from a file already published."""
+    order = runs.sort_values(["seed", "finished_at", "run_id"], kind="stable")
+    return set(order.groupby(["task", "model"]).head(1).run_id)
+
+
 def export(store: Store, profile: str, folder: Path) -> list[Path]:
     """Write every finished run of `profile` in `store` to `folder`; returns the files written
     (a run already published with the same content is rewritten identically)."""
@@ -105,7 +114,7 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
     runs = runs[(runs.profile == profile) & runs.status.isin(FINISHED)]
     curves, evals = store.curves(), store.evals()
     traces = store.traces()
-    traced = set(runs.sort_values("seed").groupby(["task", "model"]).head(1).run_id)
+    traced = traced_runs(runs)
     written = []
     for run in runs.to_dict("records"):
         row = {k: plain(v) for k, v in run.items() if k not in SKIPPED}
