@@ -27,7 +27,17 @@ def learned_table(runs: pd.DataFrame, curves: pd.DataFrame, fraction: float) -> 
         {"task": task, "model": model, **learned(group, curves, model, fraction)._asdict()}
         for (task, model), group in runs.groupby(["task", "model"])
     ]
-    return pd.DataFrame(rows, columns=["task", "model", "state", "text"])
+    return pd.DataFrame(rows, columns=["task", "model", "state", "text", "slope"])
+
+
+def learned_label(state: bool | None, slope) -> str:
+    """A learned cell's text: yes / no / ?, and under a "no" whether most of the model's runs
+    were still falling at the end of their budget (claim_measures.Slope) or had gone flat."""
+    known = state in (True, False)  # a table's states are numpy bools: no `is False`
+    text = LEARNED[bool(state) if known else None][1]
+    if known and not state and slope is not None:
+        text += "\nfalling" if 2 * slope.falling > slope.runs else "\nflat"
+    return text
 
 
 def short(claim_id: str, task: str) -> str:
@@ -67,10 +77,12 @@ def verdict_figure(frame: pd.DataFrame, table: pd.DataFrame, out_dir: Path) -> S
             for col, model in enumerate(models):
                 found = table[(table.task == task) & (table.model == model)]
                 state = found.state.iloc[0] if len(found) else None
-                color, text = LEARNED[state if state in (True, False) else None]
+                slope = found.slope.iloc[0] if len(found) else None
+                color = LEARNED[state if state in (True, False) else None][0]
                 x = widest + 0.6 + col
                 ax.add_patch(Rectangle((x, y + 0.05), 0.95, 0.9, color=color))
-                ax.text(x + 0.475, y + 0.5, text, ha="center", va="center", fontsize=8)
+                text = learned_label(state, slope)
+                ax.text(x + 0.475, y + 0.5, text, ha="center", va="center", fontsize=7)
         for col, model in enumerate(models):
             ax.text(
                 widest + 1.075 + col,
@@ -102,6 +114,8 @@ def verdict_figure(frame: pd.DataFrame, table: pd.DataFrame, out_dir: Path) -> S
             "red fails, grey inconclusive. Right: whether each model learned each task at "
             "training sizes (median final cost below half the best trivial cost; n-grams: half "
             "its excess over the optimum); a claim naming a model that did not learn is "
-            "inconclusive by rule."
+            "inconclusive by rule. Under a 'no': 'falling' where most of its runs' validation "
+            "cost still fell over the last quarter of the budget (Theil-Sen slope, its 95% "
+            "interval below zero), else 'flat'."
         )
         return save(fig, out_dir, "verdicts", "Verdicts at a glance", caption)
