@@ -88,12 +88,6 @@ def selection(args, writes_store: bool):
     check_executor(args)
     check_device(args.device)
     profile = load_profile(args.profile, args.overrides)
-    for assignment, keys in profile.shadowed.items():
-        print(
-            f"note: --set {assignment} does not reach the runs of {', '.join(keys)}, which "
-            "the profile states more specifically; --set those keys to change them",
-            file=sys.stderr,
-        )
     # An empty --models is an error (parse_names), not "all": only a missing flag means all.
     models = parse_names(
         "all" if args.models is None else args.models,
@@ -431,6 +425,7 @@ def main(argv=None) -> int:
         return sweep(args)
     profile, specs = build_plan(args)
     if args.command == "params":
+        note_shadowed(profile)
         return params(specs)
     return run(args, profile, specs)
 
@@ -450,6 +445,17 @@ def report(args) -> int:
     if not Path(args.store).exists():
         fail(f"no results store at {args.store}: run a suite first")
     return 0 if write_report(args.store, name, args.report_dir) else 2
+
+
+def note_shadowed(profile) -> None:
+    """One note per --set override that some runs do not take (Profile.shadowed), once the
+    command's input is known good: a bad input's error stays the one line on stderr."""
+    for assignment, keys in profile.shadowed.items():
+        print(
+            f"note: --set {assignment} does not reach the runs of {', '.join(keys)}, which "
+            "the profile states more specifically; --set those keys to change them",
+            file=sys.stderr,
+        )
 
 
 def params(specs) -> int:
@@ -476,6 +482,7 @@ def run(args, profile, specs) -> int:
     summary and the claims, write the report, and compare with the baseline (check)."""
 
     store = suite_store(args, profile)
+    note_shadowed(profile)
     if not train_missing(args, profile.name, specs, store):
         return 130
     return conclude(args, profile, specs, store)
@@ -553,6 +560,7 @@ def sweep(args) -> int:
             store = Store(args.store)
         except StoreError as error:
             fail(str(error))
+        note_shadowed(profile)
         if not train_missing(args, name, specs, store):
             return 130
     table = sweep_table(profile, specs, store.runs())

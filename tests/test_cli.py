@@ -340,3 +340,9 @@ def test_the_command_line_says_which_runs_an_override_misses(tmp_path, capsys):
     assert "tasks.copy.train.steps (3)" in note and note.count("\n") == 1
     assert run_suite.main([*argv, "--set", "train.lr=2"]) == 0
     assert "note:" not in capsys.readouterr().err
+    # bad input after it: the error stays the one line, and no note comes before it
+    bad = ["run", "--profile", profile, "--set", "train.steps=2", "--store", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_:
+        run_suite.main([*bad, "--models", "lstm"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "note" not in err
