@@ -30,14 +30,14 @@ def learned_table(runs: pd.DataFrame, curves: pd.DataFrame, fraction: float) -> 
     return pd.DataFrame(rows, columns=["task", "model", "state", "text", "slope"])
 
 
-def learned_label(state: bool | None, slope) -> str:
-    """A learned cell's text: yes / no / ?, and under a "no" whether most of the model's runs
-    were still falling at the end of their budget (claim_measures.Slope) or had gone flat."""
+def learned_cell(state: bool | None, slope) -> tuple[str, str]:
+    """A learned cell's (color, text): yes / no / ?, and under a "no" whether most of the model's
+    runs were still falling at the end of their budget (claim_measures.Slope) or had gone flat."""
     known = state in (True, False)  # a table's states are numpy bools: no `is False`
-    text = LEARNED[bool(state) if known else None][1]
+    color, text = LEARNED[bool(state) if known else None]
     if known and not state and slope is not None:
         text += "\nfalling" if 2 * slope.falling > slope.runs else "\nflat"
-    return text
+    return color, text
 
 
 def short(claim_id: str, task: str) -> str:
@@ -78,10 +78,9 @@ def verdict_figure(frame: pd.DataFrame, table: pd.DataFrame, out_dir: Path) -> S
                 found = table[(table.task == task) & (table.model == model)]
                 state = found.state.iloc[0] if len(found) else None
                 slope = found.slope.iloc[0] if len(found) else None
-                color = LEARNED[state if state in (True, False) else None][0]
+                color, text = learned_cell(state, slope)
                 x = widest + 0.6 + col
                 ax.add_patch(Rectangle((x, y + 0.05), 0.95, 0.9, color=color))
-                text = learned_label(state, slope)
                 ax.text(x + 0.475, y + 0.5, text, ha="center", va="center", fontsize=7)
         for col, model in enumerate(models):
             ax.text(

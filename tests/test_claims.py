@@ -563,7 +563,7 @@ def test_diverged_seeds_are_named():
 
 
 def test_the_verdict_figure_and_learned_table(tmp_path):
-    from ntm_bench.reports.verdict_figure import learned_label, learned_table, verdict_figure
+    from ntm_bench.reports.verdict_figure import learned_cell, learned_table, verdict_figure
 
     runs, curves = frames(
         [run("ntm", s, converged=1000 * s) for s in (1, 2, 3)]
@@ -576,10 +576,10 @@ def test_the_verdict_figure_and_learned_table(tmp_path):
     assert (tmp_path / saved.png).stat().st_size > 0 and (tmp_path / saved.svg).is_file()
     # one curve point per run: no slope, so the cells say only yes / no
     assert table.slope.isna().all()
-    assert [learned_label(s, None) for s in (True, False, None)] == ["yes", "no", "?"]
+    assert [learned_cell(s, None)[1] for s in (True, False, None)] == ["yes", "no", "?"]
     # under a "no", what most of its runs' ends did
     slope = claim_measures.Slope
-    assert learned_label(False, slope(-1.0, falling=2, rising=0, runs=3)) == "no\nfalling"
-    assert learned_label(False, slope(-1.0, falling=1, rising=0, runs=2)) == "no\nflat"
-    assert learned_label(np.bool_(False), slope(-1.0, 2, 0, 3)) == "no\nfalling"  # a table's
-    assert learned_label(True, slope(-1.0, falling=3, rising=0, runs=3)) == "yes"
+    assert learned_cell(False, slope(-1.0, falling=2, rising=0, runs=3))[1] == "no\nfalling"
+    assert learned_cell(False, slope(-1.0, falling=1, rising=0, runs=2))[1] == "no\nflat"
+    assert learned_cell(np.bool_(False), slope(-1.0, 2, 0, 3))[1] == "no\nfalling"  # a table's
+    assert learned_cell(True, slope(-1.0, falling=3, rising=0, runs=3))[1] == "yes"
