@@ -101,6 +101,11 @@ CASES = [
     ),
     ("negative lr", lambda f, p: ["--set", "train.lr=-0.1"], "must be positive"),
     (
+        "an override's error names the override beside the file",
+        lambda f, p: ["--set", "train.steps=3", "--set", "models.ntm.memory_width=abc"],
+        "tiny.yaml with --set train.steps=3 models.ntm.memory_width=abc: models.ntm",
+    ),
+    (
         "bad optimizer",
         lambda f, p: ["--set", "train.optimizer=sgd"],
         "train.optimizer must be adam or rmsprop",

@@ -295,15 +295,20 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     except ProfileFileError as error:
         raise ConfigError(str(error)) from None
     shadowed = {a: found for a in overrides if (found := shadowing(raw, a))}
+    # A bad value may come from the command line and not the file: the errors name both, so
+    # that nobody searches a file that is fine for the key an override broke.
+    source = f"{path} with --set {' '.join(overrides)}" if overrides else str(path)
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"{path}: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
+        raise ConfigError(
+            f"{source}: unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})"
+        )
 
     seeds = raw.get("seeds", [0])
-    check_seeds(seeds, f"{path}: seeds")
+    check_seeds(seeds, f"{source}: seeds")
     models, tasks = (
-        dict(section(raw, "models", f"{path}: ")),
-        dict(section(raw, "tasks", f"{path}: ")),
+        dict(section(raw, "models", f"{source}: ")),
+        dict(section(raw, "tasks", f"{source}: ")),
     )
     # plugins named in the profile (module:Class keys) and installed entry points join the
     # registries
@@ -311,15 +316,15 @@ def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
         plugins.ensure("models", models)
         plugins.ensure("tasks", tasks)
     except plugins.PluginError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    train = make_train(section(raw, "train", f"{path}: "), f"{path}: train")
-    read_models(models, path)
-    read_tasks(tasks, path)
-    sweep = read_sweep(raw.get("sweep"), f"{path}: sweep")
+        raise ConfigError(f"{source}: {error}") from None
+    train = make_train(section(raw, "train", f"{source}: "), f"{source}: train")
+    read_models(models, source)
+    read_tasks(tasks, source)
+    sweep = read_sweep(raw.get("sweep"), f"{source}: sweep")
     return Profile(path.stem, str(path), tuple(seeds), train, models, tasks, sweep, shadowed)
 
 
-def read_models(models: dict, path: Path) -> None:
+def read_models(models: dict, source: str) -> None:
     """Check the profile's `models` section model by model and read its values in place
     (read_params): its keys, seeds, train overrides and per-task parameters."""
     from ntm_bench.models import MODELS
@@ -328,47 +333,47 @@ def read_models(models: dict, path: Path) -> None:
     for name, params in models.items():
         if name not in MODELS:
             raise ConfigError(
-                f"{path}: models: unknown model {name!r} (known: {', '.join(MODELS)})"
+                f"{source}: models: unknown model {name!r} (known: {', '.join(MODELS)})"
             )
         check_keys(
             params or {},
             MODELS[name],
-            f"{path}: models.{name}",
+            f"{source}: models.{name}",
             extra=("train", "per_task", "seeds"),
         )
-        params = models[name] = read_params(params or {}, MODELS[name], f"{path}: models.{name}")
-        check_seeds(params.get("seeds", [0]), f"{path}: models.{name}.seeds")
+        params = models[name] = read_params(params or {}, MODELS[name], f"{source}: models.{name}")
+        check_seeds(params.get("seeds", [0]), f"{source}: models.{name}.seeds")
         make_train(
-            section(params, "train", f"{path}: models.{name}."), f"{path}: models.{name}.train"
+            section(params, "train", f"{source}: models.{name}."), f"{source}: models.{name}.train"
         )
-        per_task = section(params, "per_task", f"{path}: models.{name}.")
+        per_task = section(params, "per_task", f"{source}: models.{name}.")
         for task, task_params in per_task.items():
             if task not in TASKS:
                 raise ConfigError(
-                    f"{path}: models.{name}.per_task: unknown task {task!r} (known: "
+                    f"{source}: models.{name}.per_task: unknown task {task!r} (known: "
                     f"{', '.join(TASKS)})"
                 )
-            where = f"{path}: models.{name}.per_task.{task}"
+            where = f"{source}: models.{name}.per_task.{task}"
             check_keys(task_params or {}, MODELS[name], where, extra=("train",))
             params["per_task"][task] = read_params(task_params or {}, MODELS[name], where)
             make_train(section(task_params or {}, "train", f"{where}."), f"{where}.train")
 
 
-def read_tasks(tasks: dict, path: Path) -> None:
+def read_tasks(tasks: dict, source: str) -> None:
     """Check the profile's `tasks` section task by task and read its values in place: its keys,
     train overrides and evaluation points."""
     from ntm_bench.tasks import TASKS
 
     for name, params in tasks.items():
         if name not in TASKS:
-            raise ConfigError(f"{path}: tasks: unknown task {name!r} (known: {', '.join(TASKS)})")
-        check_keys(params or {}, TASKS[name], f"{path}: tasks.{name}", extra=("eval", "train"))
-        params = tasks[name] = read_params(params or {}, TASKS[name], f"{path}: tasks.{name}")
+            raise ConfigError(f"{source}: tasks: unknown task {name!r} (known: {', '.join(TASKS)})")
+        check_keys(params or {}, TASKS[name], f"{source}: tasks.{name}", extra=("eval", "train"))
+        params = tasks[name] = read_params(params or {}, TASKS[name], f"{source}: tasks.{name}")
         make_train(
-            section(params, "train", f"{path}: tasks.{name}."), f"{path}: tasks.{name}.train"
+            section(params, "train", f"{source}: tasks.{name}."), f"{source}: tasks.{name}.train"
         )
         check_eval(
-            section(params, "eval", f"{path}: tasks.{name}."),
+            section(params, "eval", f"{source}: tasks.{name}."),
             TASKS[name].axes,
-            f"{path}: tasks.{name}.eval",
+            f"{source}: tasks.{name}.eval",
         )
