@@ -14,13 +14,31 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-if __name__ == "__main__" and importlib.util.find_spec("ntm_bench") is None:
-    # a checkout that was never installed: how to install it, not an import traceback
-    print(
-        "run_suite.py: error: the ntm_bench package is not installed in this Python; in the "
-        "repository: pip install -c constraints-cpu.txt -e '.[dev]' (README)",
-        file=sys.stderr,
-    )
+
+def installation_error() -> str | None:
+    """Why this file cannot run as a script here, or None: the ntm_bench package must be
+    installed, and be this checkout. A second checkout (a worktree at another commit) run with a
+    Python that has the first one installed would train the first one's code and record its
+    commit, so it is refused, naming both."""
+    spec = importlib.util.find_spec("ntm_bench")
+    if spec is None:
+        return (
+            "the ntm_bench package is not installed in this Python; in the repository: "
+            "pip install -c constraints-cpu.txt -e '.[dev]' (README)"
+        )
+    here = Path(__file__).resolve().parent
+    installed = [Path(folder).resolve() for folder in spec.submodule_search_locations]
+    if here not in installed:
+        return (
+            f"this checkout is {here}, but this Python's ntm_bench is {installed[0]}, whose code "
+            "would run: install this one into its own environment (pip install -c "
+            "constraints-cpu.txt -e '.[dev]'), or run that one's (an installed wheel: ntm-bench)"
+        )
+    return None
+
+
+if __name__ == "__main__" and (problem := installation_error()):
+    print(f"run_suite.py: error: {problem}", file=sys.stderr)
     sys.exit(2)
 
 from ntm_bench.benchmarks.harness.cli import (  # noqa: E402 (after the check above)

@@ -1,6 +1,7 @@
 """The command line: subcommands with their own --help, the flag form planning the same runs,
 contradicting modes as errors, and `evaluate` adding points to finished runs without retraining."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -293,6 +294,51 @@ def test_a_checkout_that_was_never_installed_says_how_to_install_it():
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("run_suite.py: error: the ntm_bench package is not installed")
     assert "pip install -c constraints-cpu.txt -e '.[dev]'" in lines[0]
+
+
+def test_a_second_checkout_refuses_to_run_the_installed_ones_code(tmp_path):
+    # a worktree at another commit, run with this Python (whose ntm_bench is this checkout)
+    shutil.copy(ROOT / "run_suite.py", tmp_path / "run_suite.py")
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "run_suite.py"), "--help"], capture_output=True, text=True
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert f"this checkout is {tmp_path.resolve()}" in lines[0]
+    assert f"this Python's ntm_bench is {ROOT.resolve()}" in lines[0]
+
+
+def git(folder, *args):
+    subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+
+
+def test_a_run_names_its_codes_commit_and_whether_the_code_differed_from_it(tmp_path):
+    from ntm_bench.benchmarks.harness.runner import CODE_COMMIT, git_sha
+
+    assert git_sha(tmp_path) is None, "not a checkout"
+    git(tmp_path, "init", "-q")
+    (tmp_path / ".gitignore").write_text("ignored.py\n")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    (tmp_path / "notes.md").write_text("notes\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout.strip()
+    assert len(commit) == 12 and git_sha(tmp_path) == commit
+    (tmp_path / "notes.md").write_text("other notes\n")  # not code
+    (tmp_path / "ignored.py").write_text("y = 2\n")
+    assert git_sha(tmp_path) == commit
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert git_sha(tmp_path) == commit + "+dirty"
+    git(tmp_path, "checkout", "-q", "model.py")
+    (tmp_path / "new_model.py").write_text("z = 3\n")
+    assert git_sha(tmp_path) == commit + "+dirty"
+    # a folder inside a checkout is not a checkout: an installed wheel in a venv inside a repo
+    (tmp_path / "site").mkdir()
+    assert git_sha(tmp_path / "site") is None
+    # this process's runs name the commit of the code it loaded: this checkout's, read at import
+    assert CODE_COMMIT == git_sha()
 
 
 RAW = {

@@ -76,18 +76,33 @@ def load_checkpoint(path: Path) -> dict | None:
     return saved
 
 
-def git_sha() -> str | None:
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/harness/ up two
+
+
+def git_sha(root: Path = PACKAGE_ROOT) -> str | None:
+    """The commit of the checkout `root` (this code's, unless told), with "+dirty" when a Python
+    file in it (tracked, or new and not ignored) differs from that commit; None where `root` is
+    not a checkout's top folder (an installed wheel)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=root, timeout=5
+        ).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=5,
-        )
-        return out.stdout.strip() or None
+        # a wheel installed into a virtual environment inside some checkout is not that checkout
+        if git("rev-parse", "--show-toplevel") != str(Path(root).resolve()):
+            return None
+        commit = git("rev-parse", "--short=12", "HEAD")
+        return commit + "+dirty" if git("status", "--porcelain", "--", "*.py") else commit
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+# Read once, when the process loads the code: a process that outlives a commit (a grid of runs
+# trains for hours) goes on running the code it loaded, and its runs must name that code's commit,
+# not the checkout's HEAD when each run starts.
+CODE_COMMIT = git_sha()
 
 
 def provenance(device: str) -> dict:
@@ -99,7 +114,7 @@ def provenance(device: str) -> dict:
         "device": name,
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
-        "git_sha": git_sha(),
+        "git_sha": CODE_COMMIT,
         "fingerprint_json": json.dumps(fingerprint(device), sort_keys=True),
     }
 
