@@ -6,6 +6,7 @@ where there was none; an export only reads its store."""
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -435,3 +436,55 @@ def test_every_published_run_is_one_the_replicate_profile_plans():
     assert "controller_layers" not in resolve(profile, "ntm", "priority_sort", 1).model_params
     two = load_profile("replicate", ["models.ntm.per_task.priority_sort.controller_layers=2"])
     assert resolve(two, "ntm", "priority_sort", 1).model_params["controller_layers"] == 2
+
+
+def grid_of_commits(tmp_path, shas: tuple) -> Path:
+    """A folder of the profile 'onegrid' holding two published runs that name `shas`."""
+    for source, sha in zip((GOOD, OTHER), shas):
+        document = json.loads(source.read_text())
+        document["run"].update(profile="onegrid", git_sha=sha)
+        path = tmp_path / "onegrid" / "copy" / document["run"]["model"] / source.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document))
+    return tmp_path / "onegrid"
+
+
+@pytest.mark.parametrize(
+    "shas,message",
+    [
+        (("abc", "abc"), None),
+        (("abc", "def"), "names commit def, 1 others abc"),
+        (("abc+dirty", "abc+dirty"), "ran code that differed from commit abc+dirty"),
+        ((None, None), "and the others name no commit"),
+        (("abc", None), "names commit None, 1 others abc"),
+    ],
+    ids=["one commit", "two commits", "changed code", "no commit", "one without"],
+)
+def test_a_one_commit_grid_is_refused_from_more_than_one_commit(
+    shas, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(published, "ONE_COMMIT", ("onegrid",))
+    folder = grid_of_commits(tmp_path, shas)
+    store = tmp_path / "rebuilt.sqlite"
+    if message is None:
+        published.rebuild("onegrid", store, folder)
+        assert len(published.read(folder)) == 2
+    else:
+        with pytest.raises(published.PublishedError, match=re.escape(message)):
+            published.rebuild("onegrid", store, folder)
+        assert not store.exists(), "refused before the store is made"
+    # export: from a store that holds the runs, into a folder already holding one of them
+    assert import_(tmp_path / "all.sqlite", folder) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    (out / "copy" / "lstm").mkdir(parents=True)
+    kept = out / "copy" / "lstm" / GOOD.name
+    kept.write_text((folder / "copy" / "lstm" / GOOD.name).read_text())
+    argv = ["export", "--store", str(tmp_path / "all.sqlite"), "--profile", "onegrid"]
+    assert published.main([*argv, "--dir", str(out)]) == (0 if message is None else 2)
+    if message is not None:
+        assert "onegrid is published from one commit" in one_line(capsys)
+        assert [p.name for p in out.rglob("seed*.json")] == [GOOD.name], "nothing written"
+    # a profile not in ONE_COMMIT publishes whatever its runs name
+    monkeypatch.setattr(published, "ONE_COMMIT", ())
+    published.rebuild("onegrid", store, folder)

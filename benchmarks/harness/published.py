@@ -21,6 +21,7 @@ export only reads the store.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import sqlite3
@@ -43,6 +44,10 @@ PATTERN = "seed*-*.json"  # a run's file; others under the folder (claims.md, ..
 # reproducibility test retrains: `replicate` until the second grid (replicate_v2, trained at one
 # commit) is complete, then that.
 GRID = "replicate"
+# Grids published from one commit's code, as it was committed (issue 21): export refuses to write,
+# and rebuild (so every report from the files, and CI's claims check) to read, runs of such a
+# profile that name more than one commit, or none, or code that differed from its commit.
+ONE_COMMIT = ("replicate_v2",)
 # lease bookkeeping, not results; and the trivial costs, derived from the config (import
 # computes them: trivial_costs)
 SKIPPED = ("owner", "lease_until", "trivial_json")
@@ -153,6 +158,33 @@ def export(store: Store, profile: str, folder: Path) -> list[Path]:
     return written
 
 
+def check_one_commit(profile: str, runs: list[dict]) -> None:
+    """PublishedError, naming a run, where `profile` is one of ONE_COMMIT and its `runs` (run
+    rows) do not all name the same commit, clean."""
+    if profile not in ONE_COMMIT or not runs:
+        return
+    shas = [plain(run.get("git_sha")) for run in runs]  # a store's NULL reads as NaN
+    commits = collections.Counter(shas)
+    usual = commits.most_common(1)[0][0]
+    odd = runs[next((i for i, sha in enumerate(shas) if sha != usual), 0)]
+
+    def name(run: dict) -> str:
+        return f"{run['model']} on {run['task']} seed {int(run['seed'])} (run {run['run_id']})"
+
+    if len(commits) > 1:
+        sha = plain(odd.get("git_sha"))
+        problem = f"{name(odd)} names commit {sha}, {commits[usual]} others {usual}"
+    elif usual is None:
+        problem = f"{name(odd)} and the others name no commit"
+    elif usual.endswith("+dirty"):
+        problem = f"{name(odd)} and the others ran code that differed from commit {usual}"
+    else:
+        return
+    raise PublishedError(
+        f"{profile} is published from one commit (published.ONE_COMMIT), but {problem}"
+    )
+
+
 def read(folder: Path) -> list[dict]:
     """Every published run document under `folder`, in path order, each checked
     (benchmarks/harness/run_document.py); PublishedError for the first bad file or a run published
@@ -214,13 +246,14 @@ def rebuild(profile: str, store_path: Path, folder: Path | None = None) -> Path:
     """A fresh store at `store_path` holding exactly the published runs of `profile` (any file
     already there is replaced): what `run_suite.py --report --published` reports from. Raises
     FileNotFoundError without the folder, PublishedError (before touching `store_path`) for a
-    bad file in it."""
+    bad file in it, or for runs of a ONE_COMMIT profile from more than one commit."""
     folder = Path(folder) if folder is not None else ROOT / profile
     if not folder.is_dir():
         raise FileNotFoundError(
             f"no published results for profile {profile!r} (no folder {folder})"
         )
     documents = read(folder)
+    check_one_commit(profile, [document["run"] for document in documents])
     store_path = Path(store_path)
     for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):
         stale.unlink(missing_ok=True)
@@ -277,8 +310,15 @@ def export_command(store_path: str, profile: str, folder: Path) -> int:
                 f"results store {store_path} has no finished runs of profile {profile!r} "
                 f"(finished runs of: {profiles})",
             )
+        # what the folder will hold: the store's runs of the profile beside those already there
+        ours = finished[finished.profile == profile].to_dict("records")
+        there = read(folder) if folder.is_dir() else []
+        fresh = {run["run_id"] for run in ours}
+        check_one_commit(
+            profile, ours + [d["run"] for d in there if d["run"]["run_id"] not in fresh]
+        )
         written = export(store, profile, folder)
-    except StoreError as error:
+    except (StoreError, PublishedError) as error:
         return bad_input(PROG, error)
     except OSError as error:
         return bad_input(
