@@ -16,7 +16,8 @@ these bit for bit.
 
 An import checks every file (benchmarks/harness/run_document.py) before it writes anything, then
 adds them all in one transaction: a bad file is named with its key and the store keeps its bytes. An
-export only reads the store.
+export only reads the store. A grid in ONE_COMMIT (the second one) is exported, and read back for
+a report, only while all its runs name one commit and ran that commit's code unchanged.
 """
 
 from __future__ import annotations
